@@ -1,0 +1,5 @@
+import sys
+
+from monet_opt.cli import main
+
+sys.exit(main())

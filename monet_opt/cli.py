@@ -1,0 +1,97 @@
+"""The `monet` command line. Errors are one line on stderr with exit 2 (bad input) or 3 (infeasible)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from monet_opt.errors import MonetError
+from monet_opt.io import write_json_atomic
+from monet_opt.training import PRECISIONS, Optimizer, derive_training_graph
+from monet_opt.training.summary import format_summary, workload_summary
+from monet_opt.workload import BUILTIN_MODELS, Graph, load_forward_graph
+from monet_opt.workload.serialize import graph_to_dict
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error (exit 2), like every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be positive")
+    return value
+
+
+def add_workload_arguments(p: argparse.ArgumentParser, positional: bool = True) -> None:
+    """The workload options shared by every command that builds a training graph."""
+    if positional:
+        p.add_argument("workload", metavar="MODEL|FILE.onnx", help=f"built-in ({', '.join(BUILTIN_MODELS)}) or ONNX file")
+    p.add_argument("--batch", type=_positive_int, help="batch size (default: the model's preset)")
+    p.add_argument("--seq-len", type=_positive_int, help="sequence length of a language model")
+    p.add_argument("--image-size", type=_positive_int, help="input height = width of a CNN")
+    p.add_argument("--classes", type=_positive_int, help="number of classes of a CNN")
+    p.add_argument("--optimizer", choices=[o.value for o in Optimizer], default="adam", help="default: adam")
+    p.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32", help="element types per role (default fp32)")
+
+
+def training_graph_from_args(args: argparse.Namespace) -> tuple[Graph, Graph]:
+    """(forward graph, training graph) for the workload options in `args`."""
+    forward = load_forward_graph(
+        args.workload, batch=args.batch, seq_len=args.seq_len, image_size=args.image_size, num_classes=args.classes
+    )
+    training = derive_training_graph(forward, Optimizer(args.optimizer), PRECISIONS[args.precision])
+    return forward, training
+
+
+def _cmd_workload_show(args: argparse.Namespace) -> int:
+    forward, training = training_graph_from_args(args)
+    summary = workload_summary(forward, training)
+    print(json.dumps(summary, indent=1) if args.json else format_summary(summary))
+    return 0
+
+
+def _cmd_workload_export(args: argparse.Namespace) -> int:
+    _, training = training_graph_from_args(args)
+    write_json_atomic(args.output, graph_to_dict(training))
+    print(f"wrote {args.output}: {len(training.ops)} ops, {len(training.tensors)} tensors")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="monet", description="Model and optimise neural-network training on dataflow accelerators.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    workload = commands.add_parser("workload", help="training graphs of built-in or ONNX models")
+    workload_cmds = workload.add_subparsers(dest="workload_command", required=True, parser_class=_Parser)
+    show = workload_cmds.add_parser("show", help="parameters, MACs, ops and memory of one training step")
+    add_workload_arguments(show)
+    show.add_argument("--json", action="store_true", help="print a JSON object instead of text")
+    show.set_defaults(handler=_cmd_workload_show)
+    export = workload_cmds.add_parser("export", help="write the training graph as JSON")
+    add_workload_arguments(export)
+    export.add_argument("-o", "--output", required=True, metavar="FILE.json")
+    export.set_defaults(handler=_cmd_workload_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except MonetError as exc:
+        print(f"monet: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
