@@ -109,12 +109,28 @@ def import_onnx(path: str | Path, *, batch: int | None = None, seq_len: int | No
     """Forward graph (with loss) of the ONNX model at `path`; InputError on anything it cannot take."""
     path = Path(path)
     model = _load(path)
+    order = _node_order(model, path)
     _bind_input_dims(model, path, batch, seq_len)
     try:
         model = shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     except Exception as exc:
         raise InputError(f"{path}: inconsistent shapes ({_first_line(exc)})") from None
-    return _Importer(model, path).run()
+    return _Importer(model, path).run(order)
+
+
+def _node_order(model: onnx.ModelProto, path: Path) -> list[int]:
+    """Node indices in dependency order; InputError naming the nodes of a cycle."""
+    nodes = list(model.graph.node)
+    keys = [f"#{i}" for i in range(len(nodes))]
+    reads = {keys[i]: tuple(x for x in n.input if x) for i, n in enumerate(nodes)}
+    writes = {keys[i]: tuple(n.output) for i, n in enumerate(nodes)}
+    try:
+        return [int(key[1:]) for key in topological_op_order(keys, reads, writes)]
+    except InputError as exc:
+        message = str(exc)
+        for i in reversed(range(len(nodes))):  # reversed: "#12" is replaced before "#1"
+            message = message.replace(keys[i], nodes[i].name or nodes[i].output[0])
+        raise InputError(f"{path}: {message}") from None
 
 
 class _Importer:
@@ -180,20 +196,7 @@ class _Importer:
             raise self.error(node, f"output shape {actual} disagrees with the inferred shape {expected}")
 
     # ------------------------------------------------------------------ run
-    def run(self) -> Graph:
-        nodes = list(self.graph.node)
-        names = [f"{i}:{n.op_type}" for i, n in enumerate(nodes)]
-        reads = {names[i]: tuple(x for x in n.input if x) for i, n in enumerate(nodes)}
-        writes = {names[i]: tuple(n.output) for i, n in enumerate(nodes)}
-        try:
-            order = topological_op_order(names, reads, writes)
-        except InputError as exc:
-            labels = {names[i]: (n.name or n.output[0]) for i, n in enumerate(nodes)}
-            message = str(exc)
-            for key, label in labels.items():
-                message = message.replace(key, label)
-            raise InputError(f"{self.path}: {message}") from None
-        by_name = dict(zip(names, nodes))
+    def run(self, order: list[int]) -> Graph:
         initializers = set(self.initializers)
         for value in self.graph.input:
             if value.name in initializers:
@@ -205,8 +208,8 @@ class _Importer:
             if any(d <= 0 for d in shape):
                 raise InputError(f"{self.path}: input {value.name!r} has a non-positive dimension {shape}")
             self.env[value.name] = self.builder.input(value.name, shape, elem)
-        for key in order:
-            node = by_name[key]
+        for index in order:
+            node = self.graph.node[index]
             if node.op_type not in SUPPORTED_OPS:
                 raise self.error(node, f"unsupported op type {node.op_type!r} (supported: {', '.join(SUPPORTED_OPS)})")
             getattr(self, f"_op_{node.op_type}")(node)
