@@ -38,6 +38,10 @@ def test_tiny_mlp_training_graph_by_hand():
     # drelu 24, dh 24): step 4 (loss.backward) holds x, labels, r, logits and dlogits = 152.
     assert list(memory_curve(t) - m.static_bytes) == [72, 96, 112, 116, 152, 120, 120, 104, 56, 0, 0]
     assert m.store_all_peak_bytes == 152 + 216 and m.peak_op == "loss.backward"
+    fc2_dw = t.op_by_name["fc2.dw"]  # reads relu (24) and dlogits (40), writes dW2 (60)
+    assert (t.read_bytes(fc2_dw), t.write_bytes(fc2_dw)) == (64, 60)
+    update = t.op_by_name["W2.update"]  # SGD reads W2 and its gradient, rewrites W2 in place
+    assert (t.read_bytes(update), t.write_bytes(update)) == (120, 60)
 
 
 def test_optimizer_states_and_precision():

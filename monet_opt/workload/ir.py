@@ -301,6 +301,14 @@ class Graph:
                     g.add_edge(src, op.name, tensors=[t])
         return g
 
+    def read_bytes(self, op: Op) -> int:
+        """Bytes of the distinct tensors `op` reads (inputs and tensors it updates in place)."""
+        return sum(self.tensors[t].size_bytes for t in dict.fromkeys(op.inputs + op.updates))
+
+    def write_bytes(self, op: Op) -> int:
+        """Bytes `op` writes: its outputs and the tensors it updates in place."""
+        return sum(self.tensors[t].size_bytes for t in op.outputs + op.updates)
+
     def ops_in_phase(self, phase: Phase) -> tuple[Op, ...]:
         return tuple(op for op in self.ops if op.phase is phase)
 

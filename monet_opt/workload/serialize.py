@@ -2,8 +2,8 @@
 
 Format `monet_opt.graph/1`: {format, name, inputs, outputs, tensors: [{name, shape, dtype, role,
 size_bytes}], ops: [{name, kind, phase, inputs, outputs, dims, attrs, updates, forward_op, macs,
-vector_ops}], saved_for_backward: {tensor: [backward op, ...]}}. `size_bytes`, `macs` and
-`vector_ops` are derived values written for convenience and ignored on reading.
+vector_ops, read_bytes, write_bytes}], saved_for_backward: {tensor: [backward op, ...]}}. `size_bytes`, `macs`,
+`vector_ops`, `read_bytes` and `write_bytes` are derived values written for convenience and ignored on reading.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def graph_to_dict(graph: Graph) -> dict[str, Any]:
         "ops": [
             {"name": op.name, "kind": op.kind.value, "phase": op.phase.value, "inputs": list(op.inputs),
              "outputs": list(op.outputs), "dims": dict(op.dims), "attrs": dict(op.attrs),
-             "updates": list(op.updates), "forward_op": op.forward_op, "macs": op.macs, "vector_ops": op.vector_ops}
+             "updates": list(op.updates), "forward_op": op.forward_op, "macs": op.macs, "vector_ops": op.vector_ops,
+             "read_bytes": graph.read_bytes(op), "write_bytes": graph.write_bytes(op)}
             for op in graph.ops
         ],
         "saved_for_backward": {t: list(ops) for t, ops in graph.saved_for_backward.items()},
