@@ -7,9 +7,14 @@ import json
 import sys
 from collections.abc import Sequence
 
+from monet_opt.cost import CostTable
 from monet_opt.errors import MonetError
+from monet_opt.hardware import builtin_hardware, load_accelerator
+from monet_opt.hardware.describe import accelerator_to_dict, format_accelerator
 from monet_opt.io import write_json_atomic
-from monet_opt.training import PRECISIONS, Optimizer, derive_training_graph
+from monet_opt.report import format_result, result_to_dict, write_reports
+from monet_opt.schedule import default_plan, simulate
+from monet_opt.training import PRECISIONS, Optimizer, derive_training_graph, inference_graph
 from monet_opt.training.summary import format_summary, workload_summary
 from monet_opt.workload import BUILTIN_MODELS, Graph, load_forward_graph
 from monet_opt.workload.serialize import graph_to_dict
@@ -34,8 +39,11 @@ def _positive_int(text: str) -> int:
 
 def add_workload_arguments(p: argparse.ArgumentParser, positional: bool = True) -> None:
     """The workload options shared by every command that builds a training graph."""
+    what = f"built-in ({', '.join(BUILTIN_MODELS)}) or ONNX file"
     if positional:
-        p.add_argument("workload", metavar="MODEL|FILE.onnx", help=f"built-in ({', '.join(BUILTIN_MODELS)}) or ONNX file")
+        p.add_argument("workload", metavar="MODEL|FILE.onnx", help=what)
+    else:
+        p.add_argument("--workload", required=True, metavar="MODEL|FILE.onnx", help=what)
     p.add_argument("--batch", type=_positive_int, help="batch size (default: the model's preset)")
     p.add_argument("--seq-len", type=_positive_int, help="sequence length of a language model")
     p.add_argument("--image-size", type=_positive_int, help="input height = width of a CNN")
@@ -67,6 +75,36 @@ def _cmd_workload_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_hardware_list(args: argparse.Namespace) -> int:
+    for name in builtin_hardware():
+        hw = load_accelerator(name)
+        print(f"{name:<16} {len(hw.cores)} cores  {hw.description}")
+    return 0
+
+
+def _cmd_hardware_show(args: argparse.Namespace) -> int:
+    hw = load_accelerator(args.hardware)
+    print(json.dumps(accelerator_to_dict(hw), indent=1) if args.json else format_accelerator(hw))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    hw = load_accelerator(args.hardware)
+    forward, training = training_graph_from_args(args)
+    graph = training if args.mode == "training" else inference_graph(forward)
+    table = CostTable(graph, hw)
+    result = simulate(graph, hw, default_plan(graph, table), table)
+    if args.out:
+        write_reports(result, args.out, workload=args.workload, mode=args.mode)
+    if args.json:
+        print(json.dumps(result_to_dict(result, workload=args.workload, mode=args.mode, timeline=False), indent=1))
+    else:
+        print(format_result(result, workload=args.workload, mode=args.mode))
+        if args.out:
+            print(f"wrote {args.out}/result.json, gantt.png, memory.png, trace.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="monet", description="Model and optimise neural-network training on dataflow accelerators.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -81,6 +119,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_workload_arguments(export)
     export.add_argument("-o", "--output", required=True, metavar="FILE.json")
     export.set_defaults(handler=_cmd_workload_export)
+
+    hardware = commands.add_parser("hardware", help="accelerator descriptions")
+    hardware_cmds = hardware.add_subparsers(dest="hardware_command", required=True, parser_class=_Parser)
+    hardware_cmds.add_parser("list", help="the built-in library").set_defaults(handler=_cmd_hardware_list)
+    hw_show = hardware_cmds.add_parser("show", help="one accelerator, built-in or YAML file")
+    hw_show.add_argument("hardware", metavar="NAME|FILE.yaml")
+    hw_show.add_argument("--json", action="store_true")
+    hw_show.set_defaults(handler=_cmd_hardware_show)
+
+    evaluate = commands.add_parser("evaluate", help="simulate one training (or inference) step with the default plan")
+    add_workload_arguments(evaluate, positional=False)
+    evaluate.add_argument("--hardware", required=True, metavar="NAME|FILE.yaml")
+    evaluate.add_argument("--mode", choices=["training", "inference"], default="training")
+    evaluate.add_argument("--out", metavar="DIR", help="write result.json, gantt.png, memory.png, trace.json")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(handler=_cmd_evaluate)
     return parser
 
 

@@ -1,9 +1,11 @@
 """Training graphs (forward + backward + optimizer) and their memory accounting."""
 
-from monet_opt.training.derive import OPTIMIZER_STATES, PRECISIONS, Optimizer, Precision, derive_training_graph
+from monet_opt.training.derive import (
+    OPTIMIZER_STATES, PRECISIONS, Optimizer, Precision, derive_training_graph, inference_graph,
+)
 from monet_opt.training.memory import MemoryReport, live_intervals, memory_curve, memory_report
 
 __all__ = [
-    "OPTIMIZER_STATES", "PRECISIONS", "MemoryReport", "Optimizer", "Precision", "derive_training_graph",
+    "OPTIMIZER_STATES", "PRECISIONS", "MemoryReport", "Optimizer", "Precision", "derive_training_graph", "inference_graph",
     "live_intervals", "memory_curve", "memory_report",
 ]

@@ -364,3 +364,21 @@ def derive_training_graph(
         outputs=forward.outputs,
         saved_for_backward={t: tuple(ops) for t, ops in saved.items()},
     )
+
+
+def inference_graph(forward: Graph) -> Graph:
+    """The forward graph without its loss (and the labels only the loss reads): one inference pass
+    whose output is the loss op's input (the logits). Graphs without a loss are returned as they are."""
+    losses = [op for op in forward.ops if op.kind is OpKind.SOFTMAX_XENT]
+    if not losses:
+        return forward
+    loss = losses[0]
+    ops = tuple(op for op in forward.ops if op is not loss)
+    used = {t for op in ops for t in op.inputs + op.outputs}
+    return Graph(
+        name=f"{forward.name}-inference",
+        tensors={n: t for n, t in forward.tensors.items() if n in used},
+        ops=ops,
+        inputs=tuple(t for t in forward.inputs if t in used),
+        outputs=(loss.inputs[0],),
+    )

@@ -94,6 +94,7 @@ class Phase(StrEnum):
     FORWARD = "forward"
     BACKWARD = "backward"
     OPTIMIZER = "optimizer"
+    RECOMPUTE = "recompute"  # a forward op executed again to rematerialise a checkpointed value
 
 
 class OpKind(StrEnum):

@@ -1,0 +1,55 @@
+"""Readable and JSON descriptions of an accelerator (`monet hardware show`)."""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+from monet_opt.hardware.model import OP_KIND_GROUPS, Accelerator, Core
+
+
+def _kinds(core: Core) -> list[str]:
+    """The core's op kinds as group names where a whole group is covered, else kind names."""
+    names, covered = [], set()
+    for group, kinds in OP_KIND_GROUPS.items():
+        if kinds <= core.op_kinds:
+            names.append(group)
+            covered |= kinds
+    return names + sorted(k.value for k in core.op_kinds - covered)
+
+
+def accelerator_to_dict(hw: Accelerator) -> dict[str, Any]:
+    return {
+        "name": hw.name, "description": hw.description, "source": hw.source, "clock_hz": hw.clock_hz,
+        "memories": [m.__dict__ for m in hw.memories.values()],
+        "cores": [
+            {"name": c.name, "memory": c.memory, "op_kinds": _kinds(c),
+             **({"pe_array": {"unroll": dict(c.unroll), "mac_energy_pj": c.mac_energy_pj}} if c.is_pe_array else
+                {"vector_unit": {"lanes": c.vector_lanes, "op_energy_pj": c.vector_op_energy_pj}})}
+            for c in hw.cores
+        ],
+        "dram": hw.dram.__dict__,
+        "links": [{**link.__dict__, "endpoints": list(link.endpoints)} for link in hw.links],
+    }
+
+
+def format_accelerator(hw: Accelerator) -> str:
+    lines = [f"{hw.name}: {hw.description}", f"clock {hw.clock_hz / 1e9:g} GHz", "", "cores:"]
+    for c in hw.cores:
+        engine = (f"PE array {' x '.join(f'{d}{n}' for d, n in c.unroll.items())} ({c.lanes} MACs/cycle, "
+                  f"{c.mac_energy_pj} pJ/MAC)" if c.is_pe_array else
+                  f"vector unit {c.vector_lanes} lanes ({c.vector_op_energy_pj} pJ/op)")
+        lines.append(f"  {c.name:<8} {engine}; memory {c.memory}; runs {', '.join(_kinds(c))}")
+    lines.append("memories:")
+    for m in hw.memories.values():
+        lines.append(f"  {m.name:<10} {m.capacity_bytes:,} B, {m.bandwidth_bits_per_cycle} bits/cycle, "
+                     f"read {m.read_energy_pj_per_bit} / write {m.write_energy_pj_per_bit} pJ/bit")
+    lines.append(f"dram: {hw.dram.capacity_bytes:,} B, {hw.dram.bandwidth_bits_per_cycle} bits/cycle, "
+                 f"{hw.dram.energy_pj_per_bit} pJ/bit")
+    lines.append("links:")
+    for link in hw.links:
+        lines.append(f"  {link.name:<16} {' - '.join(link.endpoints)}: {link.bandwidth_bits_per_cycle} bits/cycle, "
+                     f"{link.energy_pj_per_bit} pJ/bit")
+    if hw.source:
+        lines += ["", "source:", textwrap.fill(hw.source, 100, initial_indent="  ", subsequent_indent="  ")]
+    return "\n".join(lines)

@@ -1,0 +1,309 @@
+"""Accelerator description: cores, memories, DRAM and links, loaded from YAML and validated.
+
+YAML layout (units are in the key names; every key below is required unless marked optional):
+
+    name: str
+    description: str                      (optional)
+    source: str                           (optional) where the numbers come from
+    clock_hz: number > 0
+    memories:                             on-chip memories; several cores may share one
+      - name: str
+        capacity_bytes: int > 0
+        bandwidth_bits_per_cycle: int > 0
+        read_energy_pj_per_bit: number >= 0
+        write_energy_pj_per_bit: number >= 0
+    cores:
+      - name: str
+        memory: name of a memory           the core's local (or shared) memory
+        op_kinds: [group or kind, ...]     groups: mac, pool, vector, optimizer (see OP_KIND_GROUPS)
+        pe_array:                          either a PE array ...
+          unroll: {DIM: lanes, ...}        dataflow: loop dims unrolled spatially (B, K, C, OY, OX, FY, FX)
+          mac_energy_pj: number >= 0
+        vector_unit:                       ... or a vector unit
+          lanes: int > 0
+          op_energy_pj: number >= 0
+    dram:
+      capacity_bytes: int > 0
+      bandwidth_bits_per_cycle: int > 0
+      energy_pj_per_bit: number >= 0
+    links:                                 point-to-point links (2 endpoints) or buses (more)
+      - name: str
+        endpoints: [core name or "dram", ...]
+        bandwidth_bits_per_cycle: int > 0
+        energy_pj_per_bit: number >= 0
+
+Matmul-like ops are mapped onto the conv dimension names for the unrolling: N -> K (output
+channels), K -> C (reduction), M -> OX (rows), B -> B.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from monet_opt.errors import InputError
+from monet_opt.workload.ir import MAC_KINDS, OpKind
+
+DRAM = "dram"
+
+POOL_KINDS = frozenset({OpKind.MAXPOOL, OpKind.AVGPOOL, OpKind.MAXPOOL_BACKWARD, OpKind.AVGPOOL_BACKWARD})
+OPTIMIZER_KINDS = frozenset({OpKind.SGD_UPDATE, OpKind.MOMENTUM_UPDATE, OpKind.ADAM_UPDATE, OpKind.ADAMW_UPDATE})
+OP_KIND_GROUPS: Mapping[str, frozenset[OpKind]] = {
+    "mac": MAC_KINDS,
+    "pool": POOL_KINDS,
+    "optimizer": OPTIMIZER_KINDS,
+    "vector": frozenset(OpKind) - MAC_KINDS - POOL_KINDS - OPTIMIZER_KINDS,
+}
+"""Named groups of op kinds usable in a core's `op_kinds`."""
+
+UNROLL_DIMS = ("B", "K", "C", "OY", "OX", "FY", "FX")
+
+
+@dataclass(frozen=True)
+class Memory:
+    name: str
+    capacity_bytes: int
+    bandwidth_bits_per_cycle: int
+    read_energy_pj_per_bit: float
+    write_energy_pj_per_bit: float
+
+
+@dataclass(frozen=True)
+class Core:
+    """A compute core: a PE array (`unroll` non-empty) or a vector unit (`vector_lanes` > 0)."""
+
+    name: str
+    memory: str
+    op_kinds: frozenset[OpKind]
+    unroll: Mapping[str, int]
+    mac_energy_pj: float
+    vector_lanes: int
+    vector_op_energy_pj: float
+
+    @property
+    def is_pe_array(self) -> bool:
+        return bool(self.unroll)
+
+    @property
+    def lanes(self) -> int:
+        """Parallel MACs (PE array) or operations (vector unit) per cycle."""
+        return math.prod(self.unroll.values()) if self.unroll else self.vector_lanes
+
+    def can_run(self, kind: OpKind) -> bool:
+        return kind in self.op_kinds
+
+
+@dataclass(frozen=True)
+class Dram:
+    capacity_bytes: int
+    bandwidth_bits_per_cycle: int
+    energy_pj_per_bit: float
+
+
+@dataclass(frozen=True)
+class Link:
+    name: str
+    endpoints: tuple[str, ...]
+    bandwidth_bits_per_cycle: int
+    energy_pj_per_bit: float
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    name: str
+    description: str
+    source: str
+    clock_hz: float
+    memories: Mapping[str, Memory]
+    cores: tuple[Core, ...]
+    dram: Dram
+    links: tuple[Link, ...]
+
+    def core(self, name: str) -> Core:
+        for c in self.cores:
+            if c.name == name:
+                return c
+        raise InputError(f"accelerator {self.name!r} has no core {name!r}")
+
+    def link_between(self, a: str, b: str) -> Link:
+        """The link joining `a` and `b` (core names or "dram"): a point-to-point link if there is one,
+        else the fastest bus that reaches both. Loading guarantees every core reaches DRAM."""
+        candidates = [link for link in self.links if a in link.endpoints and b in link.endpoints]
+        if not candidates:
+            raise InputError(f"accelerator {self.name!r}: no link joins {a!r} and {b!r}")
+        return min(candidates, key=lambda link: (len(link.endpoints), -link.bandwidth_bits_per_cycle, link.name))
+
+    def working_capacity_bytes(self, core: str) -> int:
+        """Bytes of its memory a core may use for a working set: the capacity divided evenly among
+        the cores that share the memory (so concurrent working sets never overflow it)."""
+        memory = self.core(core).memory
+        sharers = sum(1 for c in self.cores if c.memory == memory)
+        return self.memories[memory].capacity_bytes // sharers
+
+    def dram_bandwidth_bits_per_cycle(self, core: str) -> int:
+        """DRAM <-> core bandwidth: the slower of the DRAM port and the link that carries the traffic."""
+        return min(self.dram.bandwidth_bits_per_cycle, self.link_between(DRAM, core).bandwidth_bits_per_cycle)
+
+
+_POSITIVE_INT = {"type": "integer", "exclusiveMinimum": 0}
+_POSITIVE_NUMBER = {"type": "number", "exclusiveMinimum": 0}
+_ENERGY = {"type": "number", "minimum": 0}
+_NAME = {"type": "string", "minLength": 1}
+
+
+def _object(properties: dict[str, Any], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [k for k in properties if k not in optional],
+        "additionalProperties": False,
+    }
+
+
+SCHEMA = _object(
+    {
+        "name": _NAME,
+        "description": {"type": "string"},
+        "source": {"type": "string"},
+        "clock_hz": _POSITIVE_NUMBER,
+        "memories": {"type": "array", "minItems": 1, "items": _object({
+            "name": _NAME,
+            "capacity_bytes": _POSITIVE_INT,
+            "bandwidth_bits_per_cycle": _POSITIVE_INT,
+            "read_energy_pj_per_bit": _ENERGY,
+            "write_energy_pj_per_bit": _ENERGY,
+        })},
+        "cores": {"type": "array", "minItems": 1, "items": _object({
+            "name": _NAME,
+            "memory": _NAME,
+            "op_kinds": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+            "pe_array": _object({
+                "unroll": {"type": "object", "minProperties": 1, "additionalProperties": False,
+                           "properties": {d: _POSITIVE_INT for d in UNROLL_DIMS}},
+                "mac_energy_pj": _ENERGY,
+            }),
+            "vector_unit": _object({"lanes": _POSITIVE_INT, "op_energy_pj": _ENERGY}),
+        }, optional=("pe_array", "vector_unit"))},
+        "dram": _object({
+            "capacity_bytes": _POSITIVE_INT,
+            "bandwidth_bits_per_cycle": _POSITIVE_INT,
+            "energy_pj_per_bit": _ENERGY,
+        }),
+        "links": {"type": "array", "items": _object({
+            "name": _NAME,
+            "endpoints": {"type": "array", "minItems": 2, "items": {"type": "string"}},
+            "bandwidth_bits_per_cycle": _POSITIVE_INT,
+            "energy_pj_per_bit": _ENERGY,
+        })},
+    },
+    optional=("description", "source"),
+)
+
+
+def _schema_error_message(error: jsonschema.ValidationError) -> str:
+    path = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in error.absolute_path).replace(".[", "[")
+    where = path or "top level"
+    if error.validator == "additionalProperties":
+        allowed = set(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - allowed)
+        key = f"{path}.{extra[0]}" if path else extra[0]
+        return f"{key}: unknown key (allowed: {', '.join(sorted(allowed))})"
+    if error.validator == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        key = f"{path}.{missing[0]}" if path else missing[0]
+        return f"{key}: missing key"
+    if error.validator == "type":
+        return f"{where}: expected {error.validator_value}, got {error.instance!r}"
+    if error.validator in ("exclusiveMinimum", "minimum"):
+        bound = ">" if error.validator == "exclusiveMinimum" else ">="
+        return f"{where}: must be {bound} {error.validator_value}, got {error.instance!r}"
+    return f"{where}: {error.message}"
+
+
+def accelerator_from_dict(data: Any, source: str) -> Accelerator:
+    """Validate `data` (parsed YAML) and build the Accelerator; InputError naming `source` and the key path."""
+    errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise InputError(f"{source}: {_schema_error_message(jsonschema.exceptions.best_match(errors))}")
+
+    def fail(path: str, problem: str) -> InputError:
+        return InputError(f"{source}: {path}: {problem}")
+
+    memories: dict[str, Memory] = {}
+    for i, m in enumerate(data["memories"]):
+        if m["name"] in memories or m["name"] == DRAM:
+            raise fail(f"memories[{i}].name", f"duplicate or reserved name {m['name']!r}")
+        memories[m["name"]] = Memory(**m)
+    cores: list[Core] = []
+    for i, c in enumerate(data["cores"]):
+        path = f"cores[{i}]"
+        if c["name"] in {x.name for x in cores} or c["name"] == DRAM:
+            raise fail(f"{path}.name", f"duplicate or reserved name {c['name']!r}")
+        if c["memory"] not in memories:
+            raise fail(f"{path}.memory", f"unknown memory {c['memory']!r} (known: {', '.join(memories)})")
+        if ("pe_array" in c) == ("vector_unit" in c):
+            raise fail(path, "a core has exactly one of pe_array or vector_unit")
+        kinds: set[OpKind] = set()
+        for j, k in enumerate(c["op_kinds"]):
+            if k in OP_KIND_GROUPS:
+                kinds |= OP_KIND_GROUPS[k]
+            elif k in {kind.value for kind in OpKind}:
+                kinds.add(OpKind(k))
+            else:
+                raise fail(f"{path}.op_kinds[{j}]", f"unknown op kind or group {k!r} (groups: {', '.join(OP_KIND_GROUPS)})")
+        pe = c.get("pe_array")
+        if pe is not None and not kinds <= MAC_KINDS:
+            raise fail(f"{path}.op_kinds", "a pe_array core runs only mac kinds (conv, conv_dx, conv_dw, matmul)")
+        vec = c.get("vector_unit")
+        cores.append(Core(
+            name=c["name"], memory=c["memory"], op_kinds=frozenset(kinds),
+            unroll=dict(pe["unroll"]) if pe else {}, mac_energy_pj=float(pe["mac_energy_pj"]) if pe else 0.0,
+            vector_lanes=int(vec["lanes"]) if vec else 0, vector_op_energy_pj=float(vec["op_energy_pj"]) if vec else 0.0,
+        ))
+    names = {c.name for c in cores} | {DRAM}
+    links: list[Link] = []
+    for i, link in enumerate(data["links"]):
+        for j, e in enumerate(link["endpoints"]):
+            if e not in names:
+                raise fail(f"links[{i}].endpoints[{j}]", f"unknown endpoint {e!r} (cores or 'dram')")
+        if link["name"] in {x.name for x in links}:
+            raise fail(f"links[{i}].name", f"duplicate name {link['name']!r}")
+        links.append(Link(link["name"], tuple(link["endpoints"]), link["bandwidth_bits_per_cycle"],
+                          float(link["energy_pj_per_bit"])))
+    for i, core in enumerate(cores):
+        if not any(DRAM in link.endpoints and core.name in link.endpoints for link in links):
+            raise fail(f"cores[{i}]", f"core {core.name!r} has no link to dram")
+    return Accelerator(
+        name=data["name"], description=data.get("description", ""), source=data.get("source", ""),
+        clock_hz=float(data["clock_hz"]), memories=memories, cores=tuple(cores), dram=Dram(**data["dram"]),
+        links=tuple(links),
+    )
+
+
+LIBRARY_DIR = Path(__file__).parent / "library"
+
+
+def builtin_hardware() -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in LIBRARY_DIR.glob("*.yaml")))
+
+
+def load_accelerator(name_or_path: str | Path) -> Accelerator:
+    """A built-in accelerator by name, or a YAML file by path."""
+    path = Path(name_or_path)
+    if not path.suffix and (LIBRARY_DIR / f"{name_or_path}.yaml").is_file():
+        path = LIBRARY_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise InputError(f"unknown hardware {str(name_or_path)!r}; built-in: {', '.join(builtin_hardware())}; or a YAML file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise InputError(f"{path}: not valid YAML{where} ({getattr(exc, 'problem', None) or exc})") from None
+    return accelerator_from_dict(data, str(path))

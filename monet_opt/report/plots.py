@@ -1,0 +1,90 @@
+"""Gantt chart and memory-over-time plots of a simulation (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+from monet_opt.io import atomic_path  # noqa: E402
+from monet_opt.schedule.simulate import SimulationResult  # noqa: E402
+
+PHASE_COLOURS = {"forward": "#4C72B0", "backward": "#DD8452", "optimizer": "#55A868", "recompute": "#C44E52"}
+TRANSFER_COLOUR = "#8C8C8C"
+MIB = 1024 * 1024
+
+
+def _time_axis(ax: plt.Axes, result: SimulationResult) -> None:
+    """x axis in Mcycles, labelled with the clock's conversion to milliseconds."""
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1e6:g}"))
+    ax.set_xlabel(f"time [Mcycles]  (1 Mcycle = {1e6 / result.clock_hz * 1e3:.3g} ms at {result.clock_hz / 1e9:.3g} GHz)")
+    ax.set_xlim(0, max(result.latency_cycles, 1))
+
+
+def plot_gantt(result: SimulationResult, title: str, path: str | Path) -> None:
+    """Ops (stacks) per core, coloured by phase, and transfers per link, over time."""
+    cores = list(dict.fromkeys(t.core for t in result.tasks))
+    links = sorted({x.link for x in result.transfers})
+    rows = cores + [f"link {link}" for link in links]
+    fig, ax = plt.subplots(figsize=(14, 1.0 + 0.45 * len(rows)))
+    y = {name: i for i, name in enumerate(rows)}
+    for phase, colour in PHASE_COLOURS.items():
+        bars = [(t.start_cycle, t.end_cycle - t.start_cycle) for t in result.tasks if t.phase == phase]
+        rows_of = [y[t.core] for t in result.tasks if t.phase == phase]
+        for row in sorted(set(rows_of)):
+            ax.broken_barh([b for b, r in zip(bars, rows_of) if r == row], (row - 0.38, 0.76), facecolors=colour,
+                           edgecolor="white", linewidth=0.3)
+    for link in links:
+        bars = [(x.start_cycle, x.end_cycle - x.start_cycle) for x in result.transfers if x.link == link]
+        ax.broken_barh(bars, (y[f"link {link}"] - 0.38, 0.76), facecolors=TRANSFER_COLOUR, edgecolor="white",
+                       linewidth=0.3)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.invert_yaxis()
+    _time_axis(ax, result)
+    ax.set_title(title)
+    handles = [Patch(color=c, label=p) for p, c in PHASE_COLOURS.items() if any(t.phase == p for t in result.tasks)]
+    handles.append(Patch(color=TRANSFER_COLOUR, label="transfer / DRAM traffic"))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.35 if len(rows) < 6 else -0.12),
+              ncol=len(handles), frameon=False)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def plot_memory(result: SimulationResult, title: str, path: str | Path) -> None:
+    """Occupancy of every memory over time (MiB), with its capacity drawn as a dashed line (or noted
+    when it is far above the curve)."""
+    memories = [m for m, points in result.memory_curves.items() if len(points) > 1]
+    fig, axes = plt.subplots(len(memories), 1, figsize=(12, 1.9 * len(memories) + 0.8), sharex=True, squeeze=False)
+    for ax, memory in zip(axes[:, 0], memories):
+        points = list(result.memory_curves[memory])
+        xs = [p[0] for p in points] + [result.latency_cycles]
+        ys = [p[1] / MIB for p in points] + [points[-1][1] / MIB]
+        ax.step(xs, ys, where="post", color="#4C72B0", linewidth=1.2, label="occupancy")
+        ax.fill_between(xs, ys, step="post", alpha=0.25, color="#4C72B0")
+        capacity = result.capacity_bytes[memory] / MIB
+        peak = result.peak_memory_bytes[memory] / MIB
+        if capacity <= 3 * max(peak, 1e-9):
+            ax.axhline(capacity, color="#C44E52", linestyle="--", linewidth=1.2, label="capacity")
+            ax.set_ylim(0, max(capacity, peak) * 1.1)
+        else:
+            ax.set_ylim(0, peak * 1.15 if peak else 1)
+            ax.text(0.99, 0.92, f"capacity {capacity:,.0f} MiB (off scale)", transform=ax.transAxes, ha="right",
+                    va="top", fontsize=8, color="#C44E52")
+        ax.set_ylabel("MiB")
+        ax.set_title(f"{memory}: peak {peak:,.2f} MiB", fontsize=9, loc="left")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
+    _time_axis(axes[-1, 0], result)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

@@ -1,0 +1,465 @@
+"""The validation scheduler: an event-driven simulation of a plan on an accelerator.
+
+It is independent of every solver and is the referee of their claims. Rules:
+
+- Recomputation: a saved activation with Residency.RECOMPUTE is freed after its forward readers;
+  its producer op is executed again (phase "recompute") right before the value's first backward
+  reader, on that reader's core, and the backward readers read the copy. An activation input of a
+  recomputed op that is not itself kept (not saved, or also recomputed) is recomputed first, in
+  turn. Inputs and kept values simply stay live longer.
+- Each core runs its stacks one at a time in its plan order. A stack starts when the core is free,
+  every input has arrived, and the DRAM link of the core is free. It lasts the cost model's
+  `latency_cycles` and reserves that DRAM link for its `dram_cycles` from its start (the bus is
+  *reserved*, not shared: concurrent DRAM streams from different cores serialise).
+- Tensor homes: static tensors and network inputs live in DRAM; a value kept ON_CHIP lives in its
+  producer core's memory and is copied over `link_between(producer core, reader core)` to a reader
+  on a core with another memory (the link is reserved first come, first served, for
+  ceil(bits / bandwidth) cycles); values internal to a fused stack never leave it; all others
+  live in DRAM (their DRAM traffic is part of their producer's and readers' costs).
+- Memory occupancy: DRAM holds every static byte for the whole run and each dynamic DRAM value
+  from its producer's start to its last reader's end. A local memory holds each running stack's
+  working set for the stack's duration, each ON_CHIP value from its producer's start to its last
+  reader's end, and each copied value from its transfer's start to its last reader's end there.
+  Intervals are half-open [start, end).
+- Energy: the cost model's energy of every stack, plus per transfer the link's energy per bit and
+  one read at the source and one write at the destination memory.
+
+Violations (a plan with any is invalid): `capacity` (a memory holds more than its capacity, or a
+fused stack does not fit), `dependency` (a stack is ordered before a stack it reads from on the
+same core, or ops inside a stack are out of order, or stacks depend on each other),
+`ineligible` (a stack on a core that cannot run one of its ops), `order` (the per-core orders do
+not list every stack exactly once on its core, or they deadlock).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+import networkx as nx
+
+from monet_opt.cost.model import Cost, CostTable
+from monet_opt.errors import InputError
+from monet_opt.hardware.model import DRAM, Accelerator
+from monet_opt.schedule.plan import Plan, Residency, check_plan_input
+from monet_opt.workload.ir import Graph, Op, Phase, TensorRole
+
+
+@dataclass(frozen=True)
+class Violation:
+    kind: str  # capacity | dependency | ineligible | order
+    message: str
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    name: str
+    ops: tuple[str, ...]
+    core: str
+    phase: str
+    start_cycle: int
+    end_cycle: int
+    dram_cycles: int
+    energy_pj: float
+
+
+@dataclass(frozen=True)
+class TransferRecord:
+    what: str  # the tensor moved, or "dram traffic of <stack>"
+    link: str
+    start_cycle: int
+    end_cycle: int
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    accelerator: str
+    clock_hz: float
+    latency_cycles: int
+    energy_pj: float
+    energy_breakdown_pj: Mapping[str, float]
+    peak_memory_bytes: Mapping[str, int]
+    capacity_bytes: Mapping[str, int]
+    static_dram_bytes: int
+    tasks: tuple[TaskRecord, ...]
+    transfers: tuple[TransferRecord, ...]
+    memory_curves: Mapping[str, tuple[tuple[int, int], ...]]  # memory -> (cycle, bytes from then on)
+    violations: tuple[Violation, ...]
+
+    @property
+    def valid(self) -> bool:
+        return not self.violations
+
+
+def insert_recomputation(graph: Graph, plan: Plan) -> tuple[Graph, Plan]:
+    """The graph and plan with recompute ops for every RECOMPUTE value (see the module docstring)."""
+    recomputed = {t for t, r in plan.residency.items() if r is Residency.RECOMPUTE}
+    if not recomputed:
+        return graph, plan
+    stack_of = {op: s for s, ops in plan.stacks.items() for op in ops}
+    position = {op.name: i for i, op in enumerate(graph.ops)}
+    kept = {t for t in graph.saved_for_backward if t not in recomputed}
+    clones: dict[str, Op] = {}  # forward op -> its recompute op
+    before: dict[str, list[str]] = defaultdict(list)  # anchor op -> recompute ops inserted before it
+    renamed: dict[str, str] = {}
+
+    def ensure(op_name: str, anchor: str) -> None:
+        if op_name in clones:
+            return
+        op = graph.op_by_name[op_name]
+        inputs = []
+        for t in op.inputs:
+            tensor = graph.tensors[t]
+            if tensor.role is TensorRole.ACTIVATION and t not in kept:
+                ensure(graph.producer[t], anchor)
+                inputs.append(renamed[t])
+            else:
+                inputs.append(t)
+        for t in op.outputs:
+            renamed[t] = f"{t}@recompute"
+        clones[op_name] = replace(
+            op, name=f"{op_name}.recompute", phase=Phase.RECOMPUTE, inputs=tuple(inputs),
+            outputs=tuple(renamed[t] for t in op.outputs), forward_op=op_name,
+        )
+        before[anchor].append(clones[op_name].name)
+
+    for t in sorted(recomputed, key=lambda t: position[graph.saved_for_backward[t][0]]):
+        ensure(graph.producer[t], min(graph.saved_for_backward[t], key=position.__getitem__))
+    tensors = dict(graph.tensors)
+    for t, copy in renamed.items():
+        tensors[copy] = replace(graph.tensors[t], name=copy)
+    by_name = {c.name: c for c in clones.values()}
+    ops: list[Op] = []
+    for op in graph.ops:
+        ops.extend(by_name[name] for name in before.get(op.name, ()))
+        if op.phase is Phase.BACKWARD and any(t in recomputed for t in op.inputs):
+            op = replace(op, inputs=tuple(renamed[t] if t in recomputed else t for t in op.inputs))
+        ops.append(op)
+    saved = {t: readers for t, readers in graph.saved_for_backward.items() if t not in recomputed}
+    new_graph = Graph(graph.name, tensors, tuple(ops), graph.inputs, graph.outputs, saved)
+
+    stacks = dict(plan.stacks)
+    core_of = dict(plan.core_of)
+    order = {c: list(o) for c, o in plan.core_order.items()}
+    for anchor, names in before.items():
+        anchor_stack = stack_of[anchor]
+        core = core_of[anchor_stack]
+        target = order.setdefault(core, [])
+        at = target.index(anchor_stack) if anchor_stack in target else len(target)
+        for name in names:
+            stacks[name] = (name,)
+            core_of[name] = core
+        target[at:at] = names
+    residency = {t: r for t, r in plan.residency.items() if t not in recomputed}
+    return new_graph, Plan(stacks, core_of, {c: tuple(o) for c, o in order.items()}, residency)
+
+
+def _stack_cost(table: CostTable, ops: tuple[str, ...], core: str, on_chip: frozenset[str]) -> tuple[Cost | None, str]:
+    """The stack's price, or (for a fused stack that does not fit) its ops run back to back unfused;
+    None when the core cannot run it. The second value is the reason for a violation ('' if none)."""
+    found = table.get(ops, core, on_chip)
+    if isinstance(found, Cost):
+        return found, ""
+    if len(ops) == 1 or not all(isinstance(table.get((o,), core), Cost) for o in ops):
+        return None, found.reason
+    parts = [table.get((o,), core, on_chip) for o in ops]
+    total = parts[0]
+    for p in parts[1:]:
+        total = replace(
+            total,
+            **{f: getattr(total, f) + getattr(p, f) for f in (
+                "compute_cycles", "fill_drain_cycles", "local_cycles", "dram_cycles", "latency_cycles",
+                "local_read_bits", "local_write_bits", "dram_read_bytes", "dram_write_bytes", "compute_energy_pj",
+                "local_energy_pj", "dram_energy_pj", "dram_link_energy_pj")},
+            working_set_bytes=max(total.working_set_bytes, p.working_set_bytes),
+        )
+    return total, found.reason
+
+
+def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None = None) -> SimulationResult:
+    """Simulate `plan` for `graph` on `hw`; see the module docstring for the rules."""
+    check_plan_input(graph, plan, {c.name for c in hw.cores})
+    graph, plan = insert_recomputation(graph, plan)
+    if table is None or table.graph is not graph:
+        table = CostTable(graph, hw)
+    violations: list[Violation] = []
+    core_memory = {c.name: c.memory for c in hw.cores}
+    stack_of = {op: s for s, ops in plan.stacks.items() for op in ops}
+
+    # ---- static checks: order coverage, dependencies inside and between stacks
+    listed: dict[str, list[str]] = defaultdict(list)
+    for core, order in plan.core_order.items():
+        for s in order:
+            listed[s].append(core)
+    for s, core in plan.core_of.items():
+        where = listed.get(s, [])
+        if where != [core]:
+            violations.append(Violation("order", f"stack {s!r} is assigned to {core!r} but listed in the order of "
+                                                 f"{where or 'no core'}"))
+    stack_inputs: dict[str, list[tuple[str, str]]] = {}  # stack -> (tensor, producer stack)
+    stack_graph = nx.DiGraph()
+    stack_graph.add_nodes_from(plan.stacks)
+    for s, ops in plan.stacks.items():
+        members = set(ops)
+        done: set[str] = set()
+        deps: dict[str, str] = {}
+        for op_name in ops:
+            op = graph.op_by_name[op_name]
+            for t in op.inputs:
+                producer = graph.producer.get(t)
+                if producer is None:
+                    continue
+                if producer in members:
+                    if producer not in done:
+                        violations.append(Violation("dependency", f"in stack {s!r}, op {op_name!r} runs before "
+                                                                  f"{producer!r}, whose output {t!r} it reads"))
+                else:
+                    deps.setdefault(t, stack_of[producer])
+                    stack_graph.add_edge(stack_of[producer], s)
+            done.add(op_name)
+        stack_inputs[s] = list(deps.items())
+    for core, order in plan.core_order.items():
+        position = {s: i for i, s in enumerate(order)}
+        for s in order:
+            for t, p in stack_inputs.get(s, ()):
+                if p in position and position[p] > position[s]:
+                    violations.append(Violation("dependency", f"on core {core!r}, {s!r} is ordered before {p!r}, "
+                                                              f"whose output {t!r} it reads"))
+    if not nx.is_directed_acyclic_graph(stack_graph):
+        cycle = nx.find_cycle(stack_graph)
+        violations.append(Violation("dependency", "stacks depend on each other (a fusion stack is not convex): "
+                                    + " -> ".join(u for u, _ in cycle)))
+
+    # ---- where values live
+    on_chip_home: dict[str, str] = {}  # tensor -> core whose memory holds it
+    for t, r in plan.residency.items():
+        if r is Residency.ON_CHIP:
+            on_chip_home[t] = plan.core_of[stack_of[graph.producer[t]]]
+    internal: set[str] = set()
+    for s, ops in plan.stacks.items():
+        members = set(ops)
+        for op_name in ops:
+            for t in graph.op_by_name[op_name].outputs:
+                readers = graph.consumers[t]
+                if readers and all(r in members for r in readers) and t not in graph.outputs and len(ops) > 1:
+                    internal.add(t)
+
+    # ---- the event loop
+    pending = {c.name: list(plan.core_order.get(c.name, ())) for c in hw.cores}
+    head = {c: 0 for c in pending}
+    core_free = {c: 0 for c in pending}
+    link_free: dict[str, int] = defaultdict(int)
+    end_of: dict[str, int] = {}
+    start_of: dict[str, int] = {}
+    core_run: dict[str, str] = {}
+    arrival: dict[tuple[str, str], int] = {}  # (tensor, memory) -> when a copy is there
+    tasks: list[TaskRecord] = []
+    transfers: list[TransferRecord] = []
+    copies: dict[tuple[str, str], int] = {}  # (tensor, memory) -> copy start
+    energy: dict[str, float] = defaultdict(float)
+    working_sets: list[tuple[str, int, int, int]] = []  # (memory, start, end, bytes)
+    costs: dict[str, Cost | None] = {}
+    ineligible_reported: set[str] = set()
+
+    def stack_cost(s: str, core: str) -> Cost | None:
+        if s not in costs:
+            ops = plan.stacks[s]
+            on_chip = frozenset(t for op in ops for t in graph.op_by_name[op].inputs + graph.op_by_name[op].outputs
+                                if t in on_chip_home)
+            cost, reason = _stack_cost(table, ops, core, on_chip)
+            if cost is None:
+                violations.append(Violation("ineligible", reason))
+                ineligible_reported.add(s)
+            elif reason:
+                violations.append(Violation("capacity", reason))
+            costs[s] = cost
+        return costs[s]
+
+    def needed_copies(s: str, core: str) -> list[tuple[str, str, int]]:
+        """(tensor, link, bytes) of ON_CHIP inputs that must be copied to this core's memory."""
+        out = []
+        for t, _ in stack_inputs[s]:
+            home = on_chip_home.get(t)
+            if home is not None and core_memory[home] != core_memory[core] and (t, core_memory[core]) not in arrival:
+                out.append((t, hw.link_between(home, core).name, graph.tensors[t].size_bytes))
+        return out
+
+    remaining = sum(len(o) for o in pending.values())
+    while remaining:
+        best: tuple[int, int, str] | None = None
+        for index, core in enumerate(pending):
+            if head[core] >= len(pending[core]):
+                continue
+            s = pending[core][head[core]]
+            if any(p not in end_of for _, p in stack_inputs[s]):
+                continue
+            ready = core_free[core]
+            for t, p in stack_inputs[s]:
+                ready = max(ready, end_of[p], arrival.get((t, core_memory[core]), 0))
+            tentative = defaultdict(int, link_free)
+            for t, link, size in needed_copies(s, core):
+                link_obj = next(x for x in hw.links if x.name == link)
+                begin = max(end_of[stack_of[graph.producer[t]]], tentative[link])
+                tentative[link] = begin + math.ceil(size * 8 / link_obj.bandwidth_bits_per_cycle)
+                ready = max(ready, tentative[link])
+            cost = stack_cost(s, core)
+            if cost is not None and cost.dram_cycles:
+                ready = max(ready, tentative[hw.link_between(DRAM, core).name])
+            if best is None or ready < best[0]:
+                best = (ready, index, core)
+        if best is None:
+            waiting = []
+            for core in pending:
+                if head[core] < len(pending[core]):
+                    s = pending[core][head[core]]
+                    blockers = sorted({p for _, p in stack_inputs[s] if p not in end_of})
+                    waiting.append(f"{core} waits at {s!r} for {', '.join(blockers[:2])}")
+            violations.append(Violation("order", "the per-core orders deadlock: " + "; ".join(waiting)))
+            break
+        start, _, core = best
+        s = pending[core][head[core]]
+        memory = core_memory[core]
+        for t, link, size in needed_copies(s, core):
+            link_obj = next(x for x in hw.links if x.name == link)
+            begin = max(end_of[stack_of[graph.producer[t]]], link_free[link])
+            finish = begin + math.ceil(size * 8 / link_obj.bandwidth_bits_per_cycle)
+            link_free[link] = finish
+            arrival[(t, memory)] = finish
+            copies[(t, memory)] = begin
+            transfers.append(TransferRecord(t, link, begin, finish, size))
+            src = hw.memories[core_memory[on_chip_home[t]]]
+            dst = hw.memories[memory]
+            bits = size * 8
+            energy[f"link:{link}"] += bits * link_obj.energy_pj_per_bit
+            energy[f"memory:{src.name}"] += bits * src.read_energy_pj_per_bit
+            energy[f"memory:{dst.name}"] += bits * dst.write_energy_pj_per_bit
+        cost = stack_cost(s, core)
+        duration = cost.latency_cycles if cost is not None else 0
+        end = start + duration
+        if cost is not None:
+            if cost.dram_cycles:
+                dram_link = hw.link_between(DRAM, core).name
+                link_free[dram_link] = start + cost.dram_cycles
+                transfers.append(TransferRecord(f"dram traffic of {s}", dram_link, start, start + cost.dram_cycles,
+                                                cost.dram_bytes))
+                energy[f"link:{dram_link}"] += cost.dram_link_energy_pj
+            energy["compute"] += cost.compute_energy_pj
+            energy[f"memory:{memory}"] += cost.local_energy_pj
+            energy["dram"] += cost.dram_energy_pj
+            working_sets.append((memory, start, end, cost.working_set_bytes))
+        first_op = graph.op_by_name[plan.stacks[s][0]]
+        tasks.append(TaskRecord(s, plan.stacks[s], core, first_op.phase.value, start, end,
+                                cost.dram_cycles if cost is not None else 0, cost.energy_pj if cost is not None else 0.0))
+        start_of[s], end_of[s], core_run[s] = start, end, core
+        core_free[core] = end
+        head[core] += 1
+        remaining -= 1
+
+    makespan = max([t.end_cycle for t in tasks] + [x.end_cycle for x in transfers] + [0])
+
+    # ---- memory occupancy
+    events: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    static_dram = sum(t.size_bytes for t in graph.tensors.values() if t.is_static)
+    events[DRAM].append((0, static_dram))
+    events[DRAM].append((makespan, -static_dram))
+    for name, tensor in graph.tensors.items():
+        if tensor.is_static or name in internal:
+            continue
+        producer = graph.producer.get(name)
+        if producer is not None and stack_of[producer] not in start_of:
+            continue  # never ran (deadlock)
+        alloc = start_of[stack_of[producer]] if producer is not None else 0
+        reader_stacks = {stack_of[r] for r in graph.consumers[name]}
+        ends = [end_of[r] for r in reader_stacks if r in end_of]
+        free = max(ends, default=end_of[stack_of[producer]] if producer is not None else 0)
+        free = max(free, alloc)
+        home = on_chip_home.get(name)
+        memory = DRAM if home is None else core_memory[home]
+        if free > alloc:
+            events[memory] += [(alloc, tensor.size_bytes), (free, -tensor.size_bytes)]
+    for (t, memory), begin in copies.items():
+        last = max((end_of[stack_of[r]] for r in graph.consumers[t]
+                    if stack_of[r] in core_run and core_memory[core_run[stack_of[r]]] == memory), default=begin)
+        events[memory] += [(begin, graph.tensors[t].size_bytes), (last, -graph.tensors[t].size_bytes)]
+    for memory, begin, end, size in working_sets:
+        if end > begin:
+            events[memory] += [(begin, size), (end, -size)]
+    capacity = {DRAM: hw.dram.capacity_bytes, **{m.name: m.capacity_bytes for m in hw.memories.values()}}
+    curves: dict[str, tuple[tuple[int, int], ...]] = {}
+    peaks: dict[str, int] = {}
+    for memory in capacity:
+        level, peak, peak_at, points = 0, 0, 0, [(0, 0)]
+        for time, delta in sorted(events.get(memory, []), key=lambda e: (e[0], e[1])):
+            level += delta
+            if points[-1][0] == time:
+                points[-1] = (time, level)
+            else:
+                points.append((time, level))
+            if level > peak:
+                peak, peak_at = level, time
+        curves[memory] = tuple(points)
+        peaks[memory] = peak
+        if peak > capacity[memory]:
+            violations.append(Violation("capacity", f"memory {memory!r} holds {peak} bytes at cycle {peak_at}, "
+                                                    f"{peak - capacity[memory]} more than its capacity {capacity[memory]}"))
+    return SimulationResult(
+        accelerator=hw.name,
+        clock_hz=hw.clock_hz,
+        latency_cycles=makespan,
+        energy_pj=sum(energy.values()),
+        energy_breakdown_pj=dict(sorted(energy.items())),
+        peak_memory_bytes=peaks,
+        capacity_bytes=capacity,
+        static_dram_bytes=static_dram,
+        tasks=tuple(tasks),
+        transfers=tuple(transfers),
+        memory_curves=curves,
+        violations=tuple(violations),
+    )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a solver says its plan achieves; None fields are not checked."""
+
+    latency_cycles: int | None = None
+    energy_pj: float | None = None
+    peak_memory_bytes: Mapping[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    ok: bool
+    differences: tuple[str, ...]
+    result: SimulationResult
+
+
+ENERGY_RELATIVE_TOLERANCE = 1e-9
+"""Energy is a float sum whose order may differ between a solver and the simulator."""
+
+
+def check(graph: Graph, hw: Accelerator, plan: Plan, claimed: Claim, table: CostTable | None = None) -> CheckReport:
+    """Simulate `plan` and compare with `claimed`: latency and peak bytes must match exactly, energy
+    within ENERGY_RELATIVE_TOLERANCE; every violation is a difference too. Each difference says
+    what disagrees and by how much, and where the simulated latency comes from."""
+    result = simulate(graph, hw, plan, table)
+    differences = [f"{v.kind} violation: {v.message}" for v in result.violations]
+    if claimed.latency_cycles is not None and claimed.latency_cycles != result.latency_cycles:
+        last = max(result.tasks, key=lambda t: t.end_cycle) if result.tasks else None
+        tail = f"; the simulated schedule ends with {last.name!r} on {last.core!r}" if last else ""
+        differences.append(f"latency: claimed {claimed.latency_cycles} cycles, simulated {result.latency_cycles} "
+                           f"({result.latency_cycles - claimed.latency_cycles:+d}){tail}")
+    if claimed.energy_pj is not None and not math.isclose(claimed.energy_pj, result.energy_pj,
+                                                         rel_tol=ENERGY_RELATIVE_TOLERANCE):
+        parts = ", ".join(f"{k} {v:.4g}" for k, v in result.energy_breakdown_pj.items())
+        differences.append(f"energy: claimed {claimed.energy_pj:.6g} pJ, simulated {result.energy_pj:.6g} pJ ({parts})")
+    for memory, claimed_peak in (claimed.peak_memory_bytes or {}).items():
+        if memory not in result.peak_memory_bytes:
+            raise InputError(f"claim names unknown memory {memory!r}")
+        if claimed_peak != result.peak_memory_bytes[memory]:
+            differences.append(f"peak memory of {memory!r}: claimed {claimed_peak} bytes, simulated "
+                               f"{result.peak_memory_bytes[memory]}")
+    return CheckReport(not differences, tuple(differences), result)

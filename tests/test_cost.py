@@ -1,0 +1,160 @@
+"""The cost model against hand-computed values, and its monotonicity properties."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monet_opt.cost import Cost, CostTable, Unavailable, price
+from monet_opt.training import derive_training_graph
+from monet_opt.workload import DType, OpKind
+from monet_opt.workload.builder import GraphBuilder
+from hw_fixtures import toy
+
+
+def matmul_graph(m, k, n, relu_chain=False):
+    g = GraphBuilder("mm")
+    y = g.matmul("mm", g.input("x", (m, k)), g.weight("w", (k, n)))
+    if relu_chain:
+        y = g.matmul("mm2", g.relu("relu", y), g.weight("w2", (n, n)))
+    return g.build([y])
+
+
+def test_matmul_filling_a_32x32_array_takes_macs_over_1024_plus_fill_drain():
+    hw = toy()  # bandwidths of 2^30 bits/cycle: compute-bound
+    g = matmul_graph(64, 32, 32)
+    cost = price(g, [g.op_by_name["mm"]], hw.core("pe"), hw)
+    assert cost.compute_cycles == 64 * 32 * 32 // 1024 == 64
+    assert cost.fill_drain_cycles == 32 + 32  # documented: sum of the unrolled lanes
+    assert cost.latency_cycles == 128 and cost.utilisation == 1.0
+    # Hand count (bits): W stationary, read once: 32*32*4*8 = 32768. A: 64 cycles x 32 C-lanes x 32 bits
+    # = 65536. Output partial sums: 64 x 32 K-lanes x 32 bits, read and written = 65536 each. DRAM
+    # fills A + W (12288 B) written locally = 98304; the output (8192 B) read out = 65536.
+    assert cost.local_read_bits == 32768 + 65536 + 65536 + 65536
+    assert cost.local_write_bits == 65536 + 98304
+    assert (cost.dram_read_bytes, cost.dram_write_bytes) == (12288, 8192)
+    assert cost.compute_energy_pj == 65536 * 1.0
+    assert cost.local_energy_pj == 229376 * 0.5 + 163840 * 0.25
+    assert cost.dram_energy_pj == 20480 * 8 * 10.0 and cost.dram_link_energy_pj == 20480 * 8 * 2.0
+    assert cost.energy_pj == 65536 + 155648 + 1638400 + 327680  # = 2,187,264 pJ
+    half = price(matmul_graph(64, 32, 16), [matmul_graph(64, 32, 16).op_by_name["mm"]], hw.core("pe"), hw)
+    assert half.compute_cycles == 64 and half.utilisation == 0.5  # N = 16 fills half of K's 32 lanes
+
+
+def test_layer_exceeding_local_memory_moves_the_tiling_formula_bytes():
+    g = matmul_graph(256, 64, 512)  # A 65,536 B, W 131,072 B, output 524,288 B
+    small = toy(**{"memories.0.capacity_bytes": 65536})  # M/2 = 32,768 B: n_A = 2, n_B = 4, n_O = 16
+    cost = price(g, [g.op_by_name["mm"]], small.core("pe"), small)
+    # B resident: 131072 + 4*65536 = 393216; A resident: 65536 + 2*131072 = 327680;
+    # output resident: min(65536 + 16*131072, 131072 + 16*65536) = 1179648 -> A resident, 2 tiles
+    assert (cost.dram_read_bytes, cost.tiles) == (327680, 2)
+    assert cost.dram_write_bytes == 524288
+    big = toy()
+    assert price(g, [g.op_by_name["mm"]], big.core("pe"), big).dram_read_bytes == 65536 + 131072
+
+
+def test_dram_bound_latency():
+    hw = toy(**{"dram.bandwidth_bits_per_cycle": 64})
+    g = matmul_graph(64, 32, 32)
+    cost = price(g, [g.op_by_name["mm"]], hw.core("pe"), hw)
+    assert cost.dram_cycles == 20480 * 8 // 64 and cost.latency_cycles == 2560 + 64
+
+
+def test_vector_op_and_ineligible_pairs():
+    g = GraphBuilder("v")
+    y = g.relu("relu", g.input("x", (1000,)))
+    graph = g.build([y])
+    hw = toy()
+    cost = price(graph, [graph.op_by_name["relu"]], hw.core("vec"), hw)
+    assert cost.compute_cycles == 63 and cost.fill_drain_cycles == 0  # ceil(1000 / 16 lanes)
+    assert cost.compute_energy_pj == 1000 * 0.5
+    refused = price(graph, [graph.op_by_name["relu"]], hw.core("pe"), hw)
+    assert isinstance(refused, Unavailable) and "cannot run relu" in refused.reason
+    table = CostTable(graph, hw)
+    assert table.eligible_cores(("relu",)) == ["vec"]
+
+
+def test_fused_stack_keeps_intermediates_on_chip():
+    hw = toy(**{"cores.0.op_kinds": ["mac"], "cores.1.op_kinds": ["vector", "mac"]})
+    g = matmul_graph(64, 32, 32, relu_chain=True)
+    ops = [g.op_by_name[n] for n in ("mm", "relu", "mm2")]
+    fused = price(g, ops, hw.core("vec"), hw)
+    alone = [price(g, [op], hw.core("vec"), hw) for op in ops]
+    intermediates = 2 * (64 * 32 * 4)  # mm and relu outputs, 8 KiB each: written and read back unfused
+    assert sum(c.dram_bytes for c in alone) - fused.dram_bytes == 2 * intermediates
+    assert fused.compute_cycles == sum(c.compute_cycles for c in alone)
+    tight = toy(**{"cores.1.op_kinds": ["vector", "mac"], "memories.1.capacity_bytes": 4096 + 100})
+    # weights w (4 KiB) + w2 (4 KiB) alone exceed the memory: no tiling makes it fit
+    refused = price(g, ops, tight.core("vec"), tight)
+    assert isinstance(refused, Unavailable) and "per tile" in refused.reason
+
+
+def test_training_table_prices_every_pair_with_energy_equal_to_its_breakdown():
+    from monet_opt.hardware import load_accelerator
+    from monet_opt.workload import builtin_forward_graph
+    g = derive_training_graph(builtin_forward_graph("resnet18-cifar"))
+    hw = load_accelerator("edge-tpu-quad")
+    table = CostTable(g, hw).all_ops()
+    assert len(table) == len(g.ops) * len(hw.cores)
+    for (op, core), cost in table.items():
+        if isinstance(cost, Cost):
+            parts = cost.compute_energy_pj + cost.local_energy_pj + cost.dram_energy_pj + cost.dram_link_energy_pj
+            assert cost.energy_pj == parts and cost.latency_cycles >= max(cost.compute_cycles, cost.dram_cycles)
+        else:
+            assert not hw.core(core).can_run(g.op_by_name[op].kind)
+    conv = g.op_by_name["layer1.0.conv1"]
+    assert isinstance(table[(conv.name, "tpu0")], Cost) and isinstance(table[(conv.name, "simd")], Unavailable)
+
+
+ops_strategy = st.tuples(
+    st.sampled_from(["matmul", "conv", "relu"]), st.integers(1, 96), st.integers(1, 96), st.integers(1, 96),
+)
+
+
+def one_op_graph(kind, a, b, c):
+    g = GraphBuilder("one")
+    if kind == "matmul":
+        y = g.matmul("op", g.input("x", (a, b)), g.weight("w", (b, c)))
+    elif kind == "conv":
+        y = g.conv("op", g.input("x", (1, b, 8, 8)), g.weight("w", (c, b, 3, 3)), padding=(1, 1, 1, 1))
+    else:
+        y = g.relu("op", g.input("x", (a, b, c)))
+    return g.build([y])
+
+
+@settings(max_examples=80, deadline=None)
+@given(ops_strategy, st.integers(1, 64), st.sampled_from(["memories", "dram", "links"]))
+def test_more_bandwidth_never_increases_latency(op_shape, factor, which):
+    graph = one_op_graph(*op_shape)
+    op = graph.op_by_name["op"]
+    base = {"memories.0.bandwidth_bits_per_cycle": 256, "memories.1.bandwidth_bits_per_cycle": 128,
+            "dram.bandwidth_bits_per_cycle": 64, "links.1.bandwidth_bits_per_cycle": 64,
+            "memories.0.capacity_bytes": 16384}
+    faster = dict(base)
+    for key in base:
+        if key.startswith(which) and "bandwidth" in key:
+            faster[key] = base[key] * factor
+    core = "vec" if op.kind is OpKind.RELU else "pe"
+    slow_hw, fast_hw = toy(**base), toy(**faster)
+    assert price(graph, [op], fast_hw.core(core), fast_hw).latency_cycles <= \
+        price(graph, [op], slow_hw.core(core), slow_hw).latency_cycles
+
+
+@settings(max_examples=80, deadline=None)
+@given(ops_strategy, st.integers(256, 1 << 16), st.integers(1, 64))
+def test_larger_memory_never_increases_dram_traffic(op_shape, capacity, factor):
+    graph = one_op_graph(*op_shape)
+    op = graph.op_by_name["op"]
+    core, index = ("vec", 1) if op.kind is OpKind.RELU else ("pe", 0)
+    small = toy(**{f"memories.{index}.capacity_bytes": capacity})
+    large = toy(**{f"memories.{index}.capacity_bytes": capacity * factor})
+    assert price(graph, [op], large.core(core), large).dram_bytes <= price(graph, [op], small.core(core), small).dram_bytes
+
+
+def test_precision_changes_bytes_not_macs():
+    from monet_opt.training import PRECISIONS
+    g = GraphBuilder("p")
+    x = g.matmul("mm", g.input("x", (64, 32)), g.weight("w", (32, 32)))
+    graph = derive_training_graph(g.build([g.softmax_xent("loss", x, g.input("y", (64,), DType.INT64))]),
+                                  precision=PRECISIONS["bf16-mixed"])
+    hw = toy()
+    cost = price(graph, [graph.op_by_name["mm"]], hw.core("pe"), hw)
+    assert cost.dram_read_bytes == (64 * 32 + 32 * 32) * 2 and cost.compute_cycles == 64
