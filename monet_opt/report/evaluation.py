@@ -11,6 +11,17 @@ from monet_opt.report.trace import trace_events
 from monet_opt.schedule.simulate import SimulationResult
 
 
+def by_phase(result: SimulationResult) -> dict[str, dict[str, float]]:
+    """Per phase (forward, backward, optimizer, recompute): summed task energy (pJ; transfers
+    between cores are not attributed to a phase) and summed busy cycles over all cores."""
+    phases: dict[str, dict[str, float]] = {}
+    for t in result.tasks:
+        entry = phases.setdefault(t.phase, {"energy_pj": 0.0, "busy_cycles": 0})
+        entry["energy_pj"] += t.energy_pj
+        entry["busy_cycles"] += t.end_cycle - t.start_cycle
+    return phases
+
+
 def result_to_dict(result: SimulationResult, *, workload: str, mode: str, timeline: bool) -> dict[str, Any]:
     """Summary figures (and with `timeline` the per-task and per-transfer records)."""
     out: dict[str, Any] = {
@@ -21,6 +32,7 @@ def result_to_dict(result: SimulationResult, *, workload: str, mode: str, timeli
         "latency_s": result.latency_cycles / result.clock_hz,
         "energy_pj": result.energy_pj,
         "energy_breakdown_pj": dict(result.energy_breakdown_pj),
+        "by_phase": by_phase(result),
         "peak_memory_bytes": dict(result.peak_memory_bytes),
         "capacity_bytes": dict(result.capacity_bytes),
         "static_dram_bytes": result.static_dram_bytes,
@@ -30,7 +42,8 @@ def result_to_dict(result: SimulationResult, *, workload: str, mode: str, timeli
     if timeline:
         out["timeline"] = [
             {"name": t.name, "ops": list(t.ops), "core": t.core, "phase": t.phase, "start_cycle": t.start_cycle,
-             "end_cycle": t.end_cycle, "dram_cycles": t.dram_cycles, "energy_pj": t.energy_pj}
+             "end_cycle": t.end_cycle, "dram_cycles": t.dram_cycles, "dram_read_bytes": t.dram_read_bytes,
+             "dram_write_bytes": t.dram_write_bytes, "energy_pj": t.energy_pj}
             for t in result.tasks
         ]
         out["transfers"] = [
@@ -63,6 +76,9 @@ def format_result(result: SimulationResult, *, workload: str, mode: str) -> str:
     for part, pj in sorted(result.energy_breakdown_pj.items(), key=lambda kv: -kv[1]):
         share = pj / result.energy_pj * 100 if result.energy_pj else 0.0
         lines.append(f"  {part:<22} {pj / 1e6:>14,.2f} uJ  {share:5.1f} %")
+    lines.append("by phase (task energy, busy cycles summed over cores)")
+    for phase, entry in by_phase(result).items():
+        lines.append(f"  {phase:<22} {entry['energy_pj'] / 1e6:>14,.2f} uJ  {entry['busy_cycles']:>14,} cycles")
     lines.append("peak memory")
     for memory, peak in result.peak_memory_bytes.items():
         cap = result.capacity_bytes[memory]

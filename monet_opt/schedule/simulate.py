@@ -3,8 +3,9 @@
 It is independent of every solver and is the referee of their claims. Rules:
 
 - Recomputation: a saved activation with Residency.RECOMPUTE is freed after its forward readers;
-  its producer op is executed again (phase "recompute") right before the value's first backward
-  reader, on that reader's core, and the backward readers read the copy. An activation input of a
+  its producer op is executed again (phase "recompute") on the core that ran it, inserted in that
+  core's order before its first stack that comes at or after the value's first backward reader in
+  the reference order; the backward readers read the copy. An activation input of a
   recomputed op that is not itself kept (not saved, or also recomputed) is recomputed first, in
   turn. Inputs and kept values simply stay live longer.
 - Each core runs its stacks one at a time in its plan order. A stack starts when the core is free,
@@ -62,6 +63,8 @@ class TaskRecord:
     start_cycle: int
     end_cycle: int
     dram_cycles: int
+    dram_read_bytes: int
+    dram_write_bytes: int
     energy_pj: float
 
 
@@ -144,15 +147,20 @@ def insert_recomputation(graph: Graph, plan: Plan) -> tuple[Graph, Plan]:
     stacks = dict(plan.stacks)
     core_of = dict(plan.core_of)
     order = {c: list(o) for c, o in plan.core_order.items()}
-    for anchor, names in before.items():
-        anchor_stack = stack_of[anchor]
-        core = core_of[anchor_stack]
-        target = order.setdefault(core, [])
-        at = target.index(anchor_stack) if anchor_stack in target else len(target)
-        for name in names:
+    # Sort key of every stack: its first op's reference position; a recompute op gets a key just
+    # below its anchor's stack, increasing in insertion (= dependency) order.
+    key: dict[str, float] = {s: min(position[o] for o in ops) for s, ops in plan.stacks.items()}
+    sequence = 0
+    for anchor in sorted(before, key=position.__getitem__):
+        for name in before[anchor]:
+            sequence += 1
+            key[name] = key[stack_of[anchor]] - 0.5 + sequence / (2 * (len(clones) + 1))
+            core = core_of[stack_of[by_name[name].forward_op]]  # where the original ran: eligible
+            target = order.setdefault(core, [])
+            at = next((i for i, s in enumerate(target) if key[s] > key[name]), len(target))
+            target.insert(at, name)
             stacks[name] = (name,)
             core_of[name] = core
-        target[at:at] = names
     residency = {t: r for t, r in plan.residency.items() if t not in recomputed}
     return new_graph, Plan(stacks, core_of, {c: tuple(o) for c, o in order.items()}, residency)
 
@@ -351,8 +359,11 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
             energy["dram"] += cost.dram_energy_pj
             working_sets.append((memory, start, end, cost.working_set_bytes))
         first_op = graph.op_by_name[plan.stacks[s][0]]
-        tasks.append(TaskRecord(s, plan.stacks[s], core, first_op.phase.value, start, end,
-                                cost.dram_cycles if cost is not None else 0, cost.energy_pj if cost is not None else 0.0))
+        tasks.append(TaskRecord(
+            s, plan.stacks[s], core, first_op.phase.value, start, end,
+            cost.dram_cycles if cost else 0, cost.dram_read_bytes if cost else 0, cost.dram_write_bytes if cost else 0,
+            cost.energy_pj if cost else 0.0,
+        ))
         start_of[s], end_of[s], core_run[s] = start, end, core
         core_free[core] = end
         head[core] += 1
@@ -363,8 +374,7 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
     # ---- memory occupancy
     events: dict[str, list[tuple[int, int]]] = defaultdict(list)
     static_dram = sum(t.size_bytes for t in graph.tensors.values() if t.is_static)
-    events[DRAM].append((0, static_dram))
-    events[DRAM].append((makespan, -static_dram))
+    events[DRAM].append((0, static_dram))  # static bytes stay: the curve ends at its static level
     for name, tensor in graph.tensors.items():
         if tensor.is_static or name in internal:
             continue
