@@ -57,7 +57,7 @@ def resnet18_onnx(batch: int = 1, image_size: int = 224, classes: int = 1000) ->
             y = n.node("Relu", [n.node("Add", [h, skip], f"{p}.add")], f"{p}.relu2")
             c_in = c_out
     y = n.node("Flatten", [n.node("GlobalAveragePool", [y], "avgpool")], "flatten", axis=1)
-    logits = n.node("Gemm", [y, n.init("fc.weight", (classes, 512)), n.init("fc.bias", (classes,))], "logits", transB=1)
+    n.node("Gemm", [y, n.init("fc.weight", (classes, 512)), n.init("fc.bias", (classes,))], "logits", transB=1)
     image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, image_size, image_size])
     out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)
     del batch  # the batch is bound at import time (--batch)

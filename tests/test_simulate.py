@@ -228,3 +228,18 @@ def test_simulation_properties(scenario):
         if not x.what.startswith("dram traffic of "):
             assert x.what in on_chip and x.size_bytes == exec_graph.tensors[x.what].size_bytes
     assert result.energy_pj == pytest.approx(sum(result.energy_breakdown_pj.values()), rel=1e-12)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: Plan({**p.stacks, "ghost": ("nope",)}, {**p.core_of, "ghost": "pe"}, p.core_order), "unknown op 'nope'"),
+    (lambda p: Plan({**p.stacks, "twice": ("fc1",)}, {**p.core_of, "twice": "pe"}, p.core_order), "op 'fc1' is in stacks"),
+    (lambda p: Plan(p.stacks, {**p.core_of, "fc1": "gpu"}, p.core_order), "unknown core 'gpu'"),
+    (lambda p: Plan(p.stacks, p.core_of, p.core_order, {"fc1": Residency.RECOMPUTE}), "not saved for backward"),
+    (lambda p: Plan(p.stacks, p.core_of, p.core_order, {"x": Residency.ON_CHIP}), "network input"),
+])
+def test_malformed_plans_are_input_errors(change, message):
+    from monet_opt.errors import InputError
+    graph = derive_training_graph(tiny_mlp(), Optimizer.SGD)
+    plan = default_plan(graph, CostTable(graph, toy()))
+    with pytest.raises(InputError, match=message):
+        simulate(graph, toy(), change(plan))

@@ -56,7 +56,7 @@ def mlps(draw):
             y = g.concat(f"cat{i}", [y, x], axis=-1)
             out *= 2
         x, width = y, out
-    logits = g.softmax(f"sm", x) if draw(st.booleans()) else x
+    logits = g.softmax("sm", x) if draw(st.booleans()) else x
     return g.build([g.softmax_xent("loss", logits, g.input("labels", (b,), DType.INT64))])
 
 

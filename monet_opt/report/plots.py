@@ -37,7 +37,7 @@ def plot_gantt(result: SimulationResult, title: str, path: str | Path) -> None:
         bars = [(t.start_cycle, t.end_cycle - t.start_cycle) for t in result.tasks if t.phase == phase]
         rows_of = [y[t.core] for t in result.tasks if t.phase == phase]
         for row in sorted(set(rows_of)):
-            ax.broken_barh([b for b, r in zip(bars, rows_of) if r == row], (row - 0.38, 0.76), facecolors=colour,
+            ax.broken_barh([b for b, r in zip(bars, rows_of, strict=True) if r == row], (row - 0.38, 0.76), facecolors=colour,
                            edgecolor="white", linewidth=0.3)
     for link in links:
         bars = [(x.start_cycle, x.end_cycle - x.start_cycle) for x in result.transfers if x.link == link]
@@ -63,7 +63,7 @@ def plot_memory(result: SimulationResult, title: str, path: str | Path) -> None:
     when it is far above the curve)."""
     memories = [m for m, points in result.memory_curves.items() if len(points) > 1]
     fig, axes = plt.subplots(len(memories), 1, figsize=(12, 1.9 * len(memories) + 0.8), sharex=True, squeeze=False)
-    for ax, memory in zip(axes[:, 0], memories):
+    for ax, memory in zip(axes[:, 0], memories, strict=True):
         points = list(result.memory_curves[memory])
         xs = [p[0] for p in points] + [result.latency_cycles]
         ys = [p[1] / MIB for p in points] + [points[-1][1] / MIB]

@@ -43,7 +43,7 @@ import networkx as nx
 
 from monet_opt.cost.model import Cost, CostTable
 from monet_opt.errors import InputError
-from monet_opt.hardware.model import DRAM, Accelerator
+from monet_opt.hardware.model import DRAM, Accelerator, Link
 from monet_opt.schedule.plan import Plan, Residency, check_plan_input
 from monet_opt.workload.ir import Graph, Op, Phase, TensorRole
 
@@ -246,8 +246,8 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
     for t, r in plan.residency.items():
         if r is Residency.ON_CHIP:
             on_chip_home[t] = plan.core_of[stack_of[graph.producer[t]]]
-    internal: set[str] = set()
-    for s, ops in plan.stacks.items():
+    internal: set[str] = set()  # values produced and read only inside one fused stack
+    for ops in plan.stacks.values():
         members = set(ops)
         for op_name in ops:
             for t in graph.op_by_name[op_name].outputs:
@@ -286,14 +286,17 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
             costs[s] = cost
         return costs[s]
 
-    def needed_copies(s: str, core: str) -> list[tuple[str, str, int]]:
+    def needed_copies(s: str, core: str) -> list[tuple[str, Link, int]]:
         """(tensor, link, bytes) of ON_CHIP inputs that must be copied to this core's memory."""
         out = []
         for t, _ in stack_inputs[s]:
             home = on_chip_home.get(t)
             if home is not None and core_memory[home] != core_memory[core] and (t, core_memory[core]) not in arrival:
-                out.append((t, hw.link_between(home, core).name, graph.tensors[t].size_bytes))
+                out.append((t, hw.link_between(home, core), graph.tensors[t].size_bytes))
         return out
+
+    def copy_cycles(link: Link, size_bytes: int) -> int:
+        return math.ceil(size_bytes * 8 / link.bandwidth_bits_per_cycle)
 
     remaining = sum(len(o) for o in pending.values())
     while remaining:
@@ -309,10 +312,9 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
                 ready = max(ready, end_of[p], arrival.get((t, core_memory[core]), 0))
             tentative = defaultdict(int, link_free)
             for t, link, size in needed_copies(s, core):
-                link_obj = next(x for x in hw.links if x.name == link)
-                begin = max(end_of[stack_of[graph.producer[t]]], tentative[link])
-                tentative[link] = begin + math.ceil(size * 8 / link_obj.bandwidth_bits_per_cycle)
-                ready = max(ready, tentative[link])
+                begin = max(end_of[stack_of[graph.producer[t]]], tentative[link.name])
+                tentative[link.name] = begin + copy_cycles(link, size)
+                ready = max(ready, tentative[link.name])
             cost = stack_cost(s, core)
             if cost is not None and cost.dram_cycles:
                 ready = max(ready, tentative[hw.link_between(DRAM, core).name])
@@ -331,17 +333,16 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
         s = pending[core][head[core]]
         memory = core_memory[core]
         for t, link, size in needed_copies(s, core):
-            link_obj = next(x for x in hw.links if x.name == link)
-            begin = max(end_of[stack_of[graph.producer[t]]], link_free[link])
-            finish = begin + math.ceil(size * 8 / link_obj.bandwidth_bits_per_cycle)
-            link_free[link] = finish
+            begin = max(end_of[stack_of[graph.producer[t]]], link_free[link.name])
+            finish = begin + copy_cycles(link, size)
+            link_free[link.name] = finish
             arrival[(t, memory)] = finish
             copies[(t, memory)] = begin
-            transfers.append(TransferRecord(t, link, begin, finish, size))
+            transfers.append(TransferRecord(t, link.name, begin, finish, size))
             src = hw.memories[core_memory[on_chip_home[t]]]
             dst = hw.memories[memory]
             bits = size * 8
-            energy[f"link:{link}"] += bits * link_obj.energy_pj_per_bit
+            energy[f"link:{link.name}"] += bits * link.energy_pj_per_bit
             energy[f"memory:{src.name}"] += bits * src.read_energy_pj_per_bit
             energy[f"memory:{dst.name}"] += bits * dst.write_energy_pj_per_bit
         cost = stack_cost(s, core)
