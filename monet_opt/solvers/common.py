@@ -1,0 +1,103 @@
+"""What every exact solver and heuristic reports: status, objective, bound, gap, times, incumbents."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ortools.sat.python import cp_model
+
+
+class SolveStatus(StrEnum):
+    OPTIMAL = "optimal"  # proven optimal
+    FEASIBLE = "feasible"  # a solution with a gap (time limit reached)
+    INFEASIBLE = "infeasible"  # proven: no solution
+    UNKNOWN = "unknown"  # time limit reached before any solution or proof
+    HEURISTIC = "heuristic"  # a heuristic's answer: no bound
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """Time limit (s), worker threads and seed of a solve. CP-SAT runs its workers in deterministic
+    interleaved mode, so a run that finishes before the time limit is reproducible."""
+
+    time_limit_s: float = 60.0
+    workers: int = 2
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Incumbent:
+    time_s: float
+    objective: float
+    bound: float
+
+
+@dataclass(frozen=True)
+class SolveStats:
+    status: SolveStatus
+    objective: float | None
+    bound: float | None
+    solve_time_s: float
+    time_to_first_s: float | None
+    time_to_best_s: float | None
+    incumbents: tuple[Incumbent, ...]
+
+    @property
+    def gap(self) -> float | None:
+        """(objective - bound) / objective; 0 when proven optimal; None without both."""
+        if self.status is SolveStatus.OPTIMAL:
+            return 0.0
+        if self.objective is None or self.bound is None:
+            return None
+        return (self.objective - self.bound) / self.objective if self.objective else 0.0
+
+    @property
+    def timed_out(self) -> bool:
+        return self.status in (SolveStatus.FEASIBLE, SolveStatus.UNKNOWN)
+
+
+class IncumbentRecorder(cp_model.CpSolverSolutionCallback):
+    """Records (wall time, objective, bound) at every improving CP-SAT solution."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.start = time.perf_counter()
+        self.incumbents: list[Incumbent] = []
+
+    def on_solution_callback(self) -> None:
+        self.incumbents.append(Incumbent(time.perf_counter() - self.start, self.ObjectiveValue(), self.BestObjectiveBound()))
+
+
+def cpsat_stats(solver: cp_model.CpSolver, status: int, recorder: IncumbentRecorder, scale: float = 1.0,
+                offset: float = 0.0) -> SolveStats:
+    """SolveStats of a finished CP-SAT solve; objective and bound mapped by x * scale + offset."""
+    elapsed = time.perf_counter() - recorder.start
+    mapped = tuple(Incumbent(i.time_s, i.objective * scale + offset, i.bound * scale + offset) for i in recorder.incumbents)
+    kind = {cp_model.OPTIMAL: SolveStatus.OPTIMAL, cp_model.FEASIBLE: SolveStatus.FEASIBLE,
+            cp_model.INFEASIBLE: SolveStatus.INFEASIBLE}.get(status, SolveStatus.UNKNOWN)
+    has_solution = kind in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)
+    return SolveStats(
+        status=kind,
+        objective=solver.ObjectiveValue() * scale + offset if has_solution else None,
+        bound=solver.BestObjectiveBound() * scale + offset if kind is not SolveStatus.INFEASIBLE else None,
+        solve_time_s=elapsed,
+        time_to_first_s=mapped[0].time_s if mapped else None,
+        time_to_best_s=mapped[-1].time_s if mapped else None,
+        incumbents=mapped,
+    )
+
+
+def configure(solver: cp_model.CpSolver, options: SolverOptions) -> None:
+    solver.parameters.max_time_in_seconds = options.time_limit_s
+    solver.parameters.num_workers = options.workers
+    solver.parameters.random_seed = options.seed
+    solver.parameters.interleave_search = options.workers > 1
+
+
+def heuristic_stats(objective: float | None, elapsed_s: float) -> SolveStats:
+    incumbents = (Incumbent(elapsed_s, objective, float("nan")),) if objective is not None else ()
+    return SolveStats(SolveStatus.HEURISTIC if objective is not None else SolveStatus.UNKNOWN, objective, None,
+                      elapsed_s, elapsed_s if objective is not None else None, elapsed_s if objective is not None else None,
+                      incumbents)
