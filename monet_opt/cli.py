@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from monet_opt.cost import CostTable
 from monet_opt.errors import MonetError
@@ -14,6 +15,11 @@ from monet_opt.hardware.describe import accelerator_to_dict, format_accelerator
 from monet_opt.io import write_json_atomic
 from monet_opt.report import format_result, result_to_dict, write_reports
 from monet_opt.schedule import default_plan, simulate
+from monet_opt.solvers.common import SolverOptions
+from monet_opt.solvers.remat.ga import GAConfig
+from monet_opt.solvers.remat.problem import load_problem, parse_budget, store_all_peak
+from monet_opt.solvers.remat.solve import METHODS, solve_remat
+from monet_opt.solvers.remat.sweep import budget_sweep, write_sweep
 from monet_opt.training import PRECISIONS, Optimizer, derive_training_graph, inference_graph
 from monet_opt.training.summary import format_summary, workload_summary
 from monet_opt.workload import BUILTIN_MODELS, Graph, load_forward_graph
@@ -105,6 +111,45 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _solver_options(args: argparse.Namespace) -> SolverOptions:
+    return SolverOptions(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed,
+                         deterministic=args.deterministic)
+
+
+def _cmd_checkpoint(args: argparse.Namespace) -> int:
+    problem = load_problem(args.graph)
+    options = _solver_options(args)
+    ga = GAConfig(population=args.population, generations=args.generations, seed=args.seed)
+    if args.sweep:
+        rows = budget_sweep(problem, args.sweep, options, ga, progress=lambda m: print(f"sweep: {m}", file=sys.stderr))
+        if args.out:
+            write_sweep(problem, rows, args.out)
+        if args.json:
+            print(json.dumps([row.__dict__ for row in rows], indent=1))
+        else:
+            print(f"{'budget':>10} {'cpsat':>10} {'status':>9} {'ga':>10} {'greedy':>10} {'sqrt(n)':>10}")
+            for r in rows:
+                cells = [f"{v:>10g}" if isinstance(v, float) else f"{'-':>10}" for v in
+                         (r.cpsat_cost, r.ga_cost, r.greedy_cost, r.sqrt_cost)]
+                print(f"{r.budget:>10g} {cells[0]} {r.cpsat_status:>9} {' '.join(cells[1:])}")
+        return 0
+    budget = parse_budget(args.budget, store_all_peak(problem) / problem.size_scale)
+    result = solve_remat(problem, budget * problem.size_scale, args.method, options, ga)
+    data = result.to_dict()
+    if args.out:
+        write_json_atomic(Path(args.out) / "result.json", data)
+    if args.json:
+        print(json.dumps(data, indent=1))
+    else:
+        gap = "-" if data["gap"] is None else f"{100 * data['gap']:.2f} %"
+        print(f"{problem.name}: {args.method} at budget {data['budget']:g} (store-all peak {data['store_all_peak']:g})")
+        print(f"status {data['status']}, cost {data['objective']} (store-all {data['store_all_cost']:g}), "
+              f"bound {data['bound']}, gap {gap}")
+        print(f"peak memory {data['peak_memory']}, recomputations {data['recomputations']}, "
+              f"validated {data['validated']}, {data['solve_time_s']:.2f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="monet", description="Model and optimise neural-network training on dataflow accelerators.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -135,7 +180,31 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", metavar="DIR", help="write result.json, gantt.png, memory.png, trace.json")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(handler=_cmd_evaluate)
+
+    checkpoint = commands.add_parser("checkpoint", help="activation checkpointing under a memory budget")
+    checkpoint.add_argument("--graph", required=True, metavar="FILE.json|FILE.yaml",
+                            help="rematerialisation graph: node-link JSON (cost_cpu, cost_ram) or YAML")
+    target = checkpoint.add_mutually_exclusive_group(required=True)
+    target.add_argument("--budget", metavar="B|P%", help="absolute budget or a percentage of the store-all peak")
+    target.add_argument("--sweep", type=_positive_int, metavar="POINTS",
+                        help="sweep POINTS budgets from the smallest feasible to store-all (CP-SAT, GA, greedy, sqrt(n))")
+    checkpoint.add_argument("--method", choices=list(METHODS), default="cpsat")
+    add_solver_arguments(checkpoint)
+    checkpoint.add_argument("--population", type=_positive_int, default=100, help="GA population (default 100)")
+    checkpoint.add_argument("--generations", type=_positive_int, default=50, help="GA generations (default 50)")
+    checkpoint.add_argument("--out", metavar="DIR", help="write result.json (or sweep.csv and sweep.png)")
+    checkpoint.add_argument("--json", action="store_true")
+    checkpoint.set_defaults(handler=_cmd_checkpoint)
     return parser
+
+
+def add_solver_arguments(p: argparse.ArgumentParser) -> None:
+    """--time-limit, --workers, --seed, --deterministic: shared by every command that solves."""
+    p.add_argument("--time-limit", type=float, default=60.0, metavar="S", help="seconds per solve (default 60)")
+    p.add_argument("--workers", type=_positive_int, default=2, help="solver threads (default 2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--deterministic", action="store_true",
+                   help="reproducible CP-SAT runs with several workers (slower)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,12 +19,18 @@ class SolveStatus(StrEnum):
 
 @dataclass(frozen=True)
 class SolverOptions:
-    """Time limit (s), worker threads and seed of a solve. CP-SAT runs its workers in deterministic
-    interleaved mode, so a run that finishes before the time limit is reproducible."""
+    """Time limit (s), worker threads and seed of a solve.
+
+    With one worker, or with `deterministic`, a CP-SAT run is reproducible (deterministic mode
+    interleaves the workers in fixed batches, which is much slower on these models). With several
+    free-running workers (the default), a proven optimum and its bound are reproducible, but which
+    of several equally good schedules is returned, and a time-limited incumbent, may vary.
+    """
 
     time_limit_s: float = 60.0
     workers: int = 2
     seed: int = 0
+    deterministic: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,11 +95,16 @@ def cpsat_stats(solver: cp_model.CpSolver, status: int, recorder: IncumbentRecor
     )
 
 
-def configure(solver: cp_model.CpSolver, options: SolverOptions) -> None:
+def configure(solver: cp_model.CpSolver, options: SolverOptions, subsolvers: tuple[str, ...] = ()) -> None:
+    """Apply `options`; `subsolvers` (in priority order) picks CP-SAT's full workers when there are
+    fewer workers than names (by default CP-SAT's choice for small worker counts omits its LP
+    bounding worker, which these models need to prove optimality)."""
     solver.parameters.max_time_in_seconds = options.time_limit_s
     solver.parameters.num_workers = options.workers
     solver.parameters.random_seed = options.seed
-    solver.parameters.interleave_search = options.workers > 1
+    solver.parameters.interleave_search = options.deterministic and options.workers > 1
+    if options.workers > 1 and options.workers <= len(subsolvers):
+        solver.parameters.subsolvers.extend(subsolvers[: options.workers])
 
 
 def heuristic_stats(objective: float | None, elapsed_s: float) -> SolveStats:

@@ -20,6 +20,10 @@ from monet_opt.solvers.remat.problem import RematProblem
 from monet_opt.solvers.remat.stages import sequence_to_stages, stages_to_sequence
 
 
+SUBSOLVERS = ("max_lp", "quick_restart", "default_lp", "core", "reduced_costs", "pseudo_costs", "no_lp")
+"""CP-SAT full workers by priority: the LP-bounding worker proves optimality, quick restarts find schedules."""
+
+
 class _Model:
     def __init__(self, problem: RematProblem, budget: int | None) -> None:
         self.problem = problem
@@ -75,6 +79,12 @@ class _Model:
                 intervals.append(m.NewOptionalIntervalVar(0, end + 1, end + 1, S[t, i], f"s{t}_{i}"))
                 demands += [problem.size[i], problem.size[i]]
             m.AddCumulative(intervals, demands, capacity)
+            # Redundant linear cut (exact at node t's position): node t, its inputs and every value
+            # kept for stage t+1 are live there. It puts memory into the LP relaxation.
+            inputs = set(problem.preds[t])
+            m.Add(problem.size[t] + sum(problem.size[i] for i in inputs)
+                  + sum(problem.size[i] * S[t + 1, i] for i in range(t) if i not in inputs and (t + 1, i) in S)
+                  <= capacity)
         self.recompute_cost = sum(problem.cost[i] * r for (t, i), r in R.items())
         m.Minimize(self.peak if budget is None else self.recompute_cost)
 
@@ -98,7 +108,7 @@ def solve_cpsat(problem: RematProblem, budget: int, options: SolverOptions,
     if hint is not None:
         model.hint(hint)
     solver = cp_model.CpSolver()
-    configure(solver, options)
+    configure(solver, options, SUBSOLVERS)
     recorder = IncumbentRecorder()
     status = solver.Solve(model.model, recorder)
     stats = cpsat_stats(solver, status, recorder, offset=sum(problem.cost))
@@ -111,7 +121,7 @@ def min_peak_cpsat(problem: RematProblem, options: SolverOptions) -> tuple[list[
     model = _Model(problem, None)
     model.hint(list(range(problem.n)))
     solver = cp_model.CpSolver()
-    configure(solver, options)
+    configure(solver, options, SUBSOLVERS)
     recorder = IncumbentRecorder()
     status = solver.Solve(model.model, recorder)
     stats = cpsat_stats(solver, status, recorder)

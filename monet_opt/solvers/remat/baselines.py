@@ -1,0 +1,97 @@
+"""Checkpointing heuristics, all expressed as a keep set K and one schedule policy.
+
+Policy (`keep_policy_schedule`): nodes are first computed in the reference order. Before computing
+node t, every input that has no live copy is recomputed, recursively, in index order. At the end
+of a stage a value stays live if it is in K (until its last descendant has run) or if node t+1
+reads it; every other value is dropped and recomputed on demand.
+
+- store-all: K = all nodes (no recomputation);
+- recompute-all-but-inputs: K = the source nodes;
+- sqrt(n) (Chen et al. 2016): K = the sources and every ceil(sqrt(n))-th node of the order;
+- greedy (Chen et al.'s budget sweep): for a threshold b, walk the order adding sizes and make a
+  node a checkpoint whenever the running sum exceeds b (then restart the sum); b sweeps a geometric
+  grid and the cheapest schedule within the budget wins.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+
+from monet_opt.solvers.common import SolveStats, heuristic_stats
+from monet_opt.solvers.remat.problem import RematProblem, evaluate_schedule
+
+
+def keep_policy_schedule(problem: RematProblem, keep: Iterable[int]) -> list[int]:
+    keep = set(keep)
+    last = problem.last_descendant
+    live: set[int] = set()
+    sequence: list[int] = []
+    for t in range(problem.n):
+        needed: set[int] = set()
+        stack = [p for p in problem.preds[t] if p not in live]
+        while stack:
+            v = stack.pop()
+            if v not in needed:
+                needed.add(v)
+                stack.extend(p for p in problem.preds[v] if p not in live)
+        sequence.extend(sorted(needed))
+        sequence.append(t)
+        available = live | needed | {t}
+        following = set(problem.preds[t + 1]) if t + 1 < problem.n else set()
+        live = {u for u in available if last[u] >= t + 1 and (u in keep or u in following)}
+    return sequence
+
+
+def sources(problem: RematProblem) -> set[int]:
+    return {i for i in range(problem.n) if not problem.preds[i]}
+
+
+def store_all(problem: RematProblem) -> list[int]:
+    return list(range(problem.n))
+
+
+def recompute_all_but_inputs(problem: RematProblem) -> list[int]:
+    return keep_policy_schedule(problem, sources(problem))
+
+
+def sqrt_n(problem: RematProblem) -> list[int]:
+    step = max(1, math.ceil(math.sqrt(problem.n)))
+    return keep_policy_schedule(problem, sources(problem) | {i for i in range(problem.n) if (i + 1) % step == 0})
+
+
+def greedy_keep_set(problem: RematProblem, threshold: float) -> set[int]:
+    keep, running = sources(problem), 0
+    for i in range(problem.n):
+        running += problem.size[i]
+        if running > threshold:
+            keep.add(i)
+            running = 0
+    return keep
+
+
+def greedy(problem: RematProblem, budget: int, points: int = 40) -> list[int] | None:
+    """Chen's greedy over a geometric grid of thresholds: the cheapest schedule within `budget`."""
+    low, high = max(1, min(problem.size)) / 2, max(1, sum(problem.size))  # low: every node kept
+    best: tuple[int, list[int]] | None = None
+    for k in range(points):
+        threshold = low * (high / low) ** (k / max(points - 1, 1))
+        schedule = keep_policy_schedule(problem, greedy_keep_set(problem, threshold))
+        result = evaluate_schedule(problem, schedule)
+        if result.peak <= budget and (best is None or result.cost < best[0]):
+            best = (result.cost, schedule)
+    return best[1] if best else None
+
+
+def run_baseline(problem: RematProblem, budget: int, method: str) -> tuple[list[int] | None, SolveStats]:
+    """A heuristic's schedule if it fits the budget (None otherwise) and its stats."""
+    started = time.perf_counter()
+    if method == "greedy":
+        schedule = greedy(problem, budget)
+    else:
+        schedule = {"store-all": store_all, "recompute-all": recompute_all_but_inputs, "sqrt": sqrt_n}[method](problem)
+        if evaluate_schedule(problem, schedule).peak > budget:
+            schedule = None
+    cost = evaluate_schedule(problem, schedule).cost if schedule is not None else None
+    return schedule, heuristic_stats(cost, time.perf_counter() - started)

@@ -1,0 +1,99 @@
+"""Checkmate's MILP (Jain et al., MLSys 2020) for the abstract rematerialisation problem, in PuLP.
+
+The reference that cross-checks the CP-SAT model: same stage schedules, Checkmate's memory
+accounting. Per stage t and position k (formulations/checkpointing.md):
+
+    U[t,0]   = sum_i m_i S[t,i] + m_0 R[t,0]
+    U[t,k+1] = U[t,k] - sum_{i in preds(k) + {k}} m_i FREE[t,i,k] + m_{k+1} R[t,k+1]
+    FREE[t,i,k] = R[t,k] and not S[t+1,i] and not R[t,j] for every reader j of i with k < j <= t
+    U[t,k] <= budget
+
+CBC by default (it ships with PuLP); HiGHS when it is installed.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pulp
+
+from monet_opt.solvers.common import Incumbent, SolverOptions, SolveStats, SolveStatus
+from monet_opt.solvers.remat.problem import RematProblem
+from monet_opt.solvers.remat.stages import stages_to_sequence
+
+
+def milp_solver(options: SolverOptions, name: str | None = None) -> pulp.LpSolver:
+    """HiGHS when available (or asked for), else CBC; with the options' time limit, threads and seed."""
+    highs = pulp.HiGHS(msg=False, timeLimit=options.time_limit_s, threads=options.workers,
+                       random_seed=options.seed) if hasattr(pulp, "HiGHS") else None
+    if name in (None, "highs") and highs is not None and highs.available():
+        return highs
+    return pulp.PULP_CBC_CMD(msg=False, timeLimit=options.time_limit_s, threads=options.workers,
+                             options=[f"randomSeed {options.seed + 1}"])
+
+
+def solve_milp(problem: RematProblem, budget: int, options: SolverOptions,
+               solver_name: str | None = None) -> tuple[list[int] | None, SolveStats]:
+    n, last, succ, m = problem.n, problem.last_descendant, problem.succs, problem.size
+    lp = pulp.LpProblem("checkmate", pulp.LpMinimize)
+    R: dict[tuple[int, int], pulp.LpVariable | int] = {}
+    S: dict[tuple[int, int], pulp.LpVariable | int] = {}
+    for t in range(n):
+        R[t, t] = 1
+        for i in range(t):
+            if t <= last[i]:
+                R[t, i] = pulp.LpVariable(f"R_{t}_{i}", cat="Binary")
+                S[t, i] = pulp.LpVariable(f"S_{t}_{i}", cat="Binary")
+                lp += R[t, i] + S[t, i] <= 1
+
+    def r(t: int, i: int) -> pulp.LpVariable | int:
+        return R.get((t, i), 0)
+
+    def s(t: int, i: int) -> pulp.LpVariable | int:
+        return S.get((t, i), 0)
+
+    lp += pulp.lpSum(problem.cost[i] * v for (t, i), v in R.items())
+    for t in range(n):
+        for k in range(t + 1):
+            if (t, k) not in R:
+                continue
+            for j in problem.preds[k]:
+                lp += r(t, k) <= r(t, j) + s(t, j)
+        for i in range(t):
+            if (t, i) in S and i < t - 1:
+                lp += S[t, i] <= r(t - 1, i) + s(t - 1, i)
+        usage = pulp.lpSum(m[i] * s(t, i) for i in range(t)) + m[0] * r(t, 0)
+        for k in range(t + 1):
+            if k > 0:
+                usage = usage + m[k] * r(t, k)
+            lp += usage <= budget
+            if (t, k) not in R:
+                continue
+            freed = []
+            for i in set(problem.preds[k]) | {k}:
+                later = [j for j in succ[i] if k < j <= t and (t, j) in R]
+                keep = s(t + 1, i)
+                free = pulp.LpVariable(f"F_{t}_{i}_{k}", cat="Binary")
+                lp += free <= r(t, k)
+                if not isinstance(keep, int):
+                    lp += free <= 1 - keep
+                for j in later:
+                    lp += free <= 1 - R[t, j]
+                hazards = (1 - r(t, k)) + keep + pulp.lpSum(R[t, j] for j in later)
+                lp += free + hazards >= 1
+                freed.append(m[i] * free)
+            usage = usage - pulp.lpSum(freed)
+    started = time.perf_counter()
+    lp.solve(milp_solver(options, solver_name))
+    elapsed = time.perf_counter() - started
+    solution = lp.sol_status
+    if solution in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
+        recompute = [[i for i in range(t) if (t, i) in R and pulp.value(R[t, i]) > 0.5] for t in range(n)]
+        objective = float(round(pulp.value(lp.objective)))
+        optimal = solution == pulp.LpSolutionOptimal
+        status = SolveStatus.OPTIMAL if optimal else SolveStatus.FEASIBLE
+        stats = SolveStats(status, objective, objective if optimal else None, elapsed, None, elapsed,
+                           (Incumbent(elapsed, objective, objective if optimal else float("nan")),))
+        return stages_to_sequence(recompute), stats
+    status = SolveStatus.INFEASIBLE if solution == pulp.LpSolutionInfeasible else SolveStatus.UNKNOWN
+    return None, SolveStats(status, None, None, elapsed, None, None, ())

@@ -1,0 +1,133 @@
+"""One entry point for every rematerialisation method, with validation of every answer.
+
+Each schedule a method returns is replayed by `evaluate_schedule`: it must obey the rules, fit the
+budget, and (for the exact methods) cost exactly what the solver claims; anything else is a bug
+and raises. A budget below the smallest feasible one raises InfeasibleError naming that budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from monet_opt.errors import InfeasibleError
+from monet_opt.solvers.common import SolverOptions, SolveStats, SolveStatus
+from monet_opt.solvers.remat.baselines import greedy, run_baseline, sqrt_n, store_all
+from monet_opt.solvers.remat.cpsat import min_peak_cpsat, solve_cpsat
+from monet_opt.solvers.remat.ga import GAConfig, run_ga
+from monet_opt.solvers.remat.milp import solve_milp
+from monet_opt.solvers.remat.problem import RematProblem, evaluate_schedule, store_all_peak
+
+METHODS = ("cpsat", "milp", "ga", "greedy", "sqrt", "store-all", "recompute-all")
+EXACT_METHODS = ("cpsat", "milp")
+
+
+@dataclass(frozen=True)
+class RematResult:
+    method: str
+    problem: RematProblem
+    budget: int  # model units (original size x size_scale)
+    schedule: tuple[int, ...] | None
+    cost: int | None  # model units, replayed by evaluate_schedule
+    peak: int | None
+    stats: SolveStats
+    validated: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, in the problem's original units."""
+        p = self.problem
+        cs, ss = p.cost_scale, p.size_scale
+        return {
+            "problem": p.name,
+            "method": self.method,
+            "status": self.stats.status.value,
+            "objective": None if self.cost is None else self.cost / cs,
+            "bound": None if self.stats.bound is None else self.stats.bound / cs,
+            "gap": self.stats.gap,
+            "peak_memory": None if self.peak is None else self.peak / ss,
+            "budget": self.budget / ss,
+            "store_all_peak": store_all_peak(p) / ss,
+            "store_all_cost": sum(p.cost) / cs,
+            "recomputations": None if self.schedule is None else len(self.schedule) - p.n,
+            "solve_time_s": self.stats.solve_time_s,
+            "time_to_first_s": self.stats.time_to_first_s,
+            "time_to_best_s": self.stats.time_to_best_s,
+            "validated": self.validated,
+            "incumbents": [{"time_s": i.time_s, "objective": i.objective / cs} for i in self.stats.incumbents],
+            "schedule": None if self.schedule is None else [p.nodes[i] for i in self.schedule],
+        }
+
+
+def local_lower_bound(problem: RematProblem) -> int:
+    """No schedule peaks below max_v (size(v) + sizes of v's inputs): they are all live when v runs."""
+    return max(problem.size[v] + sum(problem.size[p] for p in problem.preds[v]) for v in range(problem.n))
+
+
+@dataclass(frozen=True)
+class FeasibleBudget:
+    lowest: int  # proven: no schedule peaks below this
+    achieved: int  # a schedule with this peak exists
+    schedule: tuple[int, ...]
+
+    @property
+    def exact(self) -> bool:
+        return self.lowest == self.achieved
+
+
+def smallest_feasible_budget(problem: RematProblem, options: SolverOptions) -> FeasibleBudget:
+    """The minimum peak memory over all schedules, by CP-SAT (exact when proven, else bounds)."""
+    schedule, stats = min_peak_cpsat(problem, options)
+    if schedule is None:  # no solution within the time limit: fall back on the heuristics' best
+        schedule = min((store_all(problem), sqrt_n(problem)), key=lambda s: evaluate_schedule(problem, s).peak)
+    achieved = evaluate_schedule(problem, schedule).peak
+    lowest = max(local_lower_bound(problem), int(stats.bound or 0))
+    return FeasibleBudget(min(lowest, achieved), achieved, tuple(schedule))
+
+
+def _infeasible(problem: RematProblem, budget: int, options: SolverOptions) -> InfeasibleError:
+    fb = smallest_feasible_budget(problem, options)
+    ss = problem.size_scale
+    if fb.exact:
+        what = f"the smallest feasible budget is {fb.achieved / ss:g}"
+    else:
+        what = f"the smallest feasible budget is between {fb.lowest / ss:g} and {fb.achieved / ss:g}"
+    return InfeasibleError(
+        f"{problem.name}: budget {budget / ss:g} is infeasible: {what} (store-all needs {store_all_peak(problem) / ss:g}, "
+        f"{(fb.achieved - budget) / ss:g} more than the budget)"
+    )
+
+
+def best_heuristic(problem: RematProblem, budget: int) -> list[int] | None:
+    """The cheapest of store-all, sqrt(n) and greedy schedules within the budget (a warm start)."""
+    candidates = [store_all(problem), sqrt_n(problem), greedy(problem, budget)]
+    fitting = [s for s in candidates if s is not None and evaluate_schedule(problem, s).peak <= budget]
+    return min(fitting, key=lambda s: evaluate_schedule(problem, s).cost) if fitting else None
+
+
+def solve_remat(problem: RematProblem, budget: int, method: str, options: SolverOptions,
+                ga_config: GAConfig | None = None) -> RematResult:
+    """Run `method` at `budget` (model units) and validate its schedule."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}")
+    if budget < local_lower_bound(problem):
+        raise _infeasible(problem, budget, options)
+    if method == "cpsat":
+        schedule, stats = solve_cpsat(problem, budget, options, hint=best_heuristic(problem, budget))
+    elif method == "milp":
+        schedule, stats = solve_milp(problem, budget, options)
+    elif method == "ga":
+        schedule, stats, _ = run_ga(problem, budget, ga_config or GAConfig(seed=options.seed))
+    else:
+        schedule, stats = run_baseline(problem, budget, method)
+    if schedule is None:
+        if stats.status is SolveStatus.INFEASIBLE or smallest_feasible_budget(problem, options).lowest > budget:
+            raise _infeasible(problem, budget, options)
+        return RematResult(method, problem, budget, None, None, None, stats, False)
+    replay = evaluate_schedule(problem, schedule)
+    claimed = stats.objective
+    if not replay.valid or replay.peak > budget or (method in EXACT_METHODS and replay.cost != claimed):
+        raise RuntimeError(
+            f"bug: {method} returned a schedule that the evaluator rejects: problems {replay.problems[:2]}, "
+            f"peak {replay.peak} vs budget {budget}, cost {replay.cost} vs claimed {claimed}"
+        )
+    return RematResult(method, problem, budget, tuple(schedule), replay.cost, replay.peak, stats, True)

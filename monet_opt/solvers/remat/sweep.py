@@ -1,0 +1,100 @@
+"""Budget sweep: from the smallest feasible budget to the store-all peak, the exact curve (CP-SAT)
+against the GA front, Chen's greedy and sqrt(n); overhead = cost / store-all cost - 1."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from monet_opt.io import write_text_atomic
+from monet_opt.solvers.common import SolverOptions
+from monet_opt.solvers.remat.baselines import greedy, sqrt_n
+from monet_opt.solvers.remat.ga import GAConfig, nsga2
+from monet_opt.solvers.remat.problem import RematProblem, evaluate_schedule, store_all_peak
+from monet_opt.solvers.remat.solve import smallest_feasible_budget, solve_remat
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    budget: float
+    cpsat_cost: float | None
+    cpsat_status: str
+    cpsat_gap: float | None
+    ga_cost: float | None
+    greedy_cost: float | None
+    sqrt_cost: float | None
+
+
+def budget_sweep(problem: RematProblem, points: int, options: SolverOptions, ga_config: GAConfig,
+                 progress: Callable[[str], None] = lambda _: None) -> list[SweepRow]:
+    """`points` budgets evenly spaced between the smallest feasible budget and the store-all peak."""
+    lowest = smallest_feasible_budget(problem, options).achieved
+    highest = store_all_peak(problem)
+    budgets = sorted({round(lowest + (highest - lowest) * k / max(points - 1, 1)) for k in range(points)})
+    front = nsga2(problem, ga_config)
+    sqrt_eval = evaluate_schedule(problem, sqrt_n(problem))
+    cs, ss = problem.cost_scale, problem.size_scale
+    rows = []
+    for i, budget in enumerate(budgets):
+        progress(f"budget {budget / ss:g} ({i + 1}/{len(budgets)})")
+        exact = solve_remat(problem, budget, "cpsat", options)
+        fitting = [p.cost for p in front if p.peak <= budget]
+        greedy_schedule = greedy(problem, budget)
+        rows.append(SweepRow(
+            budget=budget / ss,
+            cpsat_cost=None if exact.cost is None else exact.cost / cs,
+            cpsat_status=exact.stats.status.value,
+            cpsat_gap=exact.stats.gap,
+            ga_cost=min(fitting) / cs if fitting else None,
+            greedy_cost=None if greedy_schedule is None else evaluate_schedule(problem, greedy_schedule).cost / cs,
+            sqrt_cost=sqrt_eval.cost / cs if sqrt_eval.peak <= budget else None,
+        ))
+    return rows
+
+
+def write_sweep(problem: RematProblem, rows: list[SweepRow], out_dir: str | Path) -> list[Path]:
+    """sweep.csv and sweep.png (overhead vs budget) in `out_dir`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from monet_opt.io import atomic_path
+
+    out = Path(out_dir)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(asdict(rows[0])))
+    writer.writeheader()
+    writer.writerows(asdict(r) for r in rows)
+    write_text_atomic(out / "sweep.csv", buffer.getvalue())
+    base = sum(problem.cost) / problem.cost_scale
+
+    def overhead(values: list[float | None]) -> list[float | None]:
+        return [None if v is None else 100 * (v / base - 1) for v in values]
+
+    budgets = [r.budget for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    series = [("CP-SAT (exact)", [r.cpsat_cost for r in rows], "o-", "#4C72B0"),
+              ("NSGA-II front", [r.ga_cost for r in rows], "s--", "#DD8452"),
+              ("Chen greedy", [r.greedy_cost for r in rows], "^:", "#55A868"),
+              ("sqrt(n)", [r.sqrt_cost for r in rows], "d", "#C44E52")]
+    for label, values, style, colour in series:
+        points = [(b, o) for b, o in zip(budgets, overhead(values), strict=True) if o is not None]
+        if points:
+            ax.plot([p[0] for p in points], [p[1] for p in points], style, color=colour, label=label, markersize=5)
+    for r in rows:
+        if r.cpsat_status != "optimal" and r.cpsat_cost is not None:
+            ax.annotate(f"gap {100 * (r.cpsat_gap or 0):.1f}%", (r.budget, 100 * (r.cpsat_cost / base - 1)), fontsize=7)
+    ax.set_xlabel(f"memory budget [{'units' if problem.size_scale == 1 else 'input units'} of cost_ram]")
+    ax.set_ylabel("recomputation overhead [% of store-all cost]")
+    ax.set_title(f"{problem.name}: overhead vs budget (store-all peak {store_all_peak(problem) / problem.size_scale:g})")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(out / "sweep.png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return [out / "sweep.csv", out / "sweep.png"]
