@@ -14,6 +14,7 @@ CBC by default (it ships with PuLP); HiGHS when it is installed.
 from __future__ import annotations
 
 import time
+import warnings
 
 import pulp
 
@@ -28,8 +29,10 @@ def milp_solver(options: SolverOptions, name: str | None = None) -> pulp.LpSolve
                        random_seed=options.seed) if hasattr(pulp, "HiGHS") else None
     if name in (None, "highs") and highs is not None and highs.available():
         return highs
-    return pulp.PULP_CBC_CMD(msg=False, timeLimit=options.time_limit_s, threads=options.workers,
-                             options=[f"randomSeed {options.seed + 1}"])
+    with warnings.catch_warnings():  # PuLP 3.3 deprecates its bundled-CBC class; it is still the default solver
+        warnings.simplefilter("ignore")
+        return pulp.PULP_CBC_CMD(msg=False, timeLimit=options.time_limit_s, threads=options.workers,
+                                 options=[f"randomSeed {options.seed + 1}"])
 
 
 def solve_milp(problem: RematProblem, budget: int, options: SolverOptions,
@@ -42,8 +45,8 @@ def solve_milp(problem: RematProblem, budget: int, options: SolverOptions,
         R[t, t] = 1
         for i in range(t):
             if t <= last[i]:
-                R[t, i] = pulp.LpVariable(f"R_{t}_{i}", cat="Binary")
-                S[t, i] = pulp.LpVariable(f"S_{t}_{i}", cat="Binary")
+                R[t, i] = lp.add_variable(f"R_{t}_{i}", cat="Binary")
+                S[t, i] = lp.add_variable(f"S_{t}_{i}", cat="Binary")
                 lp += R[t, i] + S[t, i] <= 1
 
     def r(t: int, i: int) -> pulp.LpVariable | int:
@@ -73,7 +76,7 @@ def solve_milp(problem: RematProblem, budget: int, options: SolverOptions,
             for i in set(problem.preds[k]) | {k}:
                 later = [j for j in succ[i] if k < j <= t and (t, j) in R]
                 keep = s(t + 1, i)
-                free = pulp.LpVariable(f"F_{t}_{i}_{k}", cat="Binary")
+                free = lp.add_variable(f"F_{t}_{i}_{k}", cat="Binary")
                 lp += free <= r(t, k)
                 if not isinstance(keep, int):
                     lp += free <= 1 - keep
@@ -84,7 +87,9 @@ def solve_milp(problem: RematProblem, budget: int, options: SolverOptions,
                 freed.append(m[i] * free)
             usage = usage - pulp.lpSum(freed)
     started = time.perf_counter()
-    lp.solve(milp_solver(options, solver_name))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lp.solve(milp_solver(options, solver_name))
     elapsed = time.perf_counter() - started
     solution = lp.sol_status
     if solution in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):

@@ -1,0 +1,190 @@
+"""Abstract rematerialisation: exact methods against independent references, every method
+against the budget, loaders, and the CLI."""
+
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monet_opt.errors import InfeasibleError, InputError
+from monet_opt.solvers.common import SolverOptions, SolveStatus
+from monet_opt.solvers.remat.ga import GAConfig
+from monet_opt.solvers.remat.problem import (
+    RematProblem, chain_problem, evaluate_schedule, load_problem, parse_budget, store_all_peak,
+)
+from monet_opt.solvers.remat.solve import METHODS, solve_remat
+from remat_reference import brute_force, chain_optimum
+
+FAST = SolverOptions(time_limit_s=120, workers=2, seed=0)
+
+
+def random_dag(rng, n, max_in=3):
+    preds = tuple(tuple(sorted(rng.sample(range(i), rng.randint(1, min(i, max_in))))) if i and rng.random() < 0.9
+                  else () for i in range(n))
+    return RematProblem(f"dag{n}", tuple(f"n{i}" for i in range(n)), preds,
+                        tuple(rng.randint(1, 5) for _ in range(n)), tuple(rng.randint(1, 6) for _ in range(n)))
+
+
+@pytest.mark.parametrize("n, budgets", [
+    (8, range(3, 10)),
+    (16, [3, 4, 5, 7, 10, 13, 17]),
+    (32, [9, 14, 19, 26, 33]),
+    (64, [29, 52, 65]),
+])
+def test_cpsat_matches_the_chain_dp(n, budgets):
+    problem = chain_problem(n)
+    for budget in budgets:
+        result = solve_remat(problem, budget, "cpsat", FAST)
+        assert result.stats.status is SolveStatus.OPTIMAL, (n, budget)
+        assert result.cost == chain_optimum(n, budget), (n, budget)
+        assert result.peak <= budget and result.validated
+
+
+def test_chain_dp_agrees_with_brute_force():
+    # the two references check each other where the exhaustive one is affordable
+    for n in range(1, 6):
+        p = chain_problem(n)
+        for budget in range(1, 2 * n + 2):
+            assert chain_optimum(n, budget) == brute_force(p.preds, p.cost, p.size, budget), (n, budget)
+
+
+def test_cpsat_matches_brute_force_on_random_dags():
+    rng = random.Random(7)
+    checked = 0
+    for _ in range(20):
+        problem = random_dag(rng, rng.randint(4, 12))
+        peak = store_all_peak(problem)
+        for budget in sorted({peak, max(1, int(0.75 * peak)), max(1, int(0.5 * peak))}):
+            expected = brute_force(problem.preds, problem.cost, problem.size, budget)
+            checked += 1
+            try:
+                result = solve_remat(problem, budget, "cpsat", FAST)
+            except InfeasibleError:
+                assert expected == float("inf")
+                continue
+            assert result.cost == expected and result.stats.status is SolveStatus.OPTIMAL
+    assert checked >= 40
+
+
+def test_cpsat_and_milp_agree():
+    rng = random.Random(11)
+    problems = [chain_problem(6), chain_problem(10), load_problem("instances/remat/chain16.json")]
+    problems += [random_dag(rng, rng.randint(8, 18)) for _ in range(6)]
+    for problem in problems:
+        peak = store_all_peak(problem)
+        for budget in sorted({peak, int(0.7 * peak), int(0.5 * peak)}):
+            outcomes = []
+            for method in ("cpsat", "milp"):
+                try:
+                    r = solve_remat(problem, budget, method, FAST)
+                    outcomes.append((r.cost, r.stats.status))
+                except InfeasibleError:
+                    outcomes.append((None, SolveStatus.INFEASIBLE))
+            assert outcomes[0] == outcomes[1], (problem.name, budget, outcomes)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 10_000), st.integers(5, 14), st.floats(0.3, 1.0), st.sampled_from(METHODS))
+def test_no_method_ever_exceeds_the_budget(seed, n, fraction, method):
+    problem = random_dag(random.Random(seed), n)
+    budget = max(1, int(fraction * store_all_peak(problem)))
+    try:
+        result = solve_remat(problem, budget, method, SolverOptions(20, 2, seed),
+                             GAConfig(population=20, generations=8, seed=seed))
+    except InfeasibleError as exc:
+        assert "smallest feasible budget" in str(exc)
+        return
+    if result.schedule is not None:
+        replay = evaluate_schedule(problem, result.schedule)
+        assert replay.valid and replay.peak <= budget and replay.cost == result.cost
+        if method != "cpsat":
+            exact = solve_remat(problem, budget, "cpsat", SolverOptions(20, 2, 0))
+            assert exact.cost <= result.cost  # nothing beats the exact optimum
+
+
+def test_heuristics_on_a_chain_by_hand():
+    p = chain_problem(4)  # f1..f4, b4..b1: store-all keeps f1..f4 until their b
+    assert evaluate_schedule(p, range(8)).peak == store_all_peak(p) == 5  # f1..f3 kept, f4 and b4 live
+    store = solve_remat(p, 5, "store-all", FAST)
+    assert store.cost == 8 and store.schedule == tuple(range(8))
+    # recompute-all keeps only f1: b3 needs f3, so f2 and f3 are recomputed; f2 then stays for b2,
+    # which reads it next; b1 reads the kept f1
+    rab = solve_remat(p, 5, "recompute-all", FAST)
+    assert rab.cost == 8 + 2
+    assert [p.nodes[i] for i in rab.schedule] == ["f1", "f2", "f3", "f4", "b4", "f2", "f3", "b3", "b2", "b1"]
+    assert solve_remat(p, 5, "cpsat", FAST).cost == 8
+
+
+def test_smallest_feasible_budget_and_exit_codes(tmp_path):
+    p = chain_problem(8)
+    with pytest.raises(InfeasibleError, match="the smallest feasible budget is 3"):
+        solve_remat(p, 2, "cpsat", FAST)
+    path = tmp_path / "chain.json"
+    data = {"nodes": [{"id": v, "cost_cpu": 1, "cost_ram": 1} for v in p.nodes],
+            "links": [{"source": p.nodes[a], "target": p.nodes[b]} for b, ps in enumerate(p.preds) for a in ps]}
+    path.write_text(json.dumps(data))
+    proc = subprocess.run([sys.executable, "-m", "monet_opt", "checkpoint", "--graph", str(path), "--budget", "2"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 3 and "smallest feasible budget is 3" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "monet_opt", "checkpoint", "--graph", str(path), "--budget", "60%",
+                           "--json", "--out", str(tmp_path / "run")], capture_output=True, text=True)
+    out = json.loads(proc.stdout)
+    assert proc.returncode == 0 and out["status"] == "optimal" and out["validated"]
+    assert out["budget"] == 5 and out["peak_memory"] <= 5 and out["objective"] == chain_optimum(8, 5)
+    assert len(out["schedule"]) == out["objective"] and out["schedule"][:2] == ["f1", "f2"]
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["objective"] == out["objective"]
+    for key in ("status", "objective", "bound", "gap", "peak_memory", "budget", "solve_time_s", "validated"):
+        assert key in out
+
+
+@pytest.mark.parametrize("content, message", [
+    ({"nodes": [{"id": "a", "cost_cpu": 1, "cost_ram": 1}, {"id": "b", "cost_cpu": 1, "cost_ram": 1}],
+      "links": [{"source": "a", "target": "b"}, {"source": "b", "target": "a"}]}, "cycle: a -> b -> a"),
+    ({"nodes": [{"id": "a", "cost_cpu": 1}], "links": []}, "nodes\\[0\\] is missing attribute 'cost_ram'"),
+    ({"nodes": [{"id": "a", "cost_cpu": 1, "cost_ram": -4}], "links": []}, "cost_ram must be a non-negative number"),
+    ({"nodes": [{"id": "a", "cost_cpu": 1, "cost_ram": 1}], "links": [{"source": "a", "target": "z"}]}, "unknown node 'z'"),
+    ({"nodes": [{"id": "a", "cost_cpu": 1, "cost_ram": 1}, {"id": "b", "cost_cpu": 1, "cost_ram": 1}],
+      "links": [{"source": "a", "target": "b"}], "graph": {"order": ["b", "a"]}}, "'order' puts 'b' before its input 'a'"),
+])
+def test_bad_graphs_exit_2(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(InputError, match=message):
+        load_problem(path)
+    proc = subprocess.run([sys.executable, "-m", "monet_opt", "checkpoint", "--graph", str(path), "--budget", "10"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_negative_budget_and_formats(tmp_path):
+    with pytest.raises(InputError, match="negative"):
+        parse_budget("-3", 10)
+    with pytest.raises(InputError, match="neither a number nor a percentage"):
+        parse_budget("lots", 10)
+    assert parse_budget("80%", 17) == 13 and parse_budget("12", 17) == 12
+    yaml_path = tmp_path / "g.yaml"
+    yaml_path.write_text("name: tiny\nnodes:\n  - {id: x, cost: 0.5, size: 2}\n  - {id: y, cost: 1.25, size: 3, inputs: [x]}\n")
+    p = load_problem(yaml_path)
+    assert p.cost == (50, 125) and p.cost_scale == 100 and p.size == (2, 3)  # fractional costs scaled exactly
+    result = solve_remat(p, 5, "cpsat", FAST).to_dict()
+    assert result["objective"] == 1.75 and result["peak_memory"] == 5
+    edges_key = tmp_path / "e.json"  # networkx >= 3.4 writes "edges" instead of "links"
+    edges_key.write_text(json.dumps({"nodes": [{"id": 1, "cost_cpu": 2, "cost_ram": 1}, {"id": 2, "cost_cpu": 2, "cost_ram": 1}],
+                                     "edges": [{"source": 1, "target": 2}]}))
+    assert load_problem(edges_key).preds == ((), (0,))
+
+
+def test_sweep_writes_csv_and_plot(tmp_path):
+    from monet_opt.cli import main
+    assert main(["checkpoint", "--graph", "instances/remat/chain16.json", "--sweep", "4", "--population", "20",
+                 "--generations", "5", "--out", str(tmp_path), "--json"]) == 0
+    lines = (tmp_path / "sweep.csv").read_text().splitlines()
+    assert lines[0].startswith("budget,cpsat_cost,cpsat_status") and len(lines) == 5
+    first, last = lines[1].split(","), lines[-1].split(",")
+    assert float(first[0]) == 3 and float(last[0]) == 17  # smallest feasible budget to store-all
+    assert float(last[1]) == 32  # no recomputation at the store-all peak
+    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
