@@ -43,6 +43,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be positive")
+    return value
+
+
 def add_workload_arguments(p: argparse.ArgumentParser, positional: bool = True) -> None:
     """The workload options shared by every command that builds a training graph."""
     what = f"built-in ({', '.join(BUILTIN_MODELS)}) or ONNX file"
@@ -133,8 +143,8 @@ def _cmd_checkpoint(args: argparse.Namespace) -> int:
                          (r.cpsat_cost, r.ga_cost, r.greedy_cost, r.sqrt_cost)]
                 print(f"{r.budget:>10g} {cells[0]} {r.cpsat_status:>9} {' '.join(cells[1:])}")
         return 0
-    budget = parse_budget(args.budget, store_all_peak(problem) / problem.size_scale)
-    result = solve_remat(problem, budget * problem.size_scale, args.method, options, ga)
+    budget = parse_budget(args.budget, store_all_peak(problem), problem.size_scale)
+    result = solve_remat(problem, budget, args.method, options, ga)
     data = result.to_dict()
     if args.out:
         write_json_atomic(Path(args.out) / "result.json", data)
@@ -200,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_solver_arguments(p: argparse.ArgumentParser) -> None:
     """--time-limit, --workers, --seed, --deterministic: shared by every command that solves."""
-    p.add_argument("--time-limit", type=float, default=60.0, metavar="S", help="seconds per solve (default 60)")
+    p.add_argument("--time-limit", type=_positive_float, default=60.0, metavar="S", help="seconds per solve (default 60)")
     p.add_argument("--workers", type=_positive_int, default=2, help="solver threads (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--deterministic", action="store_true",

@@ -58,7 +58,9 @@ class _Model:
                 reads_t = 1 if t in succ[i] else 0
                 m.Add(R[t, i] <= sum(uses) + sum(carried) + reads_t)
                 m.Add(S[t, i] <= sum(uses) + sum(carried) + reads_t)
-        self.peak = m.NewIntVar(0, sum(problem.size), "peak") if budget is None else None
+        # no schedule peaks below max_v (m_v + inputs' sizes): a valid lower bound for the peak variable
+        floor = max(problem.size[v] + sum(problem.size[p] for p in problem.preds[v]) for v in range(n))
+        self.peak = m.NewIntVar(floor, max(floor, sum(problem.size)), "peak") if budget is None else None
         capacity = self.peak if budget is None else budget
         for t in range(n):
             intervals, demands = [m.NewIntervalVar(t, 1, t + 1, f"node{t}")], [problem.size[t]]

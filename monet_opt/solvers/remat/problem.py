@@ -122,14 +122,15 @@ def store_all_peak(problem: RematProblem) -> int:
     return evaluate_schedule(problem, range(problem.n)).peak
 
 
-def parse_budget(text: str, problem_peak: int, source: str = "--budget") -> int:
-    """An absolute budget ("1200") or a fraction of the store-all peak ("80%"), in model units."""
+def parse_budget(text: str, problem_peak: int, size_scale: int = 1, source: str = "--budget") -> int:
+    """An absolute budget in the graph's own size unit ("1200") or a percentage of the store-all peak
+    ("80%"), converted to model units (sizes x size_scale) and rounded down."""
     text = str(text).strip()
     try:
         if text.endswith("%"):
             value = float(text[:-1]) / 100 * problem_peak
         else:
-            value = float(text)
+            value = float(text) * size_scale
     except ValueError:
         raise InputError(f"{source}: {text!r} is neither a number nor a percentage") from None
     if value < 0 or math.isnan(value):

@@ -88,12 +88,12 @@ def _infeasible(problem: RematProblem, budget: int, options: SolverOptions) -> I
     fb = smallest_feasible_budget(problem, options)
     ss = problem.size_scale
     if fb.exact:
-        what = f"the smallest feasible budget is {fb.achieved / ss:g}"
+        what = f"the smallest feasible budget is {fb.achieved / ss:g}, {(fb.achieved - budget) / ss:g} above it"
     else:
-        what = f"the smallest feasible budget is between {fb.lowest / ss:g} and {fb.achieved / ss:g}"
+        what = (f"the smallest feasible budget is between {fb.lowest / ss:g} and {fb.achieved / ss:g} "
+                f"(at least {(fb.lowest - budget) / ss:g} above it)")
     return InfeasibleError(
-        f"{problem.name}: budget {budget / ss:g} is infeasible: {what} (store-all needs {store_all_peak(problem) / ss:g}, "
-        f"{(fb.achieved - budget) / ss:g} more than the budget)"
+        f"{problem.name}: budget {budget / ss:g} is infeasible: {what} (store-all needs {store_all_peak(problem) / ss:g})"
     )
 
 
