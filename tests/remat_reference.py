@@ -67,7 +67,7 @@ def brute_force(preds, cost, size, budget):
 def chain_optimum(n, budget):
     """Minimum total cost (unit costs and sizes) of the adjoint chain f1..fn, bn..b1 within `budget`.
 
-    best(l, cap, g): forward executions to reverse l steps from a held base checkpoint, with `cap`
+    best(steps, cap, g): forward executions to reverse `steps` steps from a held base checkpoint, with `cap`
     memory units besides the values held by outer levels, and g = 1 when a gradient is held.
     Either sweep to the end without storing (l forward steps, then b, then reverse l - 1), or store
     the checkpoint reached after m steps, reverse the right part with one unit less, compute the
@@ -75,15 +75,15 @@ def chain_optimum(n, budget):
     """
 
     @lru_cache(maxsize=None)
-    def best(l, cap, g):
-        if l == 0:
+    def best(steps, cap, g):
+        if steps == 0:
             return 0
         options = []
-        if g + min(l, 2) <= cap and g + 2 <= cap:
-            options.append(l + best(l - 1, cap, 1))
-        for m in range(1, l):
+        if g + min(steps, 2) <= cap and g + 2 <= cap:
+            options.append(steps + best(steps - 1, cap, 1))
+        for m in range(1, steps):
             if g + min(m, 2) <= cap and 3 <= cap:
-                options.append(m + best(l - m, cap - 1, g) + best(m - 1, cap, 1))
+                options.append(m + best(steps - m, cap - 1, g) + best(m - 1, cap, 1))
         return min(options, default=math.inf)
 
     return best(n, budget, 0) + n  # forward executions + one execution of each backward node

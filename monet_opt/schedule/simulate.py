@@ -195,6 +195,7 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
         table = CostTable(graph, hw)
     violations: list[Violation] = []
     core_memory = {c.name: c.memory for c in hw.cores}
+    dram_link = {c.name: hw.link_between(DRAM, c.name) for c in hw.cores}
     stack_of = {op: s for s, ops in plan.stacks.items() for op in ops}
 
     # ---- static checks: order coverage, dependencies inside and between stacks
@@ -317,7 +318,7 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
                 ready = max(ready, tentative[link.name])
             cost = stack_cost(s, core)
             if cost is not None and cost.dram_cycles:
-                ready = max(ready, tentative[hw.link_between(DRAM, core).name])
+                ready = max(ready, tentative[dram_link[core].name])
             if best is None or ready < best[0]:
                 best = (ready, index, core)
         if best is None:
@@ -350,11 +351,11 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
         end = start + duration
         if cost is not None:
             if cost.dram_cycles:
-                dram_link = hw.link_between(DRAM, core).name
-                link_free[dram_link] = start + cost.dram_cycles
-                transfers.append(TransferRecord(f"dram traffic of {s}", dram_link, start, start + cost.dram_cycles,
+                bus = dram_link[core].name
+                link_free[bus] = start + cost.dram_cycles
+                transfers.append(TransferRecord(f"dram traffic of {s}", bus, start, start + cost.dram_cycles,
                                                 cost.dram_bytes))
-                energy[f"link:{dram_link}"] += cost.dram_link_energy_pj
+                energy[f"link:{bus}"] += cost.dram_link_energy_pj
             energy["compute"] += cost.compute_energy_pj
             energy[f"memory:{memory}"] += cost.local_energy_pj
             energy["dram"] += cost.dram_energy_pj

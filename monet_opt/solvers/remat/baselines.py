@@ -91,7 +91,7 @@ def run_baseline(problem: RematProblem, budget: int, method: str) -> tuple[list[
         schedule = greedy(problem, budget)
     else:
         schedule = {"store-all": store_all, "recompute-all": recompute_all_but_inputs, "sqrt": sqrt_n}[method](problem)
-        if evaluate_schedule(problem, schedule).peak > budget:
-            schedule = None
-    cost = evaluate_schedule(problem, schedule).cost if schedule is not None else None
-    return schedule, heuristic_stats(cost, time.perf_counter() - started)
+    replay = evaluate_schedule(problem, schedule) if schedule is not None else None
+    if replay is None or replay.peak > budget:
+        return None, heuristic_stats(None, time.perf_counter() - started)
+    return schedule, heuristic_stats(replay.cost, time.perf_counter() - started)

@@ -99,9 +99,10 @@ def _infeasible(problem: RematProblem, budget: int, options: SolverOptions) -> I
 
 def best_heuristic(problem: RematProblem, budget: int) -> list[int] | None:
     """The cheapest of store-all, sqrt(n) and greedy schedules within the budget (a warm start)."""
-    candidates = [store_all(problem), sqrt_n(problem), greedy(problem, budget)]
-    fitting = [s for s in candidates if s is not None and evaluate_schedule(problem, s).peak <= budget]
-    return min(fitting, key=lambda s: evaluate_schedule(problem, s).cost) if fitting else None
+    candidates = [s for s in (store_all(problem), sqrt_n(problem), greedy(problem, budget)) if s is not None]
+    replays = [(evaluate_schedule(problem, s), s) for s in candidates]
+    fitting = [(r.cost, s) for r, s in replays if r.peak <= budget]
+    return min(fitting, key=lambda pair: pair[0])[1] if fitting else None
 
 
 def solve_remat(problem: RematProblem, budget: int, method: str, options: SolverOptions,
