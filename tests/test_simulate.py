@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monet_opt.cost import CostTable
+from monet_opt.errors import InputError
 from monet_opt.hardware import accelerator_from_dict, load_accelerator
 from monet_opt.schedule import Claim, Plan, Residency, check, default_plan, simulate
 from monet_opt.training import Optimizer, derive_training_graph, inference_graph
@@ -238,8 +239,31 @@ def test_simulation_properties(scenario):
     (lambda p: Plan(p.stacks, p.core_of, p.core_order, {"x": Residency.ON_CHIP}), "network input"),
 ])
 def test_malformed_plans_are_input_errors(change, message):
-    from monet_opt.errors import InputError
     graph = derive_training_graph(tiny_mlp(), Optimizer.SGD)
     plan = default_plan(graph, CostTable(graph, toy()))
     with pytest.raises(InputError, match=message):
         simulate(graph, toy(), change(plan))
+
+
+def test_fused_recomputation_keeps_its_intermediate_on_chip():
+    # x -> mm1 -> relu -> mm2 -> loss. relu's output is saved (mm2.dw and relu.backward read it);
+    # mm1's output is not (only relu reads it), so recomputing relu recomputes mm1 first.
+    g = GraphBuilder("refuse")
+    h = g.relu("relu", g.matmul("mm1", g.input("x", (64, 32)), g.weight("w1", (32, 32))))
+    y = g.matmul("mm2", h, g.weight("w2", (32, 32)))
+    graph = derive_training_graph(g.build([g.softmax_xent("loss", y, g.input("labels", (64,), DType.INT64))]),
+                                  Optimizer.SGD)
+    hw = toy(**{"cores.1.op_kinds": ["vector", "pool", "optimizer", "mac"]})  # vec also runs matmuls
+    plan = single_stack_plan(graph, {op.name: "vec" for op in graph.ops})
+    separate = Plan(plan.stacks, plan.core_of, plan.core_order, {"relu": Residency.RECOMPUTE})
+    fused = Plan(plan.stacks, plan.core_of, plan.core_order, {"relu": Residency.RECOMPUTE},
+                 recompute_groups=(("mm1", "relu"),))
+    a, b = simulate(graph, hw, separate), simulate(graph, hw, fused)
+    assert a.valid and b.valid
+    assert [t.ops for t in b.tasks if t.phase == "recompute"] == [("mm1.recompute", "relu.recompute")]
+    # unfused, mm1's recomputed output (64 x 32 fp32 = 8 KiB) is written to DRAM and read back
+    dram = lambda r: sum(t.dram_read_bytes + t.dram_write_bytes for t in r.tasks)  # noqa: E731
+    assert dram(a) - dram(b) == 2 * 8192
+    with pytest.raises(InputError, match="not recomputed"):
+        simulate(graph, hw, Plan(plan.stacks, plan.core_of, plan.core_order, {"relu": Residency.RECOMPUTE},
+                                 recompute_groups=(("mm2",),)))

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from monet_opt.cost.model import Cost, CostTable
 from monet_opt.errors import InfeasibleError, InputError
-from monet_opt.workload.ir import Graph, TensorRole
+from monet_opt.workload.ir import Graph, Phase, TensorRole
 
 
 class Residency(StrEnum):
@@ -26,12 +26,15 @@ class Residency(StrEnum):
 class Plan:
     """`stacks`: stack name -> op names in execution order (a singleton stack is one op, unfused);
     `core_of`: stack -> core; `core_order`: core -> its stacks in execution order; `residency`:
-    saved activation -> Residency (absent: every value lives in DRAM)."""
+    saved activation -> Residency (absent: every value lives in DRAM); `recompute_groups`: sets of
+    forward ops whose recomputations run as one fused stack (intermediates stay on chip), each
+    given in execution order; recomputations not in a group run one op per stack."""
 
     stacks: Mapping[str, tuple[str, ...]]
     core_of: Mapping[str, str]
     core_order: Mapping[str, tuple[str, ...]]
     residency: Mapping[str, Residency] = field(default_factory=dict)
+    recompute_groups: tuple[tuple[str, ...], ...] = ()
 
 
 def check_plan_input(graph: Graph, plan: Plan, core_names: set[str]) -> None:
@@ -72,6 +75,14 @@ def check_plan_input(graph: Graph, plan: Plan, core_names: set[str]) -> None:
             raise InputError(f"plan: {value!r} is a network input; it can only stay in DRAM")
         if not isinstance(decision, Residency):
             raise InputError(f"plan: residency of {value!r} is {decision!r}, not one of {[r.value for r in Residency]}")
+    grouped: set[str] = set()
+    for group in plan.recompute_groups:
+        for op in group:
+            if op not in graph.op_by_name or graph.op_by_name[op].phase is not Phase.FORWARD:
+                raise InputError(f"plan: recompute group {group!r} names {op!r}, which is not a forward op")
+            if op in grouped:
+                raise InputError(f"plan: op {op!r} is in two recompute groups")
+            grouped.add(op)
 
 
 def default_plan(graph: Graph, table: CostTable) -> Plan:

@@ -7,7 +7,9 @@ It is independent of every solver and is the referee of their claims. Rules:
   core's order before its first stack that comes at or after the value's first backward reader in
   the reference order; the backward readers read the copy. An activation input of a
   recomputed op that is not itself kept (not saved, or also recomputed) is recomputed first, in
-  turn. Inputs and kept values simply stay live longer.
+  turn. Inputs and kept values simply stay live longer. `Plan.recompute_groups` fuse several
+  recompute ops into one stack, placed where the first of them would run and priced by the cost
+  model as the fused stack it is (values passed inside it never go to DRAM).
 - Each core runs its stacks one at a time in its plan order. A stack starts when the core is free,
   every input has arrived, and the DRAM link of the core is free. It lasts the cost model's
   `latency_cycles` and reserves that DRAM link for its `dram_cycles` from its start (the bus is
@@ -101,6 +103,8 @@ def insert_recomputation(graph: Graph, plan: Plan) -> tuple[Graph, Plan]:
     """The graph and plan with recompute ops for every RECOMPUTE value (see the module docstring)."""
     recomputed = {t for t, r in plan.residency.items() if r is Residency.RECOMPUTE}
     if not recomputed:
+        if plan.recompute_groups:
+            raise InputError(f"plan: recompute group {plan.recompute_groups[0]!r} names ops that are not recomputed")
         return graph, plan
     stack_of = {op: s for s, ops in plan.stacks.items() for op in ops}
     position = {op.name: i for i, op in enumerate(graph.ops)}
@@ -161,6 +165,24 @@ def insert_recomputation(graph: Graph, plan: Plan) -> tuple[Graph, Plan]:
             target.insert(at, name)
             stacks[name] = (name,)
             core_of[name] = core
+    for group in plan.recompute_groups:
+        members = [f"{op}.recompute" for op in group]
+        missing = [op for op, name in zip(group, members, strict=True) if name not in stacks]
+        if missing:
+            raise InputError(f"plan: recompute group {group!r} names {missing[0]!r}, which is not recomputed")
+        cores = {core_of[name] for name in members}
+        if len(cores) > 1:
+            raise InputError(f"plan: recompute group {group!r} spans cores {sorted(cores)}; a fused stack runs on one")
+        core = cores.pop()
+        target = order[core]
+        at = min(target.index(name) for name in members)
+        fused = f"{group[0]}.recompute+{len(group) - 1}"
+        for name in members:
+            target.remove(name)
+            del stacks[name], core_of[name]
+        target.insert(at, fused)
+        stacks[fused] = tuple(members)
+        core_of[fused] = core
     residency = {t: r for t, r in plan.residency.items() if t not in recomputed}
     return new_graph, Plan(stacks, core_of, {c: tuple(o) for c, o in order.items()}, residency)
 
