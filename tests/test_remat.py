@@ -189,3 +189,17 @@ def test_sweep_writes_csv_and_plot(tmp_path):
     assert float(first[0]) == 3 and float(last[0]) == 17  # smallest feasible budget to store-all
     assert float(last[1]) == 32  # no recomputation at the store-all peak
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_diamond_instance_by_hand():
+    p = load_problem("instances/remat/diamond.yaml")
+    assert store_all_peak(p) == 15 and solve_remat(p, 15, "cpsat", FAST).cost == 14
+    # At 12, f needs b (8), e (2) and itself (2) live, nothing else: b cannot survive from its first
+    # computation (at d: b + c + d = 13 > 12), so it is recomputed just before f (+4, while a, e and b
+    # take 12); a is then dropped and recomputed for g (+1): 14 + 5 = 19.
+    result = solve_remat(p, 12, "cpsat", FAST)
+    assert result.cost == 19 and result.peak == 12
+    assert [p.nodes[i] for i in result.schedule] == ["a", "b", "c", "d", "e", "b", "f", "a", "g"]
+    assert solve_remat(p, 12, "milp", FAST).cost == 19
+    with pytest.raises(InfeasibleError, match="smallest feasible budget is 12"):
+        solve_remat(p, 11, "cpsat", FAST)
