@@ -113,7 +113,10 @@ def solve_remat(problem: RematProblem, budget: int, method: str, options: Solver
     if budget < local_lower_bound(problem):
         raise _infeasible(problem, budget, options)
     if method == "cpsat":
-        schedule, stats = solve_cpsat(problem, budget, options, hint=best_heuristic(problem, budget))
+        hint = best_heuristic(problem, budget)
+        if hint is None:  # none of the cheap heuristics fits: a short GA often does (see the DAG benchmark)
+            hint, _, _ = run_ga(problem, budget, GAConfig(population=40, generations=20, seed=options.seed))
+        schedule, stats = solve_cpsat(problem, budget, options, hint=hint)
     elif method == "milp":
         schedule, stats = solve_milp(problem, budget, options)
     elif method == "ga":
