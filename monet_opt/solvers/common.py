@@ -59,10 +59,6 @@ class SolveStats:
             return None
         return (self.objective - self.bound) / self.objective if self.objective else 0.0
 
-    @property
-    def timed_out(self) -> bool:
-        return self.status in (SolveStatus.FEASIBLE, SolveStatus.UNKNOWN)
-
 
 class IncumbentRecorder(cp_model.CpSolverSolutionCallback):
     """Records (wall time, objective, bound) at every improving CP-SAT solution."""
