@@ -9,17 +9,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monet_opt.cost import CostTable
-from monet_opt.errors import MonetError
+from monet_opt.errors import InputError, MonetError
 from monet_opt.hardware import builtin_hardware, load_accelerator
 from monet_opt.hardware.describe import accelerator_to_dict, format_accelerator
 from monet_opt.io import write_json_atomic
 from monet_opt.report import format_result, result_to_dict, write_reports
 from monet_opt.schedule import default_plan, simulate
 from monet_opt.solvers.common import SolverOptions
-from monet_opt.solvers.remat.ga import GAConfig
+from monet_opt.solvers.checkpoint.solve import METHODS as TRAINING_METHODS
+from monet_opt.solvers.checkpoint.solve import solve_checkpoint
+from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
+from monet_opt.solvers.checkpoint.sweep import training_budget_sweep
+from monet_opt.solvers.genetic import GAConfig
 from monet_opt.solvers.remat.problem import load_problem, parse_budget, store_all_peak
 from monet_opt.solvers.remat.solve import METHODS, solve_remat
-from monet_opt.solvers.remat.sweep import budget_sweep, write_sweep
+from monet_opt.solvers.remat.sweep import SweepRow, budget_sweep, write_remat_sweep, write_sweep
 from monet_opt.training import PRECISIONS, Optimizer, derive_training_graph, inference_graph
 from monet_opt.training.summary import format_summary, workload_summary
 from monet_opt.workload import BUILTIN_MODELS, Graph, load_forward_graph
@@ -53,13 +57,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def add_workload_arguments(p: argparse.ArgumentParser, positional: bool = True) -> None:
+def add_workload_arguments(p: argparse.ArgumentParser, positional: bool = True, required: bool = True) -> None:
     """The workload options shared by every command that builds a training graph."""
     what = f"built-in ({', '.join(BUILTIN_MODELS)}) or ONNX file"
     if positional:
         p.add_argument("workload", metavar="MODEL|FILE.onnx", help=what)
     else:
-        p.add_argument("--workload", required=True, metavar="MODEL|FILE.onnx", help=what)
+        p.add_argument("--workload", required=required, metavar="MODEL|FILE.onnx", help=what)
     p.add_argument("--batch", type=_positive_int, help="batch size (default: the model's preset)")
     p.add_argument("--seq-len", type=_positive_int, help="sequence length of a language model")
     p.add_argument("--image-size", type=_positive_int, help="input height = width of a CNN")
@@ -126,22 +130,37 @@ def _solver_options(args: argparse.Namespace) -> SolverOptions:
                          deterministic=args.deterministic)
 
 
+def _print_sweep(rows: list[SweepRow], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([row.__dict__ for row in rows], indent=1))
+        return
+    print(f"{'budget':>12} {'cpsat':>14} {'status':>9} {'ga':>14} {'greedy':>14} {'sqrt(n)':>14}")
+    for r in rows:
+        cells = [f"{v:>14g}" if isinstance(v, float | int) else f"{'-':>14}" for v in
+                 (r.cpsat_cost, r.ga_cost, r.greedy_cost, r.sqrt_cost)]
+        print(f"{r.budget:>12g} {cells[0]} {r.cpsat_status:>9} {' '.join(cells[1:])}")
+
+
+def _sweep_progress(message: str) -> None:
+    print(f"sweep: {message}", file=sys.stderr)
+
+
 def _cmd_checkpoint(args: argparse.Namespace) -> int:
+    if (args.graph is None) == (args.workload is None):
+        raise InputError("checkpoint: give either --graph FILE or --workload W with --hardware H")
+    if args.workload is not None:
+        return _checkpoint_training(args)
+    if args.method not in METHODS or args.objective != "latency":
+        what = f"--method {args.method}" if args.method not in METHODS else f"--objective {args.objective}"
+        raise InputError(f"checkpoint --graph: {what} applies to training graphs (--workload) only")
     problem = load_problem(args.graph)
     options = _solver_options(args)
     ga = GAConfig(population=args.population, generations=args.generations, seed=args.seed)
     if args.sweep:
-        rows = budget_sweep(problem, args.sweep, options, ga, progress=lambda m: print(f"sweep: {m}", file=sys.stderr))
+        rows = budget_sweep(problem, args.sweep, options, ga, progress=_sweep_progress)
         if args.out:
-            write_sweep(problem, rows, args.out)
-        if args.json:
-            print(json.dumps([row.__dict__ for row in rows], indent=1))
-        else:
-            print(f"{'budget':>10} {'cpsat':>10} {'status':>9} {'ga':>10} {'greedy':>10} {'sqrt(n)':>10}")
-            for r in rows:
-                cells = [f"{v:>10g}" if isinstance(v, float) else f"{'-':>10}" for v in
-                         (r.cpsat_cost, r.ga_cost, r.greedy_cost, r.sqrt_cost)]
-                print(f"{r.budget:>10g} {cells[0]} {r.cpsat_status:>9} {' '.join(cells[1:])}")
+            write_remat_sweep(problem, rows, args.out)
+        _print_sweep(rows, args.json)
         return 0
     budget = parse_budget(args.budget, store_all_peak(problem), problem.size_scale)
     result = solve_remat(problem, budget, args.method, options, ga)
@@ -158,6 +177,65 @@ def _cmd_checkpoint(args: argparse.Namespace) -> int:
         print(f"peak memory {data['peak_memory']}, recomputations {data['recomputations']}, "
               f"validated {data['validated']}, {data['solve_time_s']:.2f} s")
     return 0
+
+
+def _checkpoint_training(args: argparse.Namespace) -> int:
+    if args.hardware is None:
+        raise InputError("checkpoint --workload needs --hardware NAME|FILE.yaml")
+    if args.method not in TRAINING_METHODS:
+        raise InputError(f"checkpoint --workload: --method {args.method} applies to --graph only "
+                         f"(training graphs: {', '.join(TRAINING_METHODS)})")
+    hw = load_accelerator(args.hardware)
+    _, training = training_graph_from_args(args)
+    space = CheckpointSpace(training, hw)
+    objective = OBJECTIVES[args.objective]
+    options = _solver_options(args)
+    ga = GAConfig(population=args.population, generations=args.generations, seed=args.seed)
+    if args.sweep:
+        rows = training_budget_sweep(space, objective, args.sweep, options, ga, progress=_sweep_progress)
+        if args.out:
+            base = space.store_all.objective(objective)
+            write_sweep(rows, args.out, base_cost=base, cost_label=objective.name,
+                        title=f"{training.name} on {hw.name}: {objective.name} overhead vs activation budget",
+                        budget_label="activation budget: dynamic DRAM peak [bytes]")
+        _print_sweep(rows, args.json)
+        return 0
+    budget = parse_budget(args.budget, space.store_all.dynamic_dram_peak_bytes)
+    result = solve_checkpoint(space, objective, budget, args.method, options, ga)
+    data = result.to_dict(space)
+    if args.out:
+        if result.evaluation is not None:
+            write_reports(result.evaluation.simulation, args.out, workload=args.workload, mode="training")
+        write_json_atomic(Path(args.out) / "checkpoint.json", data)
+    if args.json:
+        print(json.dumps(data, indent=1))
+    else:
+        print(format_checkpoint(data))
+        if args.out:
+            print(f"wrote {args.out}/checkpoint.json" + (", result.json, gantt.png, memory.png, trace.json"
+                                                          if result.evaluation is not None else ""))
+    return 0
+
+
+def format_checkpoint(data: dict) -> str:
+    """Readable summary of a training-graph checkpoint result (`CheckpointResult.to_dict`)."""
+    base = data["store_all"]
+    lines = [f"{data['workload']} on {data['hardware']}: {data['method']}, objective {data['objective_kind']}, "
+             f"activation budget {data['budget']:,} bytes (store-all peak {base['peak_memory']:,})"]
+    if data["latency_cycles"] is None:
+        lines.append(f"status {data['status']}: no plan within the budget")
+        return "\n".join(lines)
+    gap = "-" if data["gap"] is None else f"{100 * data['gap']:.2f} %"
+    lines += [
+        f"status {data['status']}, bound {data['bound']}, gap {gap}, {data['solve_time_s']:.2f} s, "
+        f"validated {data['validated']}",
+        f"latency {data['latency_cycles']:,} cycles ({100 * data['latency_overhead']:+.2f} % vs store-all), "
+        f"energy {data['energy_pj'] / 1e6:,.2f} uJ ({100 * data['energy_overhead']:+.2f} %)",
+        f"activation peak {data['peak_memory']:,} bytes; saved activations: "
+        + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in data["choices"].items())
+        + f"; fused recompute groups {len(data['recompute_groups'])}",
+    ]
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,17 +270,24 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=_cmd_evaluate)
 
     checkpoint = commands.add_parser("checkpoint", help="activation checkpointing under a memory budget")
-    checkpoint.add_argument("--graph", required=True, metavar="FILE.json|FILE.yaml",
+    checkpoint.add_argument("--graph", metavar="FILE.json|FILE.yaml",
                             help="rematerialisation graph: node-link JSON (cost_cpu, cost_ram) or YAML")
+    add_workload_arguments(checkpoint, positional=False, required=False)
+    checkpoint.add_argument("--hardware", metavar="NAME|FILE.yaml", help="accelerator of a --workload")
     target = checkpoint.add_mutually_exclusive_group(required=True)
-    target.add_argument("--budget", metavar="B|P%", help="absolute budget or a percentage of the store-all peak")
+    target.add_argument("--budget", metavar="B|P%",
+                        help="absolute budget or a percentage of the store-all peak (--workload: bytes of "
+                             "dynamic DRAM, i.e. activations and transient gradients)")
     target.add_argument("--sweep", type=_positive_int, metavar="POINTS",
                         help="sweep POINTS budgets from the smallest feasible to store-all (CP-SAT, GA, greedy, sqrt(n))")
-    checkpoint.add_argument("--method", choices=list(METHODS), default="cpsat")
+    checkpoint.add_argument("--method", choices=list(dict.fromkeys(METHODS + TRAINING_METHODS)), default="cpsat")
+    checkpoint.add_argument("--objective", choices=list(OBJECTIVES), default="latency",
+                            help="what a training-graph plan minimises (default latency)")
     add_solver_arguments(checkpoint)
     checkpoint.add_argument("--population", type=_positive_int, default=100, help="GA population (default 100)")
     checkpoint.add_argument("--generations", type=_positive_int, default=50, help="GA generations (default 50)")
-    checkpoint.add_argument("--out", metavar="DIR", help="write result.json (or sweep.csv and sweep.png)")
+    checkpoint.add_argument("--out", metavar="DIR", help="write result.json (--workload: checkpoint.json and the "
+                            "plan's result.json, gantt.png, memory.png, trace.json), or sweep.csv and sweep.png")
     checkpoint.add_argument("--json", action="store_true")
     checkpoint.set_defaults(handler=_cmd_checkpoint)
     return parser

@@ -33,7 +33,8 @@ def test_show_gpt2_small_and_options(capsys):
     d, ff, v, seq = 768, 3072, 50257, 1024  # projections, QK^T + AV, FFN per layer; LM head
     assert s["forward_macs"] == 12 * (4 * seq * d * d + 2 * seq * seq * d + 2 * seq * d * ff) + seq * d * v
     sgd = run_json(capsys, "workload", "show", "gpt2-mini", "--optimizer", "sgd", "--seq-len", "128", "--json")
-    assert sgd["static_bytes_by_role"] == {"weight": 4 * 11_328_000, "weight_grad": 4 * 11_328_000}
+    # the tied embedding (20000 x 384) has two gradient buffers: the LM head's contribution and the sum
+    assert sgd["static_bytes_by_role"] == {"weight": 4 * 11_328_000, "weight_grad": 4 * (11_328_000 + 20000 * 384)}
     # 36 weight tensors: wte, wpe, 16 per layer (2 layer-norms, Q, K, V, proj, fc, fc-proj), ln_f
     assert sgd["optimizer_ops"] == sgd["ops_by_kind"]["sgd_update"] == 36
 

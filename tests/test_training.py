@@ -108,6 +108,12 @@ def test_gradient_fan_in_is_accumulated():
     # tied embedding: the lookup and the LM head both produce a gradient of wte, summed once
     acc = t.op_by_name["wte.grad_accumulate1"]
     assert acc.outputs == ("grad/wte",) and t.tensors["grad/wte"].role is TensorRole.WEIGHT_GRAD
+    # the LM head's contribution comes first and is the gradient buffer (static); the lookup's is a
+    # transient added to it at once
+    assert acc.inputs == ("grad/wte@lm_head.1", "grad/wte@wte.lookup.0")
+    assert t.tensors["grad/wte@lm_head.1"].role is TensorRole.WEIGHT_GRAD
+    assert t.tensors["grad/wte@wte.lookup.0"].role is TensorRole.GRADIENT
+    assert t.ops.index(acc) == t.ops.index(t.op_by_name["wte.lookup.backward"]) + 1
     assert [op.name for op in t.ops if "wte" in op.updates] == ["wte.update"]
     # residual stream: each block input is read by ln_1 and the residual add -> one accumulation
     assert t.op_by_name["embed.grad_accumulate1"].phase is Phase.BACKWARD

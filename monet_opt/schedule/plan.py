@@ -28,13 +28,17 @@ class Plan:
     `core_of`: stack -> core; `core_order`: core -> its stacks in execution order; `residency`:
     saved activation -> Residency (absent: every value lives in DRAM); `recompute_groups`: sets of
     forward ops whose recomputations run as one fused stack (intermediates stay on chip), each
-    given in execution order; recomputations not in a group run one op per stack."""
+    given in execution order; recomputations not in a group run one op per stack. `serial`: the
+    stacks run one at a time, in the order of their last op in the (recompute-extended) graph,
+    each starting when the previous one has ended (the execution model of checkpoint plans, in
+    which memory at each step is exactly the step-indexed accounting of the optimisers)."""
 
     stacks: Mapping[str, tuple[str, ...]]
     core_of: Mapping[str, str]
     core_order: Mapping[str, tuple[str, ...]]
     residency: Mapping[str, Residency] = field(default_factory=dict)
     recompute_groups: tuple[tuple[str, ...], ...] = ()
+    serial: bool = False
 
 
 def check_plan_input(graph: Graph, plan: Plan, core_names: set[str]) -> None:

@@ -7,9 +7,13 @@ It is independent of every solver and is the referee of their claims. Rules:
   core's order before its first stack that comes at or after the value's first backward reader in
   the reference order; the backward readers read the copy. An activation input of a
   recomputed op that is not itself kept (not saved, or also recomputed) is recomputed first, in
-  turn. Inputs and kept values simply stay live longer. `Plan.recompute_groups` fuse several
-  recompute ops into one stack, placed where the first of them would run and priced by the cost
-  model as the fused stack it is (values passed inside it never go to DRAM).
+  turn. An op needed by several recomputations runs once, before the earliest of their anchors;
+  the recompute ops anchored before the same op run in forward order. Inputs and kept values
+  simply stay live longer. `Plan.recompute_groups` fuse several recompute ops into one stack,
+  placed where the last of them would run and priced by the cost model as the fused stack it is
+  (values passed inside it never go to DRAM).
+- `Plan.serial`: stacks run one at a time in the order of their last op in the extended graph;
+  transfers for a stack start after the previous stack has ended.
 - Each core runs its stacks one at a time in its plan order. A stack starts when the core is free,
   every input has arrived, and the DRAM link of the core is free. It lasts the cost model's
   `latency_cycles` and reserves that DRAM link for its `dram_cycles` from its start (the bus is
@@ -112,6 +116,7 @@ def insert_recomputation(graph: Graph, plan: Plan) -> tuple[Graph, Plan]:
     clones: dict[str, Op] = {}  # forward op -> its recompute op
     before: dict[str, list[str]] = defaultdict(list)  # anchor op -> recompute ops inserted before it
     renamed: dict[str, str] = {}
+    by_forward: dict[str, str] = {}  # recompute op -> the forward op it repeats
 
     def ensure(op_name: str, anchor: str) -> None:
         if op_name in clones:
@@ -132,9 +137,15 @@ def insert_recomputation(graph: Graph, plan: Plan) -> tuple[Graph, Plan]:
             outputs=tuple(renamed[t] for t in op.outputs), forward_op=op_name,
         )
         before[anchor].append(clones[op_name].name)
+        by_forward[clones[op_name].name] = op_name
 
-    for t in sorted(recomputed, key=lambda t: position[graph.saved_for_backward[t][0]]):
-        ensure(graph.producer[t], min(graph.saved_for_backward[t], key=position.__getitem__))
+    def first_reader(t: str) -> str:
+        return min(graph.saved_for_backward[t], key=position.__getitem__)
+
+    for t in sorted(recomputed, key=lambda t: (position[first_reader(t)], t)):
+        ensure(graph.producer[t], first_reader(t))
+    for names in before.values():
+        names.sort(key=lambda name: position[by_forward[name]])
     tensors = dict(graph.tensors)
     for t, copy in renamed.items():
         tensors[copy] = replace(graph.tensors[t], name=copy)
@@ -175,7 +186,7 @@ def insert_recomputation(graph: Graph, plan: Plan) -> tuple[Graph, Plan]:
             raise InputError(f"plan: recompute group {group!r} spans cores {sorted(cores)}; a fused stack runs on one")
         core = cores.pop()
         target = order[core]
-        at = min(target.index(name) for name in members)
+        at = max(target.index(name) for name in members) - (len(members) - 1)
         fused = f"{group[0]}.recompute+{len(group) - 1}"
         for name in members:
             target.remove(name)
@@ -184,7 +195,7 @@ def insert_recomputation(graph: Graph, plan: Plan) -> tuple[Graph, Plan]:
         stacks[fused] = tuple(members)
         core_of[fused] = core
     residency = {t: r for t, r in plan.residency.items() if t not in recomputed}
-    return new_graph, Plan(stacks, core_of, {c: tuple(o) for c, o in order.items()}, residency)
+    return new_graph, Plan(stacks, core_of, {c: tuple(o) for c, o in order.items()}, residency, serial=plan.serial)
 
 
 def _stack_cost(table: CostTable, ops: tuple[str, ...], core: str, on_chip: frozenset[str]) -> tuple[Cost | None, str]:
@@ -322,6 +333,9 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
         return math.ceil(size_bytes * 8 / link.bandwidth_bits_per_cycle)
 
     remaining = sum(len(o) for o in pending.values())
+    op_position = {op.name: i for i, op in enumerate(graph.ops)}
+    sequence = sorted(plan.stacks, key=lambda s: op_position[plan.stacks[s][-1]]) if plan.serial else []
+    previous_end = 0
     while remaining:
         best: tuple[int, int, str] | None = None
         for index, core in enumerate(pending):
@@ -330,12 +344,14 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
             s = pending[core][head[core]]
             if any(p not in end_of for _, p in stack_inputs[s]):
                 continue
-            ready = core_free[core]
+            if plan.serial and s != sequence[len(end_of)]:
+                continue
+            ready = max(core_free[core], previous_end)
             for t, p in stack_inputs[s]:
                 ready = max(ready, end_of[p], arrival.get((t, core_memory[core]), 0))
             tentative = defaultdict(int, link_free)
             for t, link, size in needed_copies(s, core):
-                begin = max(end_of[stack_of[graph.producer[t]]], tentative[link.name])
+                begin = max(end_of[stack_of[graph.producer[t]]], tentative[link.name], previous_end)
                 tentative[link.name] = begin + copy_cycles(link, size)
                 ready = max(ready, tentative[link.name])
             cost = stack_cost(s, core)
@@ -344,7 +360,7 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
             if best is None or ready < best[0]:
                 best = (ready, index, core)
         if best is None:
-            waiting = []
+            waiting = [f"serial order expects {sequence[len(end_of)]!r} next"] if plan.serial else []
             for core in pending:
                 if head[core] < len(pending[core]):
                     s = pending[core][head[core]]
@@ -356,7 +372,7 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
         s = pending[core][head[core]]
         memory = core_memory[core]
         for t, link, size in needed_copies(s, core):
-            begin = max(end_of[stack_of[graph.producer[t]]], link_free[link.name])
+            begin = max(end_of[stack_of[graph.producer[t]]], link_free[link.name], previous_end)
             finish = begin + copy_cycles(link, size)
             link_free[link.name] = finish
             arrival[(t, memory)] = finish
@@ -390,6 +406,7 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
         ))
         start_of[s], end_of[s], core_run[s] = start, end, core
         core_free[core] = end
+        previous_end = end if plan.serial else 0
         head[core] += 1
         remaining -= 1
 

@@ -164,13 +164,19 @@ class _Derivation:
             name = f"grad/{t}"
         else:
             name = f"grad/{t}@{op.name}.{position}"
-        role = TensorRole.WEIGHT_GRAD if self.forward.tensors[t].role is TensorRole.WEIGHT and self.expected[t] == 1 \
+        # A weight's first gradient contribution is its gradient buffer (static); the later ones are
+        # transients added to it as they arrive (see `contribute`).
+        first = not self.partials.get(t)
+        role = TensorRole.WEIGHT_GRAD if self.forward.tensors[t].role is TensorRole.WEIGHT and first \
             else TensorRole.GRADIENT
         self._add_tensor(name, self.shape(t), role)
         return name
 
     def contribute(self, t: str, grad: str) -> None:
-        """Record one gradient contribution to `t`; sum them when the last one has arrived."""
+        """Record one gradient contribution to `t`; sum them when the last one has arrived. For a
+        weight used by k ops (a tied embedding) the first contribution and the final sum are static
+        gradient buffers: one buffer more than an in-place accumulation needs, but no gradient of
+        the size of the weight lives as a transient through the whole backward pass."""
         parts = self.partials.setdefault(t, [])
         parts.append(grad)
         if len(parts) < self.expected[t]:

@@ -11,34 +11,15 @@ state is saved and restored around the run.
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass
 
-from deap import base, tools
-
 from monet_opt.solvers.common import SolveStats, heuristic_stats
+from monet_opt.solvers.genetic import GAConfig, nsga2_search, pareto_front
 from monet_opt.solvers.remat.baselines import keep_policy_schedule, sources
 from monet_opt.solvers.remat.problem import RematProblem, evaluate_schedule
 
-
-class _Fitness(base.Fitness):
-    weights = (-1.0, -1.0)
-
-
-class _Individual(list):
-    def __init__(self, bits: list[int]) -> None:
-        super().__init__(bits)
-        self.fitness = _Fitness()
-
-
-@dataclass(frozen=True)
-class GAConfig:
-    population: int = 100
-    generations: int = 50
-    crossover_probability: float = 0.9
-    mutation_probability: float = 0.1
-    seed: int = 0
+__all__ = ["FrontPoint", "GAConfig", "nsga2", "run_ga"]
 
 
 @dataclass(frozen=True)
@@ -52,48 +33,17 @@ def nsga2(problem: RematProblem, config: GAConfig) -> list[FrontPoint]:
     """The non-dominated (cost, peak) schedules found, sorted by peak."""
     fixed = sources(problem)
     genes = [i for i in range(problem.n) if problem.succs[i] and i not in fixed]
-    saved_state = random.getstate()
-    random.seed(config.seed)
-    try:
-        cache: dict[tuple[int, ...], tuple[int, int, list[int]]] = {}
+    schedules: dict[tuple[int, ...], list[int]] = {}
 
-        def evaluate(bits: list[int]) -> tuple[int, int]:
-            key = tuple(bits)
-            if key not in cache:
-                keep = fixed | {g for g, bit in zip(genes, bits, strict=True) if not bit}
-                schedule = keep_policy_schedule(problem, keep)
-                result = evaluate_schedule(problem, schedule)
-                cache[key] = (result.cost, result.peak, schedule)
-            return cache[key][:2]
+    def evaluate(bits: tuple[int, ...]) -> tuple[int, int]:
+        keep = fixed | {g for g, bit in zip(genes, bits, strict=True) if not bit}
+        schedule = schedules[bits] = keep_policy_schedule(problem, keep)
+        result = evaluate_schedule(problem, schedule)
+        return result.cost, result.peak
 
-        population = [_Individual([random.randint(0, 1) for _ in genes]) for _ in range(config.population)]
-        for ind in population:
-            ind.fitness.values = evaluate(ind)
-        population = tools.selNSGA2(population, len(population))
-        for _ in range(config.generations):
-            parents = tools.selTournamentDCD(population, len(population)) if len(population) % 4 == 0 else \
-                [random.choice(population) for _ in population]
-            offspring = [_Individual(list(p)) for p in parents]
-            for a, b in zip(offspring[::2], offspring[1::2], strict=False):
-                if genes and random.random() < config.crossover_probability:
-                    tools.cxUniform(a, b, 0.5)
-            for ind in offspring:
-                if genes and random.random() < config.mutation_probability:
-                    tools.mutFlipBit(ind, 1.0 / len(genes))
-                ind.fitness.values = evaluate(ind)
-            population = tools.selNSGA2(population + offspring, config.population)
-    finally:
-        random.setstate(saved_state)
-    front: dict[tuple[int, int], FrontPoint] = {}
-    for cost, peak, schedule in cache.values():
-        front.setdefault((cost, peak), FrontPoint(cost, peak, tuple(schedule)))
-    points = sorted(front.values(), key=lambda p: (p.peak, p.cost))
-    pareto, best_cost = [], None
-    for p in points:
-        if best_cost is None or p.cost < best_cost:
-            pareto.append(p)
-            best_cost = p.cost
-    return pareto
+    evaluated = nsga2_search([2] * len(genes), evaluate, config)
+    front = pareto_front([(cost, peak, bits) for bits, (cost, peak) in evaluated.items()])
+    return [FrontPoint(int(cost), int(peak), tuple(schedules[bits])) for cost, peak, bits in front]
 
 
 def run_ga(problem: RematProblem, budget: int, config: GAConfig) -> tuple[list[int] | None, SolveStats, list[FrontPoint]]:

@@ -55,8 +55,17 @@ def budget_sweep(problem: RematProblem, points: int, options: SolverOptions, ga_
     return rows
 
 
-def write_sweep(problem: RematProblem, rows: list[SweepRow], out_dir: str | Path) -> list[Path]:
-    """sweep.csv and sweep.png (overhead vs budget) in `out_dir`."""
+def write_remat_sweep(problem: RematProblem, rows: list[SweepRow], out_dir: str | Path) -> list[Path]:
+    """sweep.csv and sweep.png of an abstract problem's sweep."""
+    unit = "units" if problem.size_scale == 1 else "input units"
+    return write_sweep(rows, out_dir, base_cost=sum(problem.cost) / problem.cost_scale,
+                       title=f"{problem.name}: overhead vs budget (store-all peak {store_all_peak(problem) / problem.size_scale:g})",
+                       budget_label=f"memory budget [{unit} of cost_ram]", cost_label="cost")
+
+
+def write_sweep(rows: list[SweepRow], out_dir: str | Path, *, base_cost: float, title: str, budget_label: str,
+                cost_label: str) -> list[Path]:
+    """sweep.csv and sweep.png (overhead = cost / base_cost - 1 vs budget) in `out_dir`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -70,7 +79,7 @@ def write_sweep(problem: RematProblem, rows: list[SweepRow], out_dir: str | Path
     writer.writeheader()
     writer.writerows(asdict(r) for r in rows)
     write_text_atomic(out / "sweep.csv", buffer.getvalue())
-    base = sum(problem.cost) / problem.cost_scale
+    base = base_cost
 
     def overhead(values: list[float | None]) -> list[float | None]:
         return [None if v is None else 100 * (v / base - 1) for v in values]
@@ -88,9 +97,9 @@ def write_sweep(problem: RematProblem, rows: list[SweepRow], out_dir: str | Path
     for r in rows:
         if r.cpsat_status != "optimal" and r.cpsat_cost is not None:
             ax.annotate(f"gap {100 * (r.cpsat_gap or 0):.1f}%", (r.budget, 100 * (r.cpsat_cost / base - 1)), fontsize=7)
-    ax.set_xlabel(f"memory budget [{'units' if problem.size_scale == 1 else 'input units'} of cost_ram]")
-    ax.set_ylabel("recomputation overhead [% of store-all cost]")
-    ax.set_title(f"{problem.name}: overhead vs budget (store-all peak {store_all_peak(problem) / problem.size_scale:g})")
+    ax.set_xlabel(budget_label)
+    ax.set_ylabel(f"recomputation overhead [% of store-all {cost_label}]")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

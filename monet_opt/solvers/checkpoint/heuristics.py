@@ -1,0 +1,115 @@
+"""Checkpoint heuristics on training graphs; every plan is judged by the validation scheduler.
+
+- store-all: every saved activation in DRAM;
+- recompute-all: every saved activation recomputed (one recomputation of the whole forward pass
+  before the first backward op, so it saves no memory: the bad end of the trade-off);
+- sqrt (Chen et al. 2016): saved activations in forward order, every ceil(sqrt(n))-th stays in
+  DRAM, the others are recomputed;
+- greedy (Chen et al.'s budget sweep): walk the saved activations in forward order summing the
+  sizes of recomputed ones; when the sum exceeds a threshold b, keep that one in DRAM and restart;
+  b sweeps a geometric grid, the cheapest plan within the budget wins;
+- GA (MONET's NSGA-II): one gene per saved activation, 0 = DRAM, 1 = recompute, 2 = on chip
+  (where eligible), objectives (cost, dynamic DRAM peak); plans that overflow a local memory get
+  an infinite peak.
+Recompute plans fuse neighbouring recomputations where that is cheaper (`greedy_groups`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+
+from monet_opt.schedule.plan import Residency
+from monet_opt.solvers.checkpoint.space import CheckpointSpace, Decisions, Evaluation, Objective
+from monet_opt.solvers.common import SolveStats, heuristic_stats
+from monet_opt.solvers.genetic import GAConfig, nsga2_search, pareto_front
+
+HEURISTICS = ("store-all", "recompute-all", "sqrt", "greedy")
+
+
+def decisions_for(space: CheckpointSpace, residency: Mapping[str, Residency], objective: Objective) -> Decisions:
+    return Decisions(dict(residency), space.greedy_groups(residency, objective))
+
+
+def in_forward_order(space: CheckpointSpace) -> list[str]:
+    return sorted(space.decisions, key=lambda a: (space.position[space.graph.producer[a]], a))
+
+
+def sqrt_residency(space: CheckpointSpace) -> dict[str, Residency]:
+    order = in_forward_order(space)
+    step = max(1, math.ceil(math.sqrt(len(order))))
+    return {a: Residency.RECOMPUTE for i, a in enumerate(order) if (i + 1) % step}
+
+
+def _threshold_residency(space: CheckpointSpace, threshold_bytes: float) -> dict[str, Residency]:
+    residency, running = {}, 0
+    for a in in_forward_order(space):
+        running += space.graph.tensors[a].size_bytes
+        if running > threshold_bytes:
+            running = 0
+        else:
+            residency[a] = Residency.RECOMPUTE
+    return residency
+
+
+def fits(space: CheckpointSpace, evaluation: Evaluation, budget_bytes: int) -> bool:
+    return evaluation.dynamic_dram_peak_bytes <= budget_bytes and evaluation.local_overflow_bytes == 0 \
+        and evaluation.simulation.valid
+
+
+def run_heuristic(space: CheckpointSpace, method: str, objective: Objective,
+                  budget_bytes: int) -> tuple[Decisions | None, Evaluation | None, SolveStats]:
+    """The method's plan (for greedy: the cheapest within the budget over its sweep), its evaluation
+    and stats; (None, None, stats) when greedy finds nothing within the budget."""
+    started = time.perf_counter()
+    if method == "store-all":
+        candidates = [Decisions({})]
+    elif method == "recompute-all":
+        candidates = [decisions_for(space, {a: Residency.RECOMPUTE for a in space.decisions}, objective)]
+    elif method == "sqrt":
+        candidates = [decisions_for(space, sqrt_residency(space), objective)]
+    elif method == "greedy":
+        sizes = [space.graph.tensors[a].size_bytes for a in space.decisions]
+        low, high = max(1, min(sizes)), sum(sizes)
+        grid = sorted({low * (high / low) ** (i / 24) for i in range(25)})
+        candidates = list({tuple(sorted(r.items())): decisions_for(space, r, objective)
+                           for r in (_threshold_residency(space, b) for b in grid)}.values())
+    else:
+        raise ValueError(f"unknown heuristic {method!r}")
+    evaluated = [(d, space.evaluate(d)) for d in candidates]
+    if method == "greedy":
+        evaluated = [pair for pair in evaluated if fits(space, pair[1], budget_bytes)]
+        if not evaluated:
+            return None, None, heuristic_stats(None, time.perf_counter() - started)
+    decisions, evaluation = min(evaluated, key=lambda pair: pair[1].objective(objective))
+    return decisions, evaluation, heuristic_stats(evaluation.objective(objective), time.perf_counter() - started)
+
+
+def run_checkpoint_ga(space: CheckpointSpace, objective: Objective, budget_bytes: int, config: GAConfig
+                      ) -> tuple[Decisions | None, Evaluation | None, SolveStats, list[tuple[float, float, Decisions]]]:
+    """NSGA-II (see the module docstring): the cheapest front plan within the budget, its evaluation,
+    stats and the whole (cost, peak, decisions) front."""
+    started = time.perf_counter()
+    genes = list(space.decisions)
+    choices = [(Residency.DRAM, Residency.RECOMPUTE, Residency.ON_CHIP) if a in space.on_chip_eligible
+               else (Residency.DRAM, Residency.RECOMPUTE) for a in genes]
+    plans: dict[tuple[int, ...], tuple[Decisions, Evaluation]] = {}
+
+    def evaluate(genome: tuple[int, ...]) -> tuple[float, float]:
+        residency = {a: c[g] for a, c, g in zip(genes, choices, genome, strict=True) if g}
+        decisions = decisions_for(space, residency, objective)
+        evaluation = space.evaluate(decisions)
+        plans[genome] = (decisions, evaluation)
+        peak = evaluation.dynamic_dram_peak_bytes if evaluation.local_overflow_bytes == 0 else math.inf
+        return evaluation.objective(objective), peak
+
+    evaluated = nsga2_search([len(c) for c in choices], evaluate, config)
+    front = [(cost, peak, plans[g][0]) for cost, peak, g in
+             pareto_front([(cost, peak, g) for g, (cost, peak) in evaluated.items()]) if peak != math.inf]
+    fitting = [(plans[g][1].objective(objective), g) for g in evaluated if fits(space, plans[g][1], budget_bytes)]
+    elapsed = time.perf_counter() - started
+    if not fitting:
+        return None, None, heuristic_stats(None, elapsed), front
+    _, best = min(fitting)
+    return plans[best][0], plans[best][1], heuristic_stats(plans[best][1].objective(objective), elapsed), front

@@ -1,0 +1,350 @@
+"""The checkpoint decision space of a training graph on an accelerator (formulations/checkpointing.md, section 5).
+
+A checkpoint plan keeps every op on the core of a fixed allocation, unfused, runs the stacks one
+at a time (`Plan.serial`), and decides for each saved activation where it waits for the backward
+pass: DRAM, ON_CHIP (the producer core's memory) or RECOMPUTE, plus which neighbouring
+recomputations run fused. `CheckpointSpace` precomputes everything the optimisers need about
+that space: the steps and their coordinates, the prices of every op under every on-chip
+combination, the recompute anchors, the candidate fused groups; and it turns decisions into a
+`Plan` that the validation scheduler simulates.
+
+Coordinates: original op k (reference order) sits at k * (F + 1) + F, where F is the number of
+forward ops; the recomputation of forward op o (forward index f) anchored before op k sits at
+k * (F + 1) + f. Recomputations anchored before the same op thus run in forward order, as the
+simulator runs them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+from monet_opt.cost.model import Cost, CostTable
+from monet_opt.errors import InfeasibleError, InputError
+from monet_opt.hardware.model import DRAM, Accelerator
+from monet_opt.schedule.plan import Plan, Residency, default_plan
+from monet_opt.schedule.simulate import SimulationResult, insert_recomputation, simulate
+from monet_opt.workload.ir import Graph, Phase, TensorRole
+
+MAX_GROUP_OPS = 4
+"""Longest chain of recomputations considered for fusion into one stack."""
+
+
+@dataclass(frozen=True)
+class Objective:
+    """Weights of the step cost: latency_weight * latency_cycles + energy_weight * energy_pj.
+    `latency` and `energy` are the two named cases; the exact model rounds each step's weighted
+    cost to an integer (1 cycle, 1 pJ)."""
+
+    name: str
+    latency_weight: float
+    energy_weight: float
+
+    def of(self, latency_cycles: float, energy_pj: float) -> float:
+        return self.latency_weight * latency_cycles + self.energy_weight * energy_pj
+
+
+OBJECTIVES = {"latency": Objective("latency", 1.0, 0.0), "energy": Objective("energy", 0.0, 1.0)}
+
+
+@dataclass(frozen=True)
+class Price:
+    """One way a step can run: its on-chip operands and what it then costs."""
+
+    on_chip: frozenset[str]  # saved activations kept ON_CHIP that the step reads or writes
+    latency_cycles: int
+    energy_pj: float
+    working_set_bytes: int
+
+
+@dataclass(frozen=True)
+class Group:
+    """A candidate fused recomputation: a chain of forward ops on one core, each passing its
+    only consumer an unsaved value (which then never leaves the core)."""
+
+    ops: tuple[str, ...]
+    links: tuple[str, ...]  # the values passed inside
+    core: str
+    prices: tuple[Price, ...]
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """A checkpoint plan in the space's terms: residency of each saved activation (absent: DRAM)
+    and the fused recompute groups."""
+
+    residency: Mapping[str, Residency]
+    groups: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A plan's simulation, reduced to what checkpointing is judged by."""
+
+    latency_cycles: int
+    energy_pj: float
+    dynamic_dram_peak_bytes: int
+    local_overflow_bytes: int  # how far the worst local memory is above its budget (0: fits)
+    simulation: SimulationResult
+
+    def objective(self, objective: Objective) -> float:
+        return objective.of(self.latency_cycles, self.energy_pj)
+
+
+class CheckpointSpace:
+    """See the module docstring. `core_of_op` fixes the allocation (default: the greedy
+    earliest-finish allocation of `default_plan`); `local_budget_bytes` bounds each local memory
+    (default: its capacity)."""
+
+    def __init__(self, graph: Graph, hw: Accelerator, core_of_op: Mapping[str, str] | None = None,
+                 local_budget_bytes: Mapping[str, int] | None = None) -> None:
+        self.graph = graph
+        self.hw = hw
+        self.table = CostTable(graph, hw)
+        if core_of_op is None:
+            core_of_op = default_plan(graph, self.table).core_of
+        missing = [op.name for op in graph.ops if op.name not in core_of_op]
+        if missing:
+            raise InputError(f"checkpoint allocation: op {missing[0]!r} has no core")
+        self.core_of_op = dict(core_of_op)
+        self.memory_of_core = {c.name: c.memory for c in hw.cores}
+        budgets = {m: hw.memories[m].capacity_bytes for m in hw.memories}
+        for memory, size in (local_budget_bytes or {}).items():
+            if memory not in budgets:
+                raise InputError(f"local budget names unknown memory {memory!r}")
+            budgets[memory] = min(size, budgets[memory])
+        self.local_budget_bytes = budgets
+        self.position = {op.name: k for k, op in enumerate(graph.ops)}
+        self.forward = tuple(op.name for op in graph.ops if op.phase is Phase.FORWARD)
+        self.forward_index = {o: i for i, o in enumerate(self.forward)}
+        self.decisions = tuple(t for t in graph.saved_for_backward
+                               if graph.tensors[t].role is TensorRole.ACTIVATION and t in graph.producer)
+        for op in graph.ops:
+            cost = self.table.get((op.name,), self.core_of_op[op.name])
+            if not isinstance(cost, Cost):
+                raise InfeasibleError(f"checkpoint allocation: {cost.reason}")
+
+    # ---- coordinates and positions
+    def coordinate(self, k: int) -> int:
+        return k * (len(self.forward) + 1) + len(self.forward)
+
+    def recompute_coordinate(self, slot: int, op: str) -> int:
+        return slot * (len(self.forward) + 1) + self.forward_index[op]
+
+    def memory_of_op(self, op: str) -> str:
+        return self.memory_of_core[self.core_of_op[op]]
+
+    def first_backward_reader(self, t: str) -> int:
+        return min(self.position[r] for r in self.graph.saved_for_backward[t])
+
+    def last_backward_reader(self, t: str) -> int:
+        return max(self.position[r] for r in self.graph.saved_for_backward[t])
+
+    def forward_consumers(self, t: str) -> list[str]:
+        return [c for c in self.graph.consumers[t] if self.graph.op_by_name[c].phase is Phase.FORWARD]
+
+    def last_reader(self, t: str, forward_only: bool = False) -> int | None:
+        readers = self.forward_consumers(t) if forward_only else self.graph.consumers[t]
+        return max((self.position[r] for r in readers), default=None)
+
+    @cached_property
+    def on_chip_eligible(self) -> frozenset[str]:
+        """Saved activations that may stay ON_CHIP: every reader (and every recomputation of a
+        reader, which runs on the reader's core) uses the producer core's memory, so no link copy
+        is needed (copies are outside the checkpoint model)."""
+        out = set()
+        for a in self.decisions:
+            memory = self.memory_of_op(self.graph.producer[a])
+            if a not in self.graph.outputs and all(self.memory_of_op(r) == memory for r in self.graph.consumers[a]):
+                out.add(a)
+        return frozenset(out)
+
+    def needs_when_recomputed(self, t: str) -> bool:
+        """Whether the recomputation of a reader of activation `t` must recompute `t` too (t is not
+        saved at all) or only when t itself is recomputed (t is a decision)."""
+        return t not in self.graph.saved_for_backward
+
+    @cached_property
+    def anchors(self) -> dict[str, tuple[int, ...]]:
+        """Forward op -> the slots (positions of original ops) before which its recomputation can
+        run: first backward readers of the saved outputs of it and of the recomputable readers
+        downstream. Ops without any slot are never recomputed."""
+        out: dict[str, set[int]] = {}
+        for o in reversed(self.forward):
+            slots: set[int] = set()
+            for t in self.graph.op_by_name[o].outputs:
+                if self.graph.tensors[t].role is not TensorRole.ACTIVATION:
+                    continue
+                if t in self.decisions:
+                    slots.add(self.first_backward_reader(t))
+                for c in self.forward_consumers(t):
+                    slots |= out.get(c, set())
+            if slots:
+                out[o] = slots
+        return {o: tuple(sorted(s)) for o, s in out.items()}
+
+    @cached_property
+    def recomputable(self) -> tuple[str, ...]:
+        return tuple(o for o in self.forward if o in self.anchors)
+
+    def sources(self, o: str) -> list[tuple[str, str, str]]:
+        """Why `o` may be recomputed: ("own", a, "") for each saved output a; ("reader", c, u) for each
+        recomputable forward reader c of an output u that is not kept (u unsaved, or recomputed)."""
+        out = []
+        for t in self.graph.op_by_name[o].outputs:
+            if self.graph.tensors[t].role is not TensorRole.ACTIVATION:
+                continue
+            if t in self.decisions:
+                out.append(("own", t, ""))
+            if t in self.decisions or self.needs_when_recomputed(t):
+                out.extend(("reader", c, t) for c in self.forward_consumers(t) if c in self.anchors)
+        return out
+
+    # ---- prices
+    @cached_property
+    def pricing(self) -> tuple[Graph, CostTable]:
+        """The graph in which every saved activation is recomputed: it holds a recompute op for
+        every recomputable op, and prices them exactly as in any plan (the cost model reads sizes,
+        on-chip operands and, for fused stacks, which values stay inside)."""
+        plan = self.plan(Decisions({a: Residency.RECOMPUTE for a in self.decisions}))
+        graph, _ = insert_recomputation(self.graph, plan)
+        missing = [o for o in self.recomputable if f"{o}.recompute" not in graph.op_by_name]
+        assert not missing, f"recomputable op without a recompute op: {missing[:1]}"
+        return graph, CostTable(graph, self.hw)
+
+    def _prices(self, table: CostTable, ops: tuple[str, ...], core: str, eligible: Iterable[str],
+                rename: Mapping[str, str]) -> tuple[Price, ...]:
+        eligible = sorted(set(eligible))
+        out = []
+        for k in range(len(eligible) + 1):
+            for subset in itertools.combinations(eligible, k):
+                cost = table.get(ops, core, frozenset(rename.get(a, a) for a in subset))
+                if not isinstance(cost, Cost):
+                    raise InfeasibleError(f"checkpoint: {cost.reason}")
+                out.append(Price(frozenset(subset), cost.latency_cycles, cost.energy_pj, cost.working_set_bytes))
+        return tuple(out)
+
+    def operands_on_chip_eligible(self, op: str) -> list[str]:
+        o = self.graph.op_by_name[op]
+        return [t for t in o.inputs + o.outputs if t in self.on_chip_eligible]
+
+    @cached_property
+    def op_prices(self) -> dict[str, tuple[Price, ...]]:
+        """Original op -> its price for every subset of its ON_CHIP-eligible saved operands."""
+        return {op.name: self._prices(self.table, (op.name,), self.core_of_op[op.name],
+                                      self.operands_on_chip_eligible(op.name), {})
+                for op in self.graph.ops}
+
+    def _clone_inputs_eligible(self, ops: Iterable[str]) -> list[str]:
+        ops = list(ops)
+        produced = {t for o in ops for t in self.graph.op_by_name[o].outputs}
+        return [t for o in ops for t in self.graph.op_by_name[o].inputs
+                if t in self.on_chip_eligible and t not in produced]
+
+    @cached_property
+    def recompute_prices(self) -> dict[str, tuple[Price, ...]]:
+        """Recomputable op -> the price of its recomputation alone, per subset of ON_CHIP inputs."""
+        graph, table = self.pricing
+        return {o: self._prices(table, (f"{o}.recompute",), self.core_of_op[o], self._clone_inputs_eligible([o]),
+                                {a: f"{a}@recompute" for a in self.decisions})
+                for o in self.recomputable}
+
+    @cached_property
+    def groups(self) -> tuple[Group, ...]:
+        """Candidate fused recomputations (see `Group`), 2..MAX_GROUP_OPS ops, that fit their core."""
+        graph, table = self.pricing
+        unsaved_link: dict[str, tuple[str, str]] = {}  # op -> (its value, the only reader)
+        for o in self.recomputable:
+            op = self.graph.op_by_name[o]
+            links = [t for t in op.outputs if t not in self.graph.saved_for_backward and t not in self.graph.outputs
+                     and len(self.graph.consumers[t]) == 1 and self.graph.consumers[t][0] in self.anchors]
+            others_forward = [t for t in op.outputs if t not in links and self.forward_consumers(t)]
+            if len(links) == 1 and not others_forward:
+                reader = self.graph.consumers[links[0]][0]
+                if self.core_of_op[reader] == self.core_of_op[o]:
+                    unsaved_link[o] = (links[0], reader)
+        out = []
+        for start in self.recomputable:
+            chain, values = [start], []
+            while chain[-1] in unsaved_link and len(chain) < MAX_GROUP_OPS:
+                value, reader = unsaved_link[chain[-1]]
+                chain.append(reader)
+                values.append(value)
+                ops = tuple(f"{o}.recompute" for o in chain)
+                if not isinstance(table.get(ops, self.core_of_op[start]), Cost):
+                    break
+                prices = self._prices(table, ops, self.core_of_op[start], self._clone_inputs_eligible(chain),
+                                      {a: f"{a}@recompute" for a in self.decisions})
+                out.append(Group(tuple(chain), tuple(values), self.core_of_op[start], prices))
+        return tuple(out)
+
+    # ---- decisions -> plan -> simulation
+    def recompute_anchors(self, residency: Mapping[str, Residency]) -> dict[str, int]:
+        """Recomputed forward op -> its slot, by the simulator's rule: the earliest anchor among the
+        recomputations that need it."""
+        out: dict[str, int] = {}
+        for o in reversed(self.recomputable):
+            slots = []
+            for kind, x, u in self.sources(o):
+                if kind == "own" and residency.get(x) is Residency.RECOMPUTE:
+                    slots.append(self.first_backward_reader(x))
+                elif kind == "reader" and x in out and (
+                        self.needs_when_recomputed(u) or residency.get(u) is Residency.RECOMPUTE):
+                    slots.append(out[x])
+            if slots:
+                out[o] = min(slots)
+        return out
+
+    def plan(self, decisions: Decisions) -> Plan:
+        order: dict[str, list[str]] = {c.name: [] for c in self.hw.cores}
+        for op in self.graph.ops:
+            order[self.core_of_op[op.name]].append(op.name)
+        return Plan(
+            stacks={op.name: (op.name,) for op in self.graph.ops},
+            core_of={op.name: self.core_of_op[op.name] for op in self.graph.ops},
+            core_order={c: tuple(o) for c, o in order.items()},
+            residency={a: r for a, r in decisions.residency.items() if r is not Residency.DRAM},
+            recompute_groups=decisions.groups,
+            serial=True,
+        )
+
+    def evaluate(self, decisions: Decisions) -> Evaluation:
+        result = simulate(self.graph, self.hw, self.plan(decisions))
+        overflow = max([0] + [result.peak_memory_bytes[m] - b for m, b in self.local_budget_bytes.items()])
+        return Evaluation(result.latency_cycles, result.energy_pj,
+                          result.peak_memory_bytes[DRAM] - result.static_dram_bytes, overflow, result)
+
+    @cached_property
+    def store_all(self) -> Evaluation:
+        return self.evaluate(Decisions({}))
+
+    def greedy_groups(self, residency: Mapping[str, Residency], objective: Objective) -> tuple[tuple[str, ...], ...]:
+        """Fuse recomputations where a candidate group's members are all recomputed in the same slot
+        and the fused price beats the members' separate prices; longest groups first."""
+        anchors = self.recompute_anchors(residency)
+        on_chip = {a for a, r in residency.items() if r is Residency.ON_CHIP}
+
+        def cost(prices: tuple[Price, ...], eligible: Iterable[str]) -> float:
+            wanted = frozenset(a for a in eligible if a in on_chip)
+            price = next(p for p in prices if p.on_chip == wanted)
+            return objective.of(price.latency_cycles, price.energy_pj)
+
+        used: set[str] = set()
+        chosen = []
+        for group in sorted(self.groups, key=lambda g: (-len(g.ops), self.forward_index[g.ops[0]])):
+            if any(o not in anchors or o in used for o in group.ops) or len({anchors[o] for o in group.ops}) > 1:
+                continue
+            fused = cost(group.prices, self._clone_inputs_eligible(group.ops))
+            apart = sum(cost(self.recompute_prices[o], self._clone_inputs_eligible([o])) for o in group.ops)
+            if fused < apart:
+                chosen.append(group.ops)
+                used |= set(group.ops)
+        return tuple(sorted(chosen, key=lambda g: self.forward_index[g[0]]))
+
+
+def percent_budget(space: CheckpointSpace, percent: float) -> int:
+    """`percent` % of the store-all plan's dynamic DRAM peak, in bytes (rounded down)."""
+    return math.floor(space.store_all.dynamic_dram_peak_bytes * percent / 100)

@@ -1,0 +1,91 @@
+"""NSGA-II over integer genomes (DEAP), shared by the checkpointing GAs (MONET's settings).
+
+Random initialisation (each gene uniform over its alleles), uniform (binomial) crossover with
+probability `crossover_probability` per pair, mutation with probability `mutation_probability` per
+individual in which each gene is redrawn among its other alleles with probability 1/len (a bit
+flip for binary genes), NSGA-II survivor selection over two minimised objectives. Deterministic
+for a seed: DEAP draws from Python's global `random`, whose state is saved and restored.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from deap import base, tools
+
+
+class _Fitness(base.Fitness):
+    weights = (-1.0, -1.0)
+
+
+class _Individual(list):
+    def __init__(self, genes: list[int]) -> None:
+        super().__init__(genes)
+        self.fitness = _Fitness()
+
+
+@dataclass(frozen=True)
+class GAConfig:
+    population: int = 100
+    generations: int = 50
+    crossover_probability: float = 0.9
+    mutation_probability: float = 0.1
+    seed: int = 0
+
+
+Genome = tuple[int, ...]
+
+
+def nsga2_search(alleles: Sequence[int], evaluate: Callable[[Genome], tuple[float, float]],
+                 config: GAConfig) -> dict[Genome, tuple[float, float]]:
+    """Every genome evaluated (gene i takes values 0..alleles[i]-1), with its two objectives."""
+    saved_state = random.getstate()
+    random.seed(config.seed)
+    cache: dict[Genome, tuple[float, float]] = {}
+
+    def fitness(genes: list[int]) -> tuple[float, float]:
+        key = tuple(genes)
+        if key not in cache:
+            cache[key] = evaluate(key)
+        return cache[key]
+
+    def mutate(ind: _Individual) -> None:
+        for i, count in enumerate(alleles):
+            if count > 1 and random.random() < 1.0 / len(alleles):
+                ind[i] = (ind[i] + random.randrange(1, count)) % count
+
+    try:
+        population = [_Individual([random.randrange(c) for c in alleles]) for _ in range(config.population)]
+        for ind in population:
+            ind.fitness.values = fitness(ind)
+        population = tools.selNSGA2(population, len(population))
+        for _ in range(config.generations):
+            parents = tools.selTournamentDCD(population, len(population)) if len(population) % 4 == 0 else \
+                [random.choice(population) for _ in population]
+            offspring = [_Individual(list(p)) for p in parents]
+            for a, b in zip(offspring[::2], offspring[1::2], strict=False):
+                if alleles and random.random() < config.crossover_probability:
+                    tools.cxUniform(a, b, 0.5)
+            for ind in offspring:
+                if alleles and random.random() < config.mutation_probability:
+                    mutate(ind)
+                ind.fitness.values = fitness(ind)
+            population = tools.selNSGA2(population + offspring, config.population)
+    finally:
+        random.setstate(saved_state)
+    return cache
+
+
+def pareto_front(points: Sequence[tuple[float, float, object]]) -> list[tuple[float, float, object]]:
+    """The (cost, peak, payload) points not dominated by another, sorted by peak; ties keep the first."""
+    unique: dict[tuple[float, float], tuple[float, float, object]] = {}
+    for p in points:
+        unique.setdefault((p[0], p[1]), p)
+    front, best_cost = [], None
+    for p in sorted(unique.values(), key=lambda p: (p[1], p[0])):
+        if best_cost is None or p[0] < best_cost:
+            front.append(p)
+            best_cost = p[0]
+    return front

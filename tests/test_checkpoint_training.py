@@ -1,0 +1,160 @@
+"""Checkpointing training graphs priced by the cost model: the exact model against exhaustive
+enumeration judged by the simulator alone, fused recomputation, infeasibility, every method
+against the budget, a real workload, and the CLI."""
+
+import json
+
+import pytest
+
+from checkpoint_reference import all_plans, two_layer_block
+from hw_fixtures import toy
+from monet_opt.cli import main
+from monet_opt.errors import InfeasibleError
+from monet_opt.hardware import load_accelerator
+from monet_opt.schedule.plan import Residency
+from monet_opt.solvers.checkpoint.heuristics import run_heuristic
+from monet_opt.solvers.checkpoint.solve import METHODS, solve_checkpoint
+from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace, Decisions, percent_budget
+from monet_opt.solvers.common import SolverOptions, SolveStatus
+from monet_opt.solvers.genetic import GAConfig
+from monet_opt.training import derive_training_graph
+from monet_opt.workload import load_forward_graph
+
+OPTIONS = SolverOptions(time_limit_s=60, workers=2, seed=0)
+SEPARATE = {"dram.bandwidth_bits_per_cycle": 64}  # the PE array and the vector unit have their own memories
+SHARED = {**SEPARATE, "cores.1.memory": "sram"}  # one memory: every saved activation may stay on chip
+
+
+@pytest.fixture(scope="module")
+def spaces():
+    graph = two_layer_block()
+    separate = CheckpointSpace(graph, toy(**SEPARATE))
+    shared = CheckpointSpace(graph, toy(**SHARED), local_budget_bytes={"sram": 3300})
+    return {"separate": (separate, list(all_plans(separate))), "shared": (shared, list(all_plans(shared)))}
+
+
+def best(plans, objective, budget):
+    return min((e.objective(objective) for _, _, e in plans
+                if e.dynamic_dram_peak_bytes <= budget and e.local_overflow_bytes == 0), default=None)
+
+
+def test_the_block_exercises_every_choice(spaces):
+    separate, _ = spaces["separate"]
+    shared, _ = spaces["shared"]
+    assert len(separate.decisions) == 7
+    assert separate.on_chip_eligible == {"ln", "ln.stats"}  # produced and read on the vector unit only
+    assert shared.on_chip_eligible == set(shared.decisions)
+    assert [g.ops for g in separate.groups] == [("act", "res"), ("act", "res", "relu"), ("res", "relu")]
+
+
+@pytest.mark.parametrize("which", ["separate", "shared"])
+@pytest.mark.parametrize("objective", ["latency", "energy"])
+def test_cpsat_equals_exhaustive_enumeration(spaces, which, objective):
+    space, plans = spaces[which]
+    goal = OBJECTIVES[objective]
+    peaks = sorted({e.dynamic_dram_peak_bytes for _, _, e in plans if e.local_overflow_bytes == 0})
+    budgets = peaks if which == "separate" else peaks[:: max(1, len(peaks) // 6)] + [peaks[-1]]
+    used = set()
+    for budget in budgets:
+        result = solve_checkpoint(space, goal, budget, "cpsat", OPTIONS)
+        assert result.stats.status is SolveStatus.OPTIMAL and result.validated
+        assert result.evaluation.objective(goal) == pytest.approx(best(plans, goal, budget), rel=1e-12)
+        used |= {r for r in result.decisions.residency.values()} | ({"group"} if result.decisions.groups else set())
+    # the optima exercise the choices: recomputation and fused groups on separate memories, on-chip values
+    # on one memory
+    assert ({Residency.RECOMPUTE, "group"} if which == "separate" else {Residency.ON_CHIP}) <= used
+
+
+def test_fused_recomputation_saves_exactly_the_round_trips(spaces):
+    space, _ = spaces["separate"]
+    residency = {"relu": Residency.RECOMPUTE}  # needs res, which needs act: three recomputations
+    apart = space.evaluate(Decisions(residency))
+    fused = space.evaluate(Decisions(residency, (("act", "res", "relu"),)))
+    tasks = {t.name: t for t in fused.simulation.tasks}
+    stack = tasks["act.recompute+2"]
+    singles = [t for t in apart.simulation.tasks if t.phase == "recompute"]
+    assert [t.name for t in singles] == ["act.recompute", "res.recompute", "relu.recompute"]
+    # act and res (8 x 16 fp32 = 512 bytes each) are neither written to DRAM nor read back
+    assert sum(t.dram_write_bytes for t in singles) - stack.dram_write_bytes == 2 * 512
+    assert sum(t.dram_read_bytes for t in singles) - stack.dram_read_bytes == 2 * 512
+    assert fused.dynamic_dram_peak_bytes <= apart.dynamic_dram_peak_bytes
+
+
+def test_infeasible_budget_names_the_smallest_feasible_one(spaces):
+    space, plans = spaces["separate"]
+    lowest = min(e.dynamic_dram_peak_bytes for _, _, e in plans if e.local_overflow_bytes == 0)
+    with pytest.raises(InfeasibleError, match=f"smallest feasible budget is {lowest} bytes, 1 above it"):
+        solve_checkpoint(space, OBJECTIVES["latency"], lowest - 1, "cpsat", OPTIONS)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_no_method_returns_a_plan_over_budget(spaces, method):
+    space, plans = spaces["separate"]
+    peaks = sorted({e.dynamic_dram_peak_bytes for _, _, e in plans})
+    for budget in peaks[::2]:
+        result = solve_checkpoint(space, OBJECTIVES["latency"], budget, method, OPTIONS,
+                                  GAConfig(population=12, generations=6, seed=1))
+        if result.validated:
+            assert result.evaluation.dynamic_dram_peak_bytes <= budget
+            assert result.evaluation.simulation.valid
+            exact = best(plans, OBJECTIVES["latency"], budget)
+            assert result.evaluation.latency_cycles >= exact
+        else:
+            assert result.stats.status is not SolveStatus.OPTIMAL
+
+
+def test_ga_is_deterministic_for_a_seed(spaces):
+    space, plans = spaces["separate"]
+    budget = sorted({e.dynamic_dram_peak_bytes for _, _, e in plans})[3]
+    runs = [solve_checkpoint(space, OBJECTIVES["energy"], budget, "ga", OPTIONS, GAConfig(20, 8, seed=5))
+            for _ in range(2)]
+    assert runs[0].decisions == runs[1].decisions and runs[0].evaluation.energy_pj == runs[1].evaluation.energy_pj
+
+
+def test_serial_plan_latency_is_the_sum_of_its_steps(spaces):
+    space, _ = spaces["separate"]
+    result = space.evaluate(Decisions({"relu": Residency.RECOMPUTE, "fc1": Residency.RECOMPUTE}))
+    tasks = result.simulation.tasks
+    assert result.latency_cycles == sum(t.end_cycle - t.start_cycle for t in tasks)
+    assert all(a.end_cycle == b.start_cycle for a, b in zip(tasks, tasks[1:], strict=False))
+
+
+def test_resnet18_at_half_the_activation_memory():
+    space = CheckpointSpace(derive_training_graph(load_forward_graph("resnet18")), load_accelerator("edge-tpu-quad"))
+    budget = percent_budget(space, 50)
+    assert space.store_all.dynamic_dram_peak_bytes == 20_811_264
+    exact = solve_checkpoint(space, OBJECTIVES["latency"], budget, "cpsat", OPTIONS)
+    assert exact.stats.status is SolveStatus.OPTIMAL and exact.validated
+    assert exact.evaluation.dynamic_dram_peak_bytes <= budget
+    overhead = exact.evaluation.latency_cycles / space.store_all.latency_cycles - 1
+    assert 0 < overhead < 0.1
+    assert exact.decisions.groups  # BN -> (add ->) ReLU recomputations run fused
+    _, sqrt_eval, _ = run_heuristic(space, "sqrt", OBJECTIVES["latency"], budget)
+    assert exact.evaluation.latency_cycles < sqrt_eval.latency_cycles
+
+
+def test_cli_workload_json_and_files(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["checkpoint", "--workload", "resnet18", "--image-size", "64", "--hardware", "edge-tpu-quad",
+                 "--budget", "60%", "--objective", "energy", "--out", str(out), "--json"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    for key in ("status", "objective", "bound", "gap", "peak_memory", "budget", "solve_time_s", "validated"):
+        assert key in data
+    assert data["status"] == "optimal" and data["validated"] and data["peak_memory"] <= data["budget"]
+    assert data["objective"] == data["energy_pj"]
+    assert {p.name for p in out.iterdir()} == {"checkpoint.json", "result.json", "gantt.png", "memory.png", "trace.json"}
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["--workload", "gpt2-mini", "--hardware", "edge-tpu-quad", "--budget", "50%"], 3,
+     "smallest feasible budget is 40966144 bytes"),
+    (["--workload", "gpt2-mini", "--budget", "50%"], 2, "needs --hardware"),
+    (["--workload", "gpt2-mini", "--hardware", "edge-tpu-quad", "--budget", "-5"], 2, "negative"),
+    (["--graph", "instances/remat/chain16.json", "--budget", "5", "--objective", "energy"], 2, "training graphs"),
+    (["--budget", "5"], 2, "either --graph"),
+])
+def test_cli_errors(capsys, argv, code, message):
+    assert main(["checkpoint", *argv]) == code
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
