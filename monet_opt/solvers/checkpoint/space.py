@@ -27,6 +27,7 @@ from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.hardware.model import DRAM, Accelerator
 from monet_opt.schedule.plan import Plan, Residency, default_plan
 from monet_opt.schedule.simulate import SimulationResult, insert_recomputation, simulate
+from monet_opt.solvers.remat.problem import RematProblem
 from monet_opt.workload.ir import Graph, Phase, TensorRole
 
 MAX_GROUP_OPS = 4
@@ -348,3 +349,21 @@ class CheckpointSpace:
 def percent_budget(space: CheckpointSpace, percent: float) -> int:
     """`percent` % of the store-all plan's dynamic DRAM peak, in bytes (rounded down)."""
     return math.floor(space.store_all.dynamic_dram_peak_bytes * percent / 100)
+
+
+def checkmate_abstraction(space: CheckpointSpace) -> RematProblem:
+    """The training graph as Checkmate models one: a node per op in the reference order, cost = its
+    latency on its core (cycles, store-all prices), size = bytes of its dynamic outputs, an edge for
+    every dynamic value passed (weights, gradients buffers and network inputs are not nodes). Used to
+    compare the abstract CP-SAT model with the Checkmate MILP on real training graphs."""
+    graph = space.graph
+    index = {op.name: k for k, op in enumerate(graph.ops)}
+    preds = []
+    for op in graph.ops:
+        sources = {index[graph.producer[t]] for t in op.inputs
+                   if t in graph.producer and not graph.tensors[t].is_static}
+        preds.append(tuple(sorted(sources)))
+    cost = tuple(space.op_prices[op.name][0].latency_cycles for op in graph.ops)
+    size = tuple(sum(graph.tensors[t].size_bytes for t in op.outputs if not graph.tensors[t].is_static)
+                 for op in graph.ops)
+    return RematProblem(f"{graph.name}@{space.hw.name}", tuple(op.name for op in graph.ops), tuple(preds), cost, size)
