@@ -16,6 +16,12 @@ from monet_opt.io import write_json_atomic
 from monet_opt.report import format_result, result_to_dict, write_reports
 from monet_opt.schedule import default_plan, simulate
 from monet_opt.solvers.common import SolverOptions
+from monet_opt.report.pareto import write_front
+from monet_opt.solvers.allocation.ga import AllocationGAConfig
+from monet_opt.solvers.allocation.problem import from_training, load_instance
+from monet_opt.solvers.allocation.solve import METHODS as ALLOCATION_METHODS
+from monet_opt.solvers.allocation.solve import OBJECTIVES as ALLOCATION_OBJECTIVES
+from monet_opt.solvers.allocation.solve import AllocationInstance, solve_allocation
 from monet_opt.solvers.checkpoint.solve import METHODS as TRAINING_METHODS
 from monet_opt.solvers.checkpoint.solve import solve_checkpoint
 from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
@@ -238,6 +244,43 @@ def format_checkpoint(data: dict) -> str:
     return "\n".join(lines)
 
 
+def _cmd_allocate(args: argparse.Namespace) -> int:
+    if (args.instance is None) == (args.workload is None):
+        raise InputError("allocate: give either --instance FILE or --workload W with --hardware H")
+    if args.workload is not None:
+        if args.hardware is None:
+            raise InputError("allocate --workload needs --hardware NAME|FILE.yaml")
+        hw = load_accelerator(args.hardware)
+        _, training = training_graph_from_args(args)
+        table = CostTable(training, hw)
+        instance = AllocationInstance(from_training(training, hw, table), training, hw, table)
+    else:
+        instance = AllocationInstance(load_instance(args.instance))
+    ga = AllocationGAConfig(population=args.population, generations=args.generations, seed=args.seed)
+    result = solve_allocation(instance, args.method, args.objective, _solver_options(args), ga)
+    data = result.to_dict(instance)
+    if args.out:
+        best = result.best
+        if best is not None and best.simulation is not None:
+            write_reports(best.simulation, args.out, workload=args.workload, mode="training")
+        if args.objective == "pareto":
+            write_front([(v.latency_cycles, v.energy_pj) for v in result.front], args.out,
+                        f"{instance.problem.name}: {args.method} front")
+        write_json_atomic(Path(args.out) / "allocation.json", data)
+    if args.json:
+        print(json.dumps(data, indent=1))
+    else:
+        gap = "-" if data["gap"] is None else f"{100 * data['gap']:.2f} %"
+        print(f"{data['problem']}: {args.method}, objective {args.objective}")
+        print(f"status {data['status']}, latency {data['latency_cycles']:,} cycles, energy {data['energy_pj']:.6g} pJ, "
+              f"bound {data['bound']}, gap {gap}, {data['solve_time_s']:.2f} s, validated {data['validated']}")
+        print(f"cores used: {', '.join(data['cores_used'])}")
+        if args.objective == "pareto":
+            print("front: " + "; ".join(f"{p['latency_cycles']:,} cycles / {p['energy_pj']:.6g} pJ"
+                                        for p in data["front"]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="monet", description="Model and optimise neural-network training on dataflow accelerators.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -290,6 +333,21 @@ def build_parser() -> argparse.ArgumentParser:
                             "plan's result.json, gantt.png, memory.png, trace.json), or sweep.csv and sweep.png")
     checkpoint.add_argument("--json", action="store_true")
     checkpoint.set_defaults(handler=_cmd_checkpoint)
+
+    allocate = commands.add_parser("allocate", help="assign ops to cores and order them (makespan, energy, Pareto)")
+    allocate.add_argument("--instance", metavar="FILE.yaml", help="abstract allocation instance (see instances/allocation)")
+    add_workload_arguments(allocate, positional=False, required=False)
+    allocate.add_argument("--hardware", metavar="NAME|FILE.yaml", help="accelerator of a --workload")
+    allocate.add_argument("--method", choices=list(ALLOCATION_METHODS), default="cpsat")
+    allocate.add_argument("--objective", choices=list(ALLOCATION_OBJECTIVES), default="latency",
+                          help="latency (makespan), energy, or pareto (epsilon-constraint front); default latency")
+    add_solver_arguments(allocate)
+    allocate.add_argument("--population", type=_positive_int, default=64, help="GA population (default 64)")
+    allocate.add_argument("--generations", type=_positive_int, default=250, help="GA generations (default 250)")
+    allocate.add_argument("--out", metavar="DIR", help="write allocation.json (--workload: also result.json, "
+                          "gantt.png, memory.png, trace.json; pareto: front.csv, front.png)")
+    allocate.add_argument("--json", action="store_true")
+    allocate.set_defaults(handler=_cmd_allocate)
     return parser
 
 

@@ -31,7 +31,10 @@ class Plan:
     given in execution order; recomputations not in a group run one op per stack. `serial`: the
     stacks run one at a time, in the order of their last op in the (recompute-extended) graph,
     each starting when the previous one has ended (the execution model of checkpoint plans, in
-    which memory at each step is exactly the step-indexed accounting of the optimisers)."""
+    which memory at each step is exactly the step-indexed accounting of the optimisers).
+    `dram_order`: DRAM link -> the stacks with DRAM traffic on it, in the order they take it (absent
+    link: first come, first served); with every core order and link order fixed, the simulated
+    schedule is the earliest one that respects them (the schedule an allocation solver claims)."""
 
     stacks: Mapping[str, tuple[str, ...]]
     core_of: Mapping[str, str]
@@ -39,6 +42,7 @@ class Plan:
     residency: Mapping[str, Residency] = field(default_factory=dict)
     recompute_groups: tuple[tuple[str, ...], ...] = ()
     serial: bool = False
+    dram_order: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def check_plan_input(graph: Graph, plan: Plan, core_names: set[str]) -> None:
@@ -79,6 +83,10 @@ def check_plan_input(graph: Graph, plan: Plan, core_names: set[str]) -> None:
             raise InputError(f"plan: {value!r} is a network input; it can only stay in DRAM")
         if not isinstance(decision, Residency):
             raise InputError(f"plan: residency of {value!r} is {decision!r}, not one of {[r.value for r in Residency]}")
+    for link, order in plan.dram_order.items():
+        for stack in order:
+            if stack not in plan.stacks:
+                raise InputError(f"plan: dram_order[{link!r}] names unknown stack {stack!r}")
     grouped: set[str] = set()
     for group in plan.recompute_groups:
         for op in group:

@@ -14,6 +14,8 @@ It is independent of every solver and is the referee of their claims. Rules:
   (values passed inside it never go to DRAM).
 - `Plan.serial`: stacks run one at a time in the order of their last op in the extended graph;
   transfers for a stack start after the previous stack has ended.
+- `Plan.dram_order`: on a DRAM link with a fixed order, a stack takes the link only when every
+  stack before it in that order has taken it; a stack listed twice or missing deadlocks (`order`).
 - Each core runs its stacks one at a time in its plan order. A stack starts when the core is free,
   every input has arrived, and the DRAM link of the core is free. It lasts the cost model's
   `latency_cycles` and reserves that DRAM link for its `dram_cycles` from its start (the bus is
@@ -332,6 +334,13 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
     def copy_cycles(link: Link, size_bytes: int) -> int:
         return math.ceil(size_bytes * 8 / link.bandwidth_bits_per_cycle)
 
+    bus_head: dict[str, int] = defaultdict(int)
+
+    def bus_turn(bus: str) -> str | None:
+        """The stack whose turn it is on a DRAM link with a fixed order."""
+        order = plan.dram_order[bus]
+        return order[bus_head[bus]] if bus_head[bus] < len(order) else None
+
     remaining = sum(len(o) for o in pending.values())
     op_position = {op.name: i for i, op in enumerate(graph.ops)}
     sequence = sorted(plan.stacks, key=lambda s: op_position[plan.stacks[s][-1]]) if plan.serial else []
@@ -356,11 +365,15 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
                 ready = max(ready, tentative[link.name])
             cost = stack_cost(s, core)
             if cost is not None and cost.dram_cycles:
-                ready = max(ready, tentative[dram_link[core].name])
+                bus = dram_link[core].name
+                if bus in plan.dram_order and bus_turn(bus) != s:
+                    continue
+                ready = max(ready, tentative[bus])
             if best is None or ready < best[0]:
                 best = (ready, index, core)
         if best is None:
             waiting = [f"serial order expects {sequence[len(end_of)]!r} next"] if plan.serial else []
+            waiting += [f"DRAM link {bus} expects {bus_turn(bus)!r}" for bus in plan.dram_order if bus_turn(bus)]
             for core in pending:
                 if head[core] < len(pending[core]):
                     s = pending[core][head[core]]
@@ -391,6 +404,7 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
             if cost.dram_cycles:
                 bus = dram_link[core].name
                 link_free[bus] = start + cost.dram_cycles
+                bus_head[bus] += 1
                 transfers.append(TransferRecord(f"dram traffic of {s}", bus, start, start + cost.dram_cycles,
                                                 cost.dram_bytes))
                 energy[f"link:{bus}"] += cost.dram_link_energy_pj

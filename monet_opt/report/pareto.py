@@ -1,0 +1,42 @@
+"""A latency-energy Pareto front as CSV and PNG."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+from monet_opt.io import atomic_path, write_text_atomic
+
+
+def write_front(points: Sequence[tuple[int, float]], out_dir: str | Path, title: str,
+                others: Sequence[tuple[str, Sequence[tuple[int, float]]]] = ()) -> list[Path]:
+    """front.csv (latency_cycles, energy_pj) and front.png in `out_dir`; `others` are labelled point
+    sets drawn for comparison (e.g. the greedy plan)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["latency_cycles", "energy_pj"])
+    writer.writerows(sorted(points))
+    write_text_atomic(out / "front.csv", buffer.getvalue())
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ordered = sorted(points)
+    ax.step([p[0] for p in ordered], [p[1] / 1e6 for p in ordered], "o-", where="post", label="Pareto front")
+    for label, extra in others:
+        ax.plot([p[0] for p in extra], [p[1] / 1e6 for p in extra], "x", markersize=8, label=label)
+    ax.set_xlabel("latency [cycles]")
+    ax.set_ylabel("energy [uJ]")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(out / "front.png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return [out / "front.csv", out / "front.png"]

@@ -1,0 +1,94 @@
+"""The genetic algorithm the field knows for allocation: Stream's DEAP NSGA-II.
+
+Genome: one core per task (among its eligible cores). mu + lambda with NSGA-II selection: an initial
+population of `population` random genomes, mu = population / 2 survivors, lambda = population
+offspring per generation made by DEAP's varOr (crossover with probability 0.3, else mutation with
+probability 0.7, else a copy); crossover: two-point (Stream switches to cxOrdered above 10 genes,
+which needs permutation genomes; core ids are not one, so two-point is kept throughout); mutation:
+reassign one random task to another eligible core, or swap the cores of two tasks (when both stay
+eligible), with equal probability. Objectives (energy, latency), both minimised, measured by the
+caller's evaluator (the validation scheduler). 64 x 250 by default; deterministic for a seed
+(Python's global `random` state is saved and restored).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from deap import algorithms, base, tools
+
+from monet_opt.solvers.allocation.problem import AllocationProblem
+from monet_opt.solvers.genetic import pareto_front
+
+
+class _Fitness(base.Fitness):
+    weights = (-1.0, -1.0)
+
+
+class _Individual(list):
+    def __init__(self, genes: list[str]) -> None:
+        super().__init__(genes)
+        self.fitness = _Fitness()
+
+
+@dataclass(frozen=True)
+class AllocationGAConfig:
+    population: int = 64
+    generations: int = 250
+    crossover_probability: float = 0.3
+    mutation_probability: float = 0.7
+    seed: int = 0
+
+
+def stream_ga(problem: AllocationProblem, evaluate: Callable[[tuple[str, ...]], tuple[float, int]],
+              config: AllocationGAConfig) -> list[tuple[float, int, tuple[str, ...]]]:
+    """The (energy, latency, assignment) Pareto front of every genome evaluated."""
+    eligible = [list(options) for options in problem.options]
+    cache: dict[tuple[str, ...], tuple[float, int]] = {}
+
+    def fitness(ind: list[str]) -> tuple[float, int]:
+        key = tuple(ind)
+        if key not in cache:
+            cache[key] = evaluate(key)
+        return cache[key]
+
+    def mutate(ind: _Individual) -> tuple[_Individual]:
+        if random.random() < 0.5:
+            t = random.randrange(len(ind))
+            others = [c for c in eligible[t] if c != ind[t]]
+            if others:
+                ind[t] = random.choice(others)
+        elif len(ind) > 1:
+            a, b = random.sample(range(len(ind)), 2)
+            if ind[b] in eligible[a] and ind[a] in eligible[b]:
+                ind[a], ind[b] = ind[b], ind[a]
+        return (ind,)
+
+    def crossover(a: _Individual, b: _Individual) -> tuple[_Individual, _Individual]:
+        if len(a) > 2:
+            tools.cxTwoPoint(a, b)
+        return a, b
+
+    toolbox = base.Toolbox()
+    toolbox.register("mate", crossover)
+    toolbox.register("mutate", mutate)
+    saved_state = random.getstate()
+    random.seed(config.seed)
+    try:
+        population = [_Individual([random.choice(e) for e in eligible]) for _ in range(config.population)]
+        for ind in population:
+            ind.fitness.values = fitness(ind)
+        mu, lam = max(1, config.population // 2), config.population
+        population = tools.selNSGA2(population, mu)
+        for _ in range(config.generations):
+            offspring = algorithms.varOr(population, toolbox, lam, config.crossover_probability,
+                                         config.mutation_probability)
+            for ind in offspring:
+                ind.fitness.values = fitness(ind)
+            population = tools.selNSGA2(population + offspring, mu)
+    finally:
+        random.setstate(saved_state)
+    front = pareto_front([(latency, energy, genome) for genome, (energy, latency) in cache.items()])
+    return [(energy, int(latency), genome) for latency, energy, genome in front]

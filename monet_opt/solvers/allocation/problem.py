@@ -1,0 +1,281 @@
+"""The allocation problem: which core runs each task, in which order (formulations/allocation.md).
+
+One representation serves both sources:
+- a training graph on an accelerator (`from_training`): a task per op, an option per eligible core
+  priced by the cost model (duration = latency, energy, and the cycles the task holds the core's
+  DRAM link); values live in DRAM, so a consumer reads its input from DRAM whatever the cores (that
+  traffic is in the prices) and edges carry no extra delay;
+- a small abstract instance in YAML (`load_instance`): tasks with a duration and energy per
+  eligible core, edges with transfer bytes, one link bandwidth: a transfer between different cores
+  delays the consumer by ceil(bytes / bandwidth) cycles (links are not a shared resource).
+
+`evaluate` is the abstract instances' referee: the earliest schedule for an assignment and
+per-core orders (and per-link DRAM orders), computed independently of every solver.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import networkx as nx
+import yaml
+
+from monet_opt.cost.model import Cost, CostTable
+from monet_opt.errors import InfeasibleError, InputError
+from monet_opt.hardware.model import DRAM, Accelerator
+from monet_opt.workload.ir import Graph
+
+
+@dataclass(frozen=True)
+class Option:
+    """Running a task on one core."""
+
+    duration_cycles: int
+    energy_pj: float
+    bus: str | None = None  # the DRAM link the task holds from its start ...
+    bus_cycles: int = 0  # ... for this many cycles
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: int
+    target: int
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class AllocationProblem:
+    """Tasks in a topological reference order; `options[t]`: core -> Option for each eligible core;
+    `transfer_bits_per_cycle`: bandwidth between different cores (None: no delay, values live in
+    DRAM); `core_classes`: groups of interchangeable cores (same options for every task), for
+    symmetry breaking."""
+
+    name: str
+    tasks: tuple[str, ...]
+    cores: tuple[str, ...]
+    options: tuple[Mapping[str, Option], ...]
+    edges: tuple[Edge, ...]
+    transfer_bits_per_cycle: int | None = None
+    transfer_energy_pj_per_bit: float = 0.0
+    core_classes: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def n(self) -> int:
+        return len(self.tasks)
+
+    def delay_cycles(self, edge: Edge, source_core: str, target_core: str) -> int:
+        if source_core == target_core or self.transfer_bits_per_cycle is None:
+            return 0
+        return math.ceil(edge.size_bytes * 8 / self.transfer_bits_per_cycle)
+
+    def transfer_energy_pj(self, edge: Edge, source_core: str, target_core: str) -> float:
+        if source_core == target_core or self.transfer_bits_per_cycle is None:
+            return 0.0
+        return edge.size_bytes * 8 * self.transfer_energy_pj_per_bit
+
+    def preds(self) -> list[list[Edge]]:
+        out: list[list[Edge]] = [[] for _ in self.tasks]
+        for e in self.edges:
+            out[e.target].append(e)
+        return out
+
+
+def _classes(cores: Sequence[str], options: Sequence[Mapping[str, Option]]) -> tuple[tuple[str, ...], ...]:
+    """Cores with identical options for every task (and the same DRAM link) are interchangeable."""
+    signature: dict[tuple, list[str]] = {}
+    for c in cores:
+        key = tuple((o.get(c) is None, o[c] if c in o else None) for o in options)
+        signature.setdefault(key, []).append(c)
+    return tuple(tuple(group) for group in signature.values() if len(group) > 1)
+
+
+def from_training(graph: Graph, hw: Accelerator, table: CostTable | None = None) -> AllocationProblem:
+    """A task per op of `graph`, priced on every core that can run it (see the module docstring).
+    InfeasibleError naming the op when no core can."""
+    table = table or CostTable(graph, hw)
+    index = {op.name: k for k, op in enumerate(graph.ops)}
+    options = []
+    for op in graph.ops:
+        choices = {}
+        reasons = []
+        for core in hw.cores:
+            cost = table.get((op.name,), core.name)
+            if isinstance(cost, Cost):
+                bus = hw.link_between(DRAM, core.name).name if cost.dram_cycles else None
+                choices[core.name] = Option(cost.latency_cycles, cost.energy_pj, bus, cost.dram_cycles)
+            else:
+                reasons.append(cost.reason)
+        if not choices:
+            raise InfeasibleError(f"op {op.name!r} ({op.kind.value}) can run on no core of {hw.name!r}: {reasons[0]}")
+        options.append(choices)
+    edges = []
+    for op in graph.ops:
+        for t in dict.fromkeys(op.inputs):
+            producer = graph.producer.get(t)
+            if producer is not None:
+                edges.append(Edge(index[producer], index[op.name], graph.tensors[t].size_bytes))
+    cores = tuple(c.name for c in hw.cores)
+    return AllocationProblem(f"{graph.name}@{hw.name}", tuple(op.name for op in graph.ops), cores, tuple(options),
+                             tuple(edges), core_classes=_classes(cores, options))
+
+
+def _number(value: object, where: str, minimum: float = 0.0) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value) or value < minimum:
+        raise InputError(f"{where}: expected a number >= {minimum:g}, got {value!r}")
+    return value
+
+
+def load_instance(path: str | Path) -> AllocationProblem:
+    """Read an abstract instance (YAML):
+
+        name: two-core example
+        cores: [a, b]
+        link: {bandwidth_bits_per_cycle: 64, energy_pj_per_bit: 0.5}   # between different cores
+        tasks:
+          - {name: t1, options: {a: {duration_cycles: 4, energy_pj: 2.0}, b: {duration_cycles: 6, energy_pj: 1.0}}}
+          - {name: t2, options: {b: {duration_cycles: 3, energy_pj: 1.5}}}
+        edges:
+          - {from: t1, to: t2, bytes: 64}
+    """
+    source = str(path)
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise InputError(f"{source}: cannot read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: expected a mapping with cores, tasks and edges")
+    for key in ("cores", "tasks"):
+        if not isinstance(data.get(key), list) or not data[key]:
+            raise InputError(f"{source}: '{key}' must be a non-empty list")
+    cores = tuple(str(c) for c in data["cores"])
+    if len(set(cores)) != len(cores):
+        raise InputError(f"{source}: cores: duplicate core name")
+    names: list[str] = []
+    options: list[dict[str, Option]] = []
+    for i, task in enumerate(data["tasks"]):
+        where = f"{source}: tasks[{i}]"
+        if not isinstance(task, dict) or "name" not in task or not isinstance(task.get("options"), dict):
+            raise InputError(f"{where}: needs 'name' and 'options' (core -> duration_cycles, energy_pj)")
+        name = str(task["name"])
+        if name in names:
+            raise InputError(f"{where}: duplicate task {name!r}")
+        choices = {}
+        for core, opt in task["options"].items():
+            if str(core) not in cores:
+                raise InputError(f"{where}.options: unknown core {core!r}")
+            if not isinstance(opt, dict) or "duration_cycles" not in opt:
+                raise InputError(f"{where}.options.{core}: needs duration_cycles")
+            duration = _number(opt["duration_cycles"], f"{where}.options.{core}.duration_cycles")
+            if duration != int(duration):
+                raise InputError(f"{where}.options.{core}.duration_cycles: must be an integer, got {duration!r}")
+            energy = _number(opt.get("energy_pj", 0.0), f"{where}.options.{core}.energy_pj")
+            choices[str(core)] = Option(int(duration), float(energy))
+        if not choices:
+            raise InputError(f"{where}: no eligible core")
+        names.append(name)
+        options.append(choices)
+    index = {n: i for i, n in enumerate(names)}
+    edges = []
+    for i, edge in enumerate(data.get("edges") or []):
+        where = f"{source}: edges[{i}]"
+        if not isinstance(edge, dict) or edge.get("from") not in index or edge.get("to") not in index:
+            raise InputError(f"{where}: 'from' and 'to' must name tasks")
+        size = _number(edge.get("bytes", 0), f"{where}.bytes")
+        edges.append(Edge(index[edge["from"]], index[edge["to"]], int(size)))
+    dag = nx.DiGraph()
+    dag.add_nodes_from(range(len(names)))
+    dag.add_edges_from((e.source, e.target) for e in edges)
+    if not nx.is_directed_acyclic_graph(dag):
+        cycle = nx.find_cycle(dag)
+        raise InputError(f"{source}: edges form a cycle: {' -> '.join(names[u] for u, _ in cycle)}")
+    order = list(nx.lexicographical_topological_sort(dag))
+    position = {t: k for k, t in enumerate(order)}
+    link = data.get("link") or {}
+    if not isinstance(link, dict):
+        raise InputError(f"{source}: link must be a mapping (bandwidth_bits_per_cycle, energy_pj_per_bit)")
+    bandwidth = link.get("bandwidth_bits_per_cycle")
+    if bandwidth is not None:
+        bandwidth = int(_number(bandwidth, f"{source}: link.bandwidth_bits_per_cycle", 1))
+    ordered_options = tuple(options[t] for t in order)
+    return AllocationProblem(
+        name=str(data.get("name", Path(path).stem)),
+        tasks=tuple(names[t] for t in order),
+        cores=cores,
+        options=ordered_options,
+        edges=tuple(Edge(position[e.source], position[e.target], e.size_bytes) for e in edges),
+        transfer_bits_per_cycle=bandwidth,
+        transfer_energy_pj_per_bit=float(_number(link.get("energy_pj_per_bit", 0.0), f"{source}: link.energy_pj_per_bit")),
+        core_classes=_classes(cores, ordered_options),
+    )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """An allocation: core per task, start cycles, and what it achieves."""
+
+    assignment: tuple[str, ...]
+    start_cycles: tuple[int, ...]
+    makespan_cycles: int
+    energy_pj: float
+
+    def core_orders(self, problem: AllocationProblem) -> dict[str, tuple[int, ...]]:
+        orders: dict[str, list[int]] = {c: [] for c in problem.cores}
+        for t in sorted(range(problem.n), key=lambda t: (self.start_cycles[t], t)):
+            orders[self.assignment[t]].append(t)
+        return {c: tuple(o) for c, o in orders.items()}
+
+    def bus_orders(self, problem: AllocationProblem) -> dict[str, tuple[int, ...]]:
+        orders: dict[str, list[int]] = {}
+        for t in sorted(range(problem.n), key=lambda t: (self.start_cycles[t], t)):
+            option = problem.options[t][self.assignment[t]]
+            if option.bus is not None and option.bus_cycles:
+                orders.setdefault(option.bus, []).append(t)
+        return {b: tuple(o) for b, o in orders.items()}
+
+
+def evaluate(problem: AllocationProblem, assignment: Sequence[str], core_orders: Mapping[str, Sequence[int]],
+             bus_orders: Mapping[str, Sequence[int]] | None = None) -> Schedule:
+    """The earliest schedule with these cores and orders: a task starts when its core has finished
+    the previous task of its order, every input has arrived (producer end + transfer delay) and,
+    if it holds a DRAM link, the previous holder in that link's order has released it.
+    Energy = sum of option energies + transfer energies. InputError if the orders are not a
+    permutation of the tasks on each core, or contradict the precedences (a cycle)."""
+    n = problem.n
+    if len(assignment) != n or any(assignment[t] not in problem.options[t] for t in range(n)):
+        bad = next((t for t in range(n) if t >= len(assignment) or assignment[t] not in problem.options[t]), 0)
+        raise InputError(f"allocation: task {problem.tasks[bad]!r} is not assigned to one of its eligible cores")
+    for core in problem.cores:
+        listed = sorted(core_orders.get(core, ()))
+        if listed != [t for t in range(n) if assignment[t] == core]:
+            raise InputError(f"allocation: the order of core {core!r} does not list exactly its tasks")
+    dag = nx.DiGraph()
+    dag.add_nodes_from(range(n))
+    weight: dict[tuple[int, int], int] = {}
+
+    def need(u: int, v: int, lag: int) -> None:
+        dag.add_edge(u, v)
+        weight[u, v] = max(weight.get((u, v), 0), lag)
+
+    for e in problem.edges:
+        duration = problem.options[e.source][assignment[e.source]].duration_cycles
+        need(e.source, e.target, duration + problem.delay_cycles(e, assignment[e.source], assignment[e.target]))
+    for order in core_orders.values():
+        for u, v in zip(order, order[1:], strict=False):
+            need(u, v, problem.options[u][assignment[u]].duration_cycles)
+    for order in (bus_orders or {}).values():
+        for u, v in zip(order, order[1:], strict=False):
+            need(u, v, problem.options[u][assignment[u]].bus_cycles)
+    if not nx.is_directed_acyclic_graph(dag):
+        raise InputError("allocation: the orders contradict the task precedences (they deadlock)")
+    start = [0] * n
+    for v in nx.topological_sort(dag):
+        start[v] = max((start[u] + weight[u, v] for u in dag.predecessors(v)), default=0)
+    makespan = max((start[t] + problem.options[t][assignment[t]].duration_cycles for t in range(n)), default=0)
+    energy = sum(problem.options[t][assignment[t]].energy_pj for t in range(n))
+    energy += sum(problem.transfer_energy_pj(e, assignment[e.source], assignment[e.target]) for e in problem.edges)
+    return Schedule(tuple(assignment), tuple(start), makespan, energy)
