@@ -176,7 +176,7 @@ def load_instance(path: str | Path) -> AllocationProblem:
             energy = _number(opt.get("energy_pj", 0.0), f"{where}.options.{core}.energy_pj")
             choices[str(core)] = Option(int(duration), float(energy))
         if not choices:
-            raise InputError(f"{where}: no eligible core")
+            raise InfeasibleError(f"{source}: task {name!r} can run on no core (its options are empty)")
         names.append(name)
         options.append(choices)
     index = {n: i for i, n in enumerate(names)}

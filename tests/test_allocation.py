@@ -1,0 +1,129 @@
+"""Allocation: CP-SAT against exhaustive enumeration, validation by the referee, never worse than
+greedy, the GA, the YAML format, infeasibility, and the CLI."""
+
+import json
+
+import pytest
+
+from allocation_reference import brute_force, random_instance
+from monet_opt.cli import main
+from monet_opt.cost import CostTable
+from monet_opt.errors import InfeasibleError, InputError
+from monet_opt.hardware import load_accelerator
+from monet_opt.solvers.allocation.ga import AllocationGAConfig
+from monet_opt.solvers.allocation.problem import from_training, load_instance
+from monet_opt.solvers.allocation.solve import AllocationInstance, solve_allocation
+from monet_opt.solvers.common import SolverOptions, SolveStatus
+from monet_opt.training import derive_training_graph
+from monet_opt.workload import load_forward_graph
+
+OPTIONS = SolverOptions(time_limit_s=30, workers=2, seed=0)
+SMALL_GA = AllocationGAConfig(population=16, generations=15, seed=3)
+
+
+def instances():
+    yield load_instance("instances/allocation/fork_join.yaml")
+    yield load_instance("instances/allocation/three_cores.yaml")
+    for seed in range(6):
+        yield random_instance(seed, tasks=7 if seed % 2 else 6, cores=2 if seed % 2 else 3)
+
+
+@pytest.mark.parametrize("problem", list(instances()), ids=lambda p: p.name)
+def test_cpsat_equals_brute_force(problem):
+    makespan, energy, front = brute_force(problem)
+    instance = AllocationInstance(problem)
+    fastest = solve_allocation(instance, "cpsat", "latency", OPTIONS)
+    assert fastest.stats.status is SolveStatus.OPTIMAL and fastest.best.latency_cycles == makespan
+    frugal = solve_allocation(instance, "cpsat", "energy", OPTIONS)
+    assert frugal.best.energy_pj == pytest.approx(energy, rel=1e-9)
+    pareto = solve_allocation(instance, "cpsat", "pareto", OPTIONS, pareto_points=len(front) + 1)
+    got = [(v.latency_cycles, v.energy_pj) for v in pareto.front]
+    assert [g[0] for g in got] == [f[0] for f in front]
+    assert [g[1] for g in got] == pytest.approx([f[1] for f in front], rel=1e-9)
+    greedy = solve_allocation(instance, "greedy", "latency", OPTIONS)
+    assert fastest.best.latency_cycles <= greedy.best.latency_cycles
+    ga = solve_allocation(instance, "ga", "latency", OPTIONS, SMALL_GA)
+    assert ga.best.latency_cycles >= makespan
+
+
+def test_fork_join_front_by_hand():
+    """fast: load 2, left 6, right 5, join 3 (join runs only there); frugal: 4, 9, 8; transfers of
+    32 bytes (load -> branch) take 4 cycles, of 16 bytes 2 cycles, at 0.01 pJ/bit.
+    All on fast: 2 + 6 + 5 + 3 = 16 cycles, 32 pJ. Least energy: load, left, right on frugal
+    (4 + 9 + 8 = 21), 2 cycles to join: 26 cycles, 1 + 3 + 2.5 + 6 + 2 x 1.28 pJ = 15.06 pJ."""
+    problem = load_instance("instances/allocation/fork_join.yaml")
+    _, _, front = brute_force(problem)
+    assert front[0] == (16, 32.0) and front[-1] == (26, pytest.approx(15.06))
+
+
+@pytest.fixture(scope="module")
+def cifar():
+    graph = derive_training_graph(load_forward_graph("resnet18-cifar"))
+    hw = load_accelerator("edge-tpu-quad")
+    table = CostTable(graph, hw)
+    return AllocationInstance(from_training(graph, hw, table), graph, hw, table)
+
+
+def test_training_graph_is_validated_and_never_worse_than_greedy(cifar):
+    assert cifar.problem.core_classes == (("tpu0", "tpu1", "tpu2", "tpu3"),)
+    greedy = solve_allocation(cifar, "greedy", "latency", OPTIONS)
+    exact = solve_allocation(cifar, "cpsat", "latency", SolverOptions(time_limit_s=5, workers=2))
+    assert exact.best.simulation.valid and greedy.best.simulation.valid
+    assert exact.best.latency_cycles <= greedy.best.latency_cycles
+    # the bound is a valid lower bound of the simulated makespan, and the gap is measured against it
+    assert exact.stats.bound <= exact.best.latency_cycles
+    assert exact.stats.gap == pytest.approx(1 - exact.stats.bound / exact.best.latency_cycles) or \
+        exact.stats.status is SolveStatus.OPTIMAL
+    # energy depends only on the assignment: the least-energy plan is no worse than the fastest
+    frugal = solve_allocation(cifar, "cpsat", "energy", SolverOptions(time_limit_s=5, workers=2))
+    assert frugal.best.energy_pj <= exact.best.energy_pj * (1 + 1e-12)
+
+
+def test_ga_is_deterministic_and_its_front_is_non_dominated(cifar):
+    runs = [solve_allocation(cifar, "ga", "pareto", OPTIONS, AllocationGAConfig(12, 6, seed=4)) for _ in range(2)]
+    fronts = [[(v.latency_cycles, v.energy_pj) for v in r.front] for r in runs]
+    assert fronts[0] == fronts[1]
+    assert all(a[0] < b[0] and a[1] > b[1] for a, b in zip(fronts[0], fronts[0][1:], strict=False))
+
+
+def test_instances_bad_and_infeasible(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cores: [a]\ntasks:\n  - {name: t, options: {b: {duration_cycles: 1}}}\n")
+    with pytest.raises(InputError, match=r"tasks\[0\].options: unknown core 'b'"):
+        load_instance(bad)
+    bad.write_text("cores: [a]\ntasks:\n  - {name: t, options: {a: {duration_cycles: -1}}}\n")
+    with pytest.raises(InputError, match="duration_cycles: expected a number >= 0"):
+        load_instance(bad)
+    bad.write_text("cores: [a]\ntasks:\n  - {name: t, options: {a: {duration_cycles: 1}}}\n"
+                   "  - {name: u, options: {a: {duration_cycles: 1}}}\nedges:\n  - {from: t, to: u}\n  - {from: u, to: t}\n")
+    with pytest.raises(InputError, match="cycle"):
+        load_instance(bad)
+    bad.write_text("cores: [a]\ntasks:\n  - {name: t, options: {}}\n")
+    with pytest.raises(InfeasibleError, match="task 't' can run on no core"):
+        load_instance(bad)
+
+
+def test_an_op_no_core_can_run_is_infeasible():
+    graph = derive_training_graph(load_forward_graph("resnet18-cifar"))
+    hw = load_accelerator("edge-tpu-quad")
+    crippled = type(hw)(**{**hw.__dict__, "cores": tuple(c for c in hw.cores if c.name != "simd")})
+    with pytest.raises(InfeasibleError, match=r"op '.*' \(.*\) can run on no core"):
+        from_training(graph, crippled)
+
+
+def test_cli_allocate(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["allocate", "--instance", "instances/allocation/fork_join.yaml", "--objective", "pareto",
+                 "--time-limit", "10", "--out", str(out), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    for key in ("status", "latency_cycles", "energy_pj", "bound", "gap", "solve_time_s", "validated", "assignment"):
+        assert key in data
+    assert data["latency_cycles"] == 16 and len(data["front"]) == 4
+    assert {p.name for p in out.iterdir()} == {"allocation.json", "front.csv", "front.png"}
+    assert main(["allocate", "--workload", "resnet18-cifar", "--hardware", "edge-tpu-quad", "--method", "greedy",
+                 "--out", str(tmp_path / "w")]) == 0
+    assert {p.name for p in (tmp_path / "w").iterdir()} == {"allocation.json", "result.json", "gantt.png",
+                                                             "memory.png", "trace.json"}
+    capsys.readouterr()
+    assert main(["allocate", "--workload", "resnet18-cifar", "--method", "greedy"]) == 2
+    assert "needs --hardware" in capsys.readouterr().err
