@@ -127,3 +127,7 @@ def test_cli_allocate(tmp_path, capsys):
     capsys.readouterr()
     assert main(["allocate", "--workload", "resnet18-cifar", "--method", "greedy"]) == 2
     assert "needs --hardware" in capsys.readouterr().err
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("cores: [a]\ntasks:\n  - {name: t, options: {}}\n")
+    assert main(["allocate", "--instance", str(empty)]) == 3
+    assert "task 't' can run on no core" in capsys.readouterr().err

@@ -158,3 +158,20 @@ def test_cli_errors(capsys, argv, code, message):
     assert main(["checkpoint", *argv]) == code
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_training_sweep_runs_from_the_smallest_feasible_budget_to_store_all(spaces, tmp_path):
+    from monet_opt.solvers.checkpoint.sweep import training_budget_sweep
+    from monet_opt.solvers.remat.sweep import write_sweep
+
+    space, plans = spaces["separate"]
+    rows = training_budget_sweep(space, OBJECTIVES["latency"], 4, OPTIONS, GAConfig(16, 8, seed=0))
+    lowest = min(e.dynamic_dram_peak_bytes for _, _, e in plans if e.local_overflow_bytes == 0)
+    assert [r.budget for r in rows][0] == lowest and rows[-1].budget == space.store_all.dynamic_dram_peak_bytes
+    for r in rows:
+        assert r.cpsat_status == "optimal" and r.cpsat_cost == best(plans, OBJECTIVES["latency"], r.budget)
+        assert all(c is None or c >= r.cpsat_cost for c in (r.ga_cost, r.greedy_cost, r.sqrt_cost))
+    paths = write_sweep(rows, tmp_path, base_cost=space.store_all.latency_cycles, title="block", budget_label="bytes",
+                        cost_label="latency")
+    assert [p.name for p in paths] == ["sweep.csv", "sweep.png"]
+    assert (tmp_path / "sweep.csv").read_text().count("\n") == len(rows) + 1
