@@ -25,7 +25,7 @@ from common import emit, header
 from monet_opt.cost import CostTable
 from monet_opt.hardware import load_accelerator
 from monet_opt.io import write_text_atomic
-from monet_opt.solvers.allocation.ga import AllocationGAConfig
+from monet_opt.solvers.allocation.ga import stream_ga_config
 from monet_opt.solvers.allocation.problem import from_training
 from monet_opt.solvers.allocation.solve import AllocationInstance, solve_allocation
 from monet_opt.solvers.common import SolverOptions
@@ -59,7 +59,7 @@ def main() -> None:
             print(f"{workload} on {hardware}: GA seed {seed}...", file=sys.stderr, flush=True)
             started = time.perf_counter()
             ga = solve_allocation(instance, "ga", "latency", SolverOptions(seed=seed),
-                                  AllocationGAConfig(args.population, args.generations, seed=seed))
+                                  stream_ga_config(args.population, args.generations, seed=seed))
             ga_seconds.append(time.perf_counter() - started)
             ga_best.append(ga.best.latency_cycles)
         tenth = statistics.mean(ga_seconds) / 10

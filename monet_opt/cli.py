@@ -10,14 +10,14 @@ from pathlib import Path
 
 from monet_opt.cost import CostTable
 from monet_opt.errors import InputError, MonetError
-from monet_opt.hardware import builtin_hardware, load_accelerator
+from monet_opt.hardware import Accelerator, builtin_hardware, load_accelerator
 from monet_opt.hardware.describe import accelerator_to_dict, format_accelerator
 from monet_opt.io import write_json_atomic
 from monet_opt.report import format_result, result_to_dict, write_reports
 from monet_opt.schedule import default_plan, simulate
 from monet_opt.solvers.common import SolverOptions
 from monet_opt.report.pareto import write_front
-from monet_opt.solvers.allocation.ga import AllocationGAConfig
+from monet_opt.solvers.allocation.ga import stream_ga_config
 from monet_opt.solvers.allocation.problem import from_training, load_instance
 from monet_opt.solvers.allocation.solve import METHODS as ALLOCATION_METHODS
 from monet_opt.solvers.allocation.solve import OBJECTIVES as ALLOCATION_OBJECTIVES
@@ -136,6 +136,10 @@ def _solver_options(args: argparse.Namespace) -> SolverOptions:
                          deterministic=args.deterministic)
 
 
+def _gap_text(gap: float | None) -> str:
+    return "-" if gap is None else f"{100 * gap:.2f} %"
+
+
 def _print_sweep(rows: list[SweepRow], as_json: bool) -> None:
     if as_json:
         print(json.dumps([row.__dict__ for row in rows], indent=1))
@@ -176,7 +180,7 @@ def _cmd_checkpoint(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=1))
     else:
-        gap = "-" if data["gap"] is None else f"{100 * data['gap']:.2f} %"
+        gap = _gap_text(data["gap"])
         print(f"{problem.name}: {args.method} at budget {data['budget']:g} (store-all peak {data['store_all_peak']:g})")
         print(f"status {data['status']}, cost {data['objective']} (store-all {data['store_all_cost']:g}), "
               f"bound {data['bound']}, gap {gap}")
@@ -185,14 +189,19 @@ def _cmd_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
-def _checkpoint_training(args: argparse.Namespace) -> int:
+def _workload_on_hardware(args: argparse.Namespace, command: str) -> tuple[Graph, Accelerator]:
+    """The training graph of --workload and the accelerator of --hardware (which it needs)."""
     if args.hardware is None:
-        raise InputError("checkpoint --workload needs --hardware NAME|FILE.yaml")
+        raise InputError(f"{command} --workload needs --hardware NAME|FILE.yaml")
+    hw = load_accelerator(args.hardware)
+    return training_graph_from_args(args)[1], hw
+
+
+def _checkpoint_training(args: argparse.Namespace) -> int:
     if args.method not in TRAINING_METHODS:
         raise InputError(f"checkpoint --workload: --method {args.method} applies to --graph only "
                          f"(training graphs: {', '.join(TRAINING_METHODS)})")
-    hw = load_accelerator(args.hardware)
-    _, training = training_graph_from_args(args)
+    training, hw = _workload_on_hardware(args, "checkpoint")
     space = CheckpointSpace(training, hw)
     objective = OBJECTIVES[args.objective]
     options = _solver_options(args)
@@ -231,7 +240,7 @@ def format_checkpoint(data: dict) -> str:
     if data["latency_cycles"] is None:
         lines.append(f"status {data['status']}: no plan within the budget")
         return "\n".join(lines)
-    gap = "-" if data["gap"] is None else f"{100 * data['gap']:.2f} %"
+    gap = _gap_text(data["gap"])
     lines += [
         f"status {data['status']}, bound {data['bound']}, gap {gap}, {data['solve_time_s']:.2f} s, "
         f"validated {data['validated']}",
@@ -248,15 +257,12 @@ def _cmd_allocate(args: argparse.Namespace) -> int:
     if (args.instance is None) == (args.workload is None):
         raise InputError("allocate: give either --instance FILE or --workload W with --hardware H")
     if args.workload is not None:
-        if args.hardware is None:
-            raise InputError("allocate --workload needs --hardware NAME|FILE.yaml")
-        hw = load_accelerator(args.hardware)
-        _, training = training_graph_from_args(args)
+        training, hw = _workload_on_hardware(args, "allocate")
         table = CostTable(training, hw)
         instance = AllocationInstance(from_training(training, hw, table), training, hw, table)
     else:
         instance = AllocationInstance(load_instance(args.instance))
-    ga = AllocationGAConfig(population=args.population, generations=args.generations, seed=args.seed)
+    ga = stream_ga_config(population=args.population, generations=args.generations, seed=args.seed)
     result = solve_allocation(instance, args.method, args.objective, _solver_options(args), ga)
     data = result.to_dict(instance)
     if args.out:
@@ -270,7 +276,7 @@ def _cmd_allocate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=1))
     else:
-        gap = "-" if data["gap"] is None else f"{100 * data['gap']:.2f} %"
+        gap = _gap_text(data["gap"])
         print(f"{data['problem']}: {args.method}, objective {args.objective}")
         print(f"status {data['status']}, latency {data['latency_cycles']:,} cycles, energy {data['energy_pj']:.6g} pJ, "
               f"bound {data['bound']}, gap {gap}, {data['solve_time_s']:.2f} s, validated {data['validated']}")
@@ -327,8 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     checkpoint.add_argument("--objective", choices=list(OBJECTIVES), default="latency",
                             help="what a training-graph plan minimises (default latency)")
     add_solver_arguments(checkpoint)
-    checkpoint.add_argument("--population", type=_positive_int, default=100, help="GA population (default 100)")
-    checkpoint.add_argument("--generations", type=_positive_int, default=50, help="GA generations (default 50)")
+    add_ga_arguments(checkpoint, population=100, generations=50)
     checkpoint.add_argument("--out", metavar="DIR", help="write result.json (--workload: checkpoint.json and the "
                             "plan's result.json, gantt.png, memory.png, trace.json), or sweep.csv and sweep.png")
     checkpoint.add_argument("--json", action="store_true")
@@ -342,8 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     allocate.add_argument("--objective", choices=list(ALLOCATION_OBJECTIVES), default="latency",
                           help="latency (makespan), energy, or pareto (epsilon-constraint front); default latency")
     add_solver_arguments(allocate)
-    allocate.add_argument("--population", type=_positive_int, default=64, help="GA population (default 64)")
-    allocate.add_argument("--generations", type=_positive_int, default=250, help="GA generations (default 250)")
+    add_ga_arguments(allocate, population=64, generations=250)
     allocate.add_argument("--out", metavar="DIR", help="write allocation.json (--workload: also result.json, "
                           "gantt.png, memory.png, trace.json; pareto: front.csv, front.png)")
     allocate.add_argument("--json", action="store_true")
@@ -358,6 +362,13 @@ def add_solver_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--deterministic", action="store_true",
                    help="reproducible CP-SAT runs with several workers (slower)")
+
+
+def add_ga_arguments(p: argparse.ArgumentParser, population: int, generations: int) -> None:
+    """--population, --generations with the defaults of the GA the field knows for this decision."""
+    p.add_argument("--population", type=_positive_int, default=population, help=f"GA population (default {population})")
+    p.add_argument("--generations", type=_positive_int, default=generations,
+                   help=f"GA generations (default {generations})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from monet_opt.cli import main
 from monet_opt.cost import CostTable
 from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.hardware import load_accelerator
-from monet_opt.solvers.allocation.ga import AllocationGAConfig
+from monet_opt.solvers.allocation.ga import stream_ga_config
 from monet_opt.solvers.allocation.problem import from_training, load_instance
 from monet_opt.solvers.allocation.solve import AllocationInstance, solve_allocation
 from monet_opt.solvers.common import SolverOptions, SolveStatus
@@ -18,7 +18,7 @@ from monet_opt.training import derive_training_graph
 from monet_opt.workload import load_forward_graph
 
 OPTIONS = SolverOptions(time_limit_s=30, workers=2, seed=0)
-SMALL_GA = AllocationGAConfig(population=16, generations=15, seed=3)
+SMALL_GA = stream_ga_config(population=16, generations=15, seed=3)
 
 
 def instances():
@@ -80,7 +80,7 @@ def test_training_graph_is_validated_and_never_worse_than_greedy(cifar):
 
 
 def test_ga_is_deterministic_and_its_front_is_non_dominated(cifar):
-    runs = [solve_allocation(cifar, "ga", "pareto", OPTIONS, AllocationGAConfig(12, 6, seed=4)) for _ in range(2)]
+    runs = [solve_allocation(cifar, "ga", "pareto", OPTIONS, stream_ga_config(12, 6, seed=4)) for _ in range(2)]
     fronts = [[(v.latency_cycles, v.energy_pj) for v in r.front] for r in runs]
     assert fronts[0] == fronts[1]
     assert all(a[0] < b[0] and a[1] > b[1] for a, b in zip(fronts[0], fronts[0][1:], strict=False))

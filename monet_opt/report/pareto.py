@@ -7,16 +7,15 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
-from monet_opt.io import atomic_path, write_text_atomic
+from monet_opt.io import write_text_atomic
 
 
 def write_front(points: Sequence[tuple[int, float]], out_dir: str | Path, title: str,
                 others: Sequence[tuple[str, Sequence[tuple[int, float]]]] = ()) -> list[Path]:
     """front.csv (latency_cycles, energy_pj) and front.png in `out_dir`; `others` are labelled point
     sets drawn for comparison (e.g. the greedy plan)."""
-    import matplotlib
+    from monet_opt.report.plots import save_png  # selects the Agg backend first
 
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out = Path(out_dir)
@@ -35,8 +34,5 @@ def write_front(points: Sequence[tuple[int, float]], out_dir: str | Path, title:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    with atomic_path(out / "front.png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_png(fig, out / "front.png")
     return [out / "front.csv", out / "front.png"]

@@ -19,6 +19,14 @@ TRANSFER_COLOUR = "#8C8C8C"
 MIB = 1024 * 1024
 
 
+def save_png(fig: plt.Figure, path: str | Path) -> None:
+    """Lay out, write atomically (a temporary file renamed) and close a figure."""
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
 def _time_axis(ax: plt.Axes, result: SimulationResult) -> None:
     """x axis in Mcycles, labelled with the clock's conversion to milliseconds."""
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1e6:g}"))
@@ -52,10 +60,7 @@ def plot_gantt(result: SimulationResult, title: str, path: str | Path) -> None:
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.35 if len(rows) < 6 else -0.12),
               ncol=len(handles), frameon=False)
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def plot_memory(result: SimulationResult, title: str, path: str | Path) -> None:
@@ -84,7 +89,4 @@ def plot_memory(result: SimulationResult, title: str, path: str | Path) -> None:
         ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
     _time_axis(axes[-1, 0], result)
     fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_png(fig, path)

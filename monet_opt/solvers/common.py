@@ -103,6 +103,18 @@ def configure(solver: cp_model.CpSolver, options: SolverOptions, subsolvers: tup
         solver.parameters.subsolvers.extend(subsolvers[: options.workers])
 
 
+def run_cpsat(model: cp_model.CpModel, options: SolverOptions, subsolvers: tuple[str, ...] = (), scale: float = 1.0,
+              offset: float = 0.0) -> tuple[cp_model.CpSolver, SolveStats]:
+    """Solve `model` with `options` (see `configure`), recording incumbents; the solver (for
+    values, valid when stats.objective is not None) and the stats (objective and bound mapped by
+    x * scale + offset)."""
+    solver = cp_model.CpSolver()
+    configure(solver, options, subsolvers)
+    recorder = IncumbentRecorder()
+    status = solver.Solve(model, recorder)
+    return solver, cpsat_stats(solver, status, recorder, scale=scale, offset=offset)
+
+
 def heuristic_stats(objective: float | None, elapsed_s: float) -> SolveStats:
     incumbents = (Incumbent(elapsed_s, objective, float("nan")),) if objective is not None else ()
     return SolveStats(SolveStatus.HEURISTIC if objective is not None else SolveStatus.UNKNOWN, objective, None,

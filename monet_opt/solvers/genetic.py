@@ -16,14 +16,18 @@ from dataclasses import dataclass
 from deap import base, tools
 
 
-class _Fitness(base.Fitness):
+class TwoObjectives(base.Fitness):
+    """Two minimised objectives."""
+
     weights = (-1.0, -1.0)
 
 
-class _Individual(list):
-    def __init__(self, genes: list[int]) -> None:
+class Individual(list):
+    """A genome (list of genes) with its fitness."""
+
+    def __init__(self, genes: list) -> None:
         super().__init__(genes)
-        self.fitness = _Fitness()
+        self.fitness = TwoObjectives()
 
 
 @dataclass(frozen=True)
@@ -51,20 +55,20 @@ def nsga2_search(alleles: Sequence[int], evaluate: Callable[[Genome], tuple[floa
             cache[key] = evaluate(key)
         return cache[key]
 
-    def mutate(ind: _Individual) -> None:
+    def mutate(ind: Individual) -> None:
         for i, count in enumerate(alleles):
             if count > 1 and random.random() < 1.0 / len(alleles):
                 ind[i] = (ind[i] + random.randrange(1, count)) % count
 
     try:
-        population = [_Individual([random.randrange(c) for c in alleles]) for _ in range(config.population)]
+        population = [Individual([random.randrange(c) for c in alleles]) for _ in range(config.population)]
         for ind in population:
             ind.fitness.values = fitness(ind)
         population = tools.selNSGA2(population, len(population))
         for _ in range(config.generations):
             parents = tools.selTournamentDCD(population, len(population)) if len(population) % 4 == 0 else \
                 [random.choice(population) for _ in population]
-            offspring = [_Individual(list(p)) for p in parents]
+            offspring = [Individual(list(p)) for p in parents]
             for a, b in zip(offspring[::2], offspring[1::2], strict=False):
                 if alleles and random.random() < config.crossover_probability:
                     tools.cxUniform(a, b, 0.5)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ortools.sat.python import cp_model
 
 from monet_opt.solvers.allocation.problem import AllocationProblem, Schedule
-from monet_opt.solvers.common import IncumbentRecorder, SolverOptions, SolveStats, configure, cpsat_stats
+from monet_opt.solvers.common import SolverOptions, SolveStats, run_cpsat
 
 
 SUBSOLVERS = ("max_lp", "default_lp", "quick_restart", "core", "reduced_costs", "pseudo_costs", "no_lp")
@@ -137,12 +137,8 @@ def solve_allocation_cpsat(problem: AllocationProblem, target: Target, options: 
     model = _Model(problem, target)
     if hint is not None:
         model.hint(hint)
-    solver = cp_model.CpSolver()
-    configure(solver, options, SUBSOLVERS)
-    recorder = IncumbentRecorder()
-    status = solver.Solve(model.model, recorder)
     scale = 1.0 if target.minimise == "makespan" else 1.0 / model.scale
-    stats = cpsat_stats(solver, status, recorder, scale=scale)
+    solver, stats = run_cpsat(model.model, options, SUBSOLVERS, scale=scale)
     if stats.objective is None:
         return CpsatAnswer(None, None, None, None, stats)
     assignment, starts, makespan, energy = model.schedule(solver)

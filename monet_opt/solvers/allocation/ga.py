@@ -15,35 +15,20 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from deap import algorithms, base, tools
 
 from monet_opt.solvers.allocation.problem import AllocationProblem
-from monet_opt.solvers.genetic import pareto_front
+from monet_opt.solvers.genetic import GAConfig, Individual, pareto_front
 
 
-class _Fitness(base.Fitness):
-    weights = (-1.0, -1.0)
-
-
-class _Individual(list):
-    def __init__(self, genes: list[str]) -> None:
-        super().__init__(genes)
-        self.fitness = _Fitness()
-
-
-@dataclass(frozen=True)
-class AllocationGAConfig:
-    population: int = 64
-    generations: int = 250
-    crossover_probability: float = 0.3
-    mutation_probability: float = 0.7
-    seed: int = 0
+def stream_ga_config(population: int = 64, generations: int = 250, seed: int = 0) -> GAConfig:
+    """Stream's settings: 64 x 250, crossover 0.3, mutation 0.7."""
+    return GAConfig(population, generations, crossover_probability=0.3, mutation_probability=0.7, seed=seed)
 
 
 def stream_ga(problem: AllocationProblem, evaluate: Callable[[tuple[str, ...]], tuple[float, int]],
-              config: AllocationGAConfig) -> list[tuple[float, int, tuple[str, ...]]]:
+              config: GAConfig) -> list[tuple[float, int, tuple[str, ...]]]:
     """The (energy, latency, assignment) Pareto front of every genome evaluated."""
     eligible = [list(options) for options in problem.options]
     cache: dict[tuple[str, ...], tuple[float, int]] = {}
@@ -54,7 +39,7 @@ def stream_ga(problem: AllocationProblem, evaluate: Callable[[tuple[str, ...]], 
             cache[key] = evaluate(key)
         return cache[key]
 
-    def mutate(ind: _Individual) -> tuple[_Individual]:
+    def mutate(ind: Individual) -> tuple[Individual]:
         if random.random() < 0.5:
             t = random.randrange(len(ind))
             others = [c for c in eligible[t] if c != ind[t]]
@@ -66,7 +51,7 @@ def stream_ga(problem: AllocationProblem, evaluate: Callable[[tuple[str, ...]], 
                 ind[a], ind[b] = ind[b], ind[a]
         return (ind,)
 
-    def crossover(a: _Individual, b: _Individual) -> tuple[_Individual, _Individual]:
+    def crossover(a: Individual, b: Individual) -> tuple[Individual, Individual]:
         if len(a) > 2:
             tools.cxTwoPoint(a, b)
         return a, b
@@ -77,7 +62,7 @@ def stream_ga(problem: AllocationProblem, evaluate: Callable[[tuple[str, ...]], 
     saved_state = random.getstate()
     random.seed(config.seed)
     try:
-        population = [_Individual([random.choice(e) for e in eligible]) for _ in range(config.population)]
+        population = [Individual([random.choice(e) for e in eligible]) for _ in range(config.population)]
         for ind in population:
             ind.fitness.values = fitness(ind)
         mu, lam = max(1, config.population // 2), config.population

@@ -22,10 +22,11 @@ from monet_opt.hardware.model import Accelerator
 from monet_opt.schedule.plan import Plan
 from monet_opt.schedule.simulate import ENERGY_RELATIVE_TOLERANCE, SimulationResult, simulate
 from monet_opt.solvers.allocation.cpsat import Target, energy_scale, solve_allocation_cpsat
-from monet_opt.solvers.allocation.ga import AllocationGAConfig, stream_ga
+from monet_opt.solvers.allocation.ga import stream_ga, stream_ga_config
 from monet_opt.solvers.allocation.greedy import heft
 from monet_opt.solvers.allocation.problem import AllocationProblem, Schedule, evaluate
 from monet_opt.solvers.common import SolverOptions, SolveStats, SolveStatus, heuristic_stats
+from monet_opt.solvers.genetic import GAConfig
 from monet_opt.workload.ir import Graph
 
 METHODS = ("cpsat", "ga", "greedy")
@@ -152,7 +153,7 @@ def _restated(stats: SolveStats, objective: float) -> SolveStats:
 
 
 def solve_allocation(instance: AllocationInstance, method: str, objective: str, options: SolverOptions,
-                     ga_config: AllocationGAConfig | None = None, pareto_points: int = 5) -> AllocationResult:
+                     ga_config: GAConfig | None = None, pareto_points: int = 5) -> AllocationResult:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}")
     if objective not in OBJECTIVES:
@@ -165,7 +166,7 @@ def solve_allocation(instance: AllocationInstance, method: str, objective: str, 
         return AllocationResult(method, objective, best, heuristic_stats(
             best.latency_cycles if objective != "energy" else best.energy_pj, time.perf_counter() - started), (best,))
     if method == "ga":
-        config = ga_config or AllocationGAConfig(seed=options.seed)
+        config = ga_config or stream_ga_config(seed=options.seed)
 
         def measure(assignment: tuple[str, ...]) -> tuple[float, int]:
             v = validate(instance, assignment, reference_orders(p, assignment))
@@ -188,8 +189,8 @@ def solve_allocation(instance: AllocationInstance, method: str, objective: str, 
     if objective == "energy":
         half = SolverOptions(options.time_limit_s / 2, options.workers, options.seed, options.deterministic)
         least, stats = _cpsat(instance, Target("energy"), half, greedy)
-        if least is None:
-            return AllocationResult(method, objective, None, stats)
+        if least is None or least.energy_pj > greedy_measured.energy_pj:
+            least = greedy_measured  # the warm start was not improved within the time limit
         faster, _ = _cpsat(instance, Target("makespan", energy_cap=_scaled_energy(p, least.assignment)), half,
                            least.schedule)
         best = faster if faster is not None and faster.latency_cycles <= least.latency_cycles else least

@@ -18,7 +18,7 @@ from ortools.sat.python import cp_model
 from monet_opt.hardware.model import DRAM
 from monet_opt.schedule.plan import Residency
 from monet_opt.solvers.checkpoint.space import CheckpointSpace, Decisions, Objective, Price
-from monet_opt.solvers.common import IncumbentRecorder, SolverOptions, SolveStats, configure, cpsat_stats
+from monet_opt.solvers.common import SolverOptions, SolveStats, run_cpsat
 from monet_opt.workload.ir import TensorRole
 
 SUBSOLVERS = ("max_lp", "quick_restart", "default_lp", "core", "reduced_costs", "pseudo_costs", "no_lp")
@@ -239,12 +239,8 @@ def solve_checkpoint_cpsat(space: CheckpointSpace, objective: Objective, budget_
     model = _Model(space, objective, budget_bytes)
     if hint is not None:
         model.hint(hint)
-    solver = cp_model.CpSolver()
-    configure(solver, options, SUBSOLVERS)
-    recorder = IncumbentRecorder()
-    status = solver.Solve(model.model, recorder)
-    stats = cpsat_stats(solver, status, recorder)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+    solver, stats = run_cpsat(model.model, options, SUBSOLVERS)
+    if stats.objective is None:
         return None, None, stats
     return model.decisions(solver), model.claim(solver), stats
 
@@ -252,12 +248,8 @@ def solve_checkpoint_cpsat(space: CheckpointSpace, objective: Objective, budget_
 def min_dram_peak_cpsat(space: CheckpointSpace, options: SolverOptions) -> tuple[Decisions | None, SolveStats]:
     """The smallest dynamic DRAM peak of any checkpoint plan (local memories within budget)."""
     model = _Model(space, OBJECTIVE_UNUSED, None)
-    solver = cp_model.CpSolver()
-    configure(solver, options, SUBSOLVERS)
-    recorder = IncumbentRecorder()
-    status = solver.Solve(model.model, recorder)
-    stats = cpsat_stats(solver, status, recorder)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+    solver, stats = run_cpsat(model.model, options, SUBSOLVERS)
+    if stats.objective is None:
         return None, stats
     return model.decisions(solver), stats
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from ortools.sat.python import cp_model
 
-from monet_opt.solvers.common import IncumbentRecorder, SolverOptions, SolveStats, configure, cpsat_stats
+from monet_opt.solvers.common import SolverOptions, SolveStats, run_cpsat
 from monet_opt.solvers.remat.problem import RematProblem
 from monet_opt.solvers.remat.stages import sequence_to_stages, stages_to_sequence
 
@@ -109,11 +109,7 @@ def solve_cpsat(problem: RematProblem, budget: int, options: SolverOptions,
     model = _Model(problem, budget)
     if hint is not None:
         model.hint(hint)
-    solver = cp_model.CpSolver()
-    configure(solver, options, SUBSOLVERS)
-    recorder = IncumbentRecorder()
-    status = solver.Solve(model.model, recorder)
-    stats = cpsat_stats(solver, status, recorder, offset=sum(problem.cost))
+    solver, stats = run_cpsat(model.model, options, SUBSOLVERS, offset=sum(problem.cost))
     schedule = model.schedule(solver) if stats.objective is not None else None
     return schedule, stats
 
@@ -122,9 +118,5 @@ def min_peak_cpsat(problem: RematProblem, options: SolverOptions) -> tuple[list[
     """The smallest peak memory of any schedule (recomputation unlimited): the smallest feasible budget."""
     model = _Model(problem, None)
     model.hint(list(range(problem.n)))
-    solver = cp_model.CpSolver()
-    configure(solver, options, SUBSOLVERS)
-    recorder = IncumbentRecorder()
-    status = solver.Solve(model.model, recorder)
-    stats = cpsat_stats(solver, status, recorder)
+    solver, stats = run_cpsat(model.model, options, SUBSOLVERS)
     return (model.schedule(solver) if stats.objective is not None else None), stats

@@ -66,12 +66,9 @@ def write_remat_sweep(problem: RematProblem, rows: list[SweepRow], out_dir: str 
 def write_sweep(rows: list[SweepRow], out_dir: str | Path, *, base_cost: float, title: str, budget_label: str,
                 cost_label: str) -> list[Path]:
     """sweep.csv and sweep.png (overhead = cost / base_cost - 1 vs budget) in `out_dir`."""
-    import matplotlib
+    from monet_opt.report.plots import save_png  # selects the Agg backend first
 
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from monet_opt.io import atomic_path
 
     out = Path(out_dir)
     buffer = io.StringIO()
@@ -102,8 +99,5 @@ def write_sweep(rows: list[SweepRow], out_dir: str | Path, *, base_cost: float, 
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    with atomic_path(out / "sweep.png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_png(fig, out / "sweep.png")
     return [out / "sweep.csv", out / "sweep.png"]
