@@ -197,12 +197,24 @@ def _workload_on_hardware(args: argparse.Namespace, command: str) -> tuple[Graph
     return training_graph_from_args(args)[1], hw
 
 
+def _local_budgets(items: list[str] | None, hw: Accelerator) -> dict[str, int]:
+    """--local-budget MEMORY=BYTES|P% (of the memory's capacity), repeatable."""
+    budgets = {}
+    for item in items or []:
+        memory, _, text = item.partition("=")
+        if memory not in hw.memories or not text:
+            raise InputError(f"--local-budget {item!r}: expected MEMORY=BYTES|P% with MEMORY one of "
+                             f"{', '.join(hw.memories)}")
+        budgets[memory] = parse_budget(text, hw.memories[memory].capacity_bytes, source=f"--local-budget {memory}")
+    return budgets
+
+
 def _checkpoint_training(args: argparse.Namespace) -> int:
     if args.method not in TRAINING_METHODS:
         raise InputError(f"checkpoint --workload: --method {args.method} applies to --graph only "
                          f"(training graphs: {', '.join(TRAINING_METHODS)})")
     training, hw = _workload_on_hardware(args, "checkpoint")
-    space = CheckpointSpace(training, hw)
+    space = CheckpointSpace(training, hw, local_budget_bytes=_local_budgets(args.local_budget, hw))
     objective = OBJECTIVES[args.objective]
     options = _solver_options(args)
     ga = GAConfig(population=args.population, generations=args.generations, seed=args.seed)
@@ -332,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     checkpoint.add_argument("--method", choices=list(dict.fromkeys(METHODS + TRAINING_METHODS)), default="cpsat")
     checkpoint.add_argument("--objective", choices=list(OBJECTIVES), default="latency",
                             help="what a training-graph plan minimises (default latency)")
+    checkpoint.add_argument("--local-budget", action="append", metavar="MEMORY=B|P%",
+                            help="bound a local memory below its capacity (bytes or %% of it; repeatable)")
     add_solver_arguments(checkpoint)
     add_ga_arguments(checkpoint, population=100, generations=50)
     checkpoint.add_argument("--out", metavar="DIR", help="write result.json (--workload: checkpoint.json and the "

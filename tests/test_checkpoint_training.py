@@ -144,6 +144,11 @@ def test_cli_workload_json_and_files(tmp_path, capsys):
     assert data["status"] == "optimal" and data["validated"] and data["peak_memory"] <= data["budget"]
     assert data["objective"] == data["energy_pj"]
     assert {p.name for p in out.iterdir()} == {"checkpoint.json", "result.json", "gantt.png", "memory.png", "trace.json"}
+    # a local budget is a bound on that memory in the simulated plan
+    assert main(["checkpoint", "--workload", "resnet18", "--image-size", "64", "--hardware", "edge-tpu-quad",
+                 "--budget", "60%", "--local-budget", "simd.sram=50%", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["validated"] and data["peak_memory_bytes"]["simd.sram"] <= 131072 // 2
 
 
 @pytest.mark.parametrize("argv, code, message", [
@@ -153,6 +158,8 @@ def test_cli_workload_json_and_files(tmp_path, capsys):
     (["--workload", "gpt2-mini", "--hardware", "edge-tpu-quad", "--budget", "-5"], 2, "negative"),
     (["--graph", "instances/remat/chain16.json", "--budget", "5", "--objective", "energy"], 2, "training graphs"),
     (["--budget", "5"], 2, "either --graph"),
+    (["--workload", "gpt2-mini", "--hardware", "edge-tpu-quad", "--budget", "90%", "--local-budget", "l2=5"], 2,
+     "expected MEMORY=BYTES|P%"),
 ])
 def test_cli_errors(capsys, argv, code, message):
     assert main(["checkpoint", *argv]) == code

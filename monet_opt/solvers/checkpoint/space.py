@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 from monet_opt.cost.model import Cost, CostTable
@@ -97,11 +97,20 @@ class Evaluation:
 
 class CheckpointSpace:
     """See the module docstring. `core_of_op` fixes the allocation (default: the greedy
-    earliest-finish allocation of `default_plan`); `local_budget_bytes` bounds each local memory
-    (default: its capacity)."""
+    earliest-finish allocation of `default_plan`); `local_budget_bytes` makes local memories
+    smaller than their capacity (the accelerator is priced and simulated with that size)."""
 
     def __init__(self, graph: Graph, hw: Accelerator, core_of_op: Mapping[str, str] | None = None,
                  local_budget_bytes: Mapping[str, int] | None = None) -> None:
+        for memory, size in (local_budget_bytes or {}).items():
+            if memory not in hw.memories:
+                raise InputError(f"local budget names unknown memory {memory!r}")
+            if size < 1:
+                raise InputError(f"local budget of {memory!r} must be at least one byte, got {size}")
+        # A local budget is the memory made smaller: the cost model then tiles every op to fit it,
+        # and the simulator checks the plan against it.
+        hw = replace(hw, memories={name: replace(m, capacity_bytes=min(m.capacity_bytes, (local_budget_bytes or {}).get(
+            name, m.capacity_bytes))) for name, m in hw.memories.items()})
         self.graph = graph
         self.hw = hw
         self.table = CostTable(graph, hw)
@@ -112,12 +121,7 @@ class CheckpointSpace:
             raise InputError(f"checkpoint allocation: op {missing[0]!r} has no core")
         self.core_of_op = dict(core_of_op)
         self.memory_of_core = {c.name: c.memory for c in hw.cores}
-        budgets = {m: hw.memories[m].capacity_bytes for m in hw.memories}
-        for memory, size in (local_budget_bytes or {}).items():
-            if memory not in budgets:
-                raise InputError(f"local budget names unknown memory {memory!r}")
-            budgets[memory] = min(size, budgets[memory])
-        self.local_budget_bytes = budgets
+        self.local_budget_bytes = {m: hw.memories[m].capacity_bytes for m in hw.memories}
         self.position = {op.name: k for k, op in enumerate(graph.ops)}
         self.forward = tuple(op.name for op in graph.ops if op.phase is Phase.FORWARD)
         self.forward_index = {o: i for i, o in enumerate(self.forward)}
