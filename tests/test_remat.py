@@ -203,3 +203,41 @@ def test_diamond_instance_by_hand():
     assert solve_remat(p, 12, "milp", FAST).cost == 19
     with pytest.raises(InfeasibleError, match="smallest feasible budget is 12"):
         solve_remat(p, 11, "cpsat", FAST)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(5, 30), st.floats(0.3, 1.0))
+def test_peak_descent_fits_whenever_it_answers(seed, n, fraction):
+    from monet_opt.solvers.remat.baselines import peak_descent
+
+    problem = random_dag(random.Random(seed), n)
+    budget = max(1, int(fraction * store_all_peak(problem)))
+    schedule = peak_descent(problem, budget)
+    if schedule is not None:
+        replay = evaluate_schedule(problem, schedule)
+        assert replay.valid and replay.peak <= budget
+    if fraction == 1.0:
+        assert schedule == list(range(n))  # store-all fits: nothing is dropped
+
+
+def test_peak_descent_on_a_chain_by_hand():
+    from monet_opt.solvers.remat.baselines import peak_descent
+
+    p = chain_problem(4)  # store-all peaks at 5 (f1..f3 kept, f4 and b4 live)
+    schedule = peak_descent(p, 4)
+    replay = evaluate_schedule(p, schedule)
+    assert replay.peak <= 4 and replay.cost == 9  # one recomputation is the optimum at budget 4
+    assert solve_remat(p, 4, "cpsat", FAST).cost == 9
+
+
+def test_cpsat_without_a_schedule_in_time_answers_its_warm_start():
+    sys.path.insert(0, "benchmarks")
+    from remat_dags import layered_dag
+
+    problem = layered_dag(250, seed=250)
+    budget = int(0.9 * store_all_peak(problem))
+    result = solve_remat(problem, budget, "cpsat", SolverOptions(0.2, 2, 0))
+    data = result.to_dict()
+    assert result.validated and result.peak <= budget and data["status"] == "feasible"
+    if data["from_warm_start"]:
+        assert result.stats.time_to_first_s is None and data["bound"] is not None

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable
 
 from monet_opt.solvers.common import SolveStats, heuristic_stats
-from monet_opt.solvers.remat.problem import RematProblem, evaluate_schedule
+from monet_opt.solvers.remat.problem import RematProblem, ScheduleEvaluation, evaluate_schedule
 
 
 def keep_policy_schedule(problem: RematProblem, keep: Iterable[int]) -> list[int]:
@@ -82,6 +82,50 @@ def greedy(problem: RematProblem, budget: int, points: int = 40) -> list[int] | 
         if result.peak <= budget and (best is None or result.cost < best[0]):
             best = (result.cost, schedule)
     return best[1] if best else None
+
+
+def _excess(problem: RematProblem, schedule: list[int], result: ScheduleEvaluation, budget: int) -> int:
+    """Memory above the budget summed over the steps."""
+    delta = [0] * (len(schedule) + 1)
+    for start, end in result.lifetimes:
+        delta[start] += problem.size[schedule[start]]
+        delta[end + 1] -= problem.size[schedule[start]]
+    level = total = 0
+    for d in delta[:-1]:
+        level += d
+        total += max(0, level - budget)
+    return total
+
+
+def peak_descent(problem: RematProblem, budget: int, max_steps: int | None = None) -> list[int] | None:
+    """Budget-directed keep-set descent: start from K = every node (store-all); while the
+    schedule exceeds the budget, try dropping from K each value whose copy is live at the peak
+    step, and keep the drop with the least extra cost per unit of excess memory removed (excess:
+    memory above the budget summed over the steps). Returns the first schedule that fits, or None
+    when no drop reduces the excess."""
+    keep = set(range(problem.n))
+    schedule = keep_policy_schedule(problem, keep)
+    result = evaluate_schedule(problem, schedule)
+    excess = _excess(problem, schedule, result, budget)
+    for _ in range(max_steps if max_steps is not None else problem.n):
+        if excess == 0:
+            return schedule
+        at = result.peak_step
+        live = {schedule[start] for start, end in result.lifetimes if start <= at <= end} & keep
+        best = None
+        for u in sorted(live):
+            trial = keep_policy_schedule(problem, keep - {u})
+            replay = evaluate_schedule(problem, trial)
+            trial_excess = _excess(problem, trial, replay, budget)
+            if trial_excess < excess:
+                score = (replay.cost - result.cost) / (excess - trial_excess)
+                if best is None or score < best[0]:
+                    best = (score, u, trial, replay, trial_excess)
+        if best is None:
+            return None
+        _, u, schedule, result, excess = best
+        keep.discard(u)
+    return schedule if excess == 0 else None
 
 
 def run_baseline(problem: RematProblem, budget: int, method: str) -> tuple[list[int] | None, SolveStats]:

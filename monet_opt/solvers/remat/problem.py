@@ -70,6 +70,8 @@ class ScheduleEvaluation:
     cost: int
     peak: int
     problems: tuple[str, ...]  # empty when the sequence obeys every rule
+    peak_step: int = 0  # the first step at which memory reaches the peak
+    lifetimes: tuple[tuple[int, int], ...] = ()  # per step: (its copy's first, last step live)
 
     @property
     def valid(self) -> bool:
@@ -109,12 +111,14 @@ def evaluate_schedule(problem: RematProblem, sequence: Sequence[int]) -> Schedul
         size = problem.size[sequence[start]]
         delta[start] += size
         delta[end + 1] -= size
-    peak = level = 0
-    for d in delta[:-1]:
+    peak = level = peak_step = 0
+    for step, d in enumerate(delta[:-1]):
         level += d
-        peak = max(peak, level)
+        if level > peak:
+            peak, peak_step = level, step
     cost = sum(problem.cost[v] for v in sequence if 0 <= v < n)
-    return ScheduleEvaluation(cost, peak, tuple(problems))
+    lifetimes = tuple((pos, last_use.get(pos, pos)) for pos in range(len(sequence)))
+    return ScheduleEvaluation(cost, peak, tuple(problems), peak_step, lifetimes)
 
 
 def store_all_peak(problem: RematProblem) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 
 from monet_opt.errors import InfeasibleError
 from monet_opt.solvers.common import SolverOptions, SolveStats, SolveStatus
-from monet_opt.solvers.remat.baselines import greedy, run_baseline, sqrt_n, store_all
+from monet_opt.solvers.remat.baselines import greedy, peak_descent, run_baseline, sqrt_n, store_all
 from monet_opt.solvers.remat.cpsat import min_peak_cpsat, solve_cpsat
 from monet_opt.solvers.remat.ga import GAConfig, run_ga
 from monet_opt.solvers.remat.milp import solve_milp
@@ -53,6 +53,9 @@ class RematResult:
             "time_to_first_s": self.stats.time_to_first_s,
             "time_to_best_s": self.stats.time_to_best_s,
             "validated": self.validated,
+            # CP-SAT found no schedule in time and the answer is its warm start (with CP-SAT's bound)
+            "from_warm_start": self.method == "cpsat" and self.stats.status is SolveStatus.FEASIBLE
+            and not self.stats.incumbents,
             "incumbents": [{"time_s": i.time_s, "objective": i.objective / cs} for i in self.stats.incumbents],
             "schedule": None if self.schedule is None else [p.nodes[i] for i in self.schedule],
         }
@@ -114,9 +117,17 @@ def solve_remat(problem: RematProblem, budget: int, method: str, options: Solver
         raise _infeasible(problem, budget, options)
     if method == "cpsat":
         hint = best_heuristic(problem, budget)
-        if hint is None:  # none of the cheap heuristics fits: a short GA often does (see the DAG benchmark)
+        if hint is None:  # none of the cheap heuristics fits: the peak descent or a short GA often does
+            hint = peak_descent(problem, budget)
+        if hint is None:
             hint, _, _ = run_ga(problem, budget, GAConfig(population=40, generations=20, seed=options.seed))
         schedule, stats = solve_cpsat(problem, budget, options, hint=hint)
+        if schedule is None and hint is not None and stats.status is SolveStatus.UNKNOWN:
+            # CP-SAT found nothing in time (large models): the best plan known is the warm start,
+            # with CP-SAT's bound, flagged by its status
+            cost = evaluate_schedule(problem, hint).cost
+            schedule, stats = hint, SolveStats(SolveStatus.FEASIBLE, cost, stats.bound, stats.solve_time_s, None, None,
+                                               stats.incumbents)
     elif method == "milp":
         schedule, stats = solve_milp(problem, budget, options)
     elif method == "ga":
