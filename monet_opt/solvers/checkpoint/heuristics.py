@@ -9,8 +9,8 @@
   sizes of recomputed ones; when the sum exceeds a threshold b, keep that one in DRAM and restart;
   b sweeps a geometric grid, the cheapest plan within the budget wins;
 - GA (MONET's NSGA-II): one gene per saved activation, 0 = DRAM, 1 = recompute, 2 = on chip
-  (where eligible), objectives (cost, dynamic DRAM peak); plans that overflow a local memory get
-  an infinite peak.
+  (where eligible and where keeping that value alone on chip fits), objectives (cost, dynamic DRAM
+  peak); plans that overflow a local memory get an infinite peak.
 Recompute plans fuse neighbouring recomputations where that is cheaper (`greedy_groups`).
 """
 
@@ -86,13 +86,22 @@ def run_heuristic(space: CheckpointSpace, method: str, objective: Objective,
     return decisions, evaluation, heuristic_stats(evaluation.objective(objective), time.perf_counter() - started)
 
 
+def on_chip_alone_fits(space: CheckpointSpace) -> set[str]:
+    """Eligible activations whose plan with only them ON_CHIP fits every local memory: the GA's
+    third allele. (On a design whose working sets fill the local memories, such as edge-tpu-quad,
+    almost none does; offering the allele anyway would make most random genomes overflow.)"""
+    return {a for a in space.on_chip_eligible
+            if space.evaluate(Decisions({a: Residency.ON_CHIP})).local_overflow_bytes == 0}
+
+
 def run_checkpoint_ga(space: CheckpointSpace, objective: Objective, budget_bytes: int, config: GAConfig
                       ) -> tuple[Decisions | None, Evaluation | None, SolveStats, list[tuple[float, float, Decisions]]]:
     """NSGA-II (see the module docstring): the cheapest front plan within the budget, its evaluation,
     stats and the whole (cost, peak, decisions) front."""
     started = time.perf_counter()
     genes = list(space.decisions)
-    choices = [(Residency.DRAM, Residency.RECOMPUTE, Residency.ON_CHIP) if a in space.on_chip_eligible
+    on_chip = on_chip_alone_fits(space)
+    choices = [(Residency.DRAM, Residency.RECOMPUTE, Residency.ON_CHIP) if a in on_chip
                else (Residency.DRAM, Residency.RECOMPUTE) for a in genes]
     plans: dict[tuple[int, ...], tuple[Decisions, Evaluation]] = {}
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from monet_opt.errors import InfeasibleError
-from monet_opt.hardware.model import DRAM
 from monet_opt.schedule.plan import Residency
 from monet_opt.schedule.simulate import ENERGY_RELATIVE_TOLERANCE
 from monet_opt.solvers.checkpoint.cpsat import min_dram_peak_cpsat, solve_checkpoint_cpsat
@@ -139,7 +138,3 @@ def best_heuristic(space: CheckpointSpace, objective: Objective, budget_bytes: i
             if best is None or cost < best[0]:
                 best = (cost, decisions)
     return None if best is None else best[1]
-
-
-def dram_peak_of(evaluation: Evaluation) -> int:
-    return evaluation.simulation.peak_memory_bytes[DRAM]

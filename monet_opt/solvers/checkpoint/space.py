@@ -119,6 +119,9 @@ class CheckpointSpace:
         missing = [op.name for op in graph.ops if op.name not in core_of_op]
         if missing:
             raise InputError(f"checkpoint allocation: op {missing[0]!r} has no core")
+        unknown = [(op, c) for op, c in core_of_op.items() if c not in {core.name for core in hw.cores}]
+        if unknown:
+            raise InputError(f"checkpoint allocation: op {unknown[0][0]!r} is on unknown core {unknown[0][1]!r}")
         self.core_of_op = dict(core_of_op)
         self.memory_of_core = {c.name: c.memory for c in hw.cores}
         self.local_budget_bytes = {m: hw.memories[m].capacity_bytes for m in hw.memories}
@@ -135,9 +138,6 @@ class CheckpointSpace:
     # ---- coordinates and positions
     def coordinate(self, k: int) -> int:
         return k * (len(self.forward) + 1) + len(self.forward)
-
-    def recompute_coordinate(self, slot: int, op: str) -> int:
-        return slot * (len(self.forward) + 1) + self.forward_index[op]
 
     def memory_of_op(self, op: str) -> str:
         return self.memory_of_core[self.core_of_op[op]]
