@@ -165,7 +165,7 @@ class _Derivation:
         else:
             name = f"grad/{t}@{op.name}.{position}"
         # A weight's first gradient contribution is its gradient buffer (static); the later ones are
-        # transients added to it as they arrive (see `contribute`).
+        # transients, summed into it when the last has arrived (see `contribute`).
         first = not self.partials.get(t)
         role = TensorRole.WEIGHT_GRAD if self.forward.tensors[t].role is TensorRole.WEIGHT and first \
             else TensorRole.GRADIENT
