@@ -122,7 +122,6 @@ def test_serial_plan_latency_is_the_sum_of_its_steps(spaces):
 def test_resnet18_at_half_the_activation_memory():
     space = CheckpointSpace(derive_training_graph(load_forward_graph("resnet18")), load_accelerator("edge-tpu-quad"))
     budget = percent_budget(space, 50)
-    assert space.store_all.dynamic_dram_peak_bytes == 20_811_264
     exact = solve_checkpoint(space, OBJECTIVES["latency"], budget, "cpsat", OPTIONS)
     assert exact.stats.status is SolveStatus.OPTIMAL and exact.validated
     assert exact.evaluation.dynamic_dram_peak_bytes <= budget
@@ -152,8 +151,10 @@ def test_cli_workload_json_and_files(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, code, message", [
+    # loss backward: the logits and their gradient (2 x 256 x 20000 fp32) plus tokens, positions and labels
+    # (3 x 256 int64) are live together whatever is checkpointed: 40,960,000 + 6,144 bytes
     (["--workload", "gpt2-mini", "--hardware", "edge-tpu-quad", "--budget", "50%"], 3,
-     "smallest feasible budget is 40966144 bytes"),
+     f"smallest feasible budget is {2 * 256 * 20000 * 4 + 3 * 256 * 8} bytes"),
     (["--workload", "gpt2-mini", "--budget", "50%"], 2, "needs --hardware"),
     (["--workload", "gpt2-mini", "--hardware", "edge-tpu-quad", "--budget", "-5"], 2, "negative"),
     (["--graph", "instances/remat/chain16.json", "--budget", "5", "--objective", "energy"], 2, "training graphs"),
