@@ -1,6 +1,8 @@
 """Exhaustive reference for allocation on small instances: every assignment and every global
-topological order, list-scheduled (a task starts when its core is free and its inputs have
-arrived, + the transfer delay across cores). Independent of the package's evaluator."""
+topological order, list-scheduled (a task starts when its core is free, its inputs have
+arrived, + the transfer delay across cores, and its DRAM link is free: it holds the link for
+bus_cycles from its start). Resources serve tasks in the order's sequence, which reaches every
+schedule's start order. Independent of the package's evaluator."""
 
 import itertools
 import math
@@ -25,16 +27,20 @@ def schedules(problem: AllocationProblem):
                 energy += e.size_bytes * 8 * problem.transfer_energy_pj_per_bit
         for order in orders:
             free = {c: 0 for c in problem.cores}
+            link_free: dict = {}
             end = [0] * problem.n
             for t in order:
-                start = free[assignment[t]]
+                option = problem.options[t][assignment[t]]
+                start = max(free[assignment[t]], link_free.get(option.bus, 0) if option.bus_cycles else 0)
                 for e in problem.edges:
                     if e.target == t:
                         delay = 0 if assignment[e.source] == assignment[t] or not bandwidth else \
                             math.ceil(e.size_bytes * 8 / bandwidth)
                         start = max(start, end[e.source] + delay)
-                end[t] = start + problem.options[t][assignment[t]].duration_cycles
+                end[t] = start + option.duration_cycles
                 free[assignment[t]] = end[t]
+                if option.bus is not None and option.bus_cycles:
+                    link_free[option.bus] = start + option.bus_cycles  # held from the start
             yield max(end), energy
 
 
@@ -58,3 +64,17 @@ def random_instance(seed: int, tasks: int, cores: int) -> AllocationProblem:
     edges = tuple(Edge(i, j, rng.choice([0, 8, 16, 64])) for j in range(tasks) for i in range(j) if rng.random() < 0.3)
     return AllocationProblem(f"random{seed}", tuple(f"t{k}" for k in range(tasks)), names, tuple(options), edges,
                              transfer_bits_per_cycle=32, transfer_energy_pj_per_bit=0.05)
+
+
+def random_link_instance(seed: int, tasks: int, cores: int) -> AllocationProblem:
+    """Training-graph-like: every option holds one shared DRAM link for part of its duration (the
+    same link cycles on every core, as DRAM traffic does), no transfer delays."""
+    rng = random.Random(seed)
+    names = tuple(f"c{k}" for k in range(cores))
+    options = []
+    for _ in range(tasks):
+        eligible = [c for c in names if rng.random() < 0.75] or [rng.choice(names)]
+        link = rng.randint(1, 4)
+        options.append({c: Option(link + rng.randint(0, 6), float(rng.randint(1, 20)), "dram", link) for c in eligible})
+    edges = tuple(Edge(i, j, 0) for j in range(tasks) for i in range(j) if rng.random() < 0.3)
+    return AllocationProblem(f"link{seed}", tuple(f"t{k}" for k in range(tasks)), names, tuple(options), edges)

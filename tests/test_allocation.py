@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from allocation_reference import brute_force, random_instance
+from allocation_reference import brute_force, random_instance, random_link_instance
 from monet_opt.cli import main
 from monet_opt.cost import CostTable
 from monet_opt.errors import InfeasibleError, InputError
@@ -26,6 +26,8 @@ def instances():
     yield load_instance("instances/allocation/three_cores.yaml")
     for seed in range(6):
         yield random_instance(seed, tasks=7 if seed % 2 else 6, cores=2 if seed % 2 else 3)
+    for seed in range(3):
+        yield random_link_instance(seed, tasks=7 if seed % 2 else 6, cores=2 if seed % 2 else 3)
 
 
 @pytest.mark.parametrize("problem", list(instances()), ids=lambda p: p.name)
@@ -131,3 +133,40 @@ def test_cli_allocate(tmp_path, capsys):
     empty.write_text("cores: [a]\ntasks:\n  - {name: t, options: {}}\n")
     assert main(["allocate", "--instance", str(empty)]) == 3
     assert "task 't' can run on no core" in capsys.readouterr().err
+
+
+def test_jackson_preemptive_schedule_by_hand():
+    from monet_opt.solvers.allocation.bounds import _jackson_preemptive
+
+    # (release, length, tail): the long job runs 0..2, the urgent one preempts it at 2 (2..3, 3 + 20),
+    # the long one resumes 3..11 (11 + 0)
+    assert _jackson_preemptive([(0, 10, 0), (2, 1, 20)]) == 23
+    assert _jackson_preemptive([(5, 2, 1), (0, 1, 0)]) == 8  # idle from 1 to 5
+
+
+def test_link_bound_by_hand_and_it_is_tight_here():
+    from monet_opt.solvers.allocation.bounds import link_bound_cycles
+    from monet_opt.solvers.allocation.problem import AllocationProblem, Edge, Option
+
+    # a (10 cycles, link 2) -> b (3, link 3); c (4, link 4) independent. Heads a 0, b 10, c 0;
+    # tails a (10 - 2) + 3 = 11, b 0, c 0. Jackson: a on the link 0..2 (2 + 11 = 13), c 2..6,
+    # b 10..13: 13 -- above the link load 9, and the optimum on two cores (a, b on one, c on the other)
+    problem = AllocationProblem(
+        "hand", ("a", "b", "c"), ("x", "y"),
+        ({"x": Option(10, 1.0, "dram", 2), "y": Option(10, 1.0, "dram", 2)},
+         {"x": Option(3, 1.0, "dram", 3), "y": Option(3, 1.0, "dram", 3)},
+         {"x": Option(4, 1.0, "dram", 4), "y": Option(4, 1.0, "dram", 4)}),
+        (Edge(0, 1, 0),))
+    assert link_bound_cycles(problem) == 13
+    assert brute_force(problem)[0] == 13
+    result = solve_allocation(AllocationInstance(problem), "cpsat", "latency", OPTIONS)
+    assert result.best.latency_cycles == 13 and result.stats.status is SolveStatus.OPTIMAL
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_link_bound_never_exceeds_the_optimum(seed):
+    from monet_opt.solvers.allocation.bounds import link_bound_cycles
+
+    problem = random_link_instance(100 + seed, tasks=6, cores=2 + seed % 2)
+    makespan, _, _ = brute_force(problem)
+    assert link_bound_cycles(problem) <= makespan

@@ -241,3 +241,49 @@ def test_cpsat_without_a_schedule_in_time_answers_its_warm_start():
     assert result.validated and result.peak <= budget and data["status"] == "feasible"
     if data["from_warm_start"]:
         assert result.stats.time_to_first_s is None and data["bound"] is not None
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(5, 30), st.floats(0.3, 1.0))
+def test_evict_on_demand_fits_whenever_it_answers(seed, n, fraction):
+    from monet_opt.solvers.remat.baselines import evict_on_demand
+
+    problem = random_dag(random.Random(seed), n)
+    budget = max(1, int(fraction * store_all_peak(problem)))
+    schedule = evict_on_demand(problem, budget)
+    if schedule is not None:
+        replay = evaluate_schedule(problem, schedule)
+        assert replay.valid and replay.peak <= budget
+    if fraction == 1.0:
+        assert schedule == list(range(n))  # at the store-all peak nothing is evicted
+
+
+def test_evict_on_demand_on_a_chain_by_hand():
+    from monet_opt.solvers.remat.baselines import evict_on_demand
+
+    # f1 f2 f3 f4 b4 b3 b2 b1 (indices 0..7), unit sizes, budget 4: before b4, f1..f4 are live and
+    # b4 needs a fifth unit; f1 is the victim (refill 1 over distance 7-4+1, the smallest score) and
+    # comes back just before b1 reads it: cost 9, the optimum.
+    assert evict_on_demand(chain_problem(4), 4) == [0, 1, 2, 3, 4, 5, 6, 0, 7]
+
+
+def test_model_size_and_its_restriction():
+    from monet_opt.solvers.remat.cpsat import band_pairs, restriction_window
+
+    p = chain_problem(8)
+    # every value may be needed until b1 (index 15): 15 + 14 + ... + 1 pairs
+    assert band_pairs(p) == 15 * 16 // 2
+    # window 0: f_k lives until b_k (index 16-k), 2n-2k+1 pairs, sum n^2; b_k until b_{k-1}, one pair
+    assert band_pairs(p, 0) == 64 + 7
+    assert restriction_window(p, 120) is None and restriction_window(p, 71) == 0
+
+
+def test_restricted_model_answers_a_validated_schedule_with_the_trivial_bound():
+    p = chain_problem(8)
+    budget = 5
+    result = solve_remat(p, budget, "cpsat", FAST, max_pairs=71)
+    data = result.to_dict()
+    assert data["restricted_window"] == 0 and result.validated and result.peak <= budget
+    assert data["status"] == "feasible" and data["bound"] == 16  # every node runs once
+    assert result.cost >= chain_optimum(8, budget)
+    assert solve_remat(p, budget, "cpsat", FAST).to_dict()["restricted_window"] is None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from ortools.sat.python import cp_model
@@ -113,6 +113,17 @@ def run_cpsat(model: cp_model.CpModel, options: SolverOptions, subsolvers: tuple
     recorder = IncumbentRecorder()
     status = solver.Solve(model, recorder)
     return solver, cpsat_stats(solver, status, recorder, scale=scale, offset=offset)
+
+
+def shift_times(stats: SolveStats, seconds: float) -> SolveStats:
+    """The stats with every time `seconds` later: work done before the solver started (warm start,
+    model building) counts as part of the method's time."""
+    def later(moment: float | None) -> float | None:
+        return None if moment is None else moment + seconds
+
+    return replace(stats, solve_time_s=stats.solve_time_s + seconds, time_to_first_s=later(stats.time_to_first_s),
+                   time_to_best_s=later(stats.time_to_best_s),
+                   incumbents=tuple(replace(i, time_s=i.time_s + seconds) for i in stats.incumbents))
 
 
 def heuristic_stats(objective: float | None, elapsed_s: float) -> SolveStats:

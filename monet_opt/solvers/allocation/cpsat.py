@@ -5,6 +5,8 @@ A flexible job shop: per task a start S_t and one optional fixed-size interval p
 for its option's bus cycles from its start, NoOverlap per link; precedence S_j >= E_i (+ the
 transfer delay when the two tasks sit on different cores); makespan M >= every end. Objectives:
 M, energy (sum of the chosen options' energies + transfers), or energy under M <= epsilon.
+Redundant constraints carry bounds into the search: per-resource load <= M, and M >= the
+one-machine bound of each DRAM link with heads and tails (`bounds.link_bound_cycles`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
+from monet_opt.solvers.allocation.bounds import link_bound_cycles
 from monet_opt.solvers.allocation.problem import AllocationProblem, Schedule
 from monet_opt.solvers.common import SolverOptions, SolveStats, run_cpsat
 
@@ -102,6 +105,8 @@ class _Model:
                 load.setdefault(f"bus:{option.bus}", []).append(option.bus_cycles * x)
         for terms in load.values():
             m.Add(sum(terms) <= self.makespan)
+        # redundant: the one-machine bound of every DRAM link with heads and tails (bounds.py)
+        m.Add(self.makespan >= link_bound_cycles(p))
         energy_terms += [round(o.energy_pj * scale) * self.x[t, c] for t, opts in enumerate(p.options)
                          for c, o in opts.items()]
         self.energy = sum(energy_terms)

@@ -242,7 +242,8 @@ def evaluate(problem: AllocationProblem, assignment: Sequence[str], core_orders:
              bus_orders: Mapping[str, Sequence[int]] | None = None) -> Schedule:
     """The earliest schedule with these cores and orders: a task starts when its core has finished
     the previous task of its order, every input has arrived (producer end + transfer delay) and,
-    if it holds a DRAM link, the previous holder in that link's order has released it.
+    if it holds a DRAM link, the previous holder in that link's order has released it (without
+    `bus_orders`, each link serves its holders in the reference order).
     Energy = sum of option energies + transfer energies. InputError if the orders are not a
     permutation of the tasks on each core, or contradict the precedences (a cycle)."""
     n = problem.n
@@ -267,7 +268,13 @@ def evaluate(problem: AllocationProblem, assignment: Sequence[str], core_orders:
     for order in core_orders.values():
         for u, v in zip(order, order[1:], strict=False):
             need(u, v, problem.options[u][assignment[u]].duration_cycles)
-    for order in (bus_orders or {}).values():
+    if bus_orders is None:
+        bus_orders = {}
+        for t in range(n):
+            option = problem.options[t][assignment[t]]
+            if option.bus is not None and option.bus_cycles:
+                bus_orders.setdefault(option.bus, []).append(t)
+    for order in bus_orders.values():
         for u, v in zip(order, order[1:], strict=False):
             need(u, v, problem.options[u][assignment[u]].bus_cycles)
     if not nx.is_directed_acyclic_graph(dag):

@@ -128,6 +128,93 @@ def peak_descent(problem: RematProblem, budget: int, max_steps: int | None = Non
     return schedule if excess == 0 else None
 
 
+def evict_on_demand(problem: RematProblem, budget: int) -> list[int] | None:
+    """Run the reference order within `budget`, evicting and recomputing on demand (an offline,
+    Belady-like variant of Dynamic Tensor Rematerialization, Kirisame et al. 2021).
+
+    A value's next use is the earliest later frontier node that reads it, directly or through an
+    evicted successor that will have to be recomputed. Before a value is computed, values are
+    evicted until the live ones plus the new one fit the budget; the victim has the smallest
+    refill cost / (size x distance to its next use), values with no next use first (they are
+    dropped at the end of every stage anyway). Inputs of every execution in progress are never
+    evicted; a missing input is recomputed, recursively, when an execution needs it. The replayed
+    peak is at most the budget: the replay frees a copy after its last use, never later than this
+    eviction does. Returns None when the protected inputs alone do not fit.
+    """
+    n, preds, succs, size, cost = problem.n, problem.preds, problem.succs, problem.size, problem.cost
+    never = n  # "no next use"
+    live: set[int] = set()
+    used = 0
+    sequence: list[int] = []
+
+    def next_uses(stage: int) -> list[int]:
+        need = [never] * n
+        for u in reversed(range(n)):
+            for j in succs[u]:
+                need[u] = min(need[u], j if j > stage else (need[j] if j not in live else never))
+        return need
+
+    def evicted(u: int, need: list[int]) -> None:
+        """Drop u; its inputs are now needed (to refill u) by u's next use at the latest."""
+        nonlocal used
+        live.discard(u)
+        used -= size[u]
+        todo = [u]
+        while todo:
+            v = todo.pop()
+            for p in preds[v]:
+                if need[v] < need[p]:
+                    need[p] = need[v]
+                    if p not in live:
+                        todo.append(p)
+
+    def refill_cost(u: int) -> int:
+        """Cost of recomputing u now: u and every ancestor reachable through evicted values."""
+        closure, todo = {u}, [u]
+        while todo:
+            for p in preds[todo.pop()]:
+                if p not in live and p not in closure:
+                    closure.add(p)
+                    todo.append(p)
+        return sum(cost[v] for v in closure)
+
+    for stage in range(n):
+        need = next_uses(stage - 1)  # stage is a later use of its inputs
+        stack = [stage]
+        while stack:
+            node = stack[-1]
+            missing = [p for p in preds[node] if p not in live]
+            if missing:
+                stack.append(missing[-1])
+                continue
+            if used + size[node] > budget:
+                protected = {p for frame in stack for p in preds[frame]}
+
+                def score(u: int) -> tuple[float, int, int]:
+                    if need[u] == never:
+                        return (-1.0, -size[u], u)
+                    # evicting u also lengthens the refill of every evicted successor still needed
+                    waiting = sum(1 for j in succs[u] if j <= stage and j not in live and need[j] != never)
+                    return (refill_cost(u) * (1 + waiting) / (max(size[u], 1) * (need[u] - stage + 1)), -size[u], u)
+
+                for u in sorted((u for u in live if u not in protected), key=score):
+                    evicted(u, need)
+                    if used + size[node] <= budget:
+                        break
+                if used + size[node] > budget:
+                    return None
+            sequence.append(node)
+            stack.pop()
+            if node not in live:
+                live.add(node)
+                used += size[node]
+        need = next_uses(stage)
+        for u in [u for u in live if need[u] == never]:
+            live.discard(u)
+            used -= size[u]
+    return sequence
+
+
 def run_baseline(problem: RematProblem, budget: int, method: str) -> tuple[list[int] | None, SolveStats]:
     """A heuristic's schedule if it fits the budget (None otherwise) and its stats."""
     started = time.perf_counter()

@@ -12,10 +12,11 @@ One cumulative constraint per stage bounds the sum of sizes by the budget.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from ortools.sat.python import cp_model
 
-from monet_opt.solvers.common import SolverOptions, SolveStats, run_cpsat
+from monet_opt.solvers.common import SolverOptions, SolveStats, SolveStatus, run_cpsat
 from monet_opt.solvers.remat.problem import RematProblem
 from monet_opt.solvers.remat.stages import sequence_to_stages, stages_to_sequence
 
@@ -24,10 +25,54 @@ SUBSOLVERS = ("max_lp", "quick_restart", "default_lp", "core", "reduced_costs", 
 """CP-SAT full workers by priority: the LP-bounding worker proves optimality, quick restarts find schedules."""
 
 
+MAX_MODEL_PAIRS = 120_000
+"""Largest band (stage, value) pairs the exact model is built for. Memory grows with the band: at
+102 k pairs (500-node layered DAG) CP-SAT runs in a few GB; at 399 k (1000 nodes) its presolve alone
+needs over 9 GB and 200 s (formulations/checkpointing.md, section 4)."""
+
+
+def band_pairs(problem: RematProblem, window: int | None = None) -> int:
+    """Number of (stage, value) pairs of the model, exact (window None) or restricted to `window`."""
+    ends = stage_horizon(problem, window)
+    return sum(max(0, ends[i] - i) for i in range(problem.n))
+
+
+def stage_horizon(problem: RematProblem, window: int | None, extra: Sequence[int] | None = None) -> list[int]:
+    """Last stage in which each value may be live. Exact: its last descendant (later, nothing can
+    need it). Restricted to `window`: at most `window` stages after its last direct reader, and at
+    least as far as the stages in which the schedule `extra` keeps or recomputes it."""
+    last = problem.last_descendant
+    if window is None:
+        return list(last)
+    ends = [min(last[i], max(problem.succs[i], default=-1) + window) for i in range(problem.n)]
+    if extra is not None:
+        recompute, kept = sequence_to_stages(problem, extra)
+        for t in range(problem.n):
+            for i in recompute[t] | kept[t]:
+                ends[i] = max(ends[i], t)
+    return ends
+
+
+def restriction_window(problem: RematProblem, max_pairs: int) -> int | None:
+    """None when the exact model has at most `max_pairs` pairs, else the largest window (>= 0)
+    whose restricted model does."""
+    if band_pairs(problem) <= max_pairs:
+        return None
+    low, high = 0, problem.n
+    while low < high:
+        middle = (low + high + 1) // 2
+        if band_pairs(problem, middle) <= max_pairs:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
 class _Model:
-    def __init__(self, problem: RematProblem, budget: int | None) -> None:
+    def __init__(self, problem: RematProblem, budget: int | None, horizon: Sequence[int] | None = None) -> None:
         self.problem = problem
-        n, last = problem.n, problem.last_descendant
+        n = problem.n
+        last = list(problem.last_descendant) if horizon is None else horizon
         m = self.model = cp_model.CpModel()
         self.R: dict[tuple[int, int], cp_model.IntVar] = {}
         self.S: dict[tuple[int, int], cp_model.IntVar] = {}
@@ -42,6 +87,9 @@ class _Model:
         for t in range(n):
             for k in [k for k in range(t) if (t, k) in R] + [t]:
                 for j in problem.preds[k]:
+                    if (t, j) not in R:  # restricted model: j is gone by stage t, so k cannot be recomputed
+                        m.Add(R[t, k] == 0)
+                        continue
                     have = [R[t, j], S[t, j]]
                     if k == t:
                         m.AddBoolOr(have)
@@ -59,7 +107,7 @@ class _Model:
                 m.Add(R[t, i] <= sum(uses) + sum(carried) + reads_t)
                 m.Add(S[t, i] <= sum(uses) + sum(carried) + reads_t)
         # no schedule peaks below max_v (m_v + inputs' sizes): a valid lower bound for the peak variable
-        floor = max(problem.size[v] + sum(problem.size[p] for p in problem.preds[v]) for v in range(n))
+        floor = self.peak_floor = max(problem.size[v] + sum(problem.size[p] for p in problem.preds[v]) for v in range(n))
         self.peak = m.NewIntVar(floor, max(floor, sum(problem.size)), "peak") if budget is None else None
         capacity = self.peak if budget is None else budget
         for t in range(n):
@@ -102,21 +150,41 @@ class _Model:
         return stages_to_sequence(recompute)
 
 
-def solve_cpsat(problem: RematProblem, budget: int, options: SolverOptions,
-                hint: Sequence[int] | None = None) -> tuple[list[int] | None, SolveStats]:
-    """Minimum total compute cost under `budget`: (schedule or None, stats). The objective and bound
-    include the n first executions."""
-    model = _Model(problem, budget)
+def _restricted_stats(stats: SolveStats, trivial_bound: float) -> SolveStats:
+    """A restricted model proves nothing about the whole problem: optimal becomes feasible,
+    infeasible becomes unknown, and the bound is `trivial_bound` (valid for every schedule)."""
+    status = {SolveStatus.OPTIMAL: SolveStatus.FEASIBLE, SolveStatus.INFEASIBLE: SolveStatus.UNKNOWN}.get(
+        stats.status, stats.status)
+    return replace(stats, status=status, bound=trivial_bound,
+                   incumbents=tuple(replace(i, bound=trivial_bound) for i in stats.incumbents))
+
+
+def solve_cpsat(problem: RematProblem, budget: int, options: SolverOptions, hint: Sequence[int] | None = None,
+                max_pairs: int = MAX_MODEL_PAIRS) -> tuple[list[int] | None, SolveStats, int | None]:
+    """Minimum total compute cost under `budget`: (schedule or None, stats, window). The objective
+    and bound include the n first executions. When the exact model would exceed `max_pairs`, the
+    model is restricted to the largest window that fits (returned; None means exact) plus the
+    hint's own stages, so the hint stays feasible, and the bound is the trivial sum of costs."""
+    window = restriction_window(problem, max_pairs)
+    model = _Model(problem, budget, None if window is None else stage_horizon(problem, window, hint))
     if hint is not None:
         model.hint(hint)
     solver, stats = run_cpsat(model.model, options, SUBSOLVERS, offset=sum(problem.cost))
     schedule = model.schedule(solver) if stats.objective is not None else None
-    return schedule, stats
+    if window is not None:
+        stats = _restricted_stats(stats, float(sum(problem.cost)))
+    return schedule, stats, window
 
 
-def min_peak_cpsat(problem: RematProblem, options: SolverOptions) -> tuple[list[int] | None, SolveStats]:
-    """The smallest peak memory of any schedule (recomputation unlimited): the smallest feasible budget."""
-    model = _Model(problem, None)
+def min_peak_cpsat(problem: RematProblem, options: SolverOptions,
+                   max_pairs: int = MAX_MODEL_PAIRS) -> tuple[list[int] | None, SolveStats]:
+    """The smallest peak memory of any schedule (recomputation unlimited): the smallest feasible
+    budget. Above `max_pairs` the model is restricted (see `solve_cpsat`): the peak found is
+    achievable, and the bound is the local one (a node with its inputs)."""
+    window = restriction_window(problem, max_pairs)
+    model = _Model(problem, None, None if window is None else stage_horizon(problem, window))
     model.hint(list(range(problem.n)))
     solver, stats = run_cpsat(model.model, options, SUBSOLVERS)
+    if window is not None:
+        stats = _restricted_stats(stats, float(model.peak_floor))
     return (model.schedule(solver) if stats.objective is not None else None), stats

@@ -7,13 +7,14 @@ and raises. A budget below the smallest feasible one raises InfeasibleError nami
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from monet_opt.errors import InfeasibleError
-from monet_opt.solvers.common import SolverOptions, SolveStats, SolveStatus
-from monet_opt.solvers.remat.baselines import greedy, peak_descent, run_baseline, sqrt_n, store_all
-from monet_opt.solvers.remat.cpsat import min_peak_cpsat, solve_cpsat
+from monet_opt.solvers.common import SolverOptions, SolveStats, SolveStatus, shift_times
+from monet_opt.solvers.remat.baselines import evict_on_demand, greedy, peak_descent, run_baseline, sqrt_n, store_all
+from monet_opt.solvers.remat.cpsat import MAX_MODEL_PAIRS, min_peak_cpsat, solve_cpsat
 from monet_opt.solvers.remat.ga import GAConfig, run_ga
 from monet_opt.solvers.remat.milp import solve_milp
 from monet_opt.solvers.remat.problem import RematProblem, evaluate_schedule, store_all_peak
@@ -32,6 +33,7 @@ class RematResult:
     peak: int | None
     stats: SolveStats
     validated: bool
+    window: int | None = None  # CP-SAT on a restricted model (see solve_cpsat); None: the exact model
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, in the problem's original units."""
@@ -53,6 +55,7 @@ class RematResult:
             "time_to_first_s": self.stats.time_to_first_s,
             "time_to_best_s": self.stats.time_to_best_s,
             "validated": self.validated,
+            "restricted_window": self.window,
             # CP-SAT found no schedule in time and the answer is its warm start (with CP-SAT's bound)
             "from_warm_start": self.method == "cpsat" and self.stats.status is SolveStatus.FEASIBLE
             and not self.stats.incumbents,
@@ -77,9 +80,10 @@ class FeasibleBudget:
         return self.lowest == self.achieved
 
 
-def smallest_feasible_budget(problem: RematProblem, options: SolverOptions) -> FeasibleBudget:
+def smallest_feasible_budget(problem: RematProblem, options: SolverOptions,
+                             max_pairs: int = MAX_MODEL_PAIRS) -> FeasibleBudget:
     """The minimum peak memory over all schedules, by CP-SAT (exact when proven, else bounds)."""
-    schedule, stats = min_peak_cpsat(problem, options)
+    schedule, stats = min_peak_cpsat(problem, options, max_pairs)
     if schedule is None:  # no solution within the time limit: fall back on the heuristics' best
         schedule = min((store_all(problem), sqrt_n(problem)), key=lambda s: evaluate_schedule(problem, s).peak)
     achieved = evaluate_schedule(problem, schedule).peak
@@ -87,8 +91,8 @@ def smallest_feasible_budget(problem: RematProblem, options: SolverOptions) -> F
     return FeasibleBudget(min(lowest, achieved), achieved, tuple(schedule))
 
 
-def _infeasible(problem: RematProblem, budget: int, options: SolverOptions) -> InfeasibleError:
-    fb = smallest_feasible_budget(problem, options)
+def _infeasible(problem: RematProblem, budget: int, options: SolverOptions, max_pairs: int) -> InfeasibleError:
+    fb = smallest_feasible_budget(problem, options, max_pairs)
     ss = problem.size_scale
     if fb.exact:
         what = f"the smallest feasible budget is {fb.achieved / ss:g}, {(fb.achieved - budget) / ss:g} above it"
@@ -108,20 +112,32 @@ def best_heuristic(problem: RematProblem, budget: int) -> list[int] | None:
     return min(fitting, key=lambda pair: pair[0])[1] if fitting else None
 
 
+def warm_start(problem: RematProblem, budget: int, seed: int) -> list[int] | None:
+    """CP-SAT's hint: the cheapest of the cheap heuristics, else the first of evict-on-demand, the
+    peak descent and a short GA that fits the budget (None when none does)."""
+    hint = best_heuristic(problem, budget)
+    for method in (lambda: evict_on_demand(problem, budget), lambda: peak_descent(problem, budget),
+                   lambda: run_ga(problem, budget, GAConfig(population=40, generations=20, seed=seed))[0]):
+        if hint is not None:
+            break
+        hint = method()
+    return hint
+
+
 def solve_remat(problem: RematProblem, budget: int, method: str, options: SolverOptions,
-                ga_config: GAConfig | None = None) -> RematResult:
-    """Run `method` at `budget` (model units) and validate its schedule."""
+                ga_config: GAConfig | None = None, max_pairs: int = MAX_MODEL_PAIRS) -> RematResult:
+    """Run `method` at `budget` (model units) and validate its schedule. CP-SAT models above
+    `max_pairs` (stage, value) pairs are restricted (`solve_cpsat`), flagged by `window`."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}")
     if budget < local_lower_bound(problem):
-        raise _infeasible(problem, budget, options)
+        raise _infeasible(problem, budget, options, max_pairs)
+    window = None
     if method == "cpsat":
-        hint = best_heuristic(problem, budget)
-        if hint is None:  # none of the cheap heuristics fits: the peak descent or a short GA often does
-            hint = peak_descent(problem, budget)
-        if hint is None:
-            hint, _, _ = run_ga(problem, budget, GAConfig(population=40, generations=20, seed=options.seed))
-        schedule, stats = solve_cpsat(problem, budget, options, hint=hint)
+        started = time.perf_counter()
+        hint = warm_start(problem, budget, options.seed)
+        schedule, stats, window = solve_cpsat(problem, budget, options, hint=hint, max_pairs=max_pairs)
+        stats = shift_times(stats, time.perf_counter() - started - stats.solve_time_s)
         if schedule is None and hint is not None and stats.status is SolveStatus.UNKNOWN:
             # CP-SAT found nothing in time (large models): the best plan known is the warm start,
             # with CP-SAT's bound, flagged by its status
@@ -135,9 +151,11 @@ def solve_remat(problem: RematProblem, budget: int, method: str, options: Solver
     else:
         schedule, stats = run_baseline(problem, budget, method)
     if schedule is None:
-        if stats.status is SolveStatus.INFEASIBLE or smallest_feasible_budget(problem, options).lowest > budget:
-            raise _infeasible(problem, budget, options)
-        return RematResult(method, problem, budget, None, None, None, stats, False)
+        # (a restricted min-peak model proves no more than the local bound already checked above)
+        if stats.status is SolveStatus.INFEASIBLE or (
+                window is None and smallest_feasible_budget(problem, options, max_pairs).lowest > budget):
+            raise _infeasible(problem, budget, options, max_pairs)
+        return RematResult(method, problem, budget, None, None, None, stats, False, window)
     replay = evaluate_schedule(problem, schedule)
     claimed = stats.objective
     if not replay.valid or replay.peak > budget or (method in EXACT_METHODS and replay.cost != claimed):
@@ -145,4 +163,4 @@ def solve_remat(problem: RematProblem, budget: int, method: str, options: Solver
             f"bug: {method} returned a schedule that the evaluator rejects: problems {replay.problems[:2]}, "
             f"peak {replay.peak} vs budget {budget}, cost {replay.cost} vs claimed {claimed}"
         )
-    return RematResult(method, problem, budget, tuple(schedule), replay.cost, replay.peak, stats, True)
+    return RematResult(method, problem, budget, tuple(schedule), replay.cost, replay.peak, stats, True, window)
