@@ -144,19 +144,24 @@ def test_jackson_preemptive_schedule_by_hand():
     assert _jackson_preemptive([(5, 2, 1), (0, 1, 0)]) == 8  # idle from 1 to 5
 
 
-def test_link_bound_by_hand_and_it_is_tight_here():
-    from monet_opt.solvers.allocation.bounds import link_bound_cycles
+def _link_example():
+    """a (10 cycles, link 2) -> b (3, link 3); c (4, link 4) independent; two identical cores."""
     from monet_opt.solvers.allocation.problem import AllocationProblem, Edge, Option
 
-    # a (10 cycles, link 2) -> b (3, link 3); c (4, link 4) independent. Heads a 0, b 10, c 0;
-    # tails a (10 - 2) + 3 = 11, b 0, c 0. Jackson: a on the link 0..2 (2 + 11 = 13), c 2..6,
-    # b 10..13: 13 -- above the link load 9, and the optimum on two cores (a, b on one, c on the other)
-    problem = AllocationProblem(
+    return AllocationProblem(
         "hand", ("a", "b", "c"), ("x", "y"),
         ({"x": Option(10, 1.0, "dram", 2), "y": Option(10, 1.0, "dram", 2)},
          {"x": Option(3, 1.0, "dram", 3), "y": Option(3, 1.0, "dram", 3)},
          {"x": Option(4, 1.0, "dram", 4), "y": Option(4, 1.0, "dram", 4)}),
         (Edge(0, 1, 0),))
+
+
+def test_link_bound_by_hand_and_it_is_tight_here():
+    from monet_opt.solvers.allocation.bounds import link_bound_cycles
+
+    # Heads a 0, b 10, c 0; tails a (10 - 2) + 3 = 11, b 0, c 0. Jackson: a on the link 0..2
+    # (2 + 11 = 13), c 2..6, b 10..13: 13 -- above the link load 9, and the optimum on two cores
+    problem = _link_example()
     assert link_bound_cycles(problem) == 13
     assert brute_force(problem)[0] == 13
     result = solve_allocation(AllocationInstance(problem), "cpsat", "latency", OPTIONS)
@@ -170,3 +175,16 @@ def test_link_bound_never_exceeds_the_optimum(seed):
     problem = random_link_instance(100 + seed, tasks=6, cores=2 + seed % 2)
     makespan, _, _ = brute_force(problem)
     assert link_bound_cycles(problem) <= makespan
+
+
+def test_earliest_start_by_hand():
+    from monet_opt.solvers.allocation.greedy import earliest_start, upward_ranks
+
+    # ranks: b 3, a 10 + 3 = 13, c 4. At 0, a and c can both start: a first (higher rank) on x
+    # (ties: core order), holding the link until 2; c then starts earliest on y at 2 (on x only
+    # at 10), holding the link until 6; b follows a at 10 on x (on y also 10: same finish, core order)
+    problem = _link_example()
+    assert upward_ranks(problem) == [13.0, 3.0, 4.0]
+    schedule = earliest_start(problem, upward_ranks(problem))
+    assert schedule.assignment == ("x", "x", "y") and schedule.start_cycles == (0, 10, 2)
+    assert schedule.makespan_cycles == 13

@@ -31,84 +31,91 @@ def upward_ranks(problem: AllocationProblem) -> list[float]:
     return rank
 
 
+class _Placement:
+    """The partial schedule of a list scheduler: what is placed, when cores and links are free."""
+
+    def __init__(self, problem: AllocationProblem) -> None:
+        self.problem = problem
+        self.preds = problem.preds()
+        self.missing = [len({e.source for e in self.preds[t]}) for t in range(problem.n)]
+        self.succs: list[set[int]] = [set() for _ in problem.tasks]
+        for e in problem.edges:
+            self.succs[e.source].add(e.target)
+        self.core_free = {c: 0 for c in problem.cores}
+        self.bus_free: dict[str, int] = {}
+        self.assignment: list[str | None] = [None] * problem.n
+        self.start = [0] * problem.n
+        self.end = [0] * problem.n
+
+    def sources(self) -> list[int]:
+        return [t for t in range(self.problem.n) if self.missing[t] == 0]
+
+    def earliest_begin(self, t: int, core: str) -> int:
+        """When t could start on `core`: core free, inputs arrived (+ delay), its DRAM link free."""
+        p, option = self.problem, self.problem.options[t][core]
+        begin = self.core_free[core]
+        for e in self.preds[t]:
+            begin = max(begin, self.end[e.source] + p.delay_cycles(e, self.assignment[e.source], core))
+        if option.bus is not None and option.bus_cycles:
+            begin = max(begin, self.bus_free.get(option.bus, 0))
+        return begin
+
+    def place(self, t: int, core: str, begin: int) -> list[int]:
+        """Put t on `core` at `begin`; the tasks this makes ready."""
+        option = self.problem.options[t][core]
+        self.assignment[t], self.start[t], self.end[t] = core, begin, begin + option.duration_cycles
+        self.core_free[core] = self.end[t]
+        if option.bus is not None and option.bus_cycles:
+            self.bus_free[option.bus] = begin + option.bus_cycles
+        ready = []
+        for s in sorted(self.succs[t]):
+            self.missing[s] -= 1
+            if self.missing[s] == 0:
+                ready.append(s)
+        return ready
+
+    def schedule(self) -> Schedule:
+        """The placed schedule as the evaluator measures it (its per-core and per-link orders)."""
+        p = self.problem
+        placed = Schedule(tuple(self.assignment), tuple(self.start), max(self.end, default=0), 0.0)
+        return evaluate(p, placed.assignment, placed.core_orders(p), placed.bus_orders(p))
+
+
 def heft(problem: AllocationProblem) -> Schedule:
     rank = upward_ranks(problem)
-    preds = problem.preds()
-    missing = [len({e.source for e in preds[t]}) for t in range(problem.n)]
-    succs: list[set[int]] = [set() for _ in problem.tasks]
-    for e in problem.edges:
-        succs[e.source].add(e.target)
-    ready = [(-rank[t], t) for t in range(problem.n) if missing[t] == 0]
+    state = _Placement(problem)
+    ready = [(-rank[t], t) for t in state.sources()]
     heapq.heapify(ready)
-    core_free = {c: 0 for c in problem.cores}
-    bus_free: dict[str, int] = {}
-    assignment: list[str | None] = [None] * problem.n
-    start = [0] * problem.n
-    end = [0] * problem.n
     while ready:
         _, t = heapq.heappop(ready)
         best = None
         for position, (c, option) in enumerate(problem.options[t].items()):
-            begin = core_free[c]
-            for e in preds[t]:
-                begin = max(begin, end[e.source] + problem.delay_cycles(e, assignment[e.source], c))
-            if option.bus is not None and option.bus_cycles:
-                begin = max(begin, bus_free.get(option.bus, 0))
+            begin = state.earliest_begin(t, c)
             key = (begin + option.duration_cycles, option.energy_pj, problem.cores.index(c), position)
             if best is None or key < best[0]:
                 best = (key, c, begin)
         _, core, begin = best
-        option = problem.options[t][core]
-        assignment[t], start[t], end[t] = core, begin, begin + option.duration_cycles
-        core_free[core] = end[t]
-        if option.bus is not None and option.bus_cycles:
-            bus_free[option.bus] = begin + option.bus_cycles
-        for s in succs[t]:
-            missing[s] -= 1
-            if missing[s] == 0:
-                heapq.heappush(ready, (-rank[s], s))
-    placed = Schedule(tuple(assignment), tuple(start), max(end, default=0), 0.0)
-    return evaluate(problem, placed.assignment, placed.core_orders(problem), placed.bus_orders(problem))
+        for s in state.place(t, core, begin):
+            heapq.heappush(ready, (-rank[s], s))
+    return state.schedule()
 
 
 def earliest_start(problem: AllocationProblem, priority: Sequence[float]) -> Schedule:
     """Earliest-start list schedule (module docstring) with `priority` per task (higher first)."""
-    preds = problem.preds()
-    missing = [len({e.source for e in preds[t]}) for t in range(problem.n)]
-    succs: list[set[int]] = [set() for _ in problem.tasks]
-    for e in problem.edges:
-        succs[e.source].add(e.target)
-    ready = {t for t in range(problem.n) if missing[t] == 0}
-    core_free = {c: 0 for c in problem.cores}
-    bus_free: dict[str, int] = {}
-    assignment: list[str | None] = [None] * problem.n
-    start = [0] * problem.n
-    end = [0] * problem.n
+    state = _Placement(problem)
+    ready = set(state.sources())
     while ready:
         best = None
         for t in ready:
-            arrived = {c: max((end[e.source] + problem.delay_cycles(e, assignment[e.source], c) for e in preds[t]),
-                              default=0) for c in problem.options[t]}
             for c, option in problem.options[t].items():
-                begin = max(core_free[c], arrived[c])
-                if option.bus is not None and option.bus_cycles:
-                    begin = max(begin, bus_free.get(option.bus, 0))
+                begin = state.earliest_begin(t, c)
                 key = (begin, -priority[t], begin + option.duration_cycles, option.energy_pj, t, c)
                 if best is None or key < best:
                     best = key
-        begin, _, finish, _, t, core = best
-        option = problem.options[t][core]
-        assignment[t], start[t], end[t] = core, begin, finish
-        core_free[core] = finish
-        if option.bus is not None and option.bus_cycles:
-            bus_free[option.bus] = begin + option.bus_cycles
+        begin, _, _, _, t, core = best
         ready.discard(t)
-        for s in succs[t]:
-            missing[s] -= 1
-            if missing[s] == 0:
-                ready.add(s)
-    placed = Schedule(tuple(assignment), tuple(start), max(end, default=0), 0.0)
-    return evaluate(problem, placed.assignment, placed.core_orders(problem), placed.bus_orders(problem))
+        ready.update(state.place(t, core, begin))
+    return state.schedule()
 
 
 def randomised_list_schedules(problem: AllocationProblem, rounds: int, seed: int) -> Schedule:

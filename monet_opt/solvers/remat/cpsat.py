@@ -28,7 +28,7 @@ SUBSOLVERS = ("max_lp", "quick_restart", "default_lp", "core", "reduced_costs", 
 MAX_MODEL_PAIRS = 120_000
 """Largest band (stage, value) pairs the exact model is built for. Memory grows with the band: at
 102 k pairs (500-node layered DAG) CP-SAT runs in a few GB; at 399 k (1000 nodes) its presolve alone
-needs over 9 GB and 200 s (formulations/checkpointing.md, section 4)."""
+needs over 9 GB and 200 s (formulations/checkpointing.md, section 2, large instances)."""
 
 
 def band_pairs(problem: RematProblem, window: int | None = None) -> int:
