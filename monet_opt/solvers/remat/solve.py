@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from monet_opt.errors import InfeasibleError
@@ -18,6 +19,7 @@ from monet_opt.solvers.remat.cpsat import MAX_MODEL_PAIRS, min_peak_cpsat, solve
 from monet_opt.solvers.remat.ga import GAConfig, run_ga
 from monet_opt.solvers.remat.milp import solve_milp
 from monet_opt.solvers.remat.problem import RematProblem, evaluate_schedule, store_all_peak
+from monet_opt.solvers.remat.stages import sequence_to_stages, stages_to_sequence
 
 METHODS = ("cpsat", "milp", "ga", "greedy", "sqrt", "store-all", "recompute-all")
 EXACT_METHODS = ("cpsat", "milp")
@@ -34,6 +36,8 @@ class RematResult:
     stats: SolveStats
     validated: bool
     window: int | None = None  # CP-SAT on a restricted model (see solve_cpsat); None: the exact model
+    from_warm_start: bool = False  # CP-SAT found nothing better than its warm start, which is the answer
+    warm_start_cost: int | None = None  # CP-SAT's warm start (model units), available before the solve
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, in the problem's original units."""
@@ -56,9 +60,8 @@ class RematResult:
             "time_to_best_s": self.stats.time_to_best_s,
             "validated": self.validated,
             "restricted_window": self.window,
-            # CP-SAT found no schedule in time and the answer is its warm start (with CP-SAT's bound)
-            "from_warm_start": self.method == "cpsat" and self.stats.status is SolveStatus.FEASIBLE
-            and not self.stats.incumbents,
+            "from_warm_start": self.from_warm_start,
+            "warm_start_cost": None if self.warm_start_cost is None else self.warm_start_cost / cs,
             "incumbents": [{"time_s": i.time_s, "objective": i.objective / cs} for i in self.stats.incumbents],
             "schedule": None if self.schedule is None else [p.nodes[i] for i in self.schedule],
         }
@@ -112,15 +115,26 @@ def best_heuristic(problem: RematProblem, budget: int) -> list[int] | None:
     return min(fitting, key=lambda pair: pair[0])[1] if fitting else None
 
 
+def in_stage_form(problem: RematProblem, schedule: Sequence[int]) -> list[int]:
+    """The schedule with each stage's recomputations in index order, the form the CP-SAT model
+    writes (`stages.py`); its peak may differ from the original's."""
+    recompute, _ = sequence_to_stages(problem, schedule)
+    return stages_to_sequence(recompute)
+
+
 def warm_start(problem: RematProblem, budget: int, seed: int) -> list[int] | None:
-    """CP-SAT's hint: the cheapest of the cheap heuristics, else the first of evict-on-demand, the
-    peak descent and a short GA that fits the budget (None when none does)."""
+    """CP-SAT's hint: the cheapest of the cheap heuristics, else the cheapest of evict-on-demand
+    and the peak descent, else a short GA; each schedule in CP-SAT's stage form when that still
+    fits the budget (then the model accepts it as it is). None when nothing fits."""
     hint = best_heuristic(problem, budget)
-    for method in (lambda: evict_on_demand(problem, budget), lambda: peak_descent(problem, budget),
-                   lambda: run_ga(problem, budget, GAConfig(population=40, generations=20, seed=seed))[0]):
-        if hint is not None:
-            break
-        hint = method()
+    if hint is None:
+        found = [s for s in (evict_on_demand(problem, budget), peak_descent(problem, budget)) if s is not None]
+        found += [in_stage_form(problem, s) for s in found]
+        fitting = [s for s in found if evaluate_schedule(problem, s).peak <= budget]
+        hint = min(fitting, key=lambda s: (evaluate_schedule(problem, s).cost, s != in_stage_form(problem, s)),
+                   default=None)
+    if hint is None:
+        hint, _, _ = run_ga(problem, budget, GAConfig(population=40, generations=20, seed=seed))
     return hint
 
 
@@ -132,18 +146,20 @@ def solve_remat(problem: RematProblem, budget: int, method: str, options: Solver
         raise ValueError(f"unknown method {method!r}")
     if budget < local_lower_bound(problem):
         raise _infeasible(problem, budget, options, max_pairs)
-    window = None
+    window, warm, warm_cost = None, False, None
     if method == "cpsat":
         started = time.perf_counter()
         hint = warm_start(problem, budget, options.seed)
+        warm_cost = None if hint is None else evaluate_schedule(problem, hint).cost
         schedule, stats, window = solve_cpsat(problem, budget, options, hint=hint, max_pairs=max_pairs)
         stats = shift_times(stats, time.perf_counter() - started - stats.solve_time_s)
-        if schedule is None and hint is not None and stats.status is SolveStatus.UNKNOWN:
-            # CP-SAT found nothing in time (large models): the best plan known is the warm start,
-            # with CP-SAT's bound, flagged by its status
-            cost = evaluate_schedule(problem, hint).cost
-            schedule, stats = hint, SolveStats(SolveStatus.FEASIBLE, cost, stats.bound, stats.solve_time_s, None, None,
-                                               stats.incumbents)
+        if warm_cost is not None and stats.status is not SolveStatus.OPTIMAL and (
+                schedule is None or warm_cost < evaluate_schedule(problem, schedule).cost):
+            # CP-SAT found nothing better in time (large models, or a hint outside its stage form):
+            # the answer is the warm start, with CP-SAT's bound, flagged (status feasible, JSON
+            # from_warm_start)
+            schedule, warm = hint, True
+            stats = SolveStats(SolveStatus.FEASIBLE, warm_cost, stats.bound, stats.solve_time_s, None, None, stats.incumbents)
     elif method == "milp":
         schedule, stats = solve_milp(problem, budget, options)
     elif method == "ga":
@@ -155,7 +171,7 @@ def solve_remat(problem: RematProblem, budget: int, method: str, options: Solver
         if stats.status is SolveStatus.INFEASIBLE or (
                 window is None and smallest_feasible_budget(problem, options, max_pairs).lowest > budget):
             raise _infeasible(problem, budget, options, max_pairs)
-        return RematResult(method, problem, budget, None, None, None, stats, False, window)
+        return RematResult(method, problem, budget, None, None, None, stats, False, window, warm, warm_cost)
     replay = evaluate_schedule(problem, schedule)
     claimed = stats.objective
     if not replay.valid or replay.peak > budget or (method in EXACT_METHODS and replay.cost != claimed):
@@ -163,4 +179,4 @@ def solve_remat(problem: RematProblem, budget: int, method: str, options: Solver
             f"bug: {method} returned a schedule that the evaluator rejects: problems {replay.problems[:2]}, "
             f"peak {replay.peak} vs budget {budget}, cost {replay.cost} vs claimed {claimed}"
         )
-    return RematResult(method, problem, budget, tuple(schedule), replay.cost, replay.peak, stats, True, window)
+    return RematResult(method, problem, budget, tuple(schedule), replay.cost, replay.peak, stats, True, window, warm, warm_cost)
