@@ -240,8 +240,10 @@ def test_cpsat_without_a_schedule_in_time_answers_its_warm_start():
     result = solve_remat(problem, budget, "cpsat", SolverOptions(0.2, 2, 0))
     data = result.to_dict()
     assert result.validated and result.peak <= budget and data["status"] == "feasible"
+    assert data["warm_start_cost"] is not None and data["objective"] <= data["warm_start_cost"]
     if data["from_warm_start"]:
         assert result.stats.time_to_first_s is None and data["bound"] is not None
+        assert data["objective"] == data["warm_start_cost"]
 
 
 def test_evict_on_demand_on_a_chain_by_hand():

@@ -8,8 +8,8 @@ and raises. A budget below the smallest feasible one raises InfeasibleError nami
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from monet_opt.errors import InfeasibleError
