@@ -135,7 +135,8 @@ def evict_on_demand(problem: RematProblem, budget: int) -> list[int] | None:
     A value's next use is the earliest later frontier node that reads it, directly or through an
     evicted successor that will have to be recomputed. Before a value is computed, values are
     evicted until the live ones plus the new one fit the budget; the victim has the smallest
-    refill cost / (size x distance to its next use), values with no next use first (they are
+    refill cost (the value and every evicted ancestor it would need) x (1 + its evicted successors
+    still needed) / (size x distance to its next use), values with no next use first (they are
     dropped at the end of every stage anyway). Inputs of every execution in progress are never
     evicted; a missing input is recomputed, recursively, when an execution needs it. The replayed
     peak is at most the budget: the replay frees a copy after its last use, never later than this
