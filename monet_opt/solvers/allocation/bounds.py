@@ -1,4 +1,4 @@
-"""Lower bounds on the makespan that hold for every allocation (formulations/allocation.md, section 3).
+"""Lower bounds on the makespan that hold for every allocation (formulations/allocation.md, section 2).
 
 Each DRAM link is a single machine: every task that holds it occupies it for `bus_cycles` from its
 start. A task cannot start before its head (the longest chain of fastest predecessors) and, once

@@ -128,11 +128,14 @@ def warm_start(problem: RematProblem, budget: int, seed: int) -> list[int] | Non
     fits the budget (then the model accepts it as it is). None when nothing fits."""
     hint = best_heuristic(problem, budget)
     if hint is None:
-        found = [s for s in (evict_on_demand(problem, budget), peak_descent(problem, budget)) if s is not None]
-        found += [in_stage_form(problem, s) for s in found]
-        fitting = [s for s in found if evaluate_schedule(problem, s).peak <= budget]
-        hint = min(fitting, key=lambda s: (evaluate_schedule(problem, s).cost, s != in_stage_form(problem, s)),
-                   default=None)
+        fitting = []  # (cost, 0 for the stage form else 1, schedule)
+        for schedule in (evict_on_demand(problem, budget), peak_descent(problem, budget)):
+            if schedule is not None:
+                for rank, form in enumerate((in_stage_form(problem, schedule), schedule)):
+                    replay = evaluate_schedule(problem, form)
+                    if replay.peak <= budget:
+                        fitting.append((replay.cost, rank, form))
+        hint = min(fitting, key=lambda entry: entry[:2], default=(None, None, None))[2]
     if hint is None:
         hint, _, _ = run_ga(problem, budget, GAConfig(population=40, generations=20, seed=seed))
     return hint
