@@ -1,10 +1,10 @@
 """Checkpointing real training graphs on edge-tpu-quad: exact CP-SAT vs MILP, GA and heuristics.
 
-Issue target: ResNet-18 (224 x 224, batch 1) and GPT-2 mini training graphs at budgets of 50, 60,
-70, 80 and 90 % of the store-all activation memory (the dynamic DRAM peak: activations and
-transient gradients): CP-SAT proven optimal within 60 s each on 2 workers (any that is not is
-reported with its gap); the CP-SAT/MILP solve-time ratio; the GA's best cost against the exact
-optimum. Budgets below the smallest feasible one are reported with that budget.
+Target: ResNet-18 (224 x 224, batch 1) and GPT-2 mini training graphs at budgets of 50, 60, 70, 80
+and 90 % of the store-all activation memory (the dynamic DRAM peak: activations and transient
+gradients): CP-SAT proven optimal within 60 s each on 2 workers (any that is not is reported with
+its gap); the CP-SAT/MILP solve-time ratio; the GA's best cost against the exact optimum. Budgets
+below the smallest feasible one are reported with that budget.
 
 Two tables per workload:
 1. the project's model (three choices per saved activation, fused recomputation, serial plan
@@ -21,20 +21,21 @@ Two tables per workload:
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 
 from common import emit, header
 from monet_opt.errors import InfeasibleError
 from monet_opt.hardware import load_accelerator
-from monet_opt.solvers.checkpoint.heuristics import fits, run_checkpoint_ga, run_heuristic
-from monet_opt.solvers.checkpoint.solve import solve_checkpoint
-from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace, checkmate_abstraction, percent_budget
-from monet_opt.solvers.checkpoint.sweep import smallest_feasible_budget
-from monet_opt.solvers.common import SolverOptions
+from monet_opt.solvers.budget import Budget
+from monet_opt.solvers.checkpoint.family import CheckpointProblem, smallest_feasible_budget, solve_checkpoint
+from monet_opt.solvers.checkpoint.heuristics import fits, greedy_plan, rule_decisions, run_checkpoint_ga
+from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace, checkmate_abstraction
+from monet_opt.solvers.common import Deadline, SolverOptions
 from monet_opt.solvers.genetic import GAConfig
+from monet_opt.solvers.remat.family import solve_remat
 from monet_opt.solvers.remat.problem import store_all_peak
-from monet_opt.solvers.remat.solve import solve_remat
 from monet_opt.training import derive_training_graph
 from monet_opt.workload import load_forward_graph
 
@@ -61,10 +62,12 @@ def main() -> None:
         space = CheckpointSpace(derive_training_graph(load_forward_graph(workload)), hw)
         base = space.store_all
         print(f"{workload}: smallest feasible budget...", file=sys.stderr, flush=True)
-        lowest = smallest_feasible_budget(space, options)
+        lowest = smallest_feasible_budget(CheckpointProblem(space, objective), options,
+                                          Deadline.start(args.time_limit)).achieved
         print(f"{workload}: GA 100 x 50...", file=sys.stderr, flush=True)
         started = time.perf_counter()
-        _, _, _, front = run_checkpoint_ga(space, objective, base.dynamic_dram_peak_bytes, GAConfig(seed=0))
+        _, _, front = run_checkpoint_ga(space, objective, base.dynamic_dram_peak_bytes, GAConfig(seed=0),
+                                        Deadline.start(math.inf))
         ga_seconds = time.perf_counter() - started
         lines += ["", f"== {space.graph.name}: {len(space.graph.ops)} ops, {len(space.decisions)} saved activations, "
                       f"{len(space.groups)} candidate fused groups",
@@ -76,7 +79,7 @@ def main() -> None:
                   f"{'budget':>7}{'bytes':>12}{'status':>11}{'gap':>8}{'time [s]':>10}{'cpsat':>10}{'ga':>10}"
                   f"{'ga-exact':>10}{'greedy':>10}{'sqrt(n)':>10}{'recomp':>8}{'groups':>8}"]
         for percent in args.budgets:
-            budget = percent_budget(space, percent)
+            budget = Budget(percent, is_percent=True).resolve(base.dynamic_dram_peak_bytes)
             print(f"{workload} at {percent}%...", file=sys.stderr, flush=True)
             try:
                 exact = solve_checkpoint(space, objective, budget, "cpsat", options)
@@ -84,19 +87,21 @@ def main() -> None:
                 lines.append(f"{percent:>6}%{budget:>12,}{'infeasible':>11}   (below the smallest feasible budget)")
                 continue
             s = exact.stats
-            cost = exact.evaluation.latency_cycles if exact.evaluation else None
+            cost = exact.measurement.latency_cycles if exact.measurement else None
             ga = min([c for c, peak, _ in front if peak <= budget], default=None)
-            _, greedy_eval, _ = run_heuristic(space, "greedy", objective, budget)
-            _, sqrt_eval, _ = run_heuristic(space, "sqrt", objective, budget)
+            greedy = greedy_plan(space, objective, budget)
+            greedy_eval = None if greedy is None else greedy[1]
+            sqrt_eval = space.evaluate(rule_decisions(space, "sqrt", objective))
             sqrt_cost = sqrt_eval.latency_cycles if fits(space, sqrt_eval, budget) else None
-            recomputed = sum(1 for r in exact.decisions.residency.values() if r.value == "recompute") if exact.decisions else 0
+            decisions = exact.payload
+            recomputed = sum(1 for r in decisions.residency.values() if r.value == "recompute") if decisions else 0
             lines.append(
                 f"{percent:>6}%{budget:>12,}{s.status.value:>11}{'-' if s.gap is None else f'{100 * s.gap:.2f}%':>8}"
                 f"{s.solve_time_s:>10.2f}{pct(cost, base.latency_cycles):>10}{pct(ga, base.latency_cycles):>10}"
                 f"{'-' if ga is None or cost is None else f'{100 * (ga / cost - 1):+.2f}%':>10}"
                 f"{pct(greedy_eval.latency_cycles if greedy_eval else None, base.latency_cycles):>10}"
                 f"{pct(sqrt_cost, base.latency_cycles):>10}{recomputed:>8}"
-                f"{len(exact.decisions.groups) if exact.decisions else 0:>8}")
+                f"{len(decisions.groups) if decisions else 0:>8}")
         problem = checkmate_abstraction(space)
         peak = store_all_peak(problem)
         lines += ["", f"Checkmate abstraction ({problem.n} nodes, store-all peak {peak:,} bytes):",
@@ -110,7 +115,7 @@ def main() -> None:
                 try:
                     r = solve_remat(problem, budget, method, options)
                     gap = "-" if r.stats.gap is None else f"{100 * r.stats.gap:.2f}%"
-                    cells.append((r.stats.status.value, r.stats.solve_time_s, gap, r.cost))
+                    cells.append((r.stats.status.value, r.stats.solve_time_s, gap, r.objective))
                 except InfeasibleError:
                     cells.append(("infeasible", 0.0, "-", None))
             (cs, ct, cg, cc), (ms, mt, mg, mc) = cells

@@ -1,4 +1,6 @@
-"""The `monet` command line. Errors are one line on stderr with exit 2 (bad input) or 3 (infeasible)."""
+"""The `monet` command line. Exit codes (`contract.ExitCode`): 0 a validated answer, 2 bad input, 3 proven
+infeasible, 4 no answer within the time limit, 5 an answer that violates a constraint; errors are one
+line on stderr."""
 
 from __future__ import annotations
 
@@ -6,29 +8,32 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version as package_version
 from pathlib import Path
 
 from monet_opt.cost import CostTable
 from monet_opt.errors import InputError, MonetError
 from monet_opt.hardware import Accelerator, builtin_hardware, load_accelerator
 from monet_opt.hardware.describe import accelerator_to_dict, format_accelerator
-from monet_opt.io import write_json_atomic
+from monet_opt.io import check_output_dir, check_output_file, write_json_atomic
 from monet_opt.report import format_result, result_to_dict, write_reports
-from monet_opt.schedule import default_plan, simulate
-from monet_opt.solvers.common import SolverOptions
+from monet_opt.report.answer import format_answer, number_text
 from monet_opt.report.pareto import write_front
+from monet_opt.schedule import default_plan, simulate
+from monet_opt.solvers.allocation.family import ALLOCATION, AllocationAnswer, AllocationGoal, AllocationInstance
+from monet_opt.solvers.allocation.family import OBJECTIVES as ALLOCATION_OBJECTIVES
+from monet_opt.solvers.allocation.family import allocation_family
 from monet_opt.solvers.allocation.ga import stream_ga_config
 from monet_opt.solvers.allocation.problem import from_training, load_instance
-from monet_opt.solvers.allocation.solve import METHODS as ALLOCATION_METHODS
-from monet_opt.solvers.allocation.solve import OBJECTIVES as ALLOCATION_OBJECTIVES
-from monet_opt.solvers.allocation.solve import AllocationInstance, solve_allocation
-from monet_opt.solvers.checkpoint.solve import METHODS as TRAINING_METHODS
-from monet_opt.solvers.checkpoint.solve import solve_checkpoint
+from monet_opt.solvers.budget import Budget
+from monet_opt.solvers.checkpoint.family import CHECKPOINT, CheckpointProblem, checkpoint_family
 from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
 from monet_opt.solvers.checkpoint.sweep import training_budget_sweep
+from monet_opt.solvers.common import Deadline, SolverOptions, parse_cpsat_params
+from monet_opt.solvers.contract import CostUnderBudget, ExitCode, Family, Result, SolverBug, solve
 from monet_opt.solvers.genetic import GAConfig
-from monet_opt.solvers.remat.problem import load_problem, parse_budget, store_all_peak
-from monet_opt.solvers.remat.solve import METHODS, solve_remat
+from monet_opt.solvers.remat.family import REMAT, remat_family
+from monet_opt.solvers.remat.problem import load_problem, store_all_peak
 from monet_opt.solvers.remat.sweep import SweepRow, budget_sweep, write_remat_sweep, write_sweep
 from monet_opt.training import PRECISIONS, Optimizer, derive_training_graph, inference_graph
 from monet_opt.training.summary import format_summary, workload_summary
@@ -132,69 +137,69 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _solver_options(args: argparse.Namespace) -> SolverOptions:
+    export = None if args.export_model is None else Path(args.export_model)
+    if export is not None:
+        check_output_file(export, "--export-model")
+    params = parse_cpsat_params(args.cpsat_params) if args.cpsat_params else ()
     return SolverOptions(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed,
-                         deterministic=args.deterministic)
-
-
-def _gap_text(gap: float | None) -> str:
-    return "-" if gap is None else f"{100 * gap:.2f} %"
+                         deterministic=args.deterministic, cpsat_params=params, log_search=args.log,
+                         export_model=export)
 
 
 def _print_sweep(rows: list[SweepRow], as_json: bool) -> None:
     if as_json:
         print(json.dumps([row.__dict__ for row in rows], indent=1))
         return
-    print(f"{'budget':>12} {'cpsat':>14} {'status':>9} {'ga':>14} {'greedy':>14} {'sqrt(n)':>14}")
+    print(f"{'budget':>14} {'cpsat':>14} {'status':>9} {'ga':>14} {'greedy':>14} {'sqrt(n)':>14}")
     for r in rows:
-        cells = [f"{v:>14g}" if isinstance(v, float | int) else f"{'-':>14}" for v in
-                 (r.cpsat_cost, r.ga_cost, r.greedy_cost, r.sqrt_cost)]
-        print(f"{r.budget:>12g} {cells[0]} {r.cpsat_status:>9} {' '.join(cells[1:])}")
+        cells = [f"{number_text(v):>14}" for v in (r.cpsat_cost, r.ga_cost, r.greedy_cost, r.sqrt_cost)]
+        print(f"{number_text(r.budget):>14} {cells[0]} {r.cpsat_status:>9} {' '.join(cells[1:])}")
 
 
 def _sweep_progress(message: str) -> None:
     print(f"sweep: {message}", file=sys.stderr)
 
 
-def _cmd_checkpoint(args: argparse.Namespace) -> int:
-    if (args.graph is None) == (args.workload is None):
-        raise InputError("checkpoint: give either --graph FILE or --workload W with --hardware H")
-    if args.workload is not None:
-        return _checkpoint_training(args)
-    if args.method not in METHODS or args.objective != "latency":
-        what = f"--method {args.method}" if args.method not in METHODS else f"--objective {args.objective}"
-        raise InputError(f"checkpoint --graph: {what} applies to training graphs (--workload) only")
-    problem = load_problem(args.graph)
+def _report(result: Result, args: argparse.Namespace, answer_file: str, workload: str | None = None) -> int:
+    """Print the answer (text or JSON), write the files of --out, and return its exit code; an
+    answer that is not validated is also named on stderr in one line."""
+    data = result.to_dict()
+    if args.out:
+        simulation = None if result.measurement is None else result.measurement.simulation
+        if simulation is not None:
+            write_reports(simulation, args.out, workload=workload or result.problem, mode="training")
+        payload = result.payload
+        if isinstance(payload, AllocationAnswer) and len(payload.front) > 1:
+            write_front([(v.latency_cycles, v.energy_pj) for v in payload.front], args.out,
+                        f"{result.problem}: {result.method} front")
+        write_json_atomic(Path(args.out) / answer_file, data)
+    print(json.dumps(data, indent=1) if args.json else format_answer(data))
+    if result.exit_code is ExitCode.NO_ANSWER:
+        print(f"monet: {result.method} found no answer that satisfies the constraints "
+              f"({result.stats.solve_time_s:.2f} s of the {args.time_limit:g} s limit; not proven infeasible)",
+              file=sys.stderr)
+    elif result.exit_code is ExitCode.VIOLATES:
+        print(f"monet: the {result.method} answer violates a constraint: {result.measurement.violations[0]}",
+              file=sys.stderr)
+    return int(result.exit_code)
+
+
+def _cmd_checkpoint_graph(args: argparse.Namespace) -> int:
+    deadline = Deadline.start(args.time_limit)
     options = _solver_options(args)
+    if args.out:
+        check_output_dir(args.out)
+    problem = load_problem(args.graph)
     ga = GAConfig(population=args.population, generations=args.generations, seed=args.seed)
     if args.sweep:
-        rows = budget_sweep(problem, args.sweep, options, ga, progress=_sweep_progress)
+        rows = budget_sweep(problem, args.sweep, options, ga, deadline, progress=_sweep_progress)
         if args.out:
             write_remat_sweep(problem, rows, args.out)
         _print_sweep(rows, args.json)
         return 0
-    budget = parse_budget(args.budget, store_all_peak(problem), problem.size_scale)
-    result = solve_remat(problem, budget, args.method, options, ga)
-    data = result.to_dict()
-    if args.out:
-        write_json_atomic(Path(args.out) / "result.json", data)
-    if args.json:
-        print(json.dumps(data, indent=1))
-    else:
-        gap = _gap_text(data["gap"])
-        print(f"{problem.name}: {args.method} at budget {data['budget']:g} (store-all peak {data['store_all_peak']:g})")
-        print(f"status {data['status']}, cost {data['objective']} (store-all {data['store_all_cost']:g}), "
-              f"bound {data['bound']}, gap {gap}")
-        print(f"peak memory {data['peak_memory']}, recomputations {data['recomputations']}, "
-              f"validated {data['validated']}, {data['solve_time_s']:.2f} s")
-    return 0
-
-
-def _workload_on_hardware(args: argparse.Namespace, command: str) -> tuple[Graph, Accelerator]:
-    """The training graph of --workload and the accelerator of --hardware (which it needs)."""
-    if args.hardware is None:
-        raise InputError(f"{command} --workload needs --hardware NAME|FILE.yaml")
-    hw = load_accelerator(args.hardware)
-    return training_graph_from_args(args)[1], hw
+    budget = Budget.parse(args.budget).resolve(store_all_peak(problem), problem.size_scale)
+    result = solve(remat_family(ga), problem, CostUnderBudget(budget), args.method, options, deadline)
+    return _report(result, args, "result.json")
 
 
 def _local_budgets(items: list[str] | None, hw: Accelerator) -> dict[str, int]:
@@ -205,102 +210,58 @@ def _local_budgets(items: list[str] | None, hw: Accelerator) -> dict[str, int]:
         if memory not in hw.memories or not text:
             raise InputError(f"--local-budget {item!r}: expected MEMORY=BYTES|P% with MEMORY one of "
                              f"{', '.join(hw.memories)}")
-        budgets[memory] = parse_budget(text, hw.memories[memory].capacity_bytes, source=f"--local-budget {memory}")
+        budgets[memory] = Budget.parse(text, f"--local-budget {memory}").resolve(hw.memories[memory].capacity_bytes)
     return budgets
 
 
-def _checkpoint_training(args: argparse.Namespace) -> int:
-    if args.method not in TRAINING_METHODS:
-        raise InputError(f"checkpoint --workload: --method {args.method} applies to --graph only "
-                         f"(training graphs: {', '.join(TRAINING_METHODS)})")
-    training, hw = _workload_on_hardware(args, "checkpoint")
-    space = CheckpointSpace(training, hw, local_budget_bytes=_local_budgets(args.local_budget, hw))
-    objective = OBJECTIVES[args.objective]
+def _cmd_checkpoint_training(args: argparse.Namespace) -> int:
+    deadline = Deadline.start(args.time_limit)
     options = _solver_options(args)
+    if args.out:
+        check_output_dir(args.out)
+    hw = load_accelerator(args.hardware)
+    training = training_graph_from_args(args)[1]
+    space = CheckpointSpace(training, hw, local_budget_bytes=_local_budgets(args.local_budget, hw))
+    problem = CheckpointProblem(space, OBJECTIVES[args.objective])
     ga = GAConfig(population=args.population, generations=args.generations, seed=args.seed)
     if args.sweep:
-        rows = training_budget_sweep(space, objective, args.sweep, options, ga, progress=_sweep_progress)
+        rows = training_budget_sweep(problem, args.sweep, options, ga, deadline, progress=_sweep_progress)
         if args.out:
-            base = space.store_all.objective(objective)
-            write_sweep(rows, args.out, base_cost=base, cost_label=objective.name,
-                        title=f"{training.name} on {hw.name}: {objective.name} overhead vs activation budget",
+            write_sweep(rows, args.out, base_cost=space.store_all.objective(problem.weights),
+                        cost_label=problem.weights.name,
+                        title=f"{training.name} on {hw.name}: {problem.weights.name} overhead vs activation budget",
                         budget_label="activation budget: dynamic DRAM peak [bytes]")
         _print_sweep(rows, args.json)
         return 0
-    budget = parse_budget(args.budget, space.store_all.dynamic_dram_peak_bytes)
-    result = solve_checkpoint(space, objective, budget, args.method, options, ga)
-    data = result.to_dict(space)
-    if args.out:
-        if result.evaluation is not None:
-            write_reports(result.evaluation.simulation, args.out, workload=args.workload, mode="training")
-        write_json_atomic(Path(args.out) / "checkpoint.json", data)
-    if args.json:
-        print(json.dumps(data, indent=1))
-    else:
-        print(format_checkpoint(data))
-        if args.out:
-            print(f"wrote {args.out}/checkpoint.json" + (", result.json, gantt.png, memory.png, trace.json"
-                                                          if result.evaluation is not None else ""))
-    return 0
-
-
-def format_checkpoint(data: dict) -> str:
-    """Readable summary of a training-graph checkpoint result (`CheckpointResult.to_dict`)."""
-    base = data["store_all"]
-    lines = [f"{data['workload']} on {data['hardware']}: {data['method']}, objective {data['objective_kind']}, "
-             f"activation budget {data['budget']:,} bytes (store-all peak {base['peak_memory']:,})"]
-    if data["latency_cycles"] is None:
-        lines.append(f"status {data['status']}: no plan within the budget")
-        return "\n".join(lines)
-    gap = _gap_text(data["gap"])
-    lines += [
-        f"status {data['status']}, bound {data['bound']}, gap {gap}, {data['solve_time_s']:.2f} s, "
-        f"validated {data['validated']}",
-        f"latency {data['latency_cycles']:,} cycles ({100 * data['latency_overhead']:+.2f} % vs store-all), "
-        f"energy {data['energy_pj'] / 1e6:,.2f} uJ ({100 * data['energy_overhead']:+.2f} %)",
-        f"activation peak {data['peak_memory']:,} bytes; saved activations: "
-        + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in data["choices"].items())
-        + f"; fused recompute groups {len(data['recompute_groups'])}",
-    ]
-    return "\n".join(lines)
+    budget = Budget.parse(args.budget).resolve(space.store_all.dynamic_dram_peak_bytes)
+    result = solve(checkpoint_family(ga), problem, CostUnderBudget(budget), args.method, options, deadline)
+    return _report(result, args, "checkpoint.json", workload=args.workload)
 
 
 def _cmd_allocate(args: argparse.Namespace) -> int:
+    deadline = Deadline.start(args.time_limit)
     if (args.instance is None) == (args.workload is None):
         raise InputError("allocate: give either --instance FILE or --workload W with --hardware H")
+    options = _solver_options(args)
+    if args.out:
+        check_output_dir(args.out)
     if args.workload is not None:
-        training, hw = _workload_on_hardware(args, "allocate")
+        if args.hardware is None:
+            raise InputError("allocate --workload needs --hardware NAME|FILE.yaml")
+        hw = load_accelerator(args.hardware)
+        training = training_graph_from_args(args)[1]
         table = CostTable(training, hw)
         instance = AllocationInstance(from_training(training, hw, table), training, hw, table)
     else:
         instance = AllocationInstance(load_instance(args.instance))
     ga = stream_ga_config(population=args.population, generations=args.generations, seed=args.seed)
-    result = solve_allocation(instance, args.method, args.objective, _solver_options(args), ga)
-    data = result.to_dict(instance)
-    if args.out:
-        best = result.best
-        if best is not None and best.simulation is not None:
-            write_reports(best.simulation, args.out, workload=args.workload, mode="training")
-        if args.objective == "pareto":
-            write_front([(v.latency_cycles, v.energy_pj) for v in result.front], args.out,
-                        f"{instance.problem.name}: {args.method} front")
-        write_json_atomic(Path(args.out) / "allocation.json", data)
-    if args.json:
-        print(json.dumps(data, indent=1))
-    else:
-        gap = _gap_text(data["gap"])
-        print(f"{data['problem']}: {args.method}, objective {args.objective}")
-        print(f"status {data['status']}, latency {data['latency_cycles']:,} cycles, energy {data['energy_pj']:.6g} pJ, "
-              f"bound {data['bound']}, gap {gap}, {data['solve_time_s']:.2f} s, validated {data['validated']}")
-        print(f"cores used: {', '.join(data['cores_used'])}")
-        if args.objective == "pareto":
-            print("front: " + "; ".join(f"{p['latency_cycles']:,} cycles / {p['energy_pj']:.6g} pJ"
-                                        for p in data["front"]))
-    return 0
+    result = solve(allocation_family(ga), instance, AllocationGoal(args.objective), args.method, options, deadline)
+    return _report(result, args, "allocation.json", workload=args.workload)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="monet", description="Model and optimise neural-network training on dataflow accelerators.")
+    parser.add_argument("--version", action="version", version=f"monet_opt {package_version('monet_opt')}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     workload = commands.add_parser("workload", help="training graphs of built-in or ONNX models")
@@ -331,51 +292,80 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=_cmd_evaluate)
 
     checkpoint = commands.add_parser("checkpoint", help="activation checkpointing under a memory budget")
-    checkpoint.add_argument("--graph", metavar="FILE.json|FILE.yaml",
-                            help="rematerialisation graph: node-link JSON (cost_cpu, cost_ram) or YAML")
-    add_workload_arguments(checkpoint, positional=False, required=False)
-    checkpoint.add_argument("--hardware", metavar="NAME|FILE.yaml", help="accelerator of a --workload")
-    target = checkpoint.add_mutually_exclusive_group(required=True)
-    target.add_argument("--budget", metavar="B|P%",
-                        help="absolute budget or a percentage of the store-all peak (--workload: bytes of "
-                             "dynamic DRAM, i.e. activations and transient gradients)")
-    target.add_argument("--sweep", type=_positive_int, metavar="POINTS",
-                        help="sweep POINTS budgets from the smallest feasible to store-all (CP-SAT, GA, greedy, sqrt(n))")
-    checkpoint.add_argument("--method", choices=list(dict.fromkeys(METHODS + TRAINING_METHODS)), default="cpsat")
-    checkpoint.add_argument("--objective", choices=list(OBJECTIVES), default="latency",
-                            help="what a training-graph plan minimises (default latency)")
-    checkpoint.add_argument("--local-budget", action="append", metavar="MEMORY=B|P%",
-                            help="bound a local memory below its capacity (bytes or %% of it; repeatable)")
-    add_solver_arguments(checkpoint)
-    add_ga_arguments(checkpoint, population=100, generations=50)
-    checkpoint.add_argument("--out", metavar="DIR", help="write result.json (--workload: checkpoint.json and the "
-                            "plan's result.json, gantt.png, memory.png, trace.json), or sweep.csv and sweep.png")
-    checkpoint.add_argument("--json", action="store_true")
-    checkpoint.set_defaults(handler=_cmd_checkpoint)
+    checkpoint_cmds = checkpoint.add_subparsers(dest="checkpoint_command", required=True, parser_class=_Parser)
+    graph = checkpoint_cmds.add_parser("graph", help="an abstract rematerialisation graph (node-link JSON or YAML)")
+    graph.add_argument("graph", metavar="FILE.json|FILE.yaml",
+                       help="node-link JSON (node attributes cost_cpu, cost_ram) or the project's YAML")
+    add_budget_arguments(graph, "absolute budget (the graph's size unit) or a percentage of the store-all peak")
+    add_method_argument(graph, REMAT)
+    add_solver_arguments(graph)
+    add_ga_arguments(graph, population=100, generations=50)
+    add_output_arguments(graph, "result.json (or sweep.csv and sweep.png)")
+    graph.set_defaults(handler=_cmd_checkpoint_graph)
+
+    training = checkpoint_cmds.add_parser("training", help="a training graph priced on an accelerator")
+    add_workload_arguments(training, positional=False)
+    training.add_argument("--hardware", required=True, metavar="NAME|FILE.yaml")
+    add_budget_arguments(training, "bytes of dynamic DRAM (activations and transient gradients), or a percentage "
+                                   "of the store-all peak")
+    add_method_argument(training, CHECKPOINT)
+    training.add_argument("--objective", choices=list(OBJECTIVES), default="latency",
+                          help="what the plan minimises (default latency)")
+    training.add_argument("--local-budget", action="append", metavar="MEMORY=B|P%",
+                          help="bound a local memory below its capacity (bytes or %% of it; repeatable)")
+    add_solver_arguments(training)
+    add_ga_arguments(training, population=100, generations=50)
+    add_output_arguments(training, "checkpoint.json and the plan's result.json, gantt.png, memory.png, trace.json "
+                                   "(or sweep.csv and sweep.png)")
+    training.set_defaults(handler=_cmd_checkpoint_training)
 
     allocate = commands.add_parser("allocate", help="assign ops to cores and order them (makespan, energy, Pareto)")
     allocate.add_argument("--instance", metavar="FILE.yaml", help="abstract allocation instance (see instances/allocation)")
     add_workload_arguments(allocate, positional=False, required=False)
     allocate.add_argument("--hardware", metavar="NAME|FILE.yaml", help="accelerator of a --workload")
-    allocate.add_argument("--method", choices=list(ALLOCATION_METHODS), default="cpsat")
+    add_method_argument(allocate, ALLOCATION)
     allocate.add_argument("--objective", choices=list(ALLOCATION_OBJECTIVES), default="latency",
                           help="latency (makespan), energy, or pareto (epsilon-constraint front); default latency")
     add_solver_arguments(allocate)
     add_ga_arguments(allocate, population=64, generations=250)
-    allocate.add_argument("--out", metavar="DIR", help="write allocation.json (--workload: also result.json, "
-                          "gantt.png, memory.png, trace.json; pareto: front.csv, front.png)")
-    allocate.add_argument("--json", action="store_true")
+    add_output_arguments(allocate, "allocation.json (--workload: also result.json, gantt.png, memory.png, "
+                                   "trace.json; a front: front.csv, front.png)")
     allocate.set_defaults(handler=_cmd_allocate)
     return parser
 
 
+def add_budget_arguments(p: argparse.ArgumentParser, what: str) -> None:
+    """--budget B|P% or --sweep POINTS (one of them)."""
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--budget", metavar="B|P%", help=what)
+    target.add_argument("--sweep", type=_positive_int, metavar="POINTS",
+                        help="sweep POINTS budgets from the smallest feasible to store-all (CP-SAT, GA, greedy, sqrt(n))")
+
+
+def add_method_argument(p: argparse.ArgumentParser, family: Family) -> None:
+    """--method with the family's registered methods, each named with its one-line summary."""
+    summaries = "; ".join(f"{m.name}: {m.summary}" for m in family.methods.values())
+    p.add_argument("--method", choices=list(family.methods), default="cpsat", help=f"{summaries} (default cpsat)")
+
+
+def add_output_arguments(p: argparse.ArgumentParser, files: str) -> None:
+    """--out DIR and --json: shared by every command that answers."""
+    p.add_argument("--out", metavar="DIR", help=f"write {files}")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON (the README's shared keys)")
+
+
 def add_solver_arguments(p: argparse.ArgumentParser) -> None:
-    """--time-limit, --workers, --seed, --deterministic: shared by every command that solves."""
-    p.add_argument("--time-limit", type=_positive_float, default=60.0, metavar="S", help="seconds per solve (default 60)")
+    """Time limit, workers, seed and CP-SAT passthrough: shared by every command that solves."""
+    p.add_argument("--time-limit", type=_positive_float, default=60.0, metavar="S",
+                   help="wall-clock seconds for the whole command, set-up and warm starts included (default 60)")
     p.add_argument("--workers", type=_positive_int, default=2, help="solver threads (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--deterministic", action="store_true",
                    help="reproducible CP-SAT runs with several workers (slower)")
+    p.add_argument("--cpsat-params", metavar="KEY:VALUE,...",
+                   help="raw CP-SAT SatParameters, applied last (e.g. linearization_level:2,symmetry_level:4)")
+    p.add_argument("--log", action="store_true", help="CP-SAT's search log on stderr")
+    p.add_argument("--export-model", metavar="FILE", help="write the CP-SAT model (.pb binary, else text proto)")
 
 
 def add_ga_arguments(p: argparse.ArgumentParser, population: int, generations: int) -> None:
@@ -386,12 +376,18 @@ def add_ga_arguments(p: argparse.ArgumentParser, population: int, generations: i
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (already printed, one line)
+        return int(exc.code or 0)
     try:
         return args.handler(args)
     except MonetError as exc:
         print(f"monet: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except SolverBug as exc:
+        print(f"monet: internal error (a bug, please report it): {exc}", file=sys.stderr)
+        return int(ExitCode.BUG)
 
 
 if __name__ == "__main__":

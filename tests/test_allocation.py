@@ -12,7 +12,7 @@ from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.hardware import load_accelerator
 from monet_opt.solvers.allocation.ga import stream_ga_config
 from monet_opt.solvers.allocation.problem import from_training, load_instance
-from monet_opt.solvers.allocation.solve import AllocationInstance, solve_allocation
+from monet_opt.solvers.allocation.family import AllocationInstance, solve_allocation
 from monet_opt.solvers.common import SolverOptions, SolveStatus
 from monet_opt.training import derive_training_graph
 from monet_opt.workload import load_forward_graph
@@ -35,17 +35,17 @@ def test_cpsat_equals_brute_force(problem):
     makespan, energy, front = brute_force(problem)
     instance = AllocationInstance(problem)
     fastest = solve_allocation(instance, "cpsat", "latency", OPTIONS)
-    assert fastest.stats.status is SolveStatus.OPTIMAL and fastest.best.latency_cycles == makespan
+    assert fastest.stats.status is SolveStatus.OPTIMAL and fastest.payload.best.latency_cycles == makespan
     frugal = solve_allocation(instance, "cpsat", "energy", OPTIONS)
-    assert frugal.best.energy_pj == pytest.approx(energy, rel=1e-9)
+    assert frugal.payload.best.energy_pj == pytest.approx(energy, rel=1e-9)
     pareto = solve_allocation(instance, "cpsat", "pareto", OPTIONS, pareto_points=len(front) + 1)
-    got = [(v.latency_cycles, v.energy_pj) for v in pareto.front]
+    got = [(v.latency_cycles, v.energy_pj) for v in pareto.payload.front]
     assert [g[0] for g in got] == [f[0] for f in front]
     assert [g[1] for g in got] == pytest.approx([f[1] for f in front], rel=1e-9)
     greedy = solve_allocation(instance, "greedy", "latency", OPTIONS)
-    assert fastest.best.latency_cycles <= greedy.best.latency_cycles
+    assert fastest.payload.best.latency_cycles <= greedy.payload.best.latency_cycles
     ga = solve_allocation(instance, "ga", "latency", OPTIONS, SMALL_GA)
-    assert ga.best.latency_cycles >= makespan
+    assert ga.payload.best.latency_cycles >= makespan
 
 
 def test_fork_join_front_by_hand():
@@ -70,20 +70,20 @@ def test_training_graph_is_validated_and_never_worse_than_greedy(cifar):
     assert cifar.problem.core_classes == (("tpu0", "tpu1", "tpu2", "tpu3"),)
     greedy = solve_allocation(cifar, "greedy", "latency", OPTIONS)
     exact = solve_allocation(cifar, "cpsat", "latency", SolverOptions(time_limit_s=5, workers=2))
-    assert exact.best.simulation.valid and greedy.best.simulation.valid
-    assert exact.best.latency_cycles <= greedy.best.latency_cycles
+    assert exact.payload.best.simulation.valid and greedy.payload.best.simulation.valid
+    assert exact.payload.best.latency_cycles <= greedy.payload.best.latency_cycles
     # the bound is a valid lower bound of the simulated makespan, and the gap is measured against it
-    assert exact.stats.bound <= exact.best.latency_cycles
-    assert exact.stats.gap == pytest.approx(1 - exact.stats.bound / exact.best.latency_cycles) or \
+    assert exact.stats.bound <= exact.payload.best.latency_cycles
+    assert exact.stats.gap == pytest.approx(1 - exact.stats.bound / exact.payload.best.latency_cycles) or \
         exact.stats.status is SolveStatus.OPTIMAL
     # energy depends only on the assignment: the least-energy plan is no worse than the fastest
     frugal = solve_allocation(cifar, "cpsat", "energy", SolverOptions(time_limit_s=5, workers=2))
-    assert frugal.best.energy_pj <= exact.best.energy_pj * (1 + 1e-12)
+    assert frugal.payload.best.energy_pj <= exact.payload.best.energy_pj * (1 + 1e-12)
 
 
 def test_ga_is_deterministic_and_its_front_is_non_dominated(cifar):
     runs = [solve_allocation(cifar, "ga", "pareto", OPTIONS, stream_ga_config(12, 6, seed=4)) for _ in range(2)]
-    fronts = [[(v.latency_cycles, v.energy_pj) for v in r.front] for r in runs]
+    fronts = [[(v.latency_cycles, v.energy_pj) for v in r.payload.front] for r in runs]
     assert fronts[0] == fronts[1]
     assert all(a[0] < b[0] and a[1] > b[1] for a, b in zip(fronts[0], fronts[0][1:], strict=False))
 
@@ -165,7 +165,7 @@ def test_link_bound_by_hand_and_it_is_tight_here():
     assert link_bound_cycles(problem) == 13
     assert brute_force(problem)[0] == 13
     result = solve_allocation(AllocationInstance(problem), "cpsat", "latency", OPTIONS)
-    assert result.best.latency_cycles == 13 and result.stats.status is SolveStatus.OPTIMAL
+    assert result.payload.best.latency_cycles == 13 and result.stats.status is SolveStatus.OPTIMAL
 
 
 @pytest.mark.parametrize("seed", range(12))

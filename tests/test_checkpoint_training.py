@@ -12,10 +12,11 @@ from monet_opt.cli import main
 from monet_opt.errors import InfeasibleError
 from monet_opt.hardware import load_accelerator
 from monet_opt.schedule.plan import Residency
-from monet_opt.solvers.checkpoint.heuristics import run_heuristic
-from monet_opt.solvers.checkpoint.solve import METHODS, solve_checkpoint
-from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace, Decisions, percent_budget
-from monet_opt.solvers.common import SolverOptions, SolveStatus
+from monet_opt.solvers.checkpoint.heuristics import rule_decisions
+from monet_opt.solvers.budget import Budget
+from monet_opt.solvers.checkpoint.family import METHODS, CheckpointProblem, solve_checkpoint
+from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace, Decisions
+from monet_opt.solvers.common import Deadline, SolverOptions, SolveStatus
 from monet_opt.solvers.genetic import GAConfig
 from monet_opt.training import derive_training_graph
 from monet_opt.workload import load_forward_graph
@@ -58,8 +59,8 @@ def test_cpsat_equals_exhaustive_enumeration(spaces, which, objective):
     for budget in budgets:
         result = solve_checkpoint(space, goal, budget, "cpsat", OPTIONS)
         assert result.stats.status is SolveStatus.OPTIMAL and result.validated
-        assert result.evaluation.objective(goal) == pytest.approx(best(plans, goal, budget), rel=1e-12)
-        used |= {r for r in result.decisions.residency.values()} | ({"group"} if result.decisions.groups else set())
+        assert result.objective == pytest.approx(best(plans, goal, budget), rel=1e-12)
+        used |= {r for r in result.payload.residency.values()} | ({"group"} if result.payload.groups else set())
     # the optima exercise the choices: recomputation and fused groups on separate memories, on-chip values
     # on one memory
     assert ({Residency.RECOMPUTE, "group"} if which == "separate" else {Residency.ON_CHIP}) <= used
@@ -95,10 +96,10 @@ def test_no_method_returns_a_plan_over_budget(spaces, method):
         result = solve_checkpoint(space, OBJECTIVES["latency"], budget, method, OPTIONS,
                                   GAConfig(population=12, generations=6, seed=1))
         if result.validated:
-            assert result.evaluation.dynamic_dram_peak_bytes <= budget
-            assert result.evaluation.simulation.valid
+            assert result.measurement.peak <= budget
+            assert result.measurement.simulation.valid
             exact = best(plans, OBJECTIVES["latency"], budget)
-            assert result.evaluation.latency_cycles >= exact
+            assert result.measurement.latency_cycles >= exact
         else:
             assert result.stats.status is not SolveStatus.OPTIMAL
 
@@ -108,7 +109,7 @@ def test_ga_is_deterministic_for_a_seed(spaces):
     budget = sorted({e.dynamic_dram_peak_bytes for _, _, e in plans})[3]
     runs = [solve_checkpoint(space, OBJECTIVES["energy"], budget, "ga", OPTIONS, GAConfig(20, 8, seed=5))
             for _ in range(2)]
-    assert runs[0].decisions == runs[1].decisions and runs[0].evaluation.energy_pj == runs[1].evaluation.energy_pj
+    assert runs[0].payload == runs[1].payload and runs[0].measurement.energy_pj == runs[1].measurement.energy_pj
 
 
 def test_serial_plan_latency_is_the_sum_of_its_steps(spaces):
@@ -121,20 +122,20 @@ def test_serial_plan_latency_is_the_sum_of_its_steps(spaces):
 
 def test_resnet18_at_half_the_activation_memory():
     space = CheckpointSpace(derive_training_graph(load_forward_graph("resnet18")), load_accelerator("edge-tpu-quad"))
-    budget = percent_budget(space, 50)
+    budget = Budget.parse("50%").resolve(space.store_all.dynamic_dram_peak_bytes)
     exact = solve_checkpoint(space, OBJECTIVES["latency"], budget, "cpsat", OPTIONS)
     assert exact.stats.status is SolveStatus.OPTIMAL and exact.validated
-    assert exact.evaluation.dynamic_dram_peak_bytes <= budget
-    overhead = exact.evaluation.latency_cycles / space.store_all.latency_cycles - 1
+    assert exact.measurement.peak <= budget
+    overhead = exact.measurement.latency_cycles / space.store_all.latency_cycles - 1
     assert 0 < overhead < 0.1
-    assert exact.decisions.groups  # BN -> (add ->) ReLU recomputations run fused
-    _, sqrt_eval, _ = run_heuristic(space, "sqrt", OBJECTIVES["latency"], budget)
-    assert exact.evaluation.latency_cycles < sqrt_eval.latency_cycles
+    assert exact.payload.groups  # BN -> (add ->) ReLU recomputations run fused
+    sqrt_eval = space.evaluate(rule_decisions(space, "sqrt", OBJECTIVES["latency"]))
+    assert exact.measurement.latency_cycles < sqrt_eval.latency_cycles
 
 
 def test_cli_workload_json_and_files(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["checkpoint", "--workload", "resnet18", "--image-size", "64", "--hardware", "edge-tpu-quad",
+    code = main(["checkpoint", "training", "--workload", "resnet18", "--image-size", "64", "--hardware", "edge-tpu-quad",
                  "--budget", "60%", "--objective", "energy", "--out", str(out), "--json"])
     assert code == 0
     data = json.loads(capsys.readouterr().out)
@@ -144,7 +145,7 @@ def test_cli_workload_json_and_files(tmp_path, capsys):
     assert data["objective"] == data["energy_pj"]
     assert {p.name for p in out.iterdir()} == {"checkpoint.json", "result.json", "gantt.png", "memory.png", "trace.json"}
     # a local budget is a bound on that memory in the simulated plan
-    assert main(["checkpoint", "--workload", "resnet18", "--image-size", "64", "--hardware", "edge-tpu-quad",
+    assert main(["checkpoint", "training", "--workload", "resnet18", "--image-size", "64", "--hardware", "edge-tpu-quad",
                  "--budget", "60%", "--local-budget", "simd.sram=50%", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["validated"] and data["peak_memory_bytes"]["simd.sram"] <= 131072 // 2
@@ -153,13 +154,14 @@ def test_cli_workload_json_and_files(tmp_path, capsys):
 @pytest.mark.parametrize("argv, code, message", [
     # loss backward: the logits and their gradient (2 x 256 x 20000 fp32) plus tokens, positions and labels
     # (3 x 256 int64) are live together whatever is checkpointed: 40,960,000 + 6,144 bytes
-    (["--workload", "gpt2-mini", "--hardware", "edge-tpu-quad", "--budget", "50%"], 3,
+    (["training", "--workload", "gpt2-mini", "--hardware", "edge-tpu-quad", "--budget", "50%"], 3,
      f"smallest feasible budget is {2 * 256 * 20000 * 4 + 3 * 256 * 8} bytes"),
-    (["--workload", "gpt2-mini", "--budget", "50%"], 2, "needs --hardware"),
-    (["--workload", "gpt2-mini", "--hardware", "edge-tpu-quad", "--budget", "-5"], 2, "negative"),
-    (["--graph", "instances/remat/chain16.json", "--budget", "5", "--objective", "energy"], 2, "training graphs"),
-    (["--budget", "5"], 2, "either --graph"),
-    (["--workload", "gpt2-mini", "--hardware", "edge-tpu-quad", "--budget", "90%", "--local-budget", "l2=5"], 2,
+    (["training", "--workload", "gpt2-mini", "--budget", "50%"], 2, "required: --hardware"),
+    (["training", "--workload", "gpt2-mini", "--hardware", "edge-tpu-quad", "--budget", "-5"], 2, "negative"),
+    (["graph", "instances/remat/chain16.json", "--budget", "5", "--objective", "energy"], 2,
+     "unrecognized arguments: --objective"),
+    (["--budget", "5"], 2, "invalid choice: '5'"),
+    (["training", "--workload", "gpt2-mini", "--hardware", "edge-tpu-quad", "--budget", "90%", "--local-budget", "l2=5"], 2,
      "expected MEMORY=BYTES|P%"),
 ])
 def test_cli_errors(capsys, argv, code, message):
@@ -173,7 +175,8 @@ def test_training_sweep_runs_from_the_smallest_feasible_budget_to_store_all(spac
     from monet_opt.solvers.remat.sweep import write_sweep
 
     space, plans = spaces["separate"]
-    rows = training_budget_sweep(space, OBJECTIVES["latency"], 4, OPTIONS, GAConfig(16, 8, seed=0))
+    rows = training_budget_sweep(CheckpointProblem(space, OBJECTIVES["latency"]), 4, OPTIONS, GAConfig(16, 8, seed=0),
+                                 Deadline.start(OPTIONS.time_limit_s))
     lowest = min(e.dynamic_dram_peak_bytes for _, _, e in plans if e.local_overflow_bytes == 0)
     assert [r.budget for r in rows][0] == lowest and rows[-1].budget == space.store_all.dynamic_dram_peak_bytes
     for r in rows:

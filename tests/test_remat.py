@@ -11,12 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monet_opt.errors import InfeasibleError, InputError
+from monet_opt.solvers.budget import Budget
 from monet_opt.solvers.common import SolverOptions, SolveStatus
 from monet_opt.solvers.remat.ga import GAConfig
 from monet_opt.solvers.remat.problem import (
-    RematProblem, chain_problem, evaluate_schedule, load_problem, parse_budget, store_all_peak,
+    RematProblem, chain_problem, evaluate_schedule, load_problem, store_all_peak,
 )
-from monet_opt.solvers.remat.solve import METHODS, solve_remat
+from monet_opt.solvers.remat.family import METHODS, REMAT, solve_remat
 from remat_reference import brute_force, chain_optimum
 
 FAST = SolverOptions(time_limit_s=120, workers=2, seed=0)
@@ -40,8 +41,8 @@ def test_cpsat_matches_the_chain_dp(n, budgets):
     for budget in budgets:
         result = solve_remat(problem, budget, "cpsat", FAST)
         assert result.stats.status is SolveStatus.OPTIMAL, (n, budget)
-        assert result.cost == chain_optimum(n, budget), (n, budget)
-        assert result.peak <= budget and result.validated
+        assert result.objective == chain_optimum(n, budget), (n, budget)
+        assert result.measurement.peak <= budget and result.validated
 
 
 def test_chain_dp_agrees_with_brute_force():
@@ -66,7 +67,7 @@ def test_cpsat_matches_brute_force_on_random_dags():
             except InfeasibleError:
                 assert expected == float("inf")
                 continue
-            assert result.cost == expected and result.stats.status is SolveStatus.OPTIMAL
+            assert result.objective == expected and result.stats.status is SolveStatus.OPTIMAL
     assert checked >= 40
 
 
@@ -81,10 +82,13 @@ def test_cpsat_and_milp_agree():
             for method in ("cpsat", "milp"):
                 try:
                     r = solve_remat(problem, budget, method, FAST)
-                    outcomes.append((r.cost, r.stats.status))
+                    outcomes.append((r.objective, r.stats.status))
                 except InfeasibleError:
                     outcomes.append((None, SolveStatus.INFEASIBLE))
             assert outcomes[0] == outcomes[1], (problem.name, budget, outcomes)
+
+
+METHODS_KIND = {name: method.kind.value for name, method in REMAT.methods.items()}
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -98,25 +102,28 @@ def test_no_method_ever_exceeds_the_budget(seed, n, fraction, method):
     except InfeasibleError as exc:
         assert "smallest feasible budget" in str(exc)
         return
-    if result.schedule is not None:
-        replay = evaluate_schedule(problem, result.schedule)
-        assert replay.valid and replay.peak <= budget and replay.cost == result.cost
+    if result.status is SolveStatus.VIOLATES:  # a fixed rule's schedule, reported as over the budget
+        assert METHODS_KIND[method] == "rule" and not result.validated and result.exit_code == 5
+        assert evaluate_schedule(problem, result.payload).peak > budget
+    elif result.payload is not None:
+        replay = evaluate_schedule(problem, result.payload)
+        assert result.validated and replay.valid and replay.peak <= budget and replay.cost == result.objective
         if method != "cpsat":
             exact = solve_remat(problem, budget, "cpsat", SolverOptions(20, 2, 0))
-            assert exact.cost <= result.cost  # nothing beats the exact optimum
+            assert exact.objective <= result.objective  # nothing beats the exact optimum
 
 
 def test_heuristics_on_a_chain_by_hand():
     p = chain_problem(4)  # f1..f4, b4..b1: store-all keeps f1..f4 until their b
     assert evaluate_schedule(p, range(8)).peak == store_all_peak(p) == 5  # f1..f3 kept, f4 and b4 live
     store = solve_remat(p, 5, "store-all", FAST)
-    assert store.cost == 8 and store.schedule == tuple(range(8))
+    assert store.objective == 8 and store.payload == tuple(range(8))
     # recompute-all keeps only f1: b3 needs f3, so f2 and f3 are recomputed; f2 then stays for b2,
     # which reads it next; b1 reads the kept f1
     rab = solve_remat(p, 5, "recompute-all", FAST)
-    assert rab.cost == 8 + 2
-    assert [p.nodes[i] for i in rab.schedule] == ["f1", "f2", "f3", "f4", "b4", "f2", "f3", "b3", "b2", "b1"]
-    assert solve_remat(p, 5, "cpsat", FAST).cost == 8
+    assert rab.objective == 8 + 2
+    assert [p.nodes[i] for i in rab.payload] == ["f1", "f2", "f3", "f4", "b4", "f2", "f3", "b3", "b2", "b1"]
+    assert solve_remat(p, 5, "cpsat", FAST).objective == 8
 
 
 def test_smallest_feasible_budget_and_exit_codes(tmp_path):
@@ -127,10 +134,10 @@ def test_smallest_feasible_budget_and_exit_codes(tmp_path):
     data = {"nodes": [{"id": v, "cost_cpu": 1, "cost_ram": 1} for v in p.nodes],
             "links": [{"source": p.nodes[a], "target": p.nodes[b]} for b, ps in enumerate(p.preds) for a in ps]}
     path.write_text(json.dumps(data))
-    proc = subprocess.run([sys.executable, "-m", "monet_opt", "checkpoint", "--graph", str(path), "--budget", "2"],
+    proc = subprocess.run([sys.executable, "-m", "monet_opt", "checkpoint", "graph", str(path), "--budget", "2"],
                           capture_output=True, text=True)
     assert proc.returncode == 3 and "smallest feasible budget is 3" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "monet_opt", "checkpoint", "--graph", str(path), "--budget", "60%",
+    proc = subprocess.run([sys.executable, "-m", "monet_opt", "checkpoint", "graph", str(path), "--budget", "60%",
                            "--json", "--out", str(tmp_path / "run")], capture_output=True, text=True)
     out = json.loads(proc.stdout)
     assert proc.returncode == 0 and out["status"] == "optimal" and out["validated"]
@@ -155,18 +162,18 @@ def test_bad_graphs_exit_2(tmp_path, content, message):
     path.write_text(json.dumps(content))
     with pytest.raises(InputError, match=message):
         load_problem(path)
-    proc = subprocess.run([sys.executable, "-m", "monet_opt", "checkpoint", "--graph", str(path), "--budget", "10"],
+    proc = subprocess.run([sys.executable, "-m", "monet_opt", "checkpoint", "graph", str(path), "--budget", "10"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
 def test_negative_budget_and_formats(tmp_path):
     with pytest.raises(InputError, match="negative"):
-        parse_budget("-3", 10)
+        Budget.parse("-3")
     with pytest.raises(InputError, match="neither a number nor a percentage"):
-        parse_budget("lots", 10)
-    assert parse_budget("80%", 17) == 13 and parse_budget("12", 17) == 12
-    assert parse_budget("2.5", 170, size_scale=10) == 25  # absolute budgets are in the graph's own unit
+        Budget.parse("lots")
+    assert Budget.parse("80%").resolve(17) == 13 and Budget.parse("12").resolve(17) == 12
+    assert Budget.parse("2.5").resolve(170, 10) == 25  # absolute budgets are in the graph's own unit
     yaml_path = tmp_path / "g.yaml"
     yaml_path.write_text("name: tiny\nnodes:\n  - {id: x, cost: 0.5, size: 2}\n  - {id: y, cost: 1.25, size: 3, inputs: [x]}\n")
     p = load_problem(yaml_path)
@@ -181,7 +188,7 @@ def test_negative_budget_and_formats(tmp_path):
 
 def test_sweep_writes_csv_and_plot(tmp_path):
     from monet_opt.cli import main
-    assert main(["checkpoint", "--graph", "instances/remat/chain16.json", "--sweep", "4", "--population", "20",
+    assert main(["checkpoint", "graph", "instances/remat/chain16.json", "--sweep", "4", "--population", "20",
                  "--generations", "5", "--out", str(tmp_path), "--json"]) == 0
     lines = (tmp_path / "sweep.csv").read_text().splitlines()
     assert lines[0].startswith("budget,cpsat_cost,cpsat_status") and len(lines) == 5
@@ -193,14 +200,14 @@ def test_sweep_writes_csv_and_plot(tmp_path):
 
 def test_diamond_instance_by_hand():
     p = load_problem("instances/remat/diamond.yaml")
-    assert store_all_peak(p) == 15 and solve_remat(p, 15, "cpsat", FAST).cost == 14
+    assert store_all_peak(p) == 15 and solve_remat(p, 15, "cpsat", FAST).objective == 14
     # At 12, f needs b (8), e (2) and itself (2) live, nothing else: b cannot survive from its first
     # computation (at d: b + c + d = 13 > 12), so it is recomputed just before f (+4, while a, e and b
     # take 12); a is then dropped and recomputed for g (+1): 14 + 5 = 19.
     result = solve_remat(p, 12, "cpsat", FAST)
-    assert result.cost == 19 and result.peak == 12
-    assert [p.nodes[i] for i in result.schedule] == ["a", "b", "c", "d", "e", "b", "f", "a", "g"]
-    assert solve_remat(p, 12, "milp", FAST).cost == 19
+    assert result.objective == 19 and result.measurement.peak == 12
+    assert [p.nodes[i] for i in result.payload] == ["a", "b", "c", "d", "e", "b", "f", "a", "g"]
+    assert solve_remat(p, 12, "milp", FAST).objective == 19
     with pytest.raises(InfeasibleError, match="smallest feasible budget is 12"):
         solve_remat(p, 11, "cpsat", FAST)
 
@@ -228,7 +235,7 @@ def test_peak_descent_on_a_chain_by_hand():
     schedule = peak_descent(p, 4)
     replay = evaluate_schedule(p, schedule)
     assert replay.peak <= 4 and replay.cost == 9  # one recomputation is the optimum at budget 4
-    assert solve_remat(p, 4, "cpsat", FAST).cost == 9
+    assert solve_remat(p, 4, "cpsat", FAST).objective == 9
 
 
 def test_cpsat_without_a_schedule_in_time_answers_its_warm_start():
@@ -237,9 +244,10 @@ def test_cpsat_without_a_schedule_in_time_answers_its_warm_start():
 
     problem = layered_dag(250, seed=250)
     budget = int(0.9 * store_all_peak(problem))
-    result = solve_remat(problem, budget, "cpsat", SolverOptions(0.2, 2, 0))
+    # the warm start takes about a second; CP-SAT itself gets 0.2 s (a raw parameter, applied last)
+    result = solve_remat(problem, budget, "cpsat", SolverOptions(20, 2, 0, cpsat_params=(("max_time_in_seconds", "0.2"),)))
     data = result.to_dict()
-    assert result.validated and result.peak <= budget and data["status"] == "feasible"
+    assert result.validated and result.measurement.peak <= budget and data["status"] == "feasible"
     assert data["warm_start_cost"] is not None and data["objective"] <= data["warm_start_cost"]
     if data["from_warm_start"]:
         assert result.stats.time_to_first_s is None and data["bound"] is not None
@@ -271,7 +279,7 @@ def test_restricted_model_answers_a_validated_schedule_with_the_trivial_bound():
     budget = 5
     result = solve_remat(p, budget, "cpsat", FAST, max_pairs=71)
     data = result.to_dict()
-    assert data["restricted_window"] == 0 and result.validated and result.peak <= budget
+    assert data["restricted_window"] == 0 and result.validated and result.measurement.peak <= budget
     assert data["status"] == "feasible" and data["bound"] == 16  # every node runs once
-    assert result.cost >= chain_optimum(8, budget)
+    assert result.objective >= chain_optimum(8, budget)
     assert solve_remat(p, budget, "cpsat", FAST).to_dict()["restricted_window"] is None

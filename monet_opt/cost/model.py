@@ -48,7 +48,7 @@ per op) and local traffic add up over its ops; its DRAM traffic is its external 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from monet_opt.hardware.model import DRAM, Accelerator, Core
@@ -188,17 +188,18 @@ def _distinct(tensors: Iterable[Tensor]) -> list[Tensor]:
 
 
 def price(graph: Graph, ops: Sequence[Op], core: Core, hw: Accelerator,
-          on_chip: frozenset[str] = frozenset()) -> Cost | Unavailable:
+          on_chip: frozenset[str] = frozenset(), limits_bytes: Mapping[str, int] | None = None) -> Cost | Unavailable:
     """Latency and energy of `ops` (one op, or a fused stack in execution order) on `core`.
 
     `on_chip` names tensors that are already in, or stay in, the core's local memory (no DRAM bytes).
+    `limits_bytes`: memory budgets below the capacities; the core then tiles to fit its budget.
     Returns Unavailable when the core cannot run one of the ops or a fused stack does not fit.
     """
     for op in ops:
         if not core.can_run(op.kind):
             return Unavailable(f"core {core.name!r} cannot run {op.kind.value} (op {op.name!r})")
     memory = hw.memories[core.memory]
-    capacity = hw.working_capacity_bytes(core.name)
+    capacity = hw.working_capacity_bytes(core.name, limits_bytes)
     works = [_core_work(graph, op, core) for op in ops]
     if len(ops) == 1:
         op = ops[0]
@@ -284,9 +285,10 @@ class CostTable:
     prices up instead of recomputing them.
     """
 
-    def __init__(self, graph: Graph, hw: Accelerator) -> None:
+    def __init__(self, graph: Graph, hw: Accelerator, limits_bytes: Mapping[str, int] | None = None) -> None:
         self.graph = graph
         self.hw = hw
+        self.limits_bytes = dict(limits_bytes or {})  # memory -> budget below its capacity (see `price`)
         self._cores = {c.name: c for c in hw.cores}
         self._cache: dict[tuple[tuple[str, ...], str, frozenset[str]], Cost | Unavailable] = {}
 
@@ -294,7 +296,8 @@ class CostTable:
         key = (ops, core, on_chip)
         found = self._cache.get(key)
         if found is None:
-            found = price(self.graph, [self.graph.op_by_name[o] for o in ops], self._cores[core], self.hw, on_chip)
+            found = price(self.graph, [self.graph.op_by_name[o] for o in ops], self._cores[core], self.hw, on_chip,
+                          self.limits_bytes)
             self._cache[key] = found
         return found
 

@@ -139,12 +139,18 @@ class Accelerator:
             raise InputError(f"accelerator {self.name!r}: no link joins {a!r} and {b!r}")
         return min(candidates, key=lambda link: (len(link.endpoints), -link.bandwidth_bits_per_cycle, link.name))
 
-    def working_capacity_bytes(self, core: str) -> int:
-        """Bytes of its memory a core may use for a working set: the capacity divided evenly among
-        the cores that share the memory (so concurrent working sets never overflow it)."""
+    def usable_bytes(self, memory: str, limits_bytes: Mapping[str, int] | None = None) -> int:
+        """The memory's capacity, or its budget in `limits_bytes` when that is smaller."""
+        capacity = self.memories[memory].capacity_bytes
+        return min(capacity, (limits_bytes or {}).get(memory, capacity))
+
+    def working_capacity_bytes(self, core: str, limits_bytes: Mapping[str, int] | None = None) -> int:
+        """Bytes of its memory a core may use for a working set: the usable bytes (`usable_bytes`)
+        divided evenly among the cores that share the memory (so concurrent working sets never
+        overflow it)."""
         memory = self.core(core).memory
         sharers = sum(1 for c in self.cores if c.memory == memory)
-        return self.memories[memory].capacity_bytes // sharers
+        return self.usable_bytes(memory, limits_bytes) // sharers
 
     def dram_bandwidth_bits_per_cycle(self, core: str) -> int:
         """DRAM <-> core bandwidth: the slower of the DRAM port and the link that carries the traffic."""

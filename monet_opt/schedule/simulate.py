@@ -222,18 +222,78 @@ def _stack_cost(table: CostTable, ops: tuple[str, ...], core: str, on_chip: froz
     return total, found.reason
 
 
-def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None = None) -> SimulationResult:
-    """Simulate `plan` for `graph` on `hw`; see the module docstring for the rules."""
+@dataclass(frozen=True)
+class _Structure:
+    """What the plan's stacks read and where their values live, derived once."""
+
+    stack_of: Mapping[str, str]  # op -> its stack
+    stack_inputs: Mapping[str, list[tuple[str, str]]]  # stack -> (tensor, producer stack) read from outside
+    on_chip_home: Mapping[str, str]  # tensor kept ON_CHIP -> core whose memory holds it
+    internal: frozenset[str]  # values produced and read only inside one fused stack
+
+
+@dataclass(frozen=True)
+class _Copy:
+    """An ON_CHIP value copied from its home memory to a reader's memory over a link."""
+
+    tensor: str
+    link: Link
+    size_bytes: int
+    source_memory: str
+
+
+@dataclass(frozen=True)
+class _Started:
+    """One stack as the event loop ran it: its record, its price and the copies it waited for."""
+
+    record: TaskRecord
+    cost: Cost | None
+    copies: tuple[_Copy, ...]
+
+
+@dataclass(frozen=True)
+class _Run:
+    started: tuple[_Started, ...]  # in start order
+    transfers: tuple[TransferRecord, ...]
+    copy_start: Mapping[tuple[str, str], int]  # (tensor, memory) -> when its copy there began
+
+
+def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None = None,
+             limits_bytes: Mapping[str, int] | None = None) -> SimulationResult:
+    """Simulate `plan` for `graph` on `hw`; see the module docstring for the rules. `limits_bytes`:
+    budgets of memories below their capacities: ops are priced to fit them and a memory above its
+    budget is a capacity violation."""
+    limits = dict(limits_bytes or {})
     check_plan_input(graph, plan, {c.name for c in hw.cores})
     graph, plan = insert_recomputation(graph, plan)
-    if table is None or table.graph is not graph:
-        table = CostTable(graph, hw)
+    if table is None or table.graph is not graph or table.limits_bytes != limits:
+        table = CostTable(graph, hw, limits)
     violations: list[Violation] = []
-    core_memory = {c.name: c.memory for c in hw.cores}
-    dram_link = {c.name: hw.link_between(DRAM, c.name) for c in hw.cores}
-    stack_of = {op: s for s, ops in plan.stacks.items() for op in ops}
+    structure = _structure(graph, plan, violations)
+    run = _event_loop(graph, hw, plan, table, structure, violations)
+    energy = _energy_breakdown(hw, run)
+    curves, peaks, capacity, static_dram = _memory_occupancy(graph, hw, plan, structure, run, limits, violations)
+    tasks = tuple(s.record for s in run.started)
+    return SimulationResult(
+        accelerator=hw.name,
+        clock_hz=hw.clock_hz,
+        latency_cycles=max([t.end_cycle for t in tasks] + [x.end_cycle for x in run.transfers] + [0]),
+        energy_pj=sum(energy.values()),
+        energy_breakdown_pj=dict(sorted(energy.items())),
+        peak_memory_bytes=peaks,
+        capacity_bytes=capacity,
+        static_dram_bytes=static_dram,
+        tasks=tasks,
+        transfers=run.transfers,
+        memory_curves=curves,
+        violations=tuple(violations),
+    )
 
-    # ---- static checks: order coverage, dependencies inside and between stacks
+
+def _structure(graph: Graph, plan: Plan, violations: list[Violation]) -> _Structure:
+    """Static checks (order coverage, dependencies inside and between stacks, acyclic stacks) and
+    where values live: ON_CHIP homes and values internal to fused stacks."""
+    stack_of = {op: s for s, ops in plan.stacks.items() for op in ops}
     listed: dict[str, list[str]] = defaultdict(list)
     for core, order in plan.core_order.items():
         for s in order:
@@ -243,7 +303,7 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
         if where != [core]:
             violations.append(Violation("order", f"stack {s!r} is assigned to {core!r} but listed in the order of "
                                                  f"{where or 'no core'}"))
-    stack_inputs: dict[str, list[tuple[str, str]]] = {}  # stack -> (tensor, producer stack)
+    stack_inputs: dict[str, list[tuple[str, str]]] = {}
     stack_graph = nx.DiGraph()
     stack_graph.add_nodes_from(plan.stacks)
     for s, ops in plan.stacks.items():
@@ -276,13 +336,9 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
         cycle = nx.find_cycle(stack_graph)
         violations.append(Violation("dependency", "stacks depend on each other (a fusion stack is not convex): "
                                     + " -> ".join(u for u, _ in cycle)))
-
-    # ---- where values live
-    on_chip_home: dict[str, str] = {}  # tensor -> core whose memory holds it
-    for t, r in plan.residency.items():
-        if r is Residency.ON_CHIP:
-            on_chip_home[t] = plan.core_of[stack_of[graph.producer[t]]]
-    internal: set[str] = set()  # values produced and read only inside one fused stack
+    on_chip_home = {t: plan.core_of[stack_of[graph.producer[t]]]
+                    for t, r in plan.residency.items() if r is Residency.ON_CHIP}
+    internal: set[str] = set()
     for ops in plan.stacks.values():
         members = set(ops)
         for op_name in ops:
@@ -290,23 +346,26 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
                 readers = graph.consumers[t]
                 if readers and all(r in members for r in readers) and t not in graph.outputs and len(ops) > 1:
                     internal.add(t)
+    return _Structure(stack_of, stack_inputs, on_chip_home, frozenset(internal))
 
-    # ---- the event loop
+
+def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, structure: _Structure,
+                violations: list[Violation]) -> _Run:
+    """Run the stacks: repeatedly start the stack (at the head of its core's order) that can start
+    earliest, given its inputs, its ON_CHIP copies over links and its core's DRAM link."""
+    stack_of, stack_inputs, on_chip_home = structure.stack_of, structure.stack_inputs, structure.on_chip_home
+    core_memory = {c.name: c.memory for c in hw.cores}
+    dram_link = {c.name: hw.link_between(DRAM, c.name) for c in hw.cores}
     pending = {c.name: list(plan.core_order.get(c.name, ())) for c in hw.cores}
     head = {c: 0 for c in pending}
     core_free = {c: 0 for c in pending}
     link_free: dict[str, int] = defaultdict(int)
     end_of: dict[str, int] = {}
-    start_of: dict[str, int] = {}
-    core_run: dict[str, str] = {}
     arrival: dict[tuple[str, str], int] = {}  # (tensor, memory) -> when a copy is there
-    tasks: list[TaskRecord] = []
+    copy_start: dict[tuple[str, str], int] = {}
+    started: list[_Started] = []
     transfers: list[TransferRecord] = []
-    copies: dict[tuple[str, str], int] = {}  # (tensor, memory) -> copy start
-    energy: dict[str, float] = defaultdict(float)
-    working_sets: list[tuple[str, int, int, int]] = []  # (memory, start, end, bytes)
     costs: dict[str, Cost | None] = {}
-    ineligible_reported: set[str] = set()
 
     def stack_cost(s: str, core: str) -> Cost | None:
         if s not in costs:
@@ -316,23 +375,22 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
             cost, reason = _stack_cost(table, ops, core, on_chip)
             if cost is None:
                 violations.append(Violation("ineligible", reason))
-                ineligible_reported.add(s)
             elif reason:
                 violations.append(Violation("capacity", reason))
             costs[s] = cost
         return costs[s]
 
-    def needed_copies(s: str, core: str) -> list[tuple[str, Link, int]]:
-        """(tensor, link, bytes) of ON_CHIP inputs that must be copied to this core's memory."""
+    def needed_copies(s: str, core: str) -> list[_Copy]:
+        """ON_CHIP inputs that must be copied to this core's memory."""
         out = []
         for t, _ in stack_inputs[s]:
             home = on_chip_home.get(t)
             if home is not None and core_memory[home] != core_memory[core] and (t, core_memory[core]) not in arrival:
-                out.append((t, hw.link_between(home, core), graph.tensors[t].size_bytes))
+                out.append(_Copy(t, hw.link_between(home, core), graph.tensors[t].size_bytes, core_memory[home]))
         return out
 
-    def copy_cycles(link: Link, size_bytes: int) -> int:
-        return math.ceil(size_bytes * 8 / link.bandwidth_bits_per_cycle)
+    def copy_cycles(copy: _Copy) -> int:
+        return math.ceil(copy.size_bytes * 8 / copy.link.bandwidth_bits_per_cycle)
 
     bus_head: dict[str, int] = defaultdict(int)
 
@@ -359,10 +417,10 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
             for t, p in stack_inputs[s]:
                 ready = max(ready, end_of[p], arrival.get((t, core_memory[core]), 0))
             tentative = defaultdict(int, link_free)
-            for t, link, size in needed_copies(s, core):
-                begin = max(end_of[stack_of[graph.producer[t]]], tentative[link.name], previous_end)
-                tentative[link.name] = begin + copy_cycles(link, size)
-                ready = max(ready, tentative[link.name])
+            for copy in needed_copies(s, core):
+                begin = max(end_of[stack_of[graph.producer[copy.tensor]]], tentative[copy.link.name], previous_end)
+                tentative[copy.link.name] = begin + copy_cycles(copy)
+                ready = max(ready, tentative[copy.link.name])
             cost = stack_cost(s, core)
             if cost is not None and cost.dram_cycles:
                 bus = dram_link[core].name
@@ -384,54 +442,74 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
         start, _, core = best
         s = pending[core][head[core]]
         memory = core_memory[core]
-        for t, link, size in needed_copies(s, core):
-            begin = max(end_of[stack_of[graph.producer[t]]], link_free[link.name], previous_end)
-            finish = begin + copy_cycles(link, size)
-            link_free[link.name] = finish
-            arrival[(t, memory)] = finish
-            copies[(t, memory)] = begin
-            transfers.append(TransferRecord(t, link.name, begin, finish, size))
-            src = hw.memories[core_memory[on_chip_home[t]]]
-            dst = hw.memories[memory]
-            bits = size * 8
-            energy[f"link:{link.name}"] += bits * link.energy_pj_per_bit
-            energy[f"memory:{src.name}"] += bits * src.read_energy_pj_per_bit
-            energy[f"memory:{dst.name}"] += bits * dst.write_energy_pj_per_bit
+        copies = needed_copies(s, core)
+        for copy in copies:
+            begin = max(end_of[stack_of[graph.producer[copy.tensor]]], link_free[copy.link.name], previous_end)
+            finish = begin + copy_cycles(copy)
+            link_free[copy.link.name] = finish
+            arrival[(copy.tensor, memory)] = finish
+            copy_start[(copy.tensor, memory)] = begin
+            transfers.append(TransferRecord(copy.tensor, copy.link.name, begin, finish, copy.size_bytes))
         cost = stack_cost(s, core)
-        duration = cost.latency_cycles if cost is not None else 0
-        end = start + duration
-        if cost is not None:
-            if cost.dram_cycles:
-                bus = dram_link[core].name
-                link_free[bus] = start + cost.dram_cycles
-                bus_head[bus] += 1
-                transfers.append(TransferRecord(f"dram traffic of {s}", bus, start, start + cost.dram_cycles,
-                                                cost.dram_bytes))
-                energy[f"link:{bus}"] += cost.dram_link_energy_pj
-            energy["compute"] += cost.compute_energy_pj
-            energy[f"memory:{memory}"] += cost.local_energy_pj
-            energy["dram"] += cost.dram_energy_pj
-            working_sets.append((memory, start, end, cost.working_set_bytes))
+        end = start + (cost.latency_cycles if cost is not None else 0)
+        if cost is not None and cost.dram_cycles:
+            bus = dram_link[core].name
+            link_free[bus] = start + cost.dram_cycles
+            bus_head[bus] += 1
+            transfers.append(TransferRecord(f"dram traffic of {s}", bus, start, start + cost.dram_cycles, cost.dram_bytes))
         first_op = graph.op_by_name[plan.stacks[s][0]]
-        tasks.append(TaskRecord(
+        record = TaskRecord(
             s, plan.stacks[s], core, first_op.phase.value, start, end,
             cost.dram_cycles if cost else 0, cost.dram_read_bytes if cost else 0, cost.dram_write_bytes if cost else 0,
             cost.energy_pj if cost else 0.0,
-        ))
-        start_of[s], end_of[s], core_run[s] = start, end, core
+        )
+        started.append(_Started(record, cost, tuple(copies)))
+        end_of[s] = end
         core_free[core] = end
         previous_end = end if plan.serial else 0
         head[core] += 1
         remaining -= 1
+    return _Run(tuple(started), tuple(transfers), copy_start)
 
-    makespan = max([t.end_cycle for t in tasks] + [x.end_cycle for x in transfers] + [0])
 
-    # ---- memory occupancy
+def _energy_breakdown(hw: Accelerator, run: _Run) -> dict[str, float]:
+    """Energy by component, in start order: per copy the link's energy per bit, a read at the
+    source memory and a write at the destination; per stack the cost model's compute, local-memory,
+    DRAM and DRAM-link energies."""
+    energy: dict[str, float] = defaultdict(float)
+    core_memory = {c.name: c.memory for c in hw.cores}
+    for item in run.started:
+        memory = core_memory[item.record.core]
+        for copy in item.copies:
+            bits = copy.size_bytes * 8
+            energy[f"link:{copy.link.name}"] += bits * copy.link.energy_pj_per_bit
+            energy[f"memory:{copy.source_memory}"] += bits * hw.memories[copy.source_memory].read_energy_pj_per_bit
+            energy[f"memory:{memory}"] += bits * hw.memories[memory].write_energy_pj_per_bit
+        cost = item.cost
+        if cost is not None:
+            if cost.dram_cycles:
+                energy[f"link:{hw.link_between(DRAM, item.record.core).name}"] += cost.dram_link_energy_pj
+            energy["compute"] += cost.compute_energy_pj
+            energy[f"memory:{memory}"] += cost.local_energy_pj
+            energy["dram"] += cost.dram_energy_pj
+    return energy
+
+
+def _memory_occupancy(graph: Graph, hw: Accelerator, plan: Plan, structure: _Structure, run: _Run,
+                      limits: Mapping[str, int], violations: list[Violation]
+                      ) -> tuple[dict[str, tuple[tuple[int, int], ...]], dict[str, int], dict[str, int], int]:
+    """Occupancy curves and peaks of every memory (module docstring, "Memory occupancy"), and a
+    capacity violation for every memory above its capacity (or its budget in `limits`)."""
+    stack_of, on_chip_home = structure.stack_of, structure.on_chip_home
+    core_memory = {c.name: c.memory for c in hw.cores}
+    start_of = {s.record.name: s.record.start_cycle for s in run.started}
+    end_of = {s.record.name: s.record.end_cycle for s in run.started}
+    core_run = {s.record.name: s.record.core for s in run.started}
     events: dict[str, list[tuple[int, int]]] = defaultdict(list)
     static_dram = sum(t.size_bytes for t in graph.tensors.values() if t.is_static)
     events[DRAM].append((0, static_dram))  # static bytes stay: the curve ends at its static level
     for name, tensor in graph.tensors.items():
-        if tensor.is_static or name in internal:
+        if tensor.is_static or name in structure.internal:
             continue
         producer = graph.producer.get(name)
         if producer is not None and stack_of[producer] not in start_of:
@@ -445,13 +523,15 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
         memory = DRAM if home is None else core_memory[home]
         if free > alloc:
             events[memory] += [(alloc, tensor.size_bytes), (free, -tensor.size_bytes)]
-    for (t, memory), begin in copies.items():
+    for (t, memory), begin in run.copy_start.items():
         last = max((end_of[stack_of[r]] for r in graph.consumers[t]
                     if stack_of[r] in core_run and core_memory[core_run[stack_of[r]]] == memory), default=begin)
         events[memory] += [(begin, graph.tensors[t].size_bytes), (last, -graph.tensors[t].size_bytes)]
-    for memory, begin, end, size in working_sets:
-        if end > begin:
-            events[memory] += [(begin, size), (end, -size)]
+    for item in run.started:
+        r = item.record
+        if item.cost is not None and r.end_cycle > r.start_cycle:
+            memory = core_memory[r.core]
+            events[memory] += [(r.start_cycle, item.cost.working_set_bytes), (r.end_cycle, -item.cost.working_set_bytes)]
     capacity = {DRAM: hw.dram.capacity_bytes, **{m.name: m.capacity_bytes for m in hw.memories.values()}}
     curves: dict[str, tuple[tuple[int, int], ...]] = {}
     peaks: dict[str, int] = {}
@@ -467,64 +547,71 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
                 peak, peak_at = level, time
         curves[memory] = tuple(points)
         peaks[memory] = peak
-        if peak > capacity[memory]:
+        allowed = min(capacity[memory], limits.get(memory, capacity[memory]))
+        if peak > allowed:
+            what = "capacity" if allowed == capacity[memory] else "budget"
             violations.append(Violation("capacity", f"memory {memory!r} holds {peak} bytes at cycle {peak_at}, "
-                                                    f"{peak - capacity[memory]} more than its capacity {capacity[memory]}"))
-    return SimulationResult(
-        accelerator=hw.name,
-        clock_hz=hw.clock_hz,
-        latency_cycles=makespan,
-        energy_pj=sum(energy.values()),
-        energy_breakdown_pj=dict(sorted(energy.items())),
-        peak_memory_bytes=peaks,
-        capacity_bytes=capacity,
-        static_dram_bytes=static_dram,
-        tasks=tuple(tasks),
-        transfers=tuple(transfers),
-        memory_curves=curves,
-        violations=tuple(violations),
-    )
-
-
-@dataclass(frozen=True)
-class Claim:
-    """What a solver says its plan achieves; None fields are not checked."""
-
-    latency_cycles: int | None = None
-    energy_pj: float | None = None
-    peak_memory_bytes: Mapping[str, int] | None = None
-
-
-@dataclass(frozen=True)
-class CheckReport:
-    ok: bool
-    differences: tuple[str, ...]
-    result: SimulationResult
+                                                    f"{peak - allowed} more than its {what} {allowed}"))
+    return curves, peaks, capacity, static_dram
 
 
 ENERGY_RELATIVE_TOLERANCE = 1e-9
 """Energy is a float sum whose order may differ between a solver and the simulator."""
 
 
-def check(graph: Graph, hw: Accelerator, plan: Plan, claimed: Claim, table: CostTable | None = None) -> CheckReport:
-    """Simulate `plan` and compare with `claimed`: latency and peak bytes must match exactly, energy
-    within ENERGY_RELATIVE_TOLERANCE; every violation is a difference too. Each difference says
-    what disagrees and by how much, and where the simulated latency comes from."""
-    result = simulate(graph, hw, plan, table)
-    differences = [f"{v.kind} violation: {v.message}" for v in result.violations]
-    if claimed.latency_cycles is not None and claimed.latency_cycles != result.latency_cycles:
-        last = max(result.tasks, key=lambda t: t.end_cycle) if result.tasks else None
-        tail = f"; the simulated schedule ends with {last.name!r} on {last.core!r}" if last else ""
-        differences.append(f"latency: claimed {claimed.latency_cycles} cycles, simulated {result.latency_cycles} "
-                           f"({result.latency_cycles - claimed.latency_cycles:+d}){tail}")
-    if claimed.energy_pj is not None and not math.isclose(claimed.energy_pj, result.energy_pj,
-                                                         rel_tol=ENERGY_RELATIVE_TOLERANCE):
-        parts = ", ".join(f"{k} {v:.4g}" for k, v in result.energy_breakdown_pj.items())
-        differences.append(f"energy: claimed {claimed.energy_pj:.6g} pJ, simulated {result.energy_pj:.6g} pJ ({parts})")
+@dataclass(frozen=True)
+class Claim:
+    """What a solver says its plan achieves; None fields are not checked. `latency_is_upper_bound`:
+    the simulated latency may be lower (a schedule whose orders are fixed but whose start times the
+    simulator compacts, as for an allocation that is not proven optimal)."""
+
+    latency_cycles: int | None = None
+    energy_pj: float | None = None
+    peak_memory_bytes: Mapping[str, int] | None = None
+    latency_is_upper_bound: bool = False
+    energy_relative_tolerance: float = ENERGY_RELATIVE_TOLERANCE
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    ok: bool
+    differences: tuple[str, ...]  # every violation, then every disagreement
+    result: SimulationResult
+    disagreements: tuple[str, ...] = ()  # where the claim and the simulation differ
+
+
+def disagreements(claimed: Claim, latency_cycles: int, energy_pj: float,
+                  peak_memory_bytes: Mapping[str, int] | None = None, latency_source: str = "") -> list[str]:
+    """Where `claimed` differs from what was measured (see `Claim`), each with by how much;
+    `latency_source` (e.g. the task that ends last) is appended to a latency difference."""
+    out = []
+    if claimed.latency_cycles is not None and (
+            latency_cycles > claimed.latency_cycles if claimed.latency_is_upper_bound
+            else latency_cycles != claimed.latency_cycles):
+        out.append(f"latency: claimed {claimed.latency_cycles} cycles, simulated {latency_cycles} "
+                   f"({latency_cycles - claimed.latency_cycles:+d}){latency_source}")
+    if claimed.energy_pj is not None and not math.isclose(claimed.energy_pj, energy_pj,
+                                                         rel_tol=claimed.energy_relative_tolerance):
+        out.append(f"energy: claimed {claimed.energy_pj:.6g} pJ, simulated {energy_pj:.6g} pJ")
     for memory, claimed_peak in (claimed.peak_memory_bytes or {}).items():
-        if memory not in result.peak_memory_bytes:
+        if peak_memory_bytes is None or memory not in peak_memory_bytes:
             raise InputError(f"claim names unknown memory {memory!r}")
-        if claimed_peak != result.peak_memory_bytes[memory]:
-            differences.append(f"peak memory of {memory!r}: claimed {claimed_peak} bytes, simulated "
-                               f"{result.peak_memory_bytes[memory]}")
-    return CheckReport(not differences, tuple(differences), result)
+        if claimed_peak != peak_memory_bytes[memory]:
+            out.append(f"peak memory of {memory!r}: claimed {claimed_peak} bytes, simulated {peak_memory_bytes[memory]}")
+    return out
+
+
+def check(graph: Graph, hw: Accelerator, plan: Plan, claimed: Claim, table: CostTable | None = None,
+          limits_bytes: Mapping[str, int] | None = None) -> CheckReport:
+    """Simulate `plan` (with memory budgets `limits_bytes`, see `simulate`) and compare with
+    `claimed` (`disagreements`); every violation is a difference too."""
+    result = simulate(graph, hw, plan, table, limits_bytes)
+    last = max(result.tasks, key=lambda t: t.end_cycle) if result.tasks else None
+    tail = f"; the simulated schedule ends with {last.name!r} on {last.core!r}" if last else ""
+    differences = disagreements(claimed, result.latency_cycles, result.energy_pj, result.peak_memory_bytes, tail)
+    if any(d.startswith("energy:") for d in differences):
+        parts = ", ".join(f"{k} {v:.4g}" for k, v in result.energy_breakdown_pj.items())
+        differences = [f"{d} ({parts})" if d.startswith("energy:") else d for d in differences]
+    violations = [f"{v.kind} violation: {v.message}" for v in result.violations]
+    return CheckReport(not violations and not differences, tuple(violations + differences), result,
+                       tuple(differences))

@@ -4,16 +4,25 @@ Random initialisation (each gene uniform over its alleles), uniform (binomial) c
 probability `crossover_probability` per pair, mutation with probability `mutation_probability` per
 individual in which each gene is redrawn among its other alleles with probability 1/len (a bit
 flip for binary genes), NSGA-II survivor selection over two minimised objectives. Deterministic
-for a seed: DEAP draws from Python's global `random`, whose state is saved and restored.
+for a seed: DEAP draws from Python's global `random`, whose state is saved and restored
+(`seeded_random`). Generations stop early at the deadline: the answer is then the best of the
+genomes evaluated so far.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from deap import base, tools
+
+from monet_opt.solvers.common import Deadline
+
+Key = TypeVar("Key", bound=Hashable)
+Objectives = TypeVar("Objectives")
 
 
 class TwoObjectives(base.Fitness):
@@ -42,30 +51,49 @@ class GAConfig:
 Genome = tuple[int, ...]
 
 
-def nsga2_search(alleles: Sequence[int], evaluate: Callable[[Genome], tuple[float, float]],
-                 config: GAConfig) -> dict[Genome, tuple[float, float]]:
-    """Every genome evaluated (gene i takes values 0..alleles[i]-1), with its two objectives."""
+@contextmanager
+def seeded_random(seed: int) -> Iterator[None]:
+    """Python's global `random` (which DEAP draws from) seeded for the block, then restored."""
     saved_state = random.getstate()
-    random.seed(config.seed)
-    cache: dict[Genome, tuple[float, float]] = {}
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(saved_state)
 
-    def fitness(genes: list[int]) -> tuple[float, float]:
+
+class FitnessMemo(Generic[Key, Objectives]):
+    """Each genome is evaluated once: `memo(genes)` looks it up, `memo.seen` holds every result."""
+
+    def __init__(self, evaluate: Callable[[Key], Objectives]) -> None:
+        self.evaluate = evaluate
+        self.seen: dict[Key, Objectives] = {}
+
+    def __call__(self, genes: Sequence) -> Objectives:
         key = tuple(genes)
-        if key not in cache:
-            cache[key] = evaluate(key)
-        return cache[key]
+        if key not in self.seen:
+            self.seen[key] = self.evaluate(key)
+        return self.seen[key]
+
+
+def nsga2_search(alleles: Sequence[int], evaluate: Callable[[Genome], tuple[float, float]],
+                 config: GAConfig, deadline: Deadline) -> dict[Genome, tuple[float, float]]:
+    """Every genome evaluated (gene i takes values 0..alleles[i]-1), with its two objectives."""
+    fitness = FitnessMemo(evaluate)
 
     def mutate(ind: Individual) -> None:
         for i, count in enumerate(alleles):
             if count > 1 and random.random() < 1.0 / len(alleles):
                 ind[i] = (ind[i] + random.randrange(1, count)) % count
 
-    try:
+    with seeded_random(config.seed):
         population = [Individual([random.randrange(c) for c in alleles]) for _ in range(config.population)]
         for ind in population:
             ind.fitness.values = fitness(ind)
         population = tools.selNSGA2(population, len(population))
         for _ in range(config.generations):
+            if deadline.expired():
+                break
             parents = tools.selTournamentDCD(population, len(population)) if len(population) % 4 == 0 else \
                 [random.choice(population) for _ in population]
             offspring = [Individual(list(p)) for p in parents]
@@ -77,9 +105,7 @@ def nsga2_search(alleles: Sequence[int], evaluate: Callable[[Genome], tuple[floa
                     mutate(ind)
                 ind.fitness.values = fitness(ind)
             population = tools.selNSGA2(population + offspring, config.population)
-    finally:
-        random.setstate(saved_state)
-    return cache
+    return fitness.seen
 
 
 def pareto_front(points: Sequence[tuple[float, float, object]]) -> list[tuple[float, float, object]]:

@@ -17,7 +17,7 @@ from ortools.sat.python import cp_model
 
 from monet_opt.solvers.allocation.bounds import link_bound_cycles
 from monet_opt.solvers.allocation.problem import AllocationProblem, Schedule
-from monet_opt.solvers.common import SolverOptions, SolveStats, run_cpsat
+from monet_opt.solvers.common import Deadline, SolverOptions, SolveStats, run_cpsat
 
 
 SUBSOLVERS = ("max_lp", "default_lp", "quick_restart", "core", "reduced_costs", "pseudo_costs", "no_lp")
@@ -51,22 +51,22 @@ class _Model:
         horizon += sum(max(p.delay_cycles(e, "a", "b"), 0) for e in p.edges)
         self.horizon = horizon
         self.x: dict[tuple[int, str], cp_model.IntVar] = {}
-        self.S = [m.NewIntVar(0, horizon, f"S{t}") for t in range(p.n)]
-        self.E = [m.NewIntVar(0, horizon, f"E{t}") for t in range(p.n)]
+        self.S = [m.new_int_var(0, horizon, f"S{t}") for t in range(p.n)]
+        self.E = [m.new_int_var(0, horizon, f"E{t}") for t in range(p.n)]
         core_intervals: dict[str, list] = {c: [] for c in p.cores}
         bus_intervals: dict[str, list] = {}
         for t, options in enumerate(p.options):
             for c, option in options.items():
-                x = self.x[t, c] = m.NewBoolVar(f"x{t}_{c}")
-                core_intervals[c].append(m.NewOptionalFixedSizeIntervalVar(self.S[t], option.duration_cycles, x, ""))
+                x = self.x[t, c] = m.new_bool_var(f"x{t}_{c}")
+                core_intervals[c].append(m.new_optional_fixed_size_interval_var(self.S[t], option.duration_cycles, x, ""))
                 if option.bus is not None and option.bus_cycles:
                     bus_intervals.setdefault(option.bus, []).append(
-                        m.NewOptionalFixedSizeIntervalVar(self.S[t], option.bus_cycles, x, ""))
-            m.AddExactlyOne(self.x[t, c] for c in options)
-            m.Add(self.E[t] == self.S[t] + sum(o.duration_cycles * self.x[t, c] for c, o in options.items()))
+                        m.new_optional_fixed_size_interval_var(self.S[t], option.bus_cycles, x, ""))
+            m.add_exactly_one(self.x[t, c] for c in options)
+            m.add(self.E[t] == self.S[t] + sum(o.duration_cycles * self.x[t, c] for c, o in options.items()))
         for intervals in list(core_intervals.values()) + list(bus_intervals.values()):
             if len(intervals) > 1:
-                m.AddNoOverlap(intervals)
+                m.add_no_overlap(intervals)
         self.same: dict[int, cp_model.IntVar] = {}
         energy_terms = []
         scale = self.scale = energy_scale(p)
@@ -74,17 +74,17 @@ class _Model:
             delay = p.delay_cycles(e, "a", "b")
             transfer = p.transfer_energy_pj(e, "a", "b")
             if delay == 0 and transfer == 0:
-                m.Add(self.S[e.target] >= self.E[e.source])
+                m.add(self.S[e.target] >= self.E[e.source])
                 continue
             shared = [c for c in p.options[e.source] if c in p.options[e.target]]
             together = []
             for c in shared:
-                y = m.NewBoolVar(f"y{k}_{c}")
-                m.AddImplication(y, self.x[e.source, c])
-                m.AddImplication(y, self.x[e.target, c])
+                y = m.new_bool_var(f"y{k}_{c}")
+                m.add_implication(y, self.x[e.source, c])
+                m.add_implication(y, self.x[e.target, c])
                 together.append(y)
             same = sum(together)
-            m.Add(self.S[e.target] >= self.E[e.source] + delay - delay * same)
+            m.add(self.S[e.target] >= self.E[e.source] + delay - delay * same)
             if transfer:
                 energy_terms.append(round(transfer * scale) * (1 - same))
         # interchangeable cores: core k+1 serves a task only if core k served an earlier (or the same) one
@@ -92,9 +92,9 @@ class _Model:
             tasks = [t for t in range(p.n) if group[0] in p.options[t]]
             for a, b in zip(group, group[1:], strict=False):
                 for i, t in enumerate(tasks):
-                    m.Add(self.x[t, b] <= sum(self.x[u, a] for u in tasks[:i]))
-        self.makespan = m.NewIntVar(0, horizon, "makespan")
-        m.AddMaxEquality(self.makespan, self.E)
+                    m.add(self.x[t, b] <= sum(self.x[u, a] for u in tasks[:i]))
+        self.makespan = m.new_int_var(0, horizon, "makespan")
+        m.add_max_equality(self.makespan, self.E)
         # redundant load bounds (they put the resources into the LP relaxation): every core and every
         # DRAM link is busy for at most the makespan
         load: dict[str, list] = {}
@@ -104,28 +104,28 @@ class _Model:
             if option.bus is not None and option.bus_cycles:
                 load.setdefault(f"bus:{option.bus}", []).append(option.bus_cycles * x)
         for terms in load.values():
-            m.Add(sum(terms) <= self.makespan)
+            m.add(sum(terms) <= self.makespan)
         # redundant: the one-machine bound of every DRAM link with heads and tails (bounds.py)
-        m.Add(self.makespan >= link_bound_cycles(p))
+        m.add(self.makespan >= link_bound_cycles(p))
         energy_terms += [round(o.energy_pj * scale) * self.x[t, c] for t, opts in enumerate(p.options)
                          for c, o in opts.items()]
         self.energy = sum(energy_terms)
         if target.makespan_cap is not None:
-            m.Add(self.makespan <= target.makespan_cap)
+            m.add(self.makespan <= target.makespan_cap)
         if target.energy_cap is not None:
-            m.Add(self.energy <= target.energy_cap)
-        m.Minimize(self.makespan if target.minimise == "makespan" else self.energy)
+            m.add(self.energy <= target.energy_cap)
+        m.minimize(self.makespan if target.minimise == "makespan" else self.energy)
 
     def hint(self, schedule: Schedule) -> None:
         for (t, c), var in self.x.items():
-            self.model.AddHint(var, schedule.assignment[t] == c)
+            self.model.add_hint(var, schedule.assignment[t] == c)
         for t, s in enumerate(schedule.start_cycles):
-            self.model.AddHint(self.S[t], s)
+            self.model.add_hint(self.S[t], s)
 
     def schedule(self, solver: cp_model.CpSolver) -> tuple[tuple[str, ...], tuple[int, ...], int, int]:
         p = self.problem
-        assignment = tuple(next(c for c in p.options[t] if solver.Value(self.x[t, c])) for t in range(p.n))
-        return assignment, tuple(solver.Value(s) for s in self.S), solver.Value(self.makespan), solver.Value(self.energy)
+        assignment = tuple(next(c for c in p.options[t] if solver.value(self.x[t, c])) for t in range(p.n))
+        return assignment, tuple(solver.value(s) for s in self.S), solver.value(self.makespan), solver.value(self.energy)
 
 
 @dataclass(frozen=True)
@@ -137,13 +137,13 @@ class CpsatAnswer:
     stats: SolveStats
 
 
-def solve_allocation_cpsat(problem: AllocationProblem, target: Target, options: SolverOptions,
+def solve_allocation_cpsat(problem: AllocationProblem, target: Target, options: SolverOptions, deadline: Deadline,
                            hint: Schedule | None = None) -> CpsatAnswer:
     model = _Model(problem, target)
     if hint is not None:
         model.hint(hint)
     scale = 1.0 if target.minimise == "makespan" else 1.0 / model.scale
-    solver, stats = run_cpsat(model.model, options, SUBSOLVERS, scale=scale)
+    solver, stats = run_cpsat(model.model, options, deadline, SUBSOLVERS, scale=scale)
     if stats.objective is None:
         return CpsatAnswer(None, None, None, None, stats)
     assignment, starts, makespan, energy = model.schedule(solver)

@@ -8,7 +8,7 @@ which needs permutation genomes; core ids are not one, so two-point is kept thro
 reassign one random task to another eligible core, or swap the cores of two tasks (when both stay
 eligible), with equal probability. Objectives (energy, latency), both minimised, measured by the
 caller's evaluator (the validation scheduler). 64 x 250 by default; deterministic for a seed
-(Python's global `random` state is saved and restored).
+(`genetic.seeded_random`); generations stop early at the deadline.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from collections.abc import Callable
 from deap import algorithms, base, tools
 
 from monet_opt.solvers.allocation.problem import AllocationProblem
-from monet_opt.solvers.genetic import GAConfig, Individual, pareto_front
+from monet_opt.solvers.common import Deadline
+from monet_opt.solvers.genetic import FitnessMemo, GAConfig, Individual, pareto_front, seeded_random
 
 
 def stream_ga_config(population: int = 64, generations: int = 250, seed: int = 0) -> GAConfig:
@@ -28,16 +29,10 @@ def stream_ga_config(population: int = 64, generations: int = 250, seed: int = 0
 
 
 def stream_ga(problem: AllocationProblem, evaluate: Callable[[tuple[str, ...]], tuple[float, int]],
-              config: GAConfig) -> list[tuple[float, int, tuple[str, ...]]]:
+              config: GAConfig, deadline: Deadline) -> list[tuple[float, int, tuple[str, ...]]]:
     """The (energy, latency, assignment) Pareto front of every genome evaluated."""
     eligible = [list(options) for options in problem.options]
-    cache: dict[tuple[str, ...], tuple[float, int]] = {}
-
-    def fitness(ind: list[str]) -> tuple[float, int]:
-        key = tuple(ind)
-        if key not in cache:
-            cache[key] = evaluate(key)
-        return cache[key]
+    fitness = FitnessMemo(evaluate)
 
     def mutate(ind: Individual) -> tuple[Individual]:
         if random.random() < 0.5:
@@ -59,21 +54,19 @@ def stream_ga(problem: AllocationProblem, evaluate: Callable[[tuple[str, ...]], 
     toolbox = base.Toolbox()
     toolbox.register("mate", crossover)
     toolbox.register("mutate", mutate)
-    saved_state = random.getstate()
-    random.seed(config.seed)
-    try:
+    with seeded_random(config.seed):
         population = [Individual([random.choice(e) for e in eligible]) for _ in range(config.population)]
         for ind in population:
             ind.fitness.values = fitness(ind)
         mu, lam = max(1, config.population // 2), config.population
         population = tools.selNSGA2(population, mu)
         for _ in range(config.generations):
+            if deadline.expired():
+                break
             offspring = algorithms.varOr(population, toolbox, lam, config.crossover_probability,
                                          config.mutation_probability)
             for ind in offspring:
                 ind.fitness.values = fitness(ind)
             population = tools.selNSGA2(population + offspring, mu)
-    finally:
-        random.setstate(saved_state)
-    front = pareto_front([(latency, energy, genome) for genome, (energy, latency) in cache.items()])
+    front = pareto_front([(latency, energy, genome) for genome, (energy, latency) in fitness.seen.items()])
     return [(energy, int(latency), genome) for latency, energy, genome in front]

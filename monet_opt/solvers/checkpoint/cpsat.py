@@ -4,7 +4,7 @@ Decisions: per saved activation a, one of d_a (DRAM), c_a (ON_CHIP, when eligibl
 (RECOMPUTE); per recomputable forward op o, R_o (recomputed) and its slot A_o; per candidate
 group G, z_G (its members' recomputations run fused). Every step of the serial plan (original op,
 recomputation, fused group) has one literal per on-chip combination of its operands, priced by
-the cost model; the objective adds their costs. Memory: every value is an (optional) interval on
+the cost model; the objective adds their weighted costs. Memory: every value is an (optional) interval on
 the coordinate axis of `CheckpointSpace`; one cumulative constraint bounds the DRAM values by the
 budget, one per local memory with ON_CHIP candidates bounds its values and working sets.
 """
@@ -17,34 +17,34 @@ from ortools.sat.python import cp_model
 
 from monet_opt.hardware.model import DRAM
 from monet_opt.schedule.plan import Residency
-from monet_opt.solvers.checkpoint.space import CheckpointSpace, Decisions, Objective, Price
-from monet_opt.solvers.common import SolverOptions, SolveStats, run_cpsat
+from monet_opt.solvers.checkpoint.space import CheckpointSpace, CostWeights, Decisions, Price
+from monet_opt.solvers.common import Deadline, SolverOptions, SolveStats, run_cpsat
+from monet_opt.solvers.contract import CostUnderBudget, MinimumPeak
 from monet_opt.workload.ir import TensorRole
-
-SUBSOLVERS = ("max_lp", "quick_restart", "default_lp", "core", "reduced_costs", "pseudo_costs", "no_lp")
 
 
 class _Model:
-    def __init__(self, space: CheckpointSpace, objective: Objective, budget_bytes: int | None) -> None:
+    def __init__(self, space: CheckpointSpace, weights: CostWeights, target: CostUnderBudget | MinimumPeak) -> None:
         self.space = s = space
-        self.objective = objective
+        self.weights = weights
+        budget_bytes = target.budget if isinstance(target, CostUnderBudget) else None
         m = self.model = cp_model.CpModel()
         g = s.graph
         self.choice: dict[tuple[str, Residency], cp_model.IntVar] = {}
         for a in s.decisions:
             options = [Residency.DRAM, Residency.RECOMPUTE] + ([Residency.ON_CHIP] if a in s.on_chip_eligible else [])
             for r in options:
-                self.choice[a, r] = m.NewBoolVar(f"{r.value}[{a}]")
-            m.AddExactlyOne(self.choice[a, r] for r in options)
-        true = m.NewConstant(1)
-        false = m.NewConstant(0)
+                self.choice[a, r] = m.new_bool_var(f"{r.value}[{a}]")
+            m.add_exactly_one(self.choice[a, r] for r in options)
+        true = m.new_constant(1)
+        false = m.new_constant(0)
 
         def lit(a: str, r: Residency) -> cp_model.IntVar:
             return self.choice.get((a, r), false)
 
         # ---- which forward ops are recomputed, and where (the earliest anchor of those needing them)
-        self.R = {o: m.NewBoolVar(f"R[{o}]") for o in s.recomputable}
-        self.A = {o: m.NewIntVarFromDomain(cp_model.Domain.FromValues(list(s.anchors[o])), f"A[{o}]")
+        self.R = {o: m.new_bool_var(f"R[{o}]") for o in s.recomputable}
+        self.A = {o: m.new_int_var_from_domain(cp_model.Domain.from_values(list(s.anchors[o])), f"A[{o}]")
                   for o in s.recomputable}
         for o in reversed(s.recomputable):
             terms: list[tuple[cp_model.IntVar, int | cp_model.IntVar]] = []
@@ -54,41 +54,41 @@ class _Model:
                 elif s.needs_when_recomputed(u):
                     terms.append((self.R[x], self.A[x]))
                 else:
-                    both = m.NewBoolVar(f"need[{o},{x}]")
-                    m.AddMultiplicationEquality(both, [self.R[x], lit(u, Residency.RECOMPUTE)])
+                    both = m.new_bool_var(f"need[{o},{x}]")
+                    m.add_multiplication_equality(both, [self.R[x], lit(u, Residency.RECOMPUTE)])
                     terms.append((both, self.A[x]))
-            m.AddBoolOr([t for t, _ in terms] + [self.R[o].Not()])
+            m.add_bool_or([t for t, _ in terms] + [self.R[o].negated()])
             for t, _ in terms:
-                m.AddImplication(t, self.R[o])
+                m.add_implication(t, self.R[o])
             picks = []
             for i, (t, value) in enumerate(terms):
-                m.Add(self.A[o] <= value).OnlyEnforceIf(t)
-                pick = t if len(terms) == 1 else m.NewBoolVar(f"argmin[{o},{i}]")
+                m.add(self.A[o] <= value).only_enforce_if(t)
+                pick = t if len(terms) == 1 else m.new_bool_var(f"argmin[{o},{i}]")
                 if len(terms) > 1:
-                    m.AddImplication(pick, t)
-                    m.Add(self.A[o] == value).OnlyEnforceIf(pick)
+                    m.add_implication(pick, t)
+                    m.add(self.A[o] == value).only_enforce_if(pick)
                 picks.append(pick)
-            m.Add(sum(picks) == self.R[o])
-            m.Add(self.A[o] == s.anchors[o][0]).OnlyEnforceIf(self.R[o].Not())
+            m.add(sum(picks) == self.R[o])
+            m.add(self.A[o] == s.anchors[o][0]).only_enforce_if(self.R[o].negated())
 
         # ---- fused groups and step positions
-        self.z = [m.NewBoolVar(f"z[{'+'.join(gr.ops)}]") for gr in s.groups]
+        self.z = [m.new_bool_var(f"z[{'+'.join(gr.ops)}]") for gr in s.groups]
         in_groups: dict[str, list[int]] = {o: [] for o in s.recomputable}
         for j, gr in enumerate(s.groups):
             for o in gr.ops:
                 in_groups[o].append(j)
-                m.AddImplication(self.z[j], self.R[o])
-                m.Add(self.A[o] == self.A[gr.ops[0]]).OnlyEnforceIf(self.z[j])
+                m.add_implication(self.z[j], self.R[o])
+                m.add(self.A[o] == self.A[gr.ops[0]]).only_enforce_if(self.z[j])
         self.alone = {}
         width = len(s.forward) + 1
         self.Q = {}
         for o in s.recomputable:
-            self.alone[o] = m.NewBoolVar(f"alone[{o}]")
-            m.Add(self.alone[o] + sum(self.z[j] for j in in_groups[o]) == self.R[o])
+            self.alone[o] = m.new_bool_var(f"alone[{o}]")
+            m.add(self.alone[o] + sum(self.z[j] for j in in_groups[o]) == self.R[o])
             shift = sum(self.z[j] * (s.forward_index[s.groups[j].ops[-1]] - s.forward_index[o])
                         for j in in_groups[o] if s.groups[j].ops[-1] != o)
-            self.Q[o] = m.NewIntVar(0, width * len(g.ops), f"Q[{o}]")
-            m.Add(self.Q[o] == self.A[o] * width + s.forward_index[o] + shift)
+            self.Q[o] = m.new_int_var(0, width * len(g.ops), f"Q[{o}]")
+            m.add(self.Q[o] == self.A[o] * width + s.forward_index[o] + shift)
         internal: dict[str, list[int]] = {}
         for j, gr in enumerate(s.groups):
             for t in gr.links:
@@ -104,13 +104,13 @@ class _Model:
                 return
             picks = []
             for price in prices:
-                pick = m.NewBoolVar("combo")
+                pick = m.new_bool_var("combo")
                 for a in set(eligible):
-                    m.AddImplication(pick, lit(a, Residency.ON_CHIP) if a in price.on_chip
-                                     else lit(a, Residency.ON_CHIP).Not())
+                    m.add_implication(pick, lit(a, Residency.ON_CHIP) if a in price.on_chip
+                                     else lit(a, Residency.ON_CHIP).negated())
                 picks.append(pick)
                 self.steps.append((pick, price, memory, where))
-            m.Add(sum(picks) == active)
+            m.add(sum(picks) == active)
 
         for k, op in enumerate(g.ops):
             add_step(true, s.op_prices[op.name], s.memory_of_op(op.name), s.coordinate(k),
@@ -129,9 +129,9 @@ class _Model:
         def end_var(name: str, fixed: int, readers: list[tuple[list[cp_model.IntVar], cp_model.IntVar]]):
             if not readers:
                 return fixed
-            end = m.NewIntVar(fixed, horizon, f"end[{name}]")
+            end = m.new_int_var(fixed, horizon, f"end[{name}]")
             for condition, position in readers:
-                m.Add(end >= position).OnlyEnforceIf(condition)
+                m.add(end >= position).only_enforce_if(condition)
             return end
 
         for name, tensor in g.tensors.items():
@@ -155,7 +155,7 @@ class _Model:
             intervals.append((DRAM, size, start, s.coordinate(last_forward) if last_forward is not None else start,
                               lit(a, Residency.RECOMPUTE)))
             end = end_var(a, s.coordinate(s.last_reader(a)),
-                          [([self.R[c], lit(a, Residency.RECOMPUTE).Not()], self.Q[c])
+                          [([self.R[c], lit(a, Residency.RECOMPUTE).negated()], self.Q[c])
                            for c in s.forward_consumers(a) if c in self.R])
             intervals.append((DRAM, size, start, end, lit(a, Residency.DRAM)))
             if a in s.on_chip_eligible:
@@ -172,86 +172,76 @@ class _Model:
                     if c in self.R:
                         condition = [self.R[c]] if s.needs_when_recomputed(t) else [self.R[c], lit(t, Residency.RECOMPUTE)]
                         readers.append((condition, self.Q[c]))
-                end = m.NewIntVar(0, horizon, f"end[{t}@recompute]")
-                m.Add(end >= self.Q[o])
+                end = m.new_int_var(0, horizon, f"end[{t}@recompute]")
+                m.add(end >= self.Q[o])
                 for condition, position in readers:
-                    m.Add(end >= position).OnlyEnforceIf(condition)
+                    m.add(end >= position).only_enforce_if(condition)
                 present = self.R[o]
                 if t in internal:
-                    present = m.NewBoolVar(f"stored[{t}@recompute]")
+                    present = m.new_bool_var(f"stored[{t}@recompute]")
                     inside = sum(self.z[j] for j in internal[t])
-                    m.Add(present + inside == self.R[o])
+                    m.add(present + inside == self.R[o])
                 intervals.append((DRAM, size, self.Q[o], end, present))
 
         self.peak = None
         if budget_bytes is None:
-            self.peak = m.NewIntVar(0, sum(size for memory, size, *_rest in intervals if memory == DRAM), "peak")
+            self.peak = m.new_int_var(0, sum(size for memory, size, *_rest in intervals if memory == DRAM), "peak")
         by_memory: dict[str, tuple[list, list]] = {}
         for memory, size, start, end, present in intervals:
-            interval = m.NewOptionalIntervalVar(start, m.NewIntVar(1, horizon + 1, ""), end + 1, present, "")
+            interval = m.new_optional_interval_var(start, m.new_int_var(1, horizon + 1, ""), end + 1, present, "")
             if isinstance(start, int) and isinstance(end, int):
-                interval = m.NewOptionalFixedSizeIntervalVar(start, end - start + 1, present, "")
+                interval = m.new_optional_fixed_size_interval_var(start, end - start + 1, present, "")
             by_memory.setdefault(memory, ([], []))[0].append(interval)
             by_memory[memory][1].append(size)
         local = {memory for memory, *_ in intervals if memory != DRAM}
         for literal, price, memory, where in self.steps:
             if memory in local and price.working_set_bytes:
-                by_memory[memory][0].append(m.NewOptionalFixedSizeIntervalVar(where, 1, literal, ""))
+                by_memory[memory][0].append(m.new_optional_fixed_size_interval_var(where, 1, literal, ""))
                 by_memory[memory][1].append(price.working_set_bytes)
         for memory, (items, demands) in by_memory.items():
             capacity = (budget_bytes if self.peak is None else self.peak) if memory == DRAM else s.local_budget_bytes[memory]
-            m.AddCumulative(items, demands, capacity)
+            m.add_cumulative(items, demands, capacity)
 
         if self.peak is not None:
-            m.Minimize(self.peak)
+            m.minimize(self.peak)
         else:
-            m.Minimize(sum(round(objective.of(p.latency_cycles, p.energy_pj)) * literal
+            m.minimize(sum(round(weights.of(p.latency_cycles, p.energy_pj)) * literal
                            for literal, p, _, _ in self.steps))
 
     def hint(self, decisions: Decisions) -> None:
         s = self.space
         for (a, r), var in self.choice.items():
-            self.model.AddHint(var, decisions.residency.get(a, Residency.DRAM) is r)
+            self.model.add_hint(var, decisions.residency.get(a, Residency.DRAM) is r)
         anchors = s.recompute_anchors(decisions.residency)
         grouped = {o for group in decisions.groups for o in group}
         for o in s.recomputable:
-            self.model.AddHint(self.R[o], o in anchors)
-            self.model.AddHint(self.A[o], anchors.get(o, s.anchors[o][0]))
-            self.model.AddHint(self.alone[o], o in anchors and o not in grouped)
+            self.model.add_hint(self.R[o], o in anchors)
+            self.model.add_hint(self.A[o], anchors.get(o, s.anchors[o][0]))
+            self.model.add_hint(self.alone[o], o in anchors and o not in grouped)
         for j, gr in enumerate(s.groups):
-            self.model.AddHint(self.z[j], gr.ops in decisions.groups)
+            self.model.add_hint(self.z[j], gr.ops in decisions.groups)
 
     def decisions(self, solver: cp_model.CpSolver) -> Decisions:
-        residency = {a: r for (a, r), var in self.choice.items() if solver.Value(var) and r is not Residency.DRAM}
-        groups = tuple(gr.ops for j, gr in enumerate(self.space.groups) if solver.Value(self.z[j]))
+        residency = {a: r for (a, r), var in self.choice.items() if solver.value(var) and r is not Residency.DRAM}
+        groups = tuple(gr.ops for j, gr in enumerate(self.space.groups) if solver.value(self.z[j]))
         return Decisions(residency, groups)
 
     def claim(self, solver: cp_model.CpSolver) -> tuple[int, float]:
         """(latency cycles, energy pJ) of the chosen steps, summed from the cost model's prices."""
-        chosen = [p for literal, p, _, _ in self.steps if solver.Value(literal)]
+        chosen = [p for literal, p, _, _ in self.steps if solver.value(literal)]
         return sum(p.latency_cycles for p in chosen), sum(p.energy_pj for p in chosen)
 
 
-def solve_checkpoint_cpsat(space: CheckpointSpace, objective: Objective, budget_bytes: int, options: SolverOptions,
-                           hint: Decisions | None = None) -> tuple[Decisions | None, tuple[int, float] | None, SolveStats]:
-    """Minimise `objective` with the dynamic DRAM peak <= budget_bytes and every local memory within
-    its budget. Returns the decisions, the claimed (latency, energy) and the solve statistics."""
-    model = _Model(space, objective, budget_bytes)
+def solve_checkpoint_cpsat(space: CheckpointSpace, weights: CostWeights, target: CostUnderBudget | MinimumPeak,
+                           options: SolverOptions, deadline: Deadline, hint: Decisions | None = None
+                           ) -> tuple[Decisions | None, tuple[int, float] | None, SolveStats]:
+    """Minimise the weighted step cost with the dynamic DRAM peak within the target's budget, or
+    (MinimumPeak) the dynamic DRAM peak itself; every local memory within its budget. Returns the
+    decisions, the claimed (latency, energy) and the solve statistics."""
+    model = _Model(space, weights, target)
     if hint is not None:
         model.hint(hint)
-    solver, stats = run_cpsat(model.model, options, SUBSOLVERS)
+    solver, stats = run_cpsat(model.model, options, deadline)
     if stats.objective is None:
         return None, None, stats
     return model.decisions(solver), model.claim(solver), stats
-
-
-def min_dram_peak_cpsat(space: CheckpointSpace, options: SolverOptions) -> tuple[Decisions | None, SolveStats]:
-    """The smallest dynamic DRAM peak of any checkpoint plan (local memories within budget)."""
-    model = _Model(space, OBJECTIVE_UNUSED, None)
-    solver, stats = run_cpsat(model.model, options, SUBSOLVERS)
-    if stats.objective is None:
-        return None, stats
-    return model.decisions(solver), stats
-
-
-OBJECTIVE_UNUSED = Objective("peak", 0.0, 0.0)

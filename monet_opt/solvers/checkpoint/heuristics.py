@@ -17,19 +17,18 @@ Recompute plans fuse neighbouring recomputations where that is cheaper (`greedy_
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping
 
 from monet_opt.schedule.plan import Residency
-from monet_opt.solvers.checkpoint.space import CheckpointSpace, Decisions, Evaluation, Objective
-from monet_opt.solvers.common import SolveStats, heuristic_stats
+from monet_opt.solvers.checkpoint.space import CheckpointSpace, Decisions, Evaluation, CostWeights
+from monet_opt.solvers.common import Deadline
 from monet_opt.solvers.genetic import GAConfig, nsga2_search, pareto_front
 
-HEURISTICS = ("store-all", "recompute-all", "sqrt", "greedy")
+RULES = ("store-all", "recompute-all", "sqrt")
 
 
-def decisions_for(space: CheckpointSpace, residency: Mapping[str, Residency], objective: Objective) -> Decisions:
-    return Decisions(dict(residency), space.greedy_groups(residency, objective))
+def decisions_for(space: CheckpointSpace, residency: Mapping[str, Residency], weights: CostWeights) -> Decisions:
+    return Decisions(dict(residency), space.greedy_groups(residency, weights))
 
 
 def in_forward_order(space: CheckpointSpace) -> list[str]:
@@ -58,32 +57,31 @@ def fits(space: CheckpointSpace, evaluation: Evaluation, budget_bytes: int) -> b
         and evaluation.simulation.valid
 
 
-def run_heuristic(space: CheckpointSpace, method: str, objective: Objective,
-                  budget_bytes: int) -> tuple[Decisions | None, Evaluation | None, SolveStats]:
-    """The method's plan (for greedy: the cheapest within the budget over its sweep), its evaluation
-    and stats; (None, None, stats) when greedy finds nothing within the budget."""
-    started = time.perf_counter()
-    if method == "store-all":
-        candidates = [Decisions({})]
-    elif method == "recompute-all":
-        candidates = [decisions_for(space, {a: Residency.RECOMPUTE for a in space.decisions}, objective)]
-    elif method == "sqrt":
-        candidates = [decisions_for(space, sqrt_residency(space), objective)]
-    elif method == "greedy":
-        sizes = [space.graph.tensors[a].size_bytes for a in space.decisions]
-        low, high = max(1, min(sizes)), sum(sizes)
-        grid = sorted({low * (high / low) ** (i / 24) for i in range(25)})
-        candidates = list({tuple(sorted(r.items())): decisions_for(space, r, objective)
-                           for r in (_threshold_residency(space, b) for b in grid)}.values())
-    else:
-        raise ValueError(f"unknown heuristic {method!r}")
+def rule_decisions(space: CheckpointSpace, rule: str, weights: CostWeights) -> Decisions:
+    """The plan of a fixed rule: store-all, recompute-all or sqrt (module docstring)."""
+    if rule == "store-all":
+        return Decisions({})
+    if rule == "recompute-all":
+        return decisions_for(space, {a: Residency.RECOMPUTE for a in space.decisions}, weights)
+    return decisions_for(space, sqrt_residency(space), weights)
+
+
+def greedy_plan(space: CheckpointSpace, weights: CostWeights, budget_bytes: int | None
+                ) -> tuple[Decisions, Evaluation] | None:
+    """Chen's budget sweep: the cheapest of its plans within the budget (with `budget_bytes` None:
+    the one with the smallest dynamic DRAM peak), or None when none fits."""
+    sizes = [space.graph.tensors[a].size_bytes for a in space.decisions]
+    low, high = max(1, min(sizes, default=1)), max(1, sum(sizes))
+    grid = sorted({low * (high / low) ** (i / 24) for i in range(25)})
+    candidates = list({tuple(sorted(r.items())): decisions_for(space, r, weights)
+                       for r in (_threshold_residency(space, b) for b in grid)}.values())
     evaluated = [(d, space.evaluate(d)) for d in candidates]
-    if method == "greedy":
-        evaluated = [pair for pair in evaluated if fits(space, pair[1], budget_bytes)]
-        if not evaluated:
-            return None, None, heuristic_stats(None, time.perf_counter() - started)
-    decisions, evaluation = min(evaluated, key=lambda pair: pair[1].objective(objective))
-    return decisions, evaluation, heuristic_stats(evaluation.objective(objective), time.perf_counter() - started)
+    if budget_bytes is None:
+        evaluated = [pair for pair in evaluated if fits(space, pair[1], pair[1].dynamic_dram_peak_bytes)]
+        return min(evaluated, key=lambda pair: (pair[1].dynamic_dram_peak_bytes, pair[1].objective(weights)),
+                   default=None)
+    evaluated = [pair for pair in evaluated if fits(space, pair[1], budget_bytes)]
+    return min(evaluated, key=lambda pair: pair[1].objective(weights), default=None)
 
 
 def on_chip_alone_fits(space: CheckpointSpace) -> set[str]:
@@ -94,11 +92,12 @@ def on_chip_alone_fits(space: CheckpointSpace) -> set[str]:
             if space.evaluate(Decisions({a: Residency.ON_CHIP})).local_overflow_bytes == 0}
 
 
-def run_checkpoint_ga(space: CheckpointSpace, objective: Objective, budget_bytes: int, config: GAConfig
-                      ) -> tuple[Decisions | None, Evaluation | None, SolveStats, list[tuple[float, float, Decisions]]]:
-    """NSGA-II (see the module docstring): the cheapest front plan within the budget, its evaluation,
-    stats and the whole (cost, peak, decisions) front."""
-    started = time.perf_counter()
+def run_checkpoint_ga(space: CheckpointSpace, weights: CostWeights, budget_bytes: int | None, config: GAConfig,
+                      deadline: Deadline
+                      ) -> tuple[Decisions | None, Evaluation | None, list[tuple[float, float, Decisions]]]:
+    """NSGA-II (see the module docstring): the cheapest front plan within the budget (with
+    `budget_bytes` None: the smallest dynamic DRAM peak), its evaluation and the whole (cost, peak,
+    decisions) front."""
     genes = list(space.decisions)
     on_chip = on_chip_alone_fits(space)
     choices = [(Residency.DRAM, Residency.RECOMPUTE, Residency.ON_CHIP) if a in on_chip
@@ -107,18 +106,21 @@ def run_checkpoint_ga(space: CheckpointSpace, objective: Objective, budget_bytes
 
     def evaluate(genome: tuple[int, ...]) -> tuple[float, float]:
         residency = {a: c[g] for a, c, g in zip(genes, choices, genome, strict=True) if g}
-        decisions = decisions_for(space, residency, objective)
+        decisions = decisions_for(space, residency, weights)
         evaluation = space.evaluate(decisions)
         plans[genome] = (decisions, evaluation)
         peak = evaluation.dynamic_dram_peak_bytes if evaluation.local_overflow_bytes == 0 else math.inf
-        return evaluation.objective(objective), peak
+        return evaluation.objective(weights), peak
 
-    evaluated = nsga2_search([len(c) for c in choices], evaluate, config)
+    evaluated = nsga2_search([len(c) for c in choices], evaluate, config, deadline)
     front = [(cost, peak, plans[g][0]) for cost, peak, g in
              pareto_front([(cost, peak, g) for g, (cost, peak) in evaluated.items()]) if peak != math.inf]
-    fitting = [(plans[g][1].objective(objective), g) for g in evaluated if fits(space, plans[g][1], budget_bytes)]
-    elapsed = time.perf_counter() - started
+    if budget_bytes is None:
+        fitting = [((plans[g][1].dynamic_dram_peak_bytes, plans[g][1].objective(weights)), g) for g in evaluated
+                   if fits(space, plans[g][1], plans[g][1].dynamic_dram_peak_bytes)]
+    else:
+        fitting = [((plans[g][1].objective(weights), 0), g) for g in evaluated if fits(space, plans[g][1], budget_bytes)]
     if not fitting:
-        return None, None, heuristic_stats(None, elapsed), front
+        return None, None, front
     _, best = min(fitting)
-    return plans[best][0], plans[best][1], heuristic_stats(plans[best][1].objective(objective), elapsed), front
+    return plans[best][0], plans[best][1], front

@@ -17,9 +17,8 @@ simulator runs them.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 
 from monet_opt.cost.model import Cost, CostTable
@@ -35,10 +34,10 @@ MAX_GROUP_OPS = 4
 
 
 @dataclass(frozen=True)
-class Objective:
-    """Weights of the step cost: latency_weight * latency_cycles + energy_weight * energy_pj.
-    `latency` and `energy` are the two named cases; the exact model rounds each step's weighted
-    cost to an integer (1 cycle, 1 pJ)."""
+class CostWeights:
+    """What a checkpoint plan minimises: latency_weight * latency_cycles + energy_weight * energy_pj.
+    `latency` and `energy` (OBJECTIVES) are the two named cases; the exact model rounds each step's
+    weighted cost to an integer (1 cycle, 1 pJ)."""
 
     name: str
     latency_weight: float
@@ -48,7 +47,7 @@ class Objective:
         return self.latency_weight * latency_cycles + self.energy_weight * energy_pj
 
 
-OBJECTIVES = {"latency": Objective("latency", 1.0, 0.0), "energy": Objective("energy", 0.0, 1.0)}
+OBJECTIVES = {"latency": CostWeights("latency", 1.0, 0.0), "energy": CostWeights("energy", 0.0, 1.0)}
 
 
 @dataclass(frozen=True)
@@ -91,14 +90,16 @@ class Evaluation:
     local_overflow_bytes: int  # how far the worst local memory is above its budget (0: fits)
     simulation: SimulationResult
 
-    def objective(self, objective: Objective) -> float:
-        return objective.of(self.latency_cycles, self.energy_pj)
+    def objective(self, weights: CostWeights) -> float:
+        """The plan's cost under `weights`."""
+        return weights.of(self.latency_cycles, self.energy_pj)
 
 
 class CheckpointSpace:
     """See the module docstring. `core_of_op` fixes the allocation (default: the greedy
-    earliest-finish allocation of `default_plan`); `local_budget_bytes` makes local memories
-    smaller than their capacity (the accelerator is priced and simulated with that size)."""
+    earliest-finish allocation of `default_plan`); `local_budget_bytes` bounds local memories below
+    their capacity: the cost model tiles every op to fit the budget and the simulator checks the
+    plan against it (`CostTable` and `simulate` take the budgets; the accelerator is unchanged)."""
 
     def __init__(self, graph: Graph, hw: Accelerator, core_of_op: Mapping[str, str] | None = None,
                  local_budget_bytes: Mapping[str, int] | None = None) -> None:
@@ -107,13 +108,10 @@ class CheckpointSpace:
                 raise InputError(f"local budget names unknown memory {memory!r}")
             if size < 1:
                 raise InputError(f"local budget of {memory!r} must be at least one byte, got {size}")
-        # A local budget is the memory made smaller: the cost model then tiles every op to fit it,
-        # and the simulator checks the plan against it.
-        hw = replace(hw, memories={name: replace(m, capacity_bytes=min(m.capacity_bytes, (local_budget_bytes or {}).get(
-            name, m.capacity_bytes))) for name, m in hw.memories.items()})
         self.graph = graph
         self.hw = hw
-        self.table = CostTable(graph, hw)
+        self.limits_bytes = dict(local_budget_bytes or {})
+        self.table = CostTable(graph, hw, self.limits_bytes)
         if core_of_op is None:
             core_of_op = default_plan(graph, self.table).core_of
         missing = [op.name for op in graph.ops if op.name not in core_of_op]
@@ -124,7 +122,7 @@ class CheckpointSpace:
             raise InputError(f"checkpoint allocation: op {unknown[0][0]!r} is on unknown core {unknown[0][1]!r}")
         self.core_of_op = dict(core_of_op)
         self.memory_of_core = {c.name: c.memory for c in hw.cores}
-        self.local_budget_bytes = {m: hw.memories[m].capacity_bytes for m in hw.memories}
+        self.local_budget_bytes = {m: hw.usable_bytes(m, self.limits_bytes) for m in hw.memories}
         self.position = {op.name: k for k, op in enumerate(graph.ops)}
         self.forward = tuple(op.name for op in graph.ops if op.phase is Phase.FORWARD)
         self.forward_index = {o: i for i, o in enumerate(self.forward)}
@@ -218,7 +216,7 @@ class CheckpointSpace:
         graph, _ = insert_recomputation(self.graph, plan)
         missing = [o for o in self.recomputable if f"{o}.recompute" not in graph.op_by_name]
         assert not missing, f"recomputable op without a recompute op: {missing[:1]}"
-        return graph, CostTable(graph, self.hw)
+        return graph, CostTable(graph, self.hw, self.limits_bytes)
 
     def _prices(self, table: CostTable, ops: tuple[str, ...], core: str, eligible: Iterable[str],
                 rename: Mapping[str, str]) -> tuple[Price, ...]:
@@ -317,7 +315,10 @@ class CheckpointSpace:
         )
 
     def evaluate(self, decisions: Decisions) -> Evaluation:
-        result = simulate(self.graph, self.hw, self.plan(decisions))
+        return self.evaluation_of(simulate(self.graph, self.hw, self.plan(decisions), limits_bytes=self.limits_bytes))
+
+    def evaluation_of(self, result: SimulationResult) -> Evaluation:
+        """A simulation of one of this space's plans, reduced to what checkpointing is judged by."""
         overflow = max([0] + [result.peak_memory_bytes[m] - b for m, b in self.local_budget_bytes.items()])
         return Evaluation(result.latency_cycles, result.energy_pj,
                           result.peak_memory_bytes[DRAM] - result.static_dram_bytes, overflow, result)
@@ -326,7 +327,7 @@ class CheckpointSpace:
     def store_all(self) -> Evaluation:
         return self.evaluate(Decisions({}))
 
-    def greedy_groups(self, residency: Mapping[str, Residency], objective: Objective) -> tuple[tuple[str, ...], ...]:
+    def greedy_groups(self, residency: Mapping[str, Residency], weights: CostWeights) -> tuple[tuple[str, ...], ...]:
         """Fuse recomputations where a candidate group's members are all recomputed in the same slot
         and the fused price beats the members' separate prices; longest groups first."""
         anchors = self.recompute_anchors(residency)
@@ -335,7 +336,7 @@ class CheckpointSpace:
         def cost(prices: tuple[Price, ...], eligible: Iterable[str]) -> float:
             wanted = frozenset(a for a in eligible if a in on_chip)
             price = next(p for p in prices if p.on_chip == wanted)
-            return objective.of(price.latency_cycles, price.energy_pj)
+            return weights.of(price.latency_cycles, price.energy_pj)
 
         used: set[str] = set()
         chosen = []
@@ -348,11 +349,6 @@ class CheckpointSpace:
                 chosen.append(group.ops)
                 used |= set(group.ops)
         return tuple(sorted(chosen, key=lambda g: self.forward_index[g[0]]))
-
-
-def percent_budget(space: CheckpointSpace, percent: float) -> int:
-    """`percent` % of the store-all plan's dynamic DRAM peak, in bytes (rounded down)."""
-    return math.floor(space.store_all.dynamic_dram_peak_bytes * percent / 100)
 
 
 def checkmate_abstraction(space: CheckpointSpace) -> RematProblem:

@@ -16,10 +16,9 @@ reads it; every other value is dropped and recomputed on demand.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterable
 
-from monet_opt.solvers.common import SolveStats, heuristic_stats
+from monet_opt.solvers.common import Deadline
 from monet_opt.solvers.remat.problem import RematProblem, ScheduleEvaluation, evaluate_schedule
 
 
@@ -97,12 +96,13 @@ def _excess(problem: RematProblem, schedule: list[int], result: ScheduleEvaluati
     return total
 
 
-def peak_descent(problem: RematProblem, budget: int, max_steps: int | None = None) -> list[int] | None:
+def peak_descent(problem: RematProblem, budget: int, max_steps: int | None = None,
+                 deadline: Deadline | None = None) -> list[int] | None:
     """Budget-directed keep-set descent: start from K = every node (store-all); while the
     schedule exceeds the budget, try dropping from K each value whose copy is live at the peak
     step, and keep the drop with the least extra cost per unit of excess memory removed (excess:
     memory above the budget summed over the steps). Returns the first schedule that fits, or None
-    when no drop reduces the excess."""
+    when no drop reduces the excess, or at the deadline."""
     keep = set(range(problem.n))
     schedule = keep_policy_schedule(problem, keep)
     result = evaluate_schedule(problem, schedule)
@@ -110,6 +110,8 @@ def peak_descent(problem: RematProblem, budget: int, max_steps: int | None = Non
     for _ in range(max_steps if max_steps is not None else problem.n):
         if excess == 0:
             return schedule
+        if deadline is not None and deadline.expired():
+            return None
         at = result.peak_step
         live = {schedule[start] for start, end in result.lifetimes if start <= at <= end} & keep
         best = None
@@ -128,7 +130,7 @@ def peak_descent(problem: RematProblem, budget: int, max_steps: int | None = Non
     return schedule if excess == 0 else None
 
 
-def evict_on_demand(problem: RematProblem, budget: int) -> list[int] | None:
+def evict_on_demand(problem: RematProblem, budget: int, deadline: Deadline | None = None) -> list[int] | None:
     """Run the reference order within `budget`, evicting and recomputing on demand (an offline,
     Belady-like variant of Dynamic Tensor Rematerialization, Kirisame et al. 2021).
 
@@ -140,7 +142,7 @@ def evict_on_demand(problem: RematProblem, budget: int) -> list[int] | None:
     dropped at the end of every stage anyway). Inputs of every execution in progress are never
     evicted; a missing input is recomputed, recursively, when an execution needs it. The replayed
     peak is at most the budget: the replay frees a copy after its last use, never later than this
-    eviction does. Returns None when the protected inputs alone do not fit.
+    eviction does. Returns None when the protected inputs alone do not fit, or at the deadline.
     """
     n, preds, succs, size, cost = problem.n, problem.preds, problem.succs, problem.size, problem.cost
     never = n  # "no next use"
@@ -180,6 +182,8 @@ def evict_on_demand(problem: RematProblem, budget: int) -> list[int] | None:
         return sum(cost[v] for v in closure)
 
     for stage in range(n):
+        if deadline is not None and deadline.expired():
+            return None
         need = next_uses(stage - 1)  # stage is a later use of its inputs
         stack = [stage]
         while stack:
@@ -214,16 +218,3 @@ def evict_on_demand(problem: RematProblem, budget: int) -> list[int] | None:
             live.discard(u)
             used -= size[u]
     return sequence
-
-
-def run_baseline(problem: RematProblem, budget: int, method: str) -> tuple[list[int] | None, SolveStats]:
-    """A heuristic's schedule if it fits the budget (None otherwise) and its stats."""
-    started = time.perf_counter()
-    if method == "greedy":
-        schedule = greedy(problem, budget)
-    else:
-        schedule = {"store-all": store_all, "recompute-all": recompute_all_but_inputs, "sqrt": sqrt_n}[method](problem)
-    replay = evaluate_schedule(problem, schedule) if schedule is not None else None
-    if replay is None or replay.peak > budget:
-        return None, heuristic_stats(None, time.perf_counter() - started)
-    return schedule, heuristic_stats(replay.cost, time.perf_counter() - started)

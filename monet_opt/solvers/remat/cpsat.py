@@ -16,13 +16,10 @@ from dataclasses import replace
 
 from ortools.sat.python import cp_model
 
-from monet_opt.solvers.common import SolverOptions, SolveStats, SolveStatus, run_cpsat
+from monet_opt.solvers.common import Deadline, SolverOptions, SolveStats, SolveStatus, run_cpsat
+from monet_opt.solvers.contract import CostUnderBudget, MinimumPeak
 from monet_opt.solvers.remat.problem import RematProblem
 from monet_opt.solvers.remat.stages import sequence_to_stages, stages_to_sequence
-
-
-SUBSOLVERS = ("max_lp", "quick_restart", "default_lp", "core", "reduced_costs", "pseudo_costs", "no_lp")
-"""CP-SAT full workers by priority: the LP-bounding worker proves optimality, quick restarts find schedules."""
 
 
 MAX_MODEL_PAIRS = 120_000
@@ -69,8 +66,10 @@ def restriction_window(problem: RematProblem, max_pairs: int) -> int | None:
 
 
 class _Model:
-    def __init__(self, problem: RematProblem, budget: int | None, horizon: Sequence[int] | None = None) -> None:
+    def __init__(self, problem: RematProblem, target: CostUnderBudget | MinimumPeak,
+                 horizon: Sequence[int] | None = None) -> None:
         self.problem = problem
+        budget = target.budget if isinstance(target, CostUnderBudget) else None
         n = problem.n
         last = list(problem.last_descendant) if horizon is None else horizon
         m = self.model = cp_model.CpModel()
@@ -79,74 +78,74 @@ class _Model:
         for t in range(n):
             for i in range(t):
                 if t <= last[i]:
-                    self.R[t, i] = m.NewBoolVar(f"R{t}_{i}")
-                    self.S[t, i] = m.NewBoolVar(f"S{t}_{i}")
-                    m.Add(self.R[t, i] + self.S[t, i] <= 1)
+                    self.R[t, i] = m.new_bool_var(f"R{t}_{i}")
+                    self.S[t, i] = m.new_bool_var(f"S{t}_{i}")
+                    m.add(self.R[t, i] + self.S[t, i] <= 1)
         R, S = self.R, self.S
         succ = problem.succs
         for t in range(n):
             for k in [k for k in range(t) if (t, k) in R] + [t]:
                 for j in problem.preds[k]:
                     if (t, j) not in R:  # restricted model: j is gone by stage t, so k cannot be recomputed
-                        m.Add(R[t, k] == 0)
+                        m.add(R[t, k] == 0)
                         continue
                     have = [R[t, j], S[t, j]]
                     if k == t:
-                        m.AddBoolOr(have)
+                        m.add_bool_or(have)
                     else:
-                        m.Add(R[t, k] <= sum(have))
+                        m.add(R[t, k] <= sum(have))
             for i in range(t):
                 if (t, i) not in S:
                     continue
                 if i < t - 1:
-                    m.Add(S[t, i] <= R[t - 1, i] + S[t - 1, i])
+                    m.add(S[t, i] <= R[t - 1, i] + S[t - 1, i])
                 # a value is recomputed or kept only to be read in this stage or kept for the next
                 uses = [R[t, j] for j in succ[i] if j < t and (t, j) in R]
                 carried = [S[t + 1, i]] if (t + 1, i) in S else []
                 reads_t = 1 if t in succ[i] else 0
-                m.Add(R[t, i] <= sum(uses) + sum(carried) + reads_t)
-                m.Add(S[t, i] <= sum(uses) + sum(carried) + reads_t)
+                m.add(R[t, i] <= sum(uses) + sum(carried) + reads_t)
+                m.add(S[t, i] <= sum(uses) + sum(carried) + reads_t)
         # no schedule peaks below max_v (m_v + inputs' sizes): a valid lower bound for the peak variable
         floor = self.peak_floor = max(problem.size[v] + sum(problem.size[p] for p in problem.preds[v]) for v in range(n))
-        self.peak = m.NewIntVar(floor, max(floor, sum(problem.size)), "peak") if budget is None else None
+        self.peak = m.new_int_var(floor, max(floor, sum(problem.size)), "peak") if budget is None else None
         capacity = self.peak if budget is None else budget
         for t in range(n):
-            intervals, demands = [m.NewIntervalVar(t, 1, t + 1, f"node{t}")], [problem.size[t]]
+            intervals, demands = [m.new_interval_var(t, 1, t + 1, f"node{t}")], [problem.size[t]]
             for i in range(t):
                 if (t, i) not in R:
                     continue
-                end = m.NewIntVar(0, t, f"e{t}_{i}")
-                m.Add(end >= i).OnlyEnforceIf(R[t, i])
+                end = m.new_int_var(0, t, f"e{t}_{i}")
+                m.add(end >= i).only_enforce_if(R[t, i])
                 for j in succ[i]:
                     if j == t:
-                        m.Add(end >= t).OnlyEnforceIf(R[t, i])
-                        m.Add(end >= t).OnlyEnforceIf(S[t, i])
+                        m.add(end >= t).only_enforce_if(R[t, i])
+                        m.add(end >= t).only_enforce_if(S[t, i])
                     elif j < t and (t, j) in R:
-                        m.Add(end >= j).OnlyEnforceIf(R[t, j])
+                        m.add(end >= j).only_enforce_if(R[t, j])
                 if (t + 1, i) in S:
-                    m.Add(end >= t).OnlyEnforceIf(S[t + 1, i])
-                intervals.append(m.NewOptionalIntervalVar(i, end - i + 1, end + 1, R[t, i], f"r{t}_{i}"))
-                intervals.append(m.NewOptionalIntervalVar(0, end + 1, end + 1, S[t, i], f"s{t}_{i}"))
+                    m.add(end >= t).only_enforce_if(S[t + 1, i])
+                intervals.append(m.new_optional_interval_var(i, end - i + 1, end + 1, R[t, i], f"r{t}_{i}"))
+                intervals.append(m.new_optional_interval_var(0, end + 1, end + 1, S[t, i], f"s{t}_{i}"))
                 demands += [problem.size[i], problem.size[i]]
-            m.AddCumulative(intervals, demands, capacity)
+            m.add_cumulative(intervals, demands, capacity)
             # Redundant linear cut (exact at node t's position): node t, its inputs and every value
             # kept for stage t+1 are live there. It puts memory into the LP relaxation.
             inputs = set(problem.preds[t])
-            m.Add(problem.size[t] + sum(problem.size[i] for i in inputs)
+            m.add(problem.size[t] + sum(problem.size[i] for i in inputs)
                   + sum(problem.size[i] * S[t + 1, i] for i in range(t) if i not in inputs and (t + 1, i) in S)
                   <= capacity)
         self.recompute_cost = sum(problem.cost[i] * r for (t, i), r in R.items())
-        m.Minimize(self.peak if budget is None else self.recompute_cost)
+        m.minimize(self.peak if budget is None else self.recompute_cost)
 
     def hint(self, sequence: Sequence[int]) -> None:
         recompute, kept = sequence_to_stages(self.problem, sequence)
         for (t, i), var in self.R.items():
-            self.model.AddHint(var, i in recompute[t])
+            self.model.add_hint(var, i in recompute[t])
         for (t, i), var in self.S.items():
-            self.model.AddHint(var, i in kept[t])
+            self.model.add_hint(var, i in kept[t])
 
     def schedule(self, solver: cp_model.CpSolver) -> list[int]:
-        recompute = [[i for i in range(t) if (t, i) in self.R and solver.Value(self.R[t, i])] for t in range(self.problem.n)]
+        recompute = [[i for i in range(t) if (t, i) in self.R and solver.value(self.R[t, i])] for t in range(self.problem.n)]
         return stages_to_sequence(recompute)
 
 
@@ -159,32 +158,33 @@ def _restricted_stats(stats: SolveStats, trivial_bound: float) -> SolveStats:
                    incumbents=tuple(replace(i, bound=trivial_bound) for i in stats.incumbents))
 
 
-def solve_cpsat(problem: RematProblem, budget: int, options: SolverOptions, hint: Sequence[int] | None = None,
+def solve_cpsat(problem: RematProblem, budget: int, options: SolverOptions, deadline: Deadline,
+                hint: Sequence[int] | None = None,
                 max_pairs: int = MAX_MODEL_PAIRS) -> tuple[list[int] | None, SolveStats, int | None]:
     """Minimum total compute cost under `budget`: (schedule or None, stats, window). The objective
     and bound include the n first executions. When the exact model would exceed `max_pairs`, the
     model is restricted to the largest window that fits (returned; None means exact) plus the
     hint's own stages, so the hint stays feasible, and the bound is the trivial sum of costs."""
     window = restriction_window(problem, max_pairs)
-    model = _Model(problem, budget, None if window is None else stage_horizon(problem, window, hint))
+    model = _Model(problem, CostUnderBudget(budget), None if window is None else stage_horizon(problem, window, hint))
     if hint is not None:
         model.hint(hint)
-    solver, stats = run_cpsat(model.model, options, SUBSOLVERS, offset=sum(problem.cost))
+    solver, stats = run_cpsat(model.model, options, deadline, offset=sum(problem.cost))
     schedule = model.schedule(solver) if stats.objective is not None else None
     if window is not None:
         stats = _restricted_stats(stats, float(sum(problem.cost)))
     return schedule, stats, window
 
 
-def min_peak_cpsat(problem: RematProblem, options: SolverOptions,
+def min_peak_cpsat(problem: RematProblem, options: SolverOptions, deadline: Deadline,
                    max_pairs: int = MAX_MODEL_PAIRS) -> tuple[list[int] | None, SolveStats]:
     """The smallest peak memory of any schedule (recomputation unlimited): the smallest feasible
     budget. Above `max_pairs` the model is restricted (see `solve_cpsat`): the peak found is
     achievable, and the bound is the local one (a node with its inputs)."""
     window = restriction_window(problem, max_pairs)
-    model = _Model(problem, None, None if window is None else stage_horizon(problem, window))
+    model = _Model(problem, MinimumPeak(), None if window is None else stage_horizon(problem, window))
     model.hint(list(range(problem.n)))
-    solver, stats = run_cpsat(model.model, options, SUBSOLVERS)
+    solver, stats = run_cpsat(model.model, options, deadline)
     if window is not None:
         stats = _restricted_stats(stats, float(model.peak_floor))
     return (model.schedule(solver) if stats.objective is not None else None), stats

@@ -11,10 +11,9 @@ state is saved and restored around the run.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
-from monet_opt.solvers.common import SolveStats, heuristic_stats
+from monet_opt.solvers.common import Deadline, SolveStats, heuristic_stats
 from monet_opt.solvers.genetic import GAConfig, nsga2_search, pareto_front
 from monet_opt.solvers.remat.baselines import keep_policy_schedule, sources
 from monet_opt.solvers.remat.problem import RematProblem, evaluate_schedule
@@ -29,7 +28,7 @@ class FrontPoint:
     schedule: tuple[int, ...]
 
 
-def nsga2(problem: RematProblem, config: GAConfig) -> list[FrontPoint]:
+def nsga2(problem: RematProblem, config: GAConfig, deadline: Deadline) -> list[FrontPoint]:
     """The non-dominated (cost, peak) schedules found, sorted by peak."""
     fixed = sources(problem)
     genes = [i for i in range(problem.n) if problem.succs[i] and i not in fixed]
@@ -41,16 +40,20 @@ def nsga2(problem: RematProblem, config: GAConfig) -> list[FrontPoint]:
         result = evaluate_schedule(problem, schedule)
         return result.cost, result.peak
 
-    evaluated = nsga2_search([2] * len(genes), evaluate, config)
+    evaluated = nsga2_search([2] * len(genes), evaluate, config, deadline)
     front = pareto_front([(cost, peak, bits) for bits, (cost, peak) in evaluated.items()])
     return [FrontPoint(int(cost), int(peak), tuple(schedules[bits])) for cost, peak, bits in front]
 
 
-def run_ga(problem: RematProblem, budget: int, config: GAConfig) -> tuple[list[int] | None, SolveStats, list[FrontPoint]]:
-    """The cheapest front schedule within `budget` (None if none fits), stats, and the whole front."""
-    started = time.perf_counter()
-    front = nsga2(problem, config)
+def run_ga(problem: RematProblem, budget: int | None, config: GAConfig, deadline: Deadline
+           ) -> tuple[list[int] | None, SolveStats, list[FrontPoint]]:
+    """The cheapest front schedule within `budget` (None if none fits), or with `budget` None the
+    front's smallest peak; stats (objective: its cost, or its peak), and the whole front."""
+    front = nsga2(problem, config, deadline)
+    if budget is None:
+        best = min(front, key=lambda p: (p.peak, p.cost))
+        return list(best.schedule), heuristic_stats(best.peak, deadline), front
     fitting = [p for p in front if p.peak <= budget]
     best = min(fitting, key=lambda p: p.cost) if fitting else None
-    stats = heuristic_stats(best.cost if best else None, time.perf_counter() - started)
+    stats = heuristic_stats(best.cost if best else None, deadline)
     return (list(best.schedule) if best else None), stats, front

@@ -13,29 +13,29 @@ CBC by default (it ships with PuLP); HiGHS when it is installed.
 
 from __future__ import annotations
 
-import time
 import warnings
 
 import pulp
 
-from monet_opt.solvers.common import Incumbent, SolverOptions, SolveStats, SolveStatus
+from monet_opt.solvers.common import Deadline, Incumbent, SolverOptions, SolveStats, SolveStatus
 from monet_opt.solvers.remat.problem import RematProblem
 from monet_opt.solvers.remat.stages import stages_to_sequence
 
 
-def milp_solver(options: SolverOptions, name: str | None = None) -> pulp.LpSolver:
-    """HiGHS when available (or asked for), else CBC; with the options' time limit, threads and seed."""
-    highs = pulp.HiGHS(msg=False, timeLimit=options.time_limit_s, threads=options.workers,
+def milp_solver(options: SolverOptions, time_limit_s: float, name: str | None = None) -> pulp.LpSolver:
+    """HiGHS when available (or asked for), else CBC; with the time limit, the options' threads and seed."""
+    time_limit_s = max(time_limit_s, 0.01)
+    highs = pulp.HiGHS(msg=False, timeLimit=time_limit_s, threads=options.workers,
                        random_seed=options.seed) if hasattr(pulp, "HiGHS") else None
     if name in (None, "highs") and highs is not None and highs.available():
         return highs
     with warnings.catch_warnings():  # PuLP 3.3 deprecates its bundled-CBC class; it is still the default solver
         warnings.simplefilter("ignore")
-        return pulp.PULP_CBC_CMD(msg=False, timeLimit=options.time_limit_s, threads=options.workers,
+        return pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, threads=options.workers,
                                  options=[f"randomSeed {options.seed + 1}"])
 
 
-def solve_milp(problem: RematProblem, budget: int, options: SolverOptions,
+def solve_milp(problem: RematProblem, budget: int, options: SolverOptions, deadline: Deadline,
                solver_name: str | None = None) -> tuple[list[int] | None, SolveStats]:
     n, last, succ, m = problem.n, problem.last_descendant, problem.succs, problem.size
     lp = pulp.LpProblem("checkmate", pulp.LpMinimize)
@@ -86,11 +86,10 @@ def solve_milp(problem: RematProblem, budget: int, options: SolverOptions,
                 lp += free + hazards >= 1
                 freed.append(m[i] * free)
             usage = usage - pulp.lpSum(freed)
-    started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        lp.solve(milp_solver(options, solver_name))
-    elapsed = time.perf_counter() - started
+        lp.solve(milp_solver(options, deadline.remaining_s(), solver_name))
+    elapsed = deadline.elapsed_s()
     solution = lp.sol_status
     if solution in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
         recompute = [[i for i in range(t) if (t, i) in R and pulp.value(R[t, i]) > 0.5] for t in range(n)]

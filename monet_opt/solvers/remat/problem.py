@@ -126,22 +126,6 @@ def store_all_peak(problem: RematProblem) -> int:
     return evaluate_schedule(problem, range(problem.n)).peak
 
 
-def parse_budget(text: str, problem_peak: int, size_scale: int = 1, source: str = "--budget") -> int:
-    """An absolute budget in the graph's own size unit ("1200") or a percentage of the store-all peak
-    ("80%"), converted to model units (sizes x size_scale) and rounded down."""
-    text = str(text).strip()
-    try:
-        if text.endswith("%"):
-            value = float(text[:-1]) / 100 * problem_peak
-        else:
-            value = float(text) * size_scale
-    except ValueError:
-        raise InputError(f"{source}: {text!r} is neither a number nor a percentage") from None
-    if value < 0 or math.isnan(value):
-        raise InputError(f"{source}: budget {text!r} is negative")
-    return int(math.floor(value + 1e-9))
-
-
 def _integers(values: list[float], what: str, source: str) -> tuple[tuple[int, ...], int]:
     """Scale values by the smallest power of ten (<= 10^6) that makes them integral."""
     for v in values:

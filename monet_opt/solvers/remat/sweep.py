@@ -1,5 +1,8 @@
 """Budget sweep: from the smallest feasible budget to the store-all peak, the exact curve (CP-SAT)
-against the GA front, Chen's greedy and sqrt(n); overhead = cost / store-all cost - 1."""
+against the GA front, Chen's greedy and sqrt(n); overhead = cost / store-all cost - 1.
+
+The time limit is the sweep's: the minimum-peak solve, the GA and each budget point get an equal
+share of the time left when they start (`Deadline.share`)."""
 
 from __future__ import annotations
 
@@ -10,11 +13,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from monet_opt.io import write_text_atomic
-from monet_opt.solvers.common import SolverOptions
+from monet_opt.solvers.common import Deadline, SolverOptions
+from monet_opt.solvers.contract import CostUnderBudget, solve
 from monet_opt.solvers.remat.baselines import greedy, sqrt_n
+from monet_opt.solvers.remat.family import REMAT, smallest_feasible_budget
 from monet_opt.solvers.remat.ga import GAConfig, nsga2
 from monet_opt.solvers.remat.problem import RematProblem, evaluate_schedule, store_all_peak
-from monet_opt.solvers.remat.solve import smallest_feasible_budget, solve_remat
 
 
 @dataclass(frozen=True)
@@ -29,23 +33,24 @@ class SweepRow:
 
 
 def budget_sweep(problem: RematProblem, points: int, options: SolverOptions, ga_config: GAConfig,
-                 progress: Callable[[str], None] = lambda _: None) -> list[SweepRow]:
+                 deadline: Deadline, progress: Callable[[str], None] = lambda _: None) -> list[SweepRow]:
     """`points` budgets evenly spaced between the smallest feasible budget and the store-all peak."""
-    lowest = smallest_feasible_budget(problem, options).achieved
+    feasible, _ = smallest_feasible_budget(problem, options, deadline.share(1 / (points + 2)))
+    lowest = feasible.achieved
     highest = store_all_peak(problem)
     budgets = sorted({round(lowest + (highest - lowest) * k / max(points - 1, 1)) for k in range(points)})
-    front = nsga2(problem, ga_config)
+    front = nsga2(problem, ga_config, deadline.share(1 / (len(budgets) + 1)))
     sqrt_eval = evaluate_schedule(problem, sqrt_n(problem))
     cs, ss = problem.cost_scale, problem.size_scale
     rows = []
     for i, budget in enumerate(budgets):
         progress(f"budget {budget / ss:g} ({i + 1}/{len(budgets)})")
-        exact = solve_remat(problem, budget, "cpsat", options)
+        exact = solve(REMAT, problem, CostUnderBudget(budget), "cpsat", options, deadline.share(1 / (len(budgets) - i)))
         fitting = [p.cost for p in front if p.peak <= budget]
         greedy_schedule = greedy(problem, budget)
         rows.append(SweepRow(
             budget=budget / ss,
-            cpsat_cost=None if exact.cost is None else exact.cost / cs,
+            cpsat_cost=None if exact.objective is None else exact.objective / cs,
             cpsat_status=exact.stats.status.value,
             cpsat_gap=exact.stats.gap,
             ga_cost=min(fitting) / cs if fitting else None,

@@ -1,0 +1,87 @@
+"""A solver's answer (the JSON of `contract.Result.to_dict`) as text a person reads.
+
+One convention for every command: integers with thousands separators, energies with an SI prefix
+(pJ, nJ, uJ, mJ, J), times in seconds, percentages with two decimals.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SCHEDULE_SHOWN_UP_TO = 60
+"""A rematerialisation schedule is printed in full up to this many steps."""
+
+
+def energy_text(energy_pj: float) -> str:
+    """'12.3 uJ': the energy with the SI prefix that keeps the number below 1000."""
+    value, units = float(energy_pj), ("pJ", "nJ", "uJ", "mJ", "J")
+    for unit in units:
+        if abs(value) < 1000 or unit == units[-1]:
+            return f"{value:.4g} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def number_text(value: float | None) -> str:
+    """Integers (and integral floats) with thousands separators, other floats to 6 significant digits."""
+    if value is None:
+        return "-"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.6g}"
+
+
+def percent_text(fraction: float | None) -> str:
+    return "-" if fraction is None else f"{100 * fraction:.2f} %"
+
+
+def format_answer(data: dict[str, Any]) -> str:
+    """The answer's headline, proof, costs, memory and the family's own lines."""
+    unit = data["objective_unit"]
+    budget = "" if data["budget"] is None else f" at budget {number_text(data['budget'])}"
+    lines = [f"{data['problem']}: {data['family']} {data['method']}, {data['target']}{budget}"]
+    if data["status"] in ("optimal", "feasible"):
+        lines.append(f"status {data['status']} over {data['space']}")
+    else:
+        lines.append(f"status {data['status']}")
+    if data["objective"] is None:
+        lines.append("no answer that satisfies the constraints within the time limit")
+    else:
+        objective = energy_text(data["objective"]) if unit == "pJ" else f"{number_text(data['objective'])} {unit}"
+        lines.append(f"objective {objective}, bound {number_text(data['bound'])}, gap {percent_text(data['gap'])}")
+    if data["latency_cycles"] is not None:
+        lines.append(f"latency {number_text(data['latency_cycles'])} cycles, energy {energy_text(data['energy_pj'])}")
+    if data["peak_memory"] is not None:
+        lines.append(f"peak memory {number_text(data['peak_memory'])}" + (
+            f" (budget {number_text(data['budget'])})" if data["budget"] is not None else ""))
+    lines += _family_lines(data)
+    lines.append(f"validated {'yes' if data['validated'] else 'no'}, {data['solve_time_s']:.2f} s")
+    lines += [f"violates: {v}" for v in data["violations"][:3]]
+    return "\n".join(lines)
+
+
+def _family_lines(data: dict[str, Any]) -> list[str]:
+    if data["family"] == "remat":
+        lines = [f"store-all: peak {number_text(data['store_all_peak'])}, cost {number_text(data['store_all_cost'])}"]
+        if data["schedule"] is not None:
+            lines.append(f"recomputations {data['recomputations']}")
+            if len(data["schedule"]) <= SCHEDULE_SHOWN_UP_TO:
+                lines.append("schedule: " + " ".join(data["schedule"]))
+        return lines
+    if data["family"] == "checkpoint":
+        base = data["store_all"]
+        lines = [f"store-all: latency {number_text(base['latency_cycles'])} cycles, energy "
+                 f"{energy_text(base['energy_pj'])}, activation peak {number_text(base['peak_memory'])} bytes"]
+        if data["choices"] is not None:
+            lines.append(f"vs store-all: latency {percent_text(data['latency_overhead'])}, energy "
+                         f"{percent_text(data['energy_overhead'])}; saved activations: "
+                         + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in data["choices"].items())
+                         + f"; fused recompute groups {len(data['recompute_groups'])}")
+        return lines
+    if data["cores_used"] is None:
+        return []
+    lines = [f"cores used: {', '.join(data['cores_used'])}"]
+    if len(data["front"]) > 1:
+        lines.append("front: " + "; ".join(f"{number_text(p['latency_cycles'])} cycles / {energy_text(p['energy_pj'])}"
+                                           for p in data["front"]))
+    return lines

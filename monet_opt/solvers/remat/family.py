@@ -1,0 +1,227 @@
+"""The rematerialisation family: abstract graphs (`RematProblem`), schedules as payloads, and the
+schedule evaluator as referee.
+
+Every schedule is replayed by `evaluate_schedule`: it must obey the rules and fit the budget, and it
+must cost exactly what its method claims. Targets: `CostUnderBudget` (least total compute cost with
+the peak at most the budget) and `MinimumPeak` (the smallest feasible budget). Methods:
+- cpsat (exact): the stage model of `cpsat.py`, warm-started from the best heuristic; above
+  `max_pairs` (stage, value) pairs a restricted model (`restricted_window` in the JSON; never
+  "optimal"); it never answers worse than its warm start (`from_warm_start`);
+- milp (exact): Checkmate's MILP (`milp.py`), the reference;
+- ga (search): MONET's NSGA-II over keep bits;
+- greedy (search): Chen's budget sweep, the cheapest schedule within the budget;
+- sqrt, store-all, recompute-all (rules): fixed keep sets that ignore the budget.
+Costs and sizes are model units (the graph's values times `cost_scale`/`size_scale`); results
+are reported in the graph's own units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from monet_opt.errors import InfeasibleError, InputError
+from monet_opt.solvers.common import Deadline, SolverOptions, SolveStats, SolveStatus, heuristic_stats
+from monet_opt.solvers.contract import (
+    Claim, CostUnderBudget, Family, FeasibleBudget, Measurement, Method, MethodKind, MinimumPeak, Proposal, Result,
+    Verdict, budget_infeasible_error, objective_disagreement, registry, solve,
+)
+from monet_opt.solvers.genetic import GAConfig
+from monet_opt.solvers.remat.baselines import (
+    evict_on_demand, greedy, peak_descent, recompute_all_but_inputs, sqrt_n, store_all,
+)
+from monet_opt.solvers.remat.cpsat import MAX_MODEL_PAIRS, min_peak_cpsat, solve_cpsat
+from monet_opt.solvers.remat.ga import run_ga
+from monet_opt.solvers.remat.milp import solve_milp
+from monet_opt.solvers.remat.problem import RematProblem, evaluate_schedule, store_all_peak
+from monet_opt.solvers.remat.stages import sequence_to_stages, stages_to_sequence
+
+RematTarget = CostUnderBudget | MinimumPeak
+Schedule = tuple[int, ...]
+SPACE = "frontier-advancing schedules (first executions in the graph's reference order)"
+
+
+def local_lower_bound(problem: RematProblem) -> int:
+    """No schedule peaks below max_v (size(v) + sizes of v's inputs): they are all live when v runs."""
+    return max(problem.size[v] + sum(problem.size[p] for p in problem.preds[v]) for v in range(problem.n))
+
+
+def best_heuristic(problem: RematProblem, budget: int) -> list[int] | None:
+    """The cheapest of store-all, sqrt(n) and greedy schedules within the budget (a warm start)."""
+    candidates = [s for s in (store_all(problem), sqrt_n(problem), greedy(problem, budget)) if s is not None]
+    replays = [(evaluate_schedule(problem, s), s) for s in candidates]
+    fitting = [(r.cost, s) for r, s in replays if r.peak <= budget]
+    return min(fitting, key=lambda pair: pair[0])[1] if fitting else None
+
+
+def in_stage_form(problem: RematProblem, schedule: Sequence[int]) -> list[int]:
+    """The schedule with each stage's recomputations in index order, the form the CP-SAT model
+    writes (`stages.py`); its peak may differ from the original's."""
+    recompute, _ = sequence_to_stages(problem, schedule)
+    return stages_to_sequence(recompute)
+
+
+def warm_start(problem: RematProblem, budget: int, seed: int, deadline: Deadline) -> list[int] | None:
+    """CP-SAT's hint: the cheapest of the cheap heuristics, else the cheapest of evict-on-demand
+    and the peak descent, else a short GA; each schedule in CP-SAT's stage form when that still
+    fits the budget (then the model accepts it as it is). None when nothing fits. Each part stops
+    at the deadline (the GA at half the time left)."""
+    hint = best_heuristic(problem, budget)
+    if hint is None:
+        fitting = []  # (cost, 0 for the stage form else 1, schedule)
+        for schedule in (evict_on_demand(problem, budget, deadline), peak_descent(problem, budget, deadline=deadline)):
+            if schedule is not None:
+                for rank, form in enumerate((in_stage_form(problem, schedule), schedule)):
+                    replay = evaluate_schedule(problem, form)
+                    if replay.peak <= budget:
+                        fitting.append((replay.cost, rank, form))
+        hint = min(fitting, key=lambda entry: entry[:2], default=(None, None, None))[2]
+    if hint is None:
+        hint, _, _ = run_ga(problem, budget, GAConfig(population=40, generations=20, seed=seed), deadline.share(0.5))
+    return hint
+
+
+def _answer(schedule: Sequence[int] | None, claimed: float | None, stats: SolveStats,
+            report: dict[str, Any] | None = None) -> Proposal[Schedule]:
+    return Proposal(None if schedule is None else tuple(schedule), Claim(objective=claimed), stats, report or {})
+
+
+def _budget(target: RematTarget, method: str) -> int:
+    if not isinstance(target, CostUnderBudget):
+        raise InputError(f"remat: method {method!r} minimises cost under a budget; minimum peak is cpsat's or ga's")
+    return target.budget
+
+
+def _cpsat(max_pairs: int):
+    def run(problem: RematProblem, target: RematTarget, options: SolverOptions, deadline: Deadline
+            ) -> Proposal[Schedule]:
+        """Exact stage model with the best heuristic as hint (see the module docstring)."""
+        if isinstance(target, MinimumPeak):
+            schedule, stats = min_peak_cpsat(problem, options, deadline, max_pairs)
+            # the replayed peak is the answer (the stage model's accounting may round it up)
+            return _answer(schedule, None, stats)
+        hint = warm_start(problem, target.budget, options.seed, deadline)
+        warm_cost = None if hint is None else evaluate_schedule(problem, hint).cost
+        schedule, stats, window = solve_cpsat(problem, target.budget, options, deadline, hint, max_pairs)
+        from_warm_start = warm_cost is not None and stats.status is not SolveStatus.OPTIMAL and (
+            schedule is None or warm_cost < evaluate_schedule(problem, schedule).cost)
+        if from_warm_start:  # CP-SAT found nothing better in time: the warm start, with CP-SAT's bound
+            schedule = hint
+            stats = SolveStats(SolveStatus.FEASIBLE, warm_cost, stats.bound, stats.solve_time_s, None, None,
+                               stats.incumbents)
+        report = {"restricted_window": window, "from_warm_start": from_warm_start,
+                  "warm_start_cost": None if warm_cost is None else warm_cost / problem.cost_scale}
+        return _answer(schedule, stats.objective, stats, report)
+    return run
+
+
+def _milp(problem: RematProblem, target: RematTarget, options: SolverOptions, deadline: Deadline) -> Proposal[Schedule]:
+    schedule, stats = solve_milp(problem, _budget(target, "milp"), options, deadline)
+    return _answer(schedule, stats.objective, stats)
+
+
+def _ga(config: GAConfig | None):
+    def run(problem: RematProblem, target: RematTarget, options: SolverOptions, deadline: Deadline
+            ) -> Proposal[Schedule]:
+        budget = target.budget if isinstance(target, CostUnderBudget) else None
+        schedule, stats, _ = run_ga(problem, budget, config or GAConfig(seed=options.seed), deadline)
+        return _answer(schedule, stats.objective, stats)
+    return run
+
+
+def _greedy(problem: RematProblem, target: RematTarget, options: SolverOptions, deadline: Deadline
+            ) -> Proposal[Schedule]:
+    schedule = greedy(problem, _budget(target, "greedy"))
+    cost = None if schedule is None else evaluate_schedule(problem, schedule).cost
+    return _answer(schedule, cost, heuristic_stats(cost, deadline))
+
+
+def _rule(keep_rule):
+    def run(problem: RematProblem, target: RematTarget, options: SolverOptions, deadline: Deadline
+            ) -> Proposal[Schedule]:
+        schedule = keep_rule(problem)
+        replay = evaluate_schedule(problem, schedule)
+        claimed = replay.peak if isinstance(target, MinimumPeak) else replay.cost
+        return _answer(schedule, claimed, heuristic_stats(claimed, deadline))
+    return run
+
+
+def _referee(problem: RematProblem, target: RematTarget, schedule: Schedule, claim: Claim | None) -> Verdict:
+    replay = evaluate_schedule(problem, schedule)
+    violations = list(replay.problems)
+    if isinstance(target, CostUnderBudget) and replay.peak > target.budget:
+        violations.append(f"peak {replay.peak} is above the budget {target.budget} (model units)")
+    objective = replay.peak if isinstance(target, MinimumPeak) else replay.cost
+    measured = Measurement(objective, replay.peak, tuple(violations))
+    return Verdict(measured, objective_disagreement(None if claim is None else claim.objective, objective))
+
+
+def smallest_feasible_budget(problem: RematProblem, options: SolverOptions, deadline: Deadline,
+                             max_pairs: int = MAX_MODEL_PAIRS) -> tuple[FeasibleBudget, Schedule]:
+    """The minimum peak memory over all schedules, by CP-SAT within the deadline (exact when
+    proven, else bounds), and a schedule that achieves the upper end (the cheaper-peak of store-all
+    and sqrt(n) when CP-SAT finds none in time)."""
+    schedule, stats = min_peak_cpsat(problem, options, deadline, max_pairs)
+    if schedule is None:
+        schedule = min((store_all(problem), sqrt_n(problem)), key=lambda s: evaluate_schedule(problem, s).peak)
+    achieved = evaluate_schedule(problem, schedule).peak
+    lowest = max(local_lower_bound(problem), int(stats.bound or 0))
+    return FeasibleBudget(min(lowest, achieved), achieved), tuple(schedule)
+
+
+def _diagnose(max_pairs: int):
+    def diagnose(problem: RematProblem, target: RematTarget, options: SolverOptions, deadline: Deadline
+                 ) -> InfeasibleError | None:
+        if not isinstance(target, CostUnderBudget):
+            return None
+        feasible, _ = smallest_feasible_budget(problem, options, deadline, max_pairs)
+        return budget_infeasible_error(problem.name, target.budget, feasible, store_all_peak(problem),
+                                       problem.size_scale, "")
+    return diagnose
+
+
+def _describe(problem: RematProblem, target: RematTarget, schedule: Schedule | None,
+              measured: Measurement | None) -> dict[str, Any]:
+    return {
+        "store_all_peak": store_all_peak(problem) / problem.size_scale,
+        "store_all_cost": sum(problem.cost) / problem.cost_scale,
+        "recomputations": None if schedule is None else len(schedule) - problem.n,
+        "schedule": None if schedule is None else [problem.nodes[i] for i in schedule],
+    }
+
+
+def _space(problem: RematProblem, proposal: Proposal[Schedule]) -> str:
+    window = proposal.report.get("restricted_window")
+    if window is not None:
+        return f"{SPACE}, each value kept at most {window} stages after its last direct reader (restricted model)"
+    return SPACE
+
+
+def remat_family(ga: GAConfig | None = None, max_pairs: int = MAX_MODEL_PAIRS) -> Family:
+    """The family with its methods; `ga` fixes the GA's settings (default: MONET's, seeded with the
+    solve's seed), `max_pairs` the size above which CP-SAT's model is restricted."""
+    methods = registry(
+        Method("cpsat", _cpsat(max_pairs), MethodKind.EXACT, "exact CP-SAT stage model (warm-started)"),
+        Method("milp", _milp, MethodKind.EXACT, "Checkmate's MILP (CBC or HiGHS)"),
+        Method("ga", _ga(ga), MethodKind.SEARCH, "MONET's NSGA-II over keep bits"),
+        Method("greedy", _greedy, MethodKind.SEARCH, "Chen's budget sweep"),
+        Method("sqrt", _rule(sqrt_n), MethodKind.RULE, "keep every ceil(sqrt(n))-th node"),
+        Method("store-all", _rule(store_all), MethodKind.RULE, "no recomputation"),
+        Method("recompute-all", _rule(recompute_all_but_inputs), MethodKind.RULE, "keep only the sources"))
+    return Family(
+        "remat", methods, _referee, _space, _describe,
+        problem_name=lambda p: p.name,
+        objective_unit=lambda p, t: "memory units" if isinstance(t, MinimumPeak) else "cost units",
+        infeasible_on_sight=lambda p, t: isinstance(t, CostUnderBudget) and t.budget < local_lower_bound(p),
+        diagnose=_diagnose(max_pairs),
+        scales=lambda p, t: (p.size_scale if isinstance(t, MinimumPeak) else p.cost_scale, p.size_scale))
+
+
+REMAT = remat_family()
+METHODS = tuple(REMAT.methods)
+
+
+def solve_remat(problem: RematProblem, budget: int, method: str, options: SolverOptions,
+                ga_config: GAConfig | None = None, max_pairs: int = MAX_MODEL_PAIRS) -> Result[Schedule]:
+    """`solve()` of the remat family at `budget` (model units): least cost within it."""
+    return solve(remat_family(ga_config, max_pairs), problem, CostUnderBudget(budget), method, options)
