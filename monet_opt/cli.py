@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import version as package_version
@@ -18,27 +19,17 @@ from monet_opt.hardware.describe import accelerator_to_dict, format_accelerator
 from monet_opt.io import check_output_dir, check_output_file, write_json_atomic
 from monet_opt.report import format_result, result_to_dict, write_reports
 from monet_opt.report.answer import format_answer, number_text
-from monet_opt.report.pareto import write_front
 from monet_opt.schedule import default_plan, simulate
-from monet_opt.solvers.allocation.family import ALLOCATION, AllocationAnswer, AllocationGoal, AllocationInstance
-from monet_opt.solvers.allocation.family import OBJECTIVES as ALLOCATION_OBJECTIVES
-from monet_opt.solvers.allocation.family import allocation_family
-from monet_opt.solvers.allocation.ga import stream_ga_config
-from monet_opt.solvers.allocation.problem import from_training, load_instance
 from monet_opt.solvers.budget import Budget
-from monet_opt.solvers.checkpoint.family import CHECKPOINT, CheckpointProblem, checkpoint_family
-from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
-from monet_opt.solvers.checkpoint.sweep import training_budget_sweep
 from monet_opt.solvers.common import Deadline, SolverOptions, parse_cpsat_params
 from monet_opt.solvers.contract import CostUnderBudget, ExitCode, Family, Result, SolverBug, solve
-from monet_opt.solvers.genetic import GAConfig
-from monet_opt.solvers.remat.family import REMAT, remat_family
-from monet_opt.solvers.remat.problem import load_problem, store_all_peak
-from monet_opt.solvers.remat.sweep import SweepRow, budget_sweep, write_remat_sweep, write_sweep
 from monet_opt.training import PRECISIONS, Optimizer, derive_training_graph, inference_graph
 from monet_opt.training.summary import format_summary, workload_summary
 from monet_opt.workload import BUILTIN_MODELS, Graph, load_forward_graph
 from monet_opt.workload.serialize import graph_to_dict
+
+# The solver families (OR-Tools, DEAP, PuLP) and the plots (matplotlib) are imported by the
+# commands that use them, so that `monet --help` and the other commands start quickly.
 
 
 class _Parser(argparse.ArgumentParser):
@@ -100,6 +91,7 @@ def _cmd_workload_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_workload_export(args: argparse.Namespace) -> int:
+    check_output_file(args.output, "-o")
     _, training = training_graph_from_args(args)
     write_json_atomic(args.output, graph_to_dict(training))
     print(f"wrote {args.output}: {len(training.ops)} ops, {len(training.tensors)} tensors")
@@ -120,6 +112,8 @@ def _cmd_hardware_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.out:
+        check_output_dir(args.out)
     hw = load_accelerator(args.hardware)
     forward, training = training_graph_from_args(args)
     graph = training if args.mode == "training" else inference_graph(forward)
@@ -133,6 +127,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(format_result(result, workload=args.workload, mode=args.mode))
         if args.out:
             print(f"wrote {args.out}/result.json, gantt.png, memory.png, trace.json")
+    if result.violations:
+        print(f"monet: the plan violates {len(result.violations)} constraints, first: {result.violations[0].message}",
+              file=sys.stderr)
+        return int(ExitCode.VIOLATES)
     return 0
 
 
@@ -146,7 +144,7 @@ def _solver_options(args: argparse.Namespace) -> SolverOptions:
                          export_model=export)
 
 
-def _print_sweep(rows: list[SweepRow], as_json: bool) -> None:
+def _print_sweep(rows: list, as_json: bool) -> None:
     if as_json:
         print(json.dumps([row.__dict__ for row in rows], indent=1))
         return
@@ -165,12 +163,14 @@ def _report(result: Result, args: argparse.Namespace, answer_file: str, workload
     answer that is not validated is also named on stderr in one line."""
     data = result.to_dict()
     if args.out:
+        from monet_opt.report.pareto import write_front
+
         simulation = None if result.measurement is None else result.measurement.simulation
         if simulation is not None:
             write_reports(simulation, args.out, workload=workload or result.problem, mode="training")
-        payload = result.payload
-        if isinstance(payload, AllocationAnswer) and len(payload.front) > 1:
-            write_front([(v.latency_cycles, v.energy_pj) for v in payload.front], args.out,
+        front = getattr(result.payload, "front", ())
+        if len(front) > 1:
+            write_front([(v.latency_cycles, v.energy_pj) for v in front], args.out,
                         f"{result.problem}: {result.method} front")
         write_json_atomic(Path(args.out) / answer_file, data)
     print(json.dumps(data, indent=1) if args.json else format_answer(data))
@@ -185,6 +185,11 @@ def _report(result: Result, args: argparse.Namespace, answer_file: str, workload
 
 
 def _cmd_checkpoint_graph(args: argparse.Namespace) -> int:
+    from monet_opt.solvers.genetic import GAConfig
+    from monet_opt.solvers.remat.family import remat_family
+    from monet_opt.solvers.remat.problem import load_problem, store_all_peak
+    from monet_opt.solvers.remat.sweep import budget_sweep, write_remat_sweep
+
     deadline = Deadline.start(args.time_limit)
     options = _solver_options(args)
     if args.out:
@@ -215,13 +220,20 @@ def _local_budgets(items: list[str] | None, hw: Accelerator) -> dict[str, int]:
 
 
 def _cmd_checkpoint_training(args: argparse.Namespace) -> int:
+    from monet_opt.solvers.checkpoint.family import CheckpointProblem, checkpoint_family
+    from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
+    from monet_opt.solvers.checkpoint.sweep import training_budget_sweep
+    from monet_opt.solvers.genetic import GAConfig
+    from monet_opt.solvers.remat.sweep import write_sweep
+
     deadline = Deadline.start(args.time_limit)
     options = _solver_options(args)
     if args.out:
         check_output_dir(args.out)
     hw = load_accelerator(args.hardware)
+    limits = _local_budgets(args.local_budget, hw)
     training = training_graph_from_args(args)[1]
-    space = CheckpointSpace(training, hw, local_budget_bytes=_local_budgets(args.local_budget, hw))
+    space = CheckpointSpace(training, hw, local_budget_bytes=limits)
     problem = CheckpointProblem(space, OBJECTIVES[args.objective])
     ga = GAConfig(population=args.population, generations=args.generations, seed=args.seed)
     if args.sweep:
@@ -239,6 +251,10 @@ def _cmd_checkpoint_training(args: argparse.Namespace) -> int:
 
 
 def _cmd_allocate(args: argparse.Namespace) -> int:
+    from monet_opt.solvers.allocation.family import AllocationGoal, AllocationInstance, allocation_family
+    from monet_opt.solvers.allocation.ga import stream_ga_config
+    from monet_opt.solvers.allocation.problem import from_training, load_instance
+
     deadline = Deadline.start(args.time_limit)
     if (args.instance is None) == (args.workload is None):
         raise InputError("allocate: give either --instance FILE or --workload W with --hardware H")
@@ -259,7 +275,9 @@ def _cmd_allocate(args: argparse.Namespace) -> int:
     return _report(result, args, "allocation.json", workload=args.workload)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The `monet` parser. The options of a solving command (which list its family's methods, so
+    they import the solvers) are added only for the command named in `argv` (None: for all)."""
     parser = _Parser(prog="monet", description="Model and optimise neural-network training on dataflow accelerators.")
     parser.add_argument("--version", action="version", version=f"monet_opt {package_version('monet_opt')}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -293,7 +311,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     checkpoint = commands.add_parser("checkpoint", help="activation checkpointing under a memory budget")
     checkpoint_cmds = checkpoint.add_subparsers(dest="checkpoint_command", required=True, parser_class=_Parser)
-    graph = checkpoint_cmds.add_parser("graph", help="an abstract rematerialisation graph (node-link JSON or YAML)")
+    solving = {
+        ("checkpoint", "graph"): (checkpoint_cmds, "an abstract rematerialisation graph (node-link JSON or YAML)",
+                                  _populate_checkpoint_graph),
+        ("checkpoint", "training"): (checkpoint_cmds, "a training graph priced on an accelerator",
+                                     _populate_checkpoint_training),
+        ("allocate",): (commands, "assign ops to cores and order them (makespan, energy, Pareto)", _populate_allocate),
+    }
+    words = [a for a in (argv or []) if not a.startswith("-")]
+    for path, (group, summary, populate) in solving.items():
+        sub = group.add_parser(path[-1], help=summary)
+        if argv is None or tuple(words[:len(path)]) == path:
+            populate(sub)
+    return parser
+
+
+def _populate_checkpoint_graph(graph: argparse.ArgumentParser) -> None:
+    from monet_opt.solvers.remat.family import REMAT
+
     graph.add_argument("graph", metavar="FILE.json|FILE.yaml",
                        help="node-link JSON (node attributes cost_cpu, cost_ram) or the project's YAML")
     add_budget_arguments(graph, "absolute budget (the graph's size unit) or a percentage of the store-all peak")
@@ -303,7 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_arguments(graph, "result.json (or sweep.csv and sweep.png)")
     graph.set_defaults(handler=_cmd_checkpoint_graph)
 
-    training = checkpoint_cmds.add_parser("training", help="a training graph priced on an accelerator")
+
+def _populate_checkpoint_training(training: argparse.ArgumentParser) -> None:
+    from monet_opt.solvers.checkpoint.family import CHECKPOINT
+    from monet_opt.solvers.checkpoint.space import OBJECTIVES
+
     add_workload_arguments(training, positional=False)
     training.add_argument("--hardware", required=True, metavar="NAME|FILE.yaml")
     add_budget_arguments(training, "bytes of dynamic DRAM (activations and transient gradients), or a percentage "
@@ -319,7 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(or sweep.csv and sweep.png)")
     training.set_defaults(handler=_cmd_checkpoint_training)
 
-    allocate = commands.add_parser("allocate", help="assign ops to cores and order them (makespan, energy, Pareto)")
+
+def _populate_allocate(allocate: argparse.ArgumentParser) -> None:
+    from monet_opt.solvers.allocation.family import ALLOCATION
+    from monet_opt.solvers.allocation.family import OBJECTIVES as ALLOCATION_OBJECTIVES
+
     allocate.add_argument("--instance", metavar="FILE.yaml", help="abstract allocation instance (see instances/allocation)")
     add_workload_arguments(allocate, positional=False, required=False)
     allocate.add_argument("--hardware", metavar="NAME|FILE.yaml", help="accelerator of a --workload")
@@ -331,7 +374,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_arguments(allocate, "allocation.json (--workload: also result.json, gantt.png, memory.png, "
                                    "trace.json; a front: front.csv, front.png)")
     allocate.set_defaults(handler=_cmd_allocate)
-    return parser
 
 
 def add_budget_arguments(p: argparse.ArgumentParser, what: str) -> None:
@@ -376,18 +418,22 @@ def add_ga_arguments(p: argparse.ArgumentParser, population: int, generations: i
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (already printed, one line)
         return int(exc.code or 0)
     try:
         return args.handler(args)
     except MonetError as exc:
-        print(f"monet: error: {exc}", file=sys.stderr)
+        print(f"monet: error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, whatever the message
         return exc.exit_code
     except SolverBug as exc:
         print(f"monet: internal error (a bug, please report it): {exc}", file=sys.stderr)
         return int(ExitCode.BUG)
+    except BrokenPipeError:  # the reader of stdout went away (`monet ... | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,16 +1,79 @@
-"""File output that never leaves a partial file behind: write to a temporary file, then rename."""
+"""Reading input files with one-line errors, and output that never leaves a partial file behind
+(write to a temporary file, then rename)."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from monet_opt.errors import InputError
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """YAML as PyYAML's safe loader reads it, except that exponent numbers without a dot (1e9) are
+    numbers, as in YAML 1.2 and JSON, not strings."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def read_text(path: str | Path) -> str:
+    """The file's text (UTF-8); InputError naming the file when it is missing, a directory,
+    unreadable or not UTF-8."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a file")
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def load_data(path: str | Path) -> Any:
+    """A JSON (by the .json suffix) or YAML file as Python data. InputError naming the file for
+    anything unreadable (`read_text`), a syntax error (with its line), or a number that is not
+    finite (with its key path: no NaN or infinity may reach a model)."""
+    path = Path(path)
+    text = read_text(path)
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_YamlLoader)  # noqa: S506
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON at line {exc.lineno} ({exc.msg})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+        raise InputError(f"{path}: not valid YAML{where} ({problem})") from None
+    bad = _non_finite(data, "")
+    if bad is not None:
+        raise InputError(f"{path}: {bad or 'the value'}: not a finite number")
+    return data
+
+
+def _non_finite(data: Any, where: str) -> str | None:
+    """The key path of the first NaN or infinite number in `data`, or None."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return where
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        found = _non_finite(value, f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 @contextmanager
@@ -43,27 +106,24 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
 
 
 def check_output_dir(path: str | Path, option: str = "--out") -> None:
-    """Before any work: `path` is a directory that exists or can be created, and is writable
-    (InputError naming the option and the path otherwise). Creates it."""
+    """Before any work, without creating anything: `path` is a writable directory, or can be
+    created as one (its nearest existing ancestor is a writable directory). InputError naming the
+    option and the path otherwise."""
     path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise InputError(f"{option} {path}: exists and is not a directory") from None
-    except OSError as exc:
-        raise InputError(f"{option} {path}: cannot create it ({exc.strerror})") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise InputError(f"{option} {path}: not writable")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "exists and is not a directory" if existing == path else f"{existing} is not a directory"
+        raise InputError(f"{option} {path}: {what}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{option} {path}: {existing} is not writable")
 
 
 def check_output_file(path: str | Path, option: str) -> None:
-    """Before any work: `path` can be written (its directory exists and is writable, and it is not
-    a directory)."""
+    """Before any work, without creating anything: `path` is not a directory and its directory
+    exists or can be created (`check_output_dir`)."""
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{option} {path}: is a directory")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"{option} {path}: no such directory {parent}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"{option} {path}: directory {parent} is not writable")
+    check_output_dir(path.parent, f"{option} {path}: directory")

@@ -45,9 +45,9 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
 from monet_opt.errors import InputError
+from monet_opt.io import load_data
 from monet_opt.workload.ir import MAC_KINDS, OpKind
 
 DRAM = "dram"
@@ -306,10 +306,4 @@ def load_accelerator(name_or_path: str | Path) -> Accelerator:
         path = LIBRARY_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         raise InputError(f"unknown hardware {str(name_or_path)!r}; built-in: {', '.join(builtin_hardware())}; or a YAML file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise InputError(f"{path}: not valid YAML{where} ({getattr(exc, 'problem', None) or exc})") from None
-    return accelerator_from_dict(data, str(path))
+    return accelerator_from_dict(load_data(path), str(path))

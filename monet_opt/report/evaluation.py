@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from monet_opt.io import write_json_atomic
-from monet_opt.report.plots import plot_gantt, plot_memory
 from monet_opt.report.trace import trace_events
 from monet_opt.schedule.simulate import SimulationResult
 
@@ -57,6 +56,8 @@ def result_to_dict(result: SimulationResult, *, workload: str, mode: str, timeli
 def write_reports(result: SimulationResult, out_dir: str | Path, *, workload: str, mode: str) -> list[Path]:
     """result.json, gantt.png, memory.png and trace.json in `out_dir` (each written atomically)."""
     out = Path(out_dir)
+    from monet_opt.report.plots import plot_gantt, plot_memory  # matplotlib, only when plots are drawn
+
     title = f"{workload} ({mode}) on {result.accelerator}: {result.latency_cycles:,} cycles, {result.energy_pj / 1e6:,.1f} uJ"
     paths = [out / "result.json", out / "gantt.png", out / "memory.png", out / "trace.json"]
     write_json_atomic(paths[0], result_to_dict(result, workload=workload, mode=mode, timeline=True))
@@ -67,8 +68,10 @@ def write_reports(result: SimulationResult, out_dir: str | Path, *, workload: st
 
 
 def format_result(result: SimulationResult, *, workload: str, mode: str) -> str:
-    """Readable summary of a simulation."""
-    lines = [
+    """Readable summary of a simulation; the first line says when the plan violates a constraint."""
+    lines = [f"INVALID PLAN: {len(result.violations)} violations, first: [{result.violations[0].kind}] "
+             f"{result.violations[0].message}"] if result.violations else []
+    lines += [
         f"{workload} ({mode}) on {result.accelerator}",
         f"latency   {result.latency_cycles:,} cycles = {result.latency_cycles / result.clock_hz * 1e3:.3f} ms",
         f"energy    {result.energy_pj / 1e6:,.2f} uJ",

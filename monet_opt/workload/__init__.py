@@ -7,7 +7,13 @@ from pathlib import Path
 from monet_opt.errors import InputError
 from monet_opt.workload.ir import DType, Graph, Op, OpKind, Phase, Tensor, TensorRole
 from monet_opt.workload.models import BUILTIN_MODELS, GPT2_PRESETS, RESNET_PRESETS, GPTConfig, ResNetConfig, builtin_forward_graph
-from monet_opt.workload.onnx_import import import_onnx
+
+
+def import_onnx(path: str | Path, *, batch: int | None = None, seq_len: int | None = None) -> Graph:
+    """`onnx_import.import_onnx`, imported when first used (the onnx package takes a second to load)."""
+    from monet_opt.workload.onnx_import import import_onnx as load
+
+    return load(path, batch=batch, seq_len=seq_len)
 
 
 def load_forward_graph(

@@ -17,7 +17,8 @@ from ortools.sat.python import cp_model
 
 from monet_opt.solvers.allocation.bounds import link_bound_cycles
 from monet_opt.solvers.allocation.problem import AllocationProblem, Schedule
-from monet_opt.solvers.common import Deadline, SolverOptions, SolveStats, run_cpsat
+from monet_opt.solvers.common import Deadline, SolverOptions, SolveStats
+from monet_opt.solvers.cpsat_runner import run_cpsat
 
 
 SUBSOLVERS = ("max_lp", "default_lp", "quick_restart", "core", "reduced_costs", "pseudo_costs", "no_lp")

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import networkx as nx
-import yaml
 
 from monet_opt.cost.model import Cost, CostTable
 from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.hardware.model import DRAM, Accelerator
+from monet_opt.io import load_data
 from monet_opt.workload.ir import Graph
 
 
@@ -141,12 +141,7 @@ def load_instance(path: str | Path) -> AllocationProblem:
           - {from: t1, to: t2, bytes: 64}
     """
     source = str(path)
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise InputError(f"{source}: cannot read ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = load_data(path)
     if not isinstance(data, dict):
         raise InputError(f"{source}: expected a mapping with cores, tasks and edges")
     for key in ("cores", "tasks"):

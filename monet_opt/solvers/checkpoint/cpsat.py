@@ -18,7 +18,8 @@ from ortools.sat.python import cp_model
 from monet_opt.hardware.model import DRAM
 from monet_opt.schedule.plan import Residency
 from monet_opt.solvers.checkpoint.space import CheckpointSpace, CostWeights, Decisions, Price
-from monet_opt.solvers.common import Deadline, SolverOptions, SolveStats, run_cpsat
+from monet_opt.solvers.common import Deadline, SolverOptions, SolveStats
+from monet_opt.solvers.cpsat_runner import run_cpsat
 from monet_opt.solvers.contract import CostUnderBudget, MinimumPeak
 from monet_opt.workload.ir import TensorRole
 

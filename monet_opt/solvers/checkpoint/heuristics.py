@@ -69,12 +69,14 @@ def rule_decisions(space: CheckpointSpace, rule: str, weights: CostWeights) -> D
 def greedy_plan(space: CheckpointSpace, weights: CostWeights, budget_bytes: int | None
                 ) -> tuple[Decisions, Evaluation] | None:
     """Chen's budget sweep: the cheapest of its plans within the budget (with `budget_bytes` None:
-    the one with the smallest dynamic DRAM peak), or None when none fits."""
+    the one with the smallest dynamic DRAM peak), or None when none fits. The sweep's end points
+    are store-all (nothing recomputed) and every threshold of a geometric grid up to the sum of the
+    sizes (everything recomputed), so where store-all fits it is a candidate."""
     sizes = [space.graph.tensors[a].size_bytes for a in space.decisions]
     low, high = max(1, min(sizes, default=1)), max(1, sum(sizes))
     grid = sorted({low * (high / low) ** (i / 24) for i in range(25)})
-    candidates = list({tuple(sorted(r.items())): decisions_for(space, r, weights)
-                       for r in (_threshold_residency(space, b) for b in grid)}.values())
+    residencies = [{}] + [_threshold_residency(space, b) for b in grid]
+    candidates = list({tuple(sorted(r.items())): decisions_for(space, r, weights) for r in residencies}.values())
     evaluated = [(d, space.evaluate(d)) for d in candidates]
     if budget_bytes is None:
         evaluated = [pair for pair in evaluated if fits(space, pair[1], pair[1].dynamic_dram_peak_bytes)]

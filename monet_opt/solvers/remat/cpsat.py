@@ -16,7 +16,8 @@ from dataclasses import replace
 
 from ortools.sat.python import cp_model
 
-from monet_opt.solvers.common import Deadline, SolverOptions, SolveStats, SolveStatus, run_cpsat
+from monet_opt.solvers.common import Deadline, SolverOptions, SolveStats, SolveStatus
+from monet_opt.solvers.cpsat_runner import run_cpsat
 from monet_opt.solvers.contract import CostUnderBudget, MinimumPeak
 from monet_opt.solvers.remat.problem import RematProblem
 from monet_opt.solvers.remat.stages import sequence_to_stages, stages_to_sequence

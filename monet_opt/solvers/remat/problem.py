@@ -16,7 +16,6 @@ Costs and sizes are integers in the model; fractional inputs are scaled by a pow
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
-import yaml
 
 from monet_opt.errors import InputError
+from monet_opt.io import load_data
 
 
 @dataclass(frozen=True)
@@ -126,11 +125,18 @@ def store_all_peak(problem: RematProblem) -> int:
     return evaluate_schedule(problem, range(problem.n)).peak
 
 
+LARGEST_VALUE = 1e15
+"""Largest cost or size accepted (after scaling to integers, sums over a schedule of a few thousand
+steps must stay within the models' 64-bit integers)."""
+
+
 def _integers(values: list[float], what: str, source: str) -> tuple[tuple[int, ...], int]:
     """Scale values by the smallest power of ten (<= 10^6) that makes them integral."""
     for v in values:
-        if not isinstance(v, int | float) or isinstance(v, bool) or math.isnan(v) or v < 0:
+        if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
             raise InputError(f"{source}: {what} must be a non-negative number, got {v!r}")
+        if v > LARGEST_VALUE:
+            raise InputError(f"{source}: {what} {v!r} is larger than {LARGEST_VALUE:g}")
     scale = 1
     while scale < 10**6 and any(abs(v * scale - round(v * scale)) > 1e-9 * max(1.0, abs(v * scale)) for v in values):
         scale *= 10
@@ -141,6 +147,8 @@ def problem_from_edges(name: str, nodes: list[tuple[Any, float, float]], edges: 
                        order: list[Any] | None, source: str) -> RematProblem:
     """Build a problem from (id, cost, size) triples and (source, target) edges; checks ids, cycles
     and the order."""
+    if not nodes:
+        raise InputError(f"{source}: the graph has no nodes")
     ids = [str(n[0]) for n in nodes]
     if len(set(ids)) != len(ids):
         raise InputError(f"{source}: duplicate node id")
@@ -178,13 +186,7 @@ def load_problem(path: str | Path) -> RematProblem:
     "edges"; optional graph attribute "order") or the project's YAML (nodes: [{id, cost, size,
     inputs}], optional order)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    text = path.read_text()
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise InputError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({str(exc).splitlines()[0]})") from None
+    data = load_data(path)
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
         raise InputError(f"{path}: missing key nodes (a list)")
     source = str(path)

@@ -1,0 +1,79 @@
+"""How every CP-SAT model is run: parameters from `SolverOptions` and the deadline, the raw
+parameter passthrough, the search log, model export, and the incumbent curve."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ortools.sat.python import cp_model
+
+from monet_opt.errors import InputError
+from monet_opt.solvers.common import Deadline, Incumbent, SolverOptions, SolveStats, SolveStatus
+
+SUBSOLVERS = ("max_lp", "quick_restart", "default_lp", "core", "reduced_costs", "pseudo_costs", "no_lp")
+"""CP-SAT full workers by priority when there are fewer workers than names (CP-SAT's own choice
+for 2 workers omits the LP-bounding worker, which proves these models' bounds): the LP worker
+proves optimality, quick restarts find solutions. A family may give its own order."""
+
+
+class IncumbentRecorder(cp_model.CpSolverSolutionCallback):
+    """Records (time since the deadline's start, objective, bound) at every improving solution."""
+
+    def __init__(self, deadline: Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+        self.incumbents: list[Incumbent] = []
+
+    def on_solution_callback(self) -> None:
+        self.incumbents.append(Incumbent(self.deadline.elapsed_s(), self.objective_value, self.best_objective_bound))
+
+
+def configure(solver: cp_model.CpSolver, options: SolverOptions, deadline: Deadline,
+              subsolvers: tuple[str, ...] = SUBSOLVERS) -> None:
+    """Apply `options` with the deadline's remaining time as CP-SAT's limit; with fewer workers than
+    `subsolvers`, pick them in that order; raw `cpsat_params` last."""
+    solver.parameters.max_time_in_seconds = deadline.remaining_s()
+    solver.parameters.num_workers = options.workers
+    solver.parameters.random_seed = options.seed
+    solver.parameters.interleave_search = options.deterministic and options.workers > 1
+    if 1 < options.workers <= len(subsolvers):
+        solver.parameters.subsolvers.extend(subsolvers[: options.workers])
+    solver.parameters.log_search_progress = options.log_search
+    solver.parameters.log_to_stdout = False
+    if options.log_search:
+        solver.log_callback = lambda line: print(line, file=sys.stderr)
+    if options.cpsat_params and not solver.parameters.merge_text_format(
+            " ".join(f"{k}: {v}" for k, v in options.cpsat_params)):
+        raise InputError(f"--cpsat-params: CP-SAT refuses {options.cpsat_params}")
+
+
+def run_cpsat(model: cp_model.CpModel, options: SolverOptions, deadline: Deadline,
+              subsolvers: tuple[str, ...] = SUBSOLVERS, scale: float = 1.0,
+              offset: float = 0.0) -> tuple[cp_model.CpSolver, SolveStats]:
+    """Solve `model` within the deadline (see `configure`), recording incumbents; the solver (for
+    values, valid when stats.objective is not None) and the stats (objective and bound mapped by
+    x * scale + offset; times since the deadline's start)."""
+    if options.export_model is not None:
+        path = Path(options.export_model)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not model.export_to_file(str(path)):
+            raise InputError(f"--export-model {path}: could not write the model")
+    solver = cp_model.CpSolver()
+    configure(solver, options, deadline, subsolvers)
+    recorder = IncumbentRecorder(deadline)
+    status = solver.solve(model, recorder)
+    mapped = tuple(Incumbent(i.time_s, i.objective * scale + offset, i.bound * scale + offset)
+                   for i in recorder.incumbents)
+    kind = {cp_model.OPTIMAL: SolveStatus.OPTIMAL, cp_model.FEASIBLE: SolveStatus.FEASIBLE,
+            cp_model.INFEASIBLE: SolveStatus.INFEASIBLE}.get(status, SolveStatus.UNKNOWN)
+    has_solution = kind in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)
+    return solver, SolveStats(
+        status=kind,
+        objective=solver.objective_value * scale + offset if has_solution else None,
+        bound=solver.best_objective_bound * scale + offset if kind is not SolveStatus.INFEASIBLE else None,
+        solve_time_s=deadline.elapsed_s(),
+        time_to_first_s=mapped[0].time_s if mapped else None,
+        time_to_best_s=mapped[-1].time_s if mapped else None,
+        incumbents=mapped,
+    )

@@ -1,0 +1,156 @@
+"""What a user meets: malformed files and option values end in one line and exit 2 (or 3), never a
+traceback; output files follow the umask; a plan that breaks a constraint exits 5; the listed
+traceback cases each have a test."""
+
+import contextlib
+import io
+import json
+import os
+import stat
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monet_opt.cli import main
+
+FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                       HealthCheck.too_slow])
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**30, 10**30), st.floats(allow_nan=True),
+                    st.text(max_size=8))
+documents = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                          st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+                         max_leaves=12)
+# documents shaped like the real formats, with random values where the numbers go
+remat_like = st.fixed_dictionaries({"nodes": st.lists(st.fixed_dictionaries(
+    {"id": st.one_of(st.integers(0, 3), st.text(max_size=2)), "cost_cpu": scalars, "cost_ram": scalars}), max_size=4),
+    "links": st.lists(st.fixed_dictionaries({"source": st.integers(0, 3), "target": st.integers(0, 3)}), max_size=4)})
+allocation_like = st.fixed_dictionaries({"cores": st.lists(st.sampled_from(["a", "b"]), max_size=2), "tasks": st.lists(
+    st.fixed_dictionaries({"name": st.text(max_size=2), "options": st.dictionaries(
+        st.sampled_from(["a", "b", "c"]), st.dictionaries(st.sampled_from(["duration_cycles", "energy_pj", "x"]),
+                                                          scalars, max_size=2), max_size=2)}), max_size=3)})
+
+
+def run(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def assert_clean_refusal(code: int, err: str, allowed: tuple[int, ...] = (2, 3)) -> None:
+    assert code in allowed or code == 0, (code, err)
+    if code:
+        assert err.count("\n") == 1 and err.startswith("monet") and "Traceback" not in err, err
+
+
+def file_of(tmp_path, name: str, content: bytes):
+    path = tmp_path / name
+    path.write_bytes(content)
+    return str(path)
+
+
+@FUZZ
+@given(content=st.one_of(st.binary(max_size=64), documents.map(lambda d: json.dumps(d).encode()),
+                         remat_like.map(lambda d: json.dumps(d).encode())))
+def test_malformed_rematerialisation_graphs(tmp_path, content):
+    path = file_of(tmp_path, "g.json", content)
+    code, _, err = run(["checkpoint", "graph", path, "--budget", "50%", "--time-limit", "5"])
+    assert_clean_refusal(code, err, (2, 3, 4, 5))
+
+
+@FUZZ
+@given(content=st.one_of(st.binary(max_size=64), documents.map(lambda d: yaml.safe_dump(d).encode()),
+                         allocation_like.map(lambda d: yaml.safe_dump(d).encode())))
+def test_malformed_allocation_instances(tmp_path, content):
+    path = file_of(tmp_path, "i.yaml", content)
+    code, _, err = run(["allocate", "--instance", path, "--time-limit", "5"])
+    assert_clean_refusal(code, err)
+
+
+@FUZZ
+@given(content=st.one_of(st.binary(max_size=64), documents.map(lambda d: yaml.safe_dump(d).encode())))
+def test_malformed_hardware_files(tmp_path, content):
+    code, _, err = run(["hardware", "show", file_of(tmp_path, "h.yaml", content)])
+    assert_clean_refusal(code, err)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=st.binary(max_size=128))
+def test_malformed_onnx_bytes(tmp_path, content):
+    code, _, err = run(["workload", "show", file_of(tmp_path, "m.onnx", b"\x08\x07" + content), "--batch", "1"])
+    assert_clean_refusal(code, err)
+
+
+@FUZZ
+@given(budget=st.text(max_size=8), local=st.text(max_size=12), params=st.text(max_size=12),
+       limit=st.text(max_size=6))
+def test_malformed_option_values(budget, local, params, limit):
+    code, _, err = run(["checkpoint", "graph", "instances/remat/diamond.yaml", "--budget", budget, "--time-limit",
+                        limit or "1", "--cpsat-params", params or "linearization_level:0"])
+    assert_clean_refusal(code, err, (2, 3, 4, 5))
+    code, _, err = run(["checkpoint", "training", "--workload", "resnet18-cifar", "--hardware", "edge-tpu-quad",
+                        "--budget", "90%", "--local-budget", local or "x", "--time-limit", "1"])
+    assert_clean_refusal(code, err, (2, 3, 4, 5))
+
+
+def test_each_listed_traceback_case_is_one_line(tmp_path):
+    latin1 = file_of(tmp_path, "latin1.yaml", "name: caf\xe9\nnodes: []\n".encode("latin-1"))
+    empty = file_of(tmp_path, "empty.json", b'{"nodes": [], "links": []}')
+    huge = file_of(tmp_path, "huge.json", json.dumps({"nodes": [{"id": 0, "cost_cpu": 1, "cost_ram": 1e30}],
+                                                       "links": []}).encode())
+    infinite_clock = file_of(tmp_path, "clock.yaml", b"clock_hz: .inf\n")
+    taken = file_of(tmp_path, "taken", b"")
+    cases = [
+        (["checkpoint", "graph", latin1, "--budget", "5"], "not UTF-8 text (byte 9)"),
+        (["checkpoint", "graph", empty, "--budget", "5"], "the graph has no nodes"),
+        (["checkpoint", "graph", huge, "--budget", "5"], "larger than 1e+15"),
+        (["checkpoint", "graph", "instances/remat/diamond.yaml", "--budget", "inf"], "finite"),
+        (["checkpoint", "graph", "instances/remat/diamond.yaml", "--budget", "120%"], "above 100 %"),
+        (["checkpoint", "graph", "instances/remat/diamond.yaml", "--budget", "5", "--out", taken], "not a directory"),
+        (["hardware", "show", infinite_clock], "clock_hz: not a finite number"),
+        (["workload", "export", "resnet18-cifar", "-o", f"{taken}/g.json"], "exists and is not a directory"),
+        (["evaluate", "--workload", "resnet18-cifar", "--hardware", "edge-tpu-quad", "--out", taken], "not a directory"),
+        (["allocate", "--instance", str(tmp_path)], "is a directory"),
+    ]
+    for argv, message in cases:
+        code, _, err = run(argv)
+        assert code == 2 and message in err and err.count("\n") == 1, (argv, err)
+
+
+def test_yaml_reads_exponent_numbers(tmp_path):
+    path = file_of(tmp_path, "g.yaml", b"nodes:\n  - {id: a, cost: 1e3, size: 2E2}\n")
+    code, out, _ = run(["checkpoint", "graph", path, "--budget", "100%", "--json"])
+    data = json.loads(out)
+    assert code == 0 and data["objective"] == 1000 and data["peak_memory"] == 200
+
+
+def test_an_overflowing_plan_exits_5_and_says_so_first(tmp_path):
+    code, out, err = run(["evaluate", "--workload", "resnet18-cifar", "--hardware", "edge-tpu-quad", "--batch", "4096",
+                          "--out", str(tmp_path / "run")])
+    assert code == 5 and out.startswith("INVALID PLAN:") and "capacity" in out.splitlines()[0]
+    assert err.startswith("monet: the plan violates") and (tmp_path / "run" / "result.json").is_file()
+
+
+def test_output_files_follow_the_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        assert run(["workload", "export", "resnet18-cifar", "-o", str(tmp_path / "g.json")])[0] == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "g.json").stat().st_mode) == 0o644
+
+
+def test_help_and_light_commands_do_not_load_the_solvers_onnx_or_matplotlib():
+    import subprocess
+    import sys
+
+    code = ("import sys, contextlib, io\nfrom monet_opt.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    assert main(['--help']) == 0 and main(['hardware', 'list']) == 0 and main(['--version']) == 0\n"
+            "heavy = ('ortools.sat.python.cp_model', 'onnx', 'matplotlib', 'deap', 'pulp')\n"
+            "print(sorted(m for m in heavy if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
