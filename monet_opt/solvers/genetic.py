@@ -5,8 +5,8 @@ probability `crossover_probability` per pair, mutation with probability `mutatio
 individual in which each gene is redrawn among its other alleles with probability 1/len (a bit
 flip for binary genes), NSGA-II survivor selection over two minimised objectives. Deterministic
 for a seed: DEAP draws from Python's global `random`, whose state is saved and restored
-(`seeded_random`). Generations stop early at the deadline: the answer is then the best of the
-genomes evaluated so far.
+(`seeded_random`). The search stops at the deadline (checked before every evaluation, so it
+overshoots by at most one): the answer is then the best of the genomes evaluated so far.
 """
 
 from __future__ import annotations
@@ -89,11 +89,11 @@ def nsga2_search(alleles: Sequence[int], evaluate: Callable[[Genome], tuple[floa
     with seeded_random(config.seed):
         population = [Individual([random.randrange(c) for c in alleles]) for _ in range(config.population)]
         for ind in population:
+            if deadline.expired() and fitness.seen:
+                return fitness.seen
             ind.fitness.values = fitness(ind)
         population = tools.selNSGA2(population, len(population))
         for _ in range(config.generations):
-            if deadline.expired():
-                break
             parents = tools.selTournamentDCD(population, len(population)) if len(population) % 4 == 0 else \
                 [random.choice(population) for _ in population]
             offspring = [Individual(list(p)) for p in parents]
@@ -103,6 +103,8 @@ def nsga2_search(alleles: Sequence[int], evaluate: Callable[[Genome], tuple[floa
             for ind in offspring:
                 if alleles and random.random() < config.mutation_probability:
                     mutate(ind)
+                if deadline.expired():
+                    return fitness.seen
                 ind.fitness.values = fitness(ind)
             population = tools.selNSGA2(population + offspring, config.population)
     return fitness.seen

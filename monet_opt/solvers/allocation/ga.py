@@ -8,7 +8,7 @@ which needs permutation genomes; core ids are not one, so two-point is kept thro
 reassign one random task to another eligible core, or swap the cores of two tasks (when both stay
 eligible), with equal probability. Objectives (energy, latency), both minimised, measured by the
 caller's evaluator (the validation scheduler). 64 x 250 by default; deterministic for a seed
-(`genetic.seeded_random`); generations stop early at the deadline.
+(`genetic.seeded_random`); it stops at the deadline (checked before every evaluation).
 """
 
 from __future__ import annotations
@@ -57,16 +57,22 @@ def stream_ga(problem: AllocationProblem, evaluate: Callable[[tuple[str, ...]], 
     with seeded_random(config.seed):
         population = [Individual([random.choice(e) for e in eligible]) for _ in range(config.population)]
         for ind in population:
+            if deadline.expired() and fitness.seen:
+                return _front_of(fitness.seen)
             ind.fitness.values = fitness(ind)
         mu, lam = max(1, config.population // 2), config.population
         population = tools.selNSGA2(population, mu)
         for _ in range(config.generations):
-            if deadline.expired():
-                break
             offspring = algorithms.varOr(population, toolbox, lam, config.crossover_probability,
                                          config.mutation_probability)
             for ind in offspring:
+                if deadline.expired():
+                    return _front_of(fitness.seen)
                 ind.fitness.values = fitness(ind)
             population = tools.selNSGA2(population + offspring, mu)
-    front = pareto_front([(latency, energy, genome) for genome, (energy, latency) in fitness.seen.items()])
+    return _front_of(fitness.seen)
+
+
+def _front_of(seen: dict[tuple[str, ...], tuple[float, int]]) -> list[tuple[float, int, tuple[str, ...]]]:
+    front = pareto_front([(latency, energy, genome) for genome, (energy, latency) in seen.items()])
     return [(energy, int(latency), genome) for latency, energy, genome in front]

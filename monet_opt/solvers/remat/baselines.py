@@ -70,11 +70,14 @@ def greedy_keep_set(problem: RematProblem, threshold: float) -> set[int]:
     return keep
 
 
-def greedy(problem: RematProblem, budget: int, points: int = 40) -> list[int] | None:
-    """Chen's greedy over a geometric grid of thresholds: the cheapest schedule within `budget`."""
+def greedy(problem: RematProblem, budget: int, points: int = 40, deadline: Deadline | None = None) -> list[int] | None:
+    """Chen's greedy over a geometric grid of thresholds: the cheapest schedule within `budget`
+    (of the thresholds tried before the deadline)."""
     low, high = max(1, min(problem.size)) / 2, max(1, sum(problem.size))  # low: every node kept
     best: tuple[int, list[int]] | None = None
     for k in range(points):
+        if deadline is not None and deadline.expired():
+            break
         threshold = low * (high / low) ** (k / max(points - 1, 1))
         schedule = keep_policy_schedule(problem, greedy_keep_set(problem, threshold))
         result = evaluate_schedule(problem, schedule)

@@ -66,9 +66,19 @@ def restriction_window(problem: RematProblem, max_pairs: int) -> int | None:
     return low
 
 
+class OutOfTime(Exception):
+    """The deadline passed while a model was being built."""
+
+
+def _out_of_time(deadline: Deadline) -> SolveStats:
+    return SolveStats(SolveStatus.UNKNOWN, None, None, deadline.elapsed_s(), None, None, ())
+
+
 class _Model:
     def __init__(self, problem: RematProblem, target: CostUnderBudget | MinimumPeak,
-                 horizon: Sequence[int] | None = None) -> None:
+                 horizon: Sequence[int] | None = None, deadline: Deadline | None = None) -> None:
+        """Raises OutOfTime when `deadline` passes while the model is built (large models take
+        seconds: 11 s for the 500-node layered DAG's 102k pairs)."""
         self.problem = problem
         budget = target.budget if isinstance(target, CostUnderBudget) else None
         n = problem.n
@@ -77,6 +87,8 @@ class _Model:
         self.R: dict[tuple[int, int], cp_model.IntVar] = {}
         self.S: dict[tuple[int, int], cp_model.IntVar] = {}
         for t in range(n):
+            if deadline is not None and deadline.expired():
+                raise OutOfTime
             for i in range(t):
                 if t <= last[i]:
                     self.R[t, i] = m.new_bool_var(f"R{t}_{i}")
@@ -85,6 +97,8 @@ class _Model:
         R, S = self.R, self.S
         succ = problem.succs
         for t in range(n):
+            if deadline is not None and deadline.expired():
+                raise OutOfTime
             for k in [k for k in range(t) if (t, k) in R] + [t]:
                 for j in problem.preds[k]:
                     if (t, j) not in R:  # restricted model: j is gone by stage t, so k cannot be recomputed
@@ -111,6 +125,8 @@ class _Model:
         self.peak = m.new_int_var(floor, max(floor, sum(problem.size)), "peak") if budget is None else None
         capacity = self.peak if budget is None else budget
         for t in range(n):
+            if deadline is not None and deadline.expired():
+                raise OutOfTime
             intervals, demands = [m.new_interval_var(t, 1, t + 1, f"node{t}")], [problem.size[t]]
             for i in range(t):
                 if (t, i) not in R:
@@ -163,11 +179,16 @@ def solve_cpsat(problem: RematProblem, budget: int, options: SolverOptions, dead
                 hint: Sequence[int] | None = None,
                 max_pairs: int = MAX_MODEL_PAIRS) -> tuple[list[int] | None, SolveStats, int | None]:
     """Minimum total compute cost under `budget`: (schedule or None, stats, window). The objective
-    and bound include the n first executions. When the exact model would exceed `max_pairs`, the
+    and bound include the n first executions; no schedule when the deadline passes while the model
+    is built. When the exact model would exceed `max_pairs`, the
     model is restricted to the largest window that fits (returned; None means exact) plus the
     hint's own stages, so the hint stays feasible, and the bound is the trivial sum of costs."""
     window = restriction_window(problem, max_pairs)
-    model = _Model(problem, CostUnderBudget(budget), None if window is None else stage_horizon(problem, window, hint))
+    try:
+        model = _Model(problem, CostUnderBudget(budget),
+                       None if window is None else stage_horizon(problem, window, hint), deadline)
+    except OutOfTime:
+        return None, _out_of_time(deadline), window
     if hint is not None:
         model.hint(hint)
     solver, stats = run_cpsat(model.model, options, deadline, offset=sum(problem.cost))
@@ -183,7 +204,10 @@ def min_peak_cpsat(problem: RematProblem, options: SolverOptions, deadline: Dead
     budget. Above `max_pairs` the model is restricted (see `solve_cpsat`): the peak found is
     achievable, and the bound is the local one (a node with its inputs)."""
     window = restriction_window(problem, max_pairs)
-    model = _Model(problem, MinimumPeak(), None if window is None else stage_horizon(problem, window))
+    try:
+        model = _Model(problem, MinimumPeak(), None if window is None else stage_horizon(problem, window), deadline)
+    except OutOfTime:
+        return None, _out_of_time(deadline)
     model.hint(list(range(problem.n)))
     solver, stats = run_cpsat(model.model, options, deadline)
     if window is not None:

@@ -37,6 +37,8 @@ from monet_opt.solvers.remat.problem import RematProblem, evaluate_schedule, sto
 from monet_opt.solvers.remat.stages import sequence_to_stages, stages_to_sequence
 
 RematTarget = CostUnderBudget | MinimumPeak
+WARM_START_SHARE = 0.5
+"""The warm start's share of CP-SAT's time limit (model building and the solve get the rest)."""
 Schedule = tuple[int, ...]
 SPACE = "frontier-advancing schedules (first executions in the graph's reference order)"
 
@@ -46,9 +48,10 @@ def local_lower_bound(problem: RematProblem) -> int:
     return max(problem.size[v] + sum(problem.size[p] for p in problem.preds[v]) for v in range(problem.n))
 
 
-def best_heuristic(problem: RematProblem, budget: int) -> list[int] | None:
+def best_heuristic(problem: RematProblem, budget: int, deadline: Deadline | None = None) -> list[int] | None:
     """The cheapest of store-all, sqrt(n) and greedy schedules within the budget (a warm start)."""
-    candidates = [s for s in (store_all(problem), sqrt_n(problem), greedy(problem, budget)) if s is not None]
+    candidates = [s for s in (store_all(problem), sqrt_n(problem), greedy(problem, budget, deadline=deadline))
+                  if s is not None]
     replays = [(evaluate_schedule(problem, s), s) for s in candidates]
     fitting = [(r.cost, s) for r, s in replays if r.peak <= budget]
     return min(fitting, key=lambda pair: pair[0])[1] if fitting else None
@@ -66,7 +69,7 @@ def warm_start(problem: RematProblem, budget: int, seed: int, deadline: Deadline
     and the peak descent, else a short GA; each schedule in CP-SAT's stage form when that still
     fits the budget (then the model accepts it as it is). None when nothing fits. Each part stops
     at the deadline (the GA at half the time left)."""
-    hint = best_heuristic(problem, budget)
+    hint = best_heuristic(problem, budget, deadline)
     if hint is None:
         fitting = []  # (cost, 0 for the stage form else 1, schedule)
         for schedule in (evict_on_demand(problem, budget, deadline), peak_descent(problem, budget, deadline=deadline)):
@@ -100,7 +103,7 @@ def _cpsat(max_pairs: int):
             schedule, stats = min_peak_cpsat(problem, options, deadline, max_pairs)
             # the replayed peak is the answer (the stage model's accounting may round it up)
             return _answer(schedule, None, stats)
-        hint = warm_start(problem, target.budget, options.seed, deadline)
+        hint = warm_start(problem, target.budget, options.seed, deadline.share(WARM_START_SHARE))
         warm_cost = None if hint is None else evaluate_schedule(problem, hint).cost
         schedule, stats, window = solve_cpsat(problem, target.budget, options, deadline, hint, max_pairs)
         from_warm_start = warm_cost is not None and stats.status is not SolveStatus.OPTIMAL and (

@@ -35,6 +35,10 @@ def milp_solver(options: SolverOptions, time_limit_s: float, name: str | None = 
                                  options=[f"randomSeed {options.seed + 1}"])
 
 
+def _out_of_time(deadline: Deadline) -> SolveStats:
+    return SolveStats(SolveStatus.UNKNOWN, None, None, deadline.elapsed_s(), None, None, ())
+
+
 def solve_milp(problem: RematProblem, budget: int, options: SolverOptions, deadline: Deadline,
                solver_name: str | None = None) -> tuple[list[int] | None, SolveStats]:
     n, last, succ, m = problem.n, problem.last_descendant, problem.succs, problem.size
@@ -42,6 +46,8 @@ def solve_milp(problem: RematProblem, budget: int, options: SolverOptions, deadl
     R: dict[tuple[int, int], pulp.LpVariable | int] = {}
     S: dict[tuple[int, int], pulp.LpVariable | int] = {}
     for t in range(n):
+        if deadline.expired():  # building the MILP of a large graph takes minutes
+            return None, _out_of_time(deadline)
         R[t, t] = 1
         for i in range(t):
             if t <= last[i]:
@@ -57,6 +63,8 @@ def solve_milp(problem: RematProblem, budget: int, options: SolverOptions, deadl
 
     lp += pulp.lpSum(problem.cost[i] * v for (t, i), v in R.items())
     for t in range(n):
+        if deadline.expired():  # building the MILP of a large graph takes minutes
+            return None, _out_of_time(deadline)
         for k in range(t + 1):
             if (t, k) not in R:
                 continue
