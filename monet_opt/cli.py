@@ -141,7 +141,7 @@ def _solver_options(args: argparse.Namespace) -> SolverOptions:
     params = parse_cpsat_params(args.cpsat_params) if args.cpsat_params else ()
     return SolverOptions(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed,
                          deterministic=args.deterministic, cpsat_params=params, log_search=args.log,
-                         export_model=export)
+                         export_model=export, progress=not args.quiet)
 
 
 def _print_sweep(rows: list, as_json: bool) -> None:
@@ -155,7 +155,7 @@ def _print_sweep(rows: list, as_json: bool) -> None:
 
 
 def _sweep_progress(message: str) -> None:
-    print(f"sweep: {message}", file=sys.stderr)
+    print(f"sweep: {message}", file=sys.stderr, flush=True)
 
 
 def _report(result: Result, args: argparse.Namespace, answer_file: str, workload: str | None = None) -> int:
@@ -167,7 +167,8 @@ def _report(result: Result, args: argparse.Namespace, answer_file: str, workload
 
         simulation = None if result.measurement is None else result.measurement.simulation
         if simulation is not None:
-            write_reports(simulation, args.out, workload=workload or result.problem, mode="training")
+            write_reports(simulation, args.out, workload=workload or result.problem, mode="training",
+                          dynamic_dram_budget_bytes=getattr(result.target, "budget", None))
         front = getattr(result.payload, "front", ())
         if len(front) > 1:
             write_front([(v.latency_cycles, v.energy_pj) for v in front], args.out,
@@ -197,7 +198,8 @@ def _cmd_checkpoint_graph(args: argparse.Namespace) -> int:
     problem = load_problem(args.graph)
     ga = GAConfig(population=args.population, generations=args.generations, seed=args.seed)
     if args.sweep:
-        rows = budget_sweep(problem, args.sweep, options, ga, deadline, progress=_sweep_progress)
+        rows = budget_sweep(problem, args.sweep, options, ga, deadline,
+                            progress=(lambda _: None) if args.quiet else _sweep_progress)
         if args.out:
             write_remat_sweep(problem, rows, args.out)
         _print_sweep(rows, args.json)
@@ -237,7 +239,8 @@ def _cmd_checkpoint_training(args: argparse.Namespace) -> int:
     problem = CheckpointProblem(space, OBJECTIVES[args.objective])
     ga = GAConfig(population=args.population, generations=args.generations, seed=args.seed)
     if args.sweep:
-        rows = training_budget_sweep(problem, args.sweep, options, ga, deadline, progress=_sweep_progress)
+        rows = training_budget_sweep(problem, args.sweep, options, ga, deadline,
+                                     progress=(lambda _: None) if args.quiet else _sweep_progress)
         if args.out:
             write_sweep(rows, args.out, base_cost=space.store_all.objective(problem.weights),
                         cost_label=problem.weights.name,
@@ -408,6 +411,7 @@ def add_solver_arguments(p: argparse.ArgumentParser) -> None:
                    help="raw CP-SAT SatParameters, applied last (e.g. linearization_level:2,symmetry_level:4)")
     p.add_argument("--log", action="store_true", help="CP-SAT's search log on stderr")
     p.add_argument("--export-model", metavar="FILE", help="write the CP-SAT model (.pb binary, else text proto)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
 def add_ga_arguments(p: argparse.ArgumentParser, population: int, generations: int) -> None:

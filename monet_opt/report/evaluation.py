@@ -53,7 +53,8 @@ def result_to_dict(result: SimulationResult, *, workload: str, mode: str, timeli
     return out
 
 
-def write_reports(result: SimulationResult, out_dir: str | Path, *, workload: str, mode: str) -> list[Path]:
+def write_reports(result: SimulationResult, out_dir: str | Path, *, workload: str, mode: str,
+                  dynamic_dram_budget_bytes: int | None = None) -> list[Path]:
     """result.json, gantt.png, memory.png and trace.json in `out_dir` (each written atomically)."""
     out = Path(out_dir)
     from monet_opt.report.plots import plot_gantt, plot_memory  # matplotlib, only when plots are drawn
@@ -62,7 +63,8 @@ def write_reports(result: SimulationResult, out_dir: str | Path, *, workload: st
     paths = [out / "result.json", out / "gantt.png", out / "memory.png", out / "trace.json"]
     write_json_atomic(paths[0], result_to_dict(result, workload=workload, mode=mode, timeline=True))
     plot_gantt(result, title, paths[1])
-    plot_memory(result, f"Memory occupancy: {workload} ({mode}) on {result.accelerator}", paths[2])
+    plot_memory(result, f"Memory occupancy: {workload} ({mode}) on {result.accelerator}", paths[2],
+                dynamic_dram_budget_bytes)
     write_json_atomic(paths[3], trace_events(result))
     return paths
 

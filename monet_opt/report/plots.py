@@ -63,28 +63,41 @@ def plot_gantt(result: SimulationResult, title: str, path: str | Path) -> None:
     save_png(fig, path)
 
 
-def plot_memory(result: SimulationResult, title: str, path: str | Path) -> None:
-    """Occupancy of every memory over time (MiB), with its capacity drawn as a dashed line (or noted
-    when it is far above the curve)."""
+def plot_memory(result: SimulationResult, title: str, path: str | Path,
+                dynamic_dram_budget_bytes: int | None = None) -> None:
+    """Occupancy of every memory over time (MiB). DRAM: the static bytes (weights, gradients,
+    optimizer states) are a flat band; the panel shows the dynamic bytes above them on their own
+    scale, with the activation budget when one is given. Every memory: its capacity (dashed) when
+    near the curve, else noted, and its budget (dotted) when the plan was simulated with one."""
+    from monet_opt.hardware.model import DRAM
+
     memories = [m for m, points in result.memory_curves.items() if len(points) > 1]
     fig, axes = plt.subplots(len(memories), 1, figsize=(12, 1.9 * len(memories) + 0.8), sharex=True, squeeze=False)
     for ax, memory in zip(axes[:, 0], memories, strict=True):
+        base = result.static_dram_bytes if memory == DRAM else 0
         points = list(result.memory_curves[memory])
         xs = [p[0] for p in points] + [result.latency_cycles]
-        ys = [p[1] / MIB for p in points] + [points[-1][1] / MIB]
-        ax.step(xs, ys, where="post", color="#4C72B0", linewidth=1.2, label="occupancy")
-        ax.fill_between(xs, ys, step="post", alpha=0.25, color="#4C72B0")
-        capacity = result.capacity_bytes[memory] / MIB
-        peak = result.peak_memory_bytes[memory] / MIB
-        if capacity <= 3 * max(peak, 1e-9):
+        ys = [(p[1] - base) / MIB for p in points] + [(points[-1][1] - base) / MIB]
+        label = "dynamic occupancy (above the static bytes)" if base else "occupancy"
+        ax.step(xs, [max(y, 0) for y in ys], where="post", color="#4C72B0", linewidth=1.2, label=label)
+        ax.fill_between(xs, [max(y, 0) for y in ys], step="post", alpha=0.25, color="#4C72B0")
+        capacity = (result.capacity_bytes[memory] - base) / MIB
+        peak = (result.peak_memory_bytes[memory] - base) / MIB
+        budget = dynamic_dram_budget_bytes if memory == DRAM else result.limits_bytes.get(memory)
+        top = max(peak, 1e-9)
+        if budget is not None:
+            ax.axhline(budget / MIB, color="#DD8452", linestyle=":", linewidth=1.6, label="budget")
+            top = max(top, budget / MIB)
+        if capacity <= 3 * top:
             ax.axhline(capacity, color="#C44E52", linestyle="--", linewidth=1.2, label="capacity")
-            ax.set_ylim(0, max(capacity, peak) * 1.1)
+            top = max(top, capacity)
         else:
-            ax.set_ylim(0, peak * 1.15 if peak else 1)
-            ax.text(0.99, 0.92, f"capacity {capacity:,.0f} MiB (off scale)", transform=ax.transAxes, ha="right",
-                    va="top", fontsize=8, color="#C44E52")
+            ax.text(0.99, 0.06, f"capacity {capacity:,.0f} MiB{' above the static bytes' if base else ''} (off scale)",
+                    transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="#C44E52")
+        ax.set_ylim(0, top * 1.12)
         ax.set_ylabel("MiB")
-        ax.set_title(f"{memory}: peak {peak:,.2f} MiB", fontsize=9, loc="left")
+        static = f"static {base / MIB:,.1f} MiB + dynamic peak {peak:,.2f} MiB" if base else f"peak {peak:,.2f} MiB"
+        ax.set_title(f"{memory}: {static}", fontsize=9, loc="left")
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
     _time_axis(axes[-1, 0], result)

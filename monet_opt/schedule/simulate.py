@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import networkx as nx
 
@@ -99,6 +99,7 @@ class SimulationResult:
     transfers: tuple[TransferRecord, ...]
     memory_curves: Mapping[str, tuple[tuple[int, int], ...]]  # memory -> (cycle, bytes from then on)
     violations: tuple[Violation, ...]
+    limits_bytes: Mapping[str, int] = field(default_factory=dict)  # budgets below capacities (`simulate`)
 
     @property
     def valid(self) -> bool:
@@ -287,6 +288,7 @@ def simulate(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable | None 
         transfers=run.transfers,
         memory_curves=curves,
         violations=tuple(violations),
+        limits_bytes=limits,
     )
 
 

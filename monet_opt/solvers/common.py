@@ -35,7 +35,8 @@ class SolverOptions:
     of several equally good schedules is returned, and a time-limited incumbent, may vary.
     `cpsat_params`: raw `SatParameters` fields ("key:value" pairs, applied last, so they override
     the options above); `log_search`: CP-SAT's search log on stderr; `export_model`: the last CP-SAT
-    model of the solve is written there (`.pb` binary, otherwise text proto) for offline study.
+    model of the solve is written there (`.pb` binary, otherwise text proto) for offline study;
+    `progress`: one line on stderr per improving solution.
     """
 
     time_limit_s: float = 60.0
@@ -45,6 +46,7 @@ class SolverOptions:
     cpsat_params: tuple[tuple[str, str], ...] = ()
     log_search: bool = False
     export_model: Path | None = None
+    progress: bool = False
 
 
 def parse_cpsat_params(text: str, source: str = "--cpsat-params") -> tuple[tuple[str, str], ...]:

@@ -18,15 +18,23 @@ proves optimality, quick restarts find solutions. A family may give its own orde
 
 
 class IncumbentRecorder(cp_model.CpSolverSolutionCallback):
-    """Records (time since the deadline's start, objective, bound) at every improving solution."""
+    """Records (time since the deadline's start, objective, bound) at every improving solution,
+    and with `progress` prints it on stderr (mapped by x * scale + offset, as the stats are)."""
 
-    def __init__(self, deadline: Deadline) -> None:
+    def __init__(self, deadline: Deadline, progress: bool = False, scale: float = 1.0, offset: float = 0.0) -> None:
         super().__init__()
         self.deadline = deadline
+        self.progress = progress
+        self.scale, self.offset = scale, offset
         self.incumbents: list[Incumbent] = []
 
     def on_solution_callback(self) -> None:
-        self.incumbents.append(Incumbent(self.deadline.elapsed_s(), self.objective_value, self.best_objective_bound))
+        found = Incumbent(self.deadline.elapsed_s(), self.objective_value, self.best_objective_bound)
+        self.incumbents.append(found)
+        if self.progress:
+            print(f"cpsat: {found.objective * self.scale + self.offset:,.10g} (bound "
+                  f"{found.bound * self.scale + self.offset:,.10g}) at {found.time_s:.2f} s", file=sys.stderr,
+                  flush=True)
 
 
 def configure(solver: cp_model.CpSolver, options: SolverOptions, deadline: Deadline,
@@ -61,7 +69,7 @@ def run_cpsat(model: cp_model.CpModel, options: SolverOptions, deadline: Deadlin
             raise InputError(f"--export-model {path}: could not write the model")
     solver = cp_model.CpSolver()
     configure(solver, options, deadline, subsolvers)
-    recorder = IncumbentRecorder(deadline)
+    recorder = IncumbentRecorder(deadline, options.progress, scale, offset)
     status = solver.solve(model, recorder)
     mapped = tuple(Incumbent(i.time_s, i.objective * scale + offset, i.bound * scale + offset)
                    for i in recorder.incumbents)
