@@ -64,6 +64,14 @@ def load_data(path: str | Path) -> Any:
     return data
 
 
+def check_keys(mapping: dict, known: tuple[str, ...], where: str) -> None:
+    """InputError naming the first key of `mapping` that is not `known` (a misspelt key would
+    otherwise be ignored silently)."""
+    for key in mapping:
+        if key not in known:
+            raise InputError(f"{where}: unknown key {key!r} (known: {', '.join(known)})")
+
+
 def _non_finite(data: Any, where: str) -> str | None:
     """The key path of the first NaN or infinite number in `data`, or None."""
     if isinstance(data, float) and not math.isfinite(data):

@@ -213,3 +213,14 @@ def test_the_suspicious_results_of_the_first_users():
     best, points = front.payload.best, front.payload.front
     assert best is points[0] and not any(p.latency_cycles <= best.latency_cycles and p.energy_pj < best.energy_pj
                                          for p in points)
+
+
+def test_misspelt_keys_and_free_transfers_are_refused(tmp_path):
+    remat = file_of(tmp_path, "g.yaml", b"nodes:\n  - {id: a, cost: 1, size: 2, input: [b]}\n")
+    code, _, err = run(["checkpoint", "graph", remat, "--budget", "5"])
+    assert code == 2 and "nodes[0]: unknown key 'input' (known: id, cost, size, inputs)" in err
+    no_link = file_of(tmp_path, "i.yaml", b"cores: [a, b]\ntasks:\n  - {name: t, options: {a: {duration_cycles: 1}}}\n"
+                                          b"  - {name: u, options: {b: {duration_cycles: 1}}}\n"
+                                          b"edges:\n  - {from: t, to: u, bytes: 64}\n")
+    code, _, err = run(["allocate", "--instance", no_link])
+    assert code == 2 and "no link.bandwidth_bits_per_cycle" in err

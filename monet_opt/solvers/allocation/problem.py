@@ -25,7 +25,7 @@ import networkx as nx
 from monet_opt.cost.model import Cost, CostTable
 from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.hardware.model import DRAM, Accelerator
-from monet_opt.io import load_data
+from monet_opt.io import check_keys, load_data
 from monet_opt.workload.ir import Graph
 
 
@@ -147,6 +147,7 @@ def load_instance(path: str | Path) -> AllocationProblem:
     for key in ("cores", "tasks"):
         if not isinstance(data.get(key), list) or not data[key]:
             raise InputError(f"{source}: '{key}' must be a non-empty list")
+    check_keys(data, ("name", "cores", "tasks", "edges", "link"), source)
     cores = tuple(str(c) for c in data["cores"])
     if len(set(cores)) != len(cores):
         raise InputError(f"{source}: cores: duplicate core name")
@@ -156,6 +157,7 @@ def load_instance(path: str | Path) -> AllocationProblem:
         where = f"{source}: tasks[{i}]"
         if not isinstance(task, dict) or "name" not in task or not isinstance(task.get("options"), dict):
             raise InputError(f"{where}: needs 'name' and 'options' (core -> duration_cycles, energy_pj)")
+        check_keys(task, ("name", "options"), where)
         name = str(task["name"])
         if name in names:
             raise InputError(f"{where}: duplicate task {name!r}")
@@ -165,6 +167,7 @@ def load_instance(path: str | Path) -> AllocationProblem:
                 raise InputError(f"{where}.options: unknown core {core!r}")
             if not isinstance(opt, dict) or "duration_cycles" not in opt:
                 raise InputError(f"{where}.options.{core}: needs duration_cycles")
+            check_keys(opt, ("duration_cycles", "energy_pj"), f"{where}.options.{core}")
             duration = _number(opt["duration_cycles"], f"{where}.options.{core}.duration_cycles")
             if duration != int(duration):
                 raise InputError(f"{where}.options.{core}.duration_cycles: must be an integer, got {duration!r}")
@@ -180,6 +183,7 @@ def load_instance(path: str | Path) -> AllocationProblem:
         where = f"{source}: edges[{i}]"
         if not isinstance(edge, dict) or edge.get("from") not in index or edge.get("to") not in index:
             raise InputError(f"{where}: 'from' and 'to' must name tasks")
+        check_keys(edge, ("from", "to", "bytes"), where)
         size = _number(edge.get("bytes", 0), f"{where}.bytes")
         edges.append(Edge(index[edge["from"]], index[edge["to"]], int(size)))
     dag = nx.DiGraph()
@@ -193,9 +197,13 @@ def load_instance(path: str | Path) -> AllocationProblem:
     link = data.get("link") or {}
     if not isinstance(link, dict):
         raise InputError(f"{source}: link must be a mapping (bandwidth_bits_per_cycle, energy_pj_per_bit)")
+    check_keys(link, ("bandwidth_bits_per_cycle", "energy_pj_per_bit"), f"{source}: link")
     bandwidth = link.get("bandwidth_bits_per_cycle")
     if bandwidth is not None:
         bandwidth = int(_number(bandwidth, f"{source}: link.bandwidth_bits_per_cycle", 1))
+    elif any(e.size_bytes for e in edges):
+        raise InputError(f"{source}: edges carry bytes but there is no link.bandwidth_bits_per_cycle "
+                         "(transfers between cores would be free); give the link, or bytes: 0")
     ordered_options = tuple(options[t] for t in order)
     return AllocationProblem(
         name=str(data.get("name", Path(path).stem)),

@@ -26,7 +26,7 @@ from typing import Any
 import networkx as nx
 
 from monet_opt.errors import InputError
-from monet_opt.io import load_data
+from monet_opt.io import check_keys, load_data
 
 
 @dataclass(frozen=True)
@@ -204,10 +204,12 @@ def load_problem(path: str | Path) -> RematProblem:
             edges.append((link["source"], link["target"]))
         order = (data.get("graph") or {}).get("order")
     else:
+        check_keys(data, ("name", "nodes", "order"), source)
         for i, node in enumerate(data["nodes"]):
             for key in ("id", "cost", "size"):
                 if not isinstance(node, dict) or key not in node:
                     raise InputError(f"{source}: nodes[{i}].{key}: missing key")
+            check_keys(node, ("id", "cost", "size", "inputs"), f"{source}: nodes[{i}]")
             nodes.append((node["id"], node["cost"], node["size"]))
             edges.extend((p, node["id"]) for p in node.get("inputs", []))
         order = data.get("order")
