@@ -8,7 +8,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -335,11 +335,7 @@ def _populate_checkpoint_graph(graph: argparse.ArgumentParser) -> None:
     graph.add_argument("graph", metavar="FILE.json|FILE.yaml",
                        help="node-link JSON (node attributes cost_cpu, cost_ram) or the project's YAML")
     add_budget_arguments(graph, "absolute budget (the graph's size unit) or a percentage of the store-all peak")
-    add_method_argument(graph, REMAT)
-    add_solver_arguments(graph)
-    add_ga_arguments(graph, population=100, generations=50)
-    add_output_arguments(graph, "result.json (or sweep.csv and sweep.png)")
-    graph.set_defaults(handler=_cmd_checkpoint_graph)
+    add_solving_arguments(graph, REMAT, (100, 50), "result.json (or sweep.csv and sweep.png)", _cmd_checkpoint_graph)
 
 
 def _populate_checkpoint_training(training: argparse.ArgumentParser) -> None:
@@ -350,16 +346,12 @@ def _populate_checkpoint_training(training: argparse.ArgumentParser) -> None:
     training.add_argument("--hardware", required=True, metavar="NAME|FILE.yaml")
     add_budget_arguments(training, "bytes of dynamic DRAM (activations and transient gradients), or a percentage "
                                    "of the store-all peak")
-    add_method_argument(training, CHECKPOINT)
     training.add_argument("--objective", choices=list(OBJECTIVES), default="latency",
                           help="what the plan minimises (default latency)")
     training.add_argument("--local-budget", action="append", metavar="MEMORY=B|P%",
                           help="bound a local memory below its capacity (bytes or %% of it; repeatable)")
-    add_solver_arguments(training)
-    add_ga_arguments(training, population=100, generations=50)
-    add_output_arguments(training, "checkpoint.json and the plan's result.json, gantt.png, memory.png, trace.json "
-                                   "(or sweep.csv and sweep.png)")
-    training.set_defaults(handler=_cmd_checkpoint_training)
+    add_solving_arguments(training, CHECKPOINT, (100, 50), "checkpoint.json and the plan's result.json, gantt.png, "
+                          "memory.png, trace.json (or sweep.csv and sweep.png)", _cmd_checkpoint_training)
 
 
 def _populate_allocate(allocate: argparse.ArgumentParser) -> None:
@@ -369,14 +361,10 @@ def _populate_allocate(allocate: argparse.ArgumentParser) -> None:
     allocate.add_argument("--instance", metavar="FILE.yaml", help="abstract allocation instance (see instances/allocation)")
     add_workload_arguments(allocate, positional=False, required=False)
     allocate.add_argument("--hardware", metavar="NAME|FILE.yaml", help="accelerator of a --workload")
-    add_method_argument(allocate, ALLOCATION)
     allocate.add_argument("--objective", choices=list(ALLOCATION_OBJECTIVES), default="latency",
                           help="latency (makespan), energy, or pareto (epsilon-constraint front); default latency")
-    add_solver_arguments(allocate)
-    add_ga_arguments(allocate, population=64, generations=250)
-    add_output_arguments(allocate, "allocation.json (--workload: also result.json, gantt.png, memory.png, "
-                                   "trace.json; a front: front.csv, front.png)")
-    allocate.set_defaults(handler=_cmd_allocate)
+    add_solving_arguments(allocate, ALLOCATION, (64, 250), "allocation.json (--workload: also result.json, gantt.png, "
+                          "memory.png, trace.json; a front: front.csv, front.png)", _cmd_allocate)
 
 
 def add_budget_arguments(p: argparse.ArgumentParser, what: str) -> None:
@@ -385,6 +373,17 @@ def add_budget_arguments(p: argparse.ArgumentParser, what: str) -> None:
     target.add_argument("--budget", metavar="B|P%", help=what)
     target.add_argument("--sweep", type=_positive_int, metavar="POINTS",
                         help="sweep POINTS budgets from the smallest feasible to store-all (CP-SAT, GA, greedy, sqrt(n))")
+
+
+def add_solving_arguments(p: argparse.ArgumentParser, family: Family, ga_size: tuple[int, int], files: str,
+                          handler: Callable[[argparse.Namespace], int]) -> None:
+    """What every solving command takes: --method (the family's), the solver options, the GA's
+    size (population, generations: the field's defaults for this decision), --out and --json."""
+    add_method_argument(p, family)
+    add_solver_arguments(p)
+    add_ga_arguments(p, *ga_size)
+    add_output_arguments(p, files)
+    p.set_defaults(handler=handler)
 
 
 def add_method_argument(p: argparse.ArgumentParser, family: Family) -> None:

@@ -283,7 +283,8 @@ SHARED_SCHEMA: dict[str, Any] = {
             "properties": {"time_s": {"type": "number"}, "objective": {"type": "number"}, "bound": _NUMBER}}},
     },
 }
-"""The JSON keys every family's result has, with the same meaning everywhere (README, "Results")."""
+"""The JSON keys every family's result has, with the same meaning everywhere (README, "Solvers: one
+contract, one answer")."""
 
 
 def solve(family: Family[Problem, Target, Payload], problem: Problem, target: Target, method: str,

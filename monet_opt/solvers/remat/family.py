@@ -108,10 +108,10 @@ def _cpsat(max_pairs: int):
         schedule, stats, window = solve_cpsat(problem, target.budget, options, deadline, hint, max_pairs)
         from_warm_start = warm_cost is not None and stats.status is not SolveStatus.OPTIMAL and (
             schedule is None or warm_cost < evaluate_schedule(problem, schedule).cost)
-        if from_warm_start:  # CP-SAT found nothing better in time: the warm start, with CP-SAT's bound
+        if from_warm_start:  # CP-SAT found nothing better in time: the warm start, with CP-SAT's bound if any
             schedule = hint
-            stats = SolveStats(SolveStatus.FEASIBLE, warm_cost, stats.bound, stats.solve_time_s, None, None,
-                               stats.incumbents)
+            status = SolveStatus.FEASIBLE if stats.bound is not None else SolveStatus.HEURISTIC
+            stats = SolveStats(status, warm_cost, stats.bound, stats.solve_time_s, None, None, stats.incumbents)
         report = {"restricted_window": window, "from_warm_start": from_warm_start,
                   "warm_start_cost": None if warm_cost is None else warm_cost / problem.cost_scale}
         return _answer(schedule, stats.objective, stats, report)
