@@ -224,3 +224,23 @@ def test_misspelt_keys_and_free_transfers_are_refused(tmp_path):
                                           b"edges:\n  - {from: t, to: u, bytes: 64}\n")
     code, _, err = run(["allocate", "--instance", no_link])
     assert code == 2 and "no link.bandwidth_bits_per_cycle" in err
+
+
+def test_checkpoint_training_exit_codes():
+    import re
+
+    argv = ["checkpoint", "training", "--workload", "resnet18-cifar", "--hardware", "edge-tpu-quad", "--quiet",
+            "--time-limit", "30"]
+    code, _, err = run([*argv, "--budget", "30%", "--method", "greedy"])
+    found = re.search(r"budget (\d+) bytes is infeasible: the smallest feasible budget is (\d+) bytes, (\d+) above it "
+                      r"\(store-all needs (\d+) bytes\)", err)
+    assert code == 3 and found, err
+    budget, smallest, above, store_all = map(int, found.groups())
+    assert budget == 3 * store_all // 10 and above == smallest - budget
+    half = run([*argv, "--budget", "50%", "--method", "greedy", "--json"])
+    assert half[0] == 0 and smallest <= json.loads(half[1])["peak_memory"] <= store_all // 2  # a feasible plan
+    code, _, err = run([*argv, "--budget", "40%", "--method", "greedy"])  # feasible (CP-SAT), not by Chen's sweep
+    assert code == 4 and "not proven infeasible" in err and smallest <= 4 * store_all // 10
+    code, out, err = run([*argv, "--budget", "60%", "--method", "store-all"])
+    assert code == 5 and f"dynamic DRAM peak {store_all} bytes > budget {6 * store_all // 10}" in err
+    assert out.splitlines()[1] == "status violates"

@@ -363,14 +363,17 @@ def budget_infeasible_error(what: str, budget: int, feasible: FeasibleBudget, st
     if feasible.lowest <= budget:
         return None
 
+    def number(value: int) -> str:
+        return f"{value / scale:g}" if scale != 1 else f"{value}"
+
     def shown(value: int) -> str:
-        return f"{value / scale:g}{unit}" if scale != 1 else f"{value}{unit}"
+        return number(value) + unit
 
     if feasible.exact:
-        how = f"the smallest feasible budget is {shown(feasible.lowest)}, {(feasible.lowest - budget) / scale:g} above it"
+        how = f"the smallest feasible budget is {shown(feasible.lowest)}, {number(feasible.lowest - budget)} above it"
     elif feasible.achieved is not None:
         how = (f"the smallest feasible budget is between {shown(feasible.lowest)} and {shown(feasible.achieved)} "
-               f"(at least {(feasible.lowest - budget) / scale:g} above it)")
+               f"(at least {number(feasible.lowest - budget)} above it)")
     else:
         how = f"the smallest feasible budget is at least {shown(feasible.lowest)}"
     return InfeasibleError(f"{what}: budget {shown(budget)} is infeasible: {how} (store-all needs {shown(store_all)})")
