@@ -193,6 +193,7 @@ def _cmd_checkpoint_graph(args: argparse.Namespace) -> int:
 
     deadline = Deadline.start(args.time_limit)
     options = _solver_options(args)
+    budget = None if args.sweep else Budget.parse(args.budget)
     if args.out:
         check_output_dir(args.out)
     problem = load_problem(args.graph)
@@ -204,8 +205,8 @@ def _cmd_checkpoint_graph(args: argparse.Namespace) -> int:
             write_remat_sweep(problem, rows, args.out)
         _print_sweep(rows, args.json)
         return 0
-    budget = Budget.parse(args.budget).resolve(store_all_peak(problem), problem.size_scale)
-    result = solve(remat_family(ga), problem, CostUnderBudget(budget), args.method, options, deadline)
+    target = CostUnderBudget(budget.resolve(store_all_peak(problem), problem.size_scale))
+    result = solve(remat_family(ga), problem, target, args.method, options, deadline)
     return _report(result, args, "result.json")
 
 
@@ -230,6 +231,7 @@ def _cmd_checkpoint_training(args: argparse.Namespace) -> int:
 
     deadline = Deadline.start(args.time_limit)
     options = _solver_options(args)
+    budget = None if args.sweep else Budget.parse(args.budget)
     if args.out:
         check_output_dir(args.out)
     hw = load_accelerator(args.hardware)
@@ -248,8 +250,8 @@ def _cmd_checkpoint_training(args: argparse.Namespace) -> int:
                         budget_label="activation budget: dynamic DRAM peak [bytes]")
         _print_sweep(rows, args.json)
         return 0
-    budget = Budget.parse(args.budget).resolve(space.store_all.dynamic_dram_peak_bytes)
-    result = solve(checkpoint_family(ga), problem, CostUnderBudget(budget), args.method, options, deadline)
+    target = CostUnderBudget(budget.resolve(space.store_all.dynamic_dram_peak_bytes))
+    result = solve(checkpoint_family(ga), problem, target, args.method, options, deadline)
     return _report(result, args, "checkpoint.json", workload=args.workload)
 
 
