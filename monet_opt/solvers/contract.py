@@ -309,7 +309,7 @@ def solve(family: Family[Problem, Target, Payload], problem: Problem, target: Ta
     if proposal.payload is None:
         if stats.status is SolveStatus.INFEASIBLE:
             raise _infeasible(family, problem, target, options, deadline, method)
-        error = family.diagnose(problem, target, options, deadline)
+        error = family.diagnose(problem, target, _internal(options), deadline)
         if error is not None:
             raise error
         return result(None, replace(stats, status=SolveStatus.UNKNOWN, objective=None), False)
@@ -327,10 +327,16 @@ def solve(family: Family[Problem, Target, Payload], problem: Problem, target: Ta
     return result(measured, replace(stats, objective=measured.objective), True)
 
 
+def _internal(options: SolverOptions) -> SolverOptions:
+    """Options for a diagnosis solve: no progress lines and no model export (they are the user's
+    solve's)."""
+    return replace(options, progress=False, export_model=None)
+
+
 def _infeasible(family: Family[Problem, Target, Payload], problem: Problem, target: Target, options: SolverOptions,
                 deadline: Deadline, proven_by: str) -> InfeasibleError:
     """The family's diagnosis of a proven infeasibility, or a plain statement when it has none."""
-    return family.diagnose(problem, target, options, deadline) or InfeasibleError(
+    return family.diagnose(problem, target, _internal(options), deadline) or InfeasibleError(
         f"{family.problem_name(problem)}: no answer satisfies the constraints (proven by {proven_by})")
 
 
