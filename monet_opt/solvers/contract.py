@@ -17,7 +17,7 @@ declares, in one `Family` value:
 `solve(family, problem, target, method, options)` runs the method inside a wall-clock `Deadline`
 that starts before the warm start and the model building, and then, for every answer:
 0. a target infeasible on sight raises `InfeasibleError` with the family's diagnosis;
-1. no payload: a proof of infeasibility (by the method, or by the diagnosis in the time left)
+1. no payload: a proof of infeasibility (by the method, or by the diagnosis if time is left)
    raises `InfeasibleError`; otherwise the result says "unknown" (no answer within the time limit);
 2. the referee measures the payload; any disagreement with the claim raises `SolverBug`;
 3. a constraint the payload violates raises `SolverBug` for methods that promise feasibility
@@ -309,7 +309,7 @@ def solve(family: Family[Problem, Target, Payload], problem: Problem, target: Ta
     if proposal.payload is None:
         if stats.status is SolveStatus.INFEASIBLE:
             raise _infeasible(family, problem, target, options, deadline, method)
-        error = family.diagnose(problem, target, _internal(options), deadline)
+        error = None if deadline.expired() else family.diagnose(problem, target, _internal(options), deadline)
         if error is not None:
             raise error
         return result(None, replace(stats, status=SolveStatus.UNKNOWN, objective=None), False)

@@ -192,13 +192,14 @@ def _ga(config: GAConfig | None):
     def run(instance: AllocationInstance, goal: AllocationGoal, options: SolverOptions, deadline: Deadline
             ) -> Proposal[AllocationAnswer]:
         p = instance.problem
+        measured: dict[tuple[str, ...], Validated] = {}
 
         def measure(assignment: tuple[str, ...]) -> tuple[float, int]:
-            v = validate(instance, assignment, reference_orders(p, assignment))
+            v = measured[assignment] = validate(instance, assignment, reference_orders(p, assignment))
             return v.energy_pj, v.latency_cycles
 
         evaluated = stream_ga(p, measure, config or stream_ga_config(seed=options.seed), deadline)
-        front = _front([validate(instance, a, reference_orders(p, a)) for _, _, a in evaluated])
+        front = _front([measured[a] for _, _, a in evaluated])
         best = min(front, key=lambda v: (v.energy_pj, v.latency_cycles)) if goal is AllocationGoal.ENERGY else front[0]
         return _answer(best, front, heuristic_stats(_objective(goal, best), deadline))
     return run

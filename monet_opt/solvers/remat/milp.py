@@ -75,6 +75,8 @@ def solve_milp(problem: RematProblem, budget: int, options: SolverOptions, deadl
                 lp += S[t, i] <= r(t - 1, i) + s(t - 1, i)
         usage = pulp.lpSum(m[i] * s(t, i) for i in range(t)) + m[0] * r(t, 0)
         for k in range(t + 1):
+            if deadline.expired():  # one stage of a 1000-node graph alone takes seconds
+                return None, _out_of_time(deadline)
             if k > 0:
                 usage = usage + m[k] * r(t, k)
             lp += usage <= budget
