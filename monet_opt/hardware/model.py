@@ -44,8 +44,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from monet_opt.errors import InputError
 from monet_opt.io import load_data
 from monet_opt.workload.ir import MAC_KINDS, OpKind
@@ -212,7 +210,7 @@ SCHEMA = _object(
 )
 
 
-def _schema_error_message(error: jsonschema.ValidationError) -> str:
+def _schema_error_message(error: Any) -> str:
     path = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in error.absolute_path).replace(".[", "[")
     where = path or "top level"
     if error.validator == "additionalProperties":
@@ -234,6 +232,8 @@ def _schema_error_message(error: jsonschema.ValidationError) -> str:
 
 def accelerator_from_dict(data: Any, source: str) -> Accelerator:
     """Validate `data` (parsed YAML) and build the Accelerator; InputError naming `source` and the key path."""
+    import jsonschema  # here, not at import: commands that read no hardware file start faster
+
     errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         raise InputError(f"{source}: {_schema_error_message(jsonschema.exceptions.best_match(errors))}")
