@@ -104,27 +104,21 @@ def validate(instance: AllocationInstance, assignment: Sequence[str], core_order
     """Measure an allocation with the referee's simulator (methods use it to compare candidates);
     a violation is a bug. Without `claim`, the allocation claims what was measured."""
     p = instance.problem
-    orders = {c: tuple(o) for c, o in core_orders.items()}
-    buses = None if bus_orders is None else {b: tuple(o) for b, o in bus_orders.items()}
     if instance.graph is None:
         schedule = evaluate(p, assignment, core_orders, bus_orders)
-        measured = Validated(tuple(assignment), orders, buses, schedule.makespan_cycles, schedule.energy_pj, None,
-                             schedule, claim or PlanClaim())
+        simulation = None
     else:
-        result = simulate(instance.graph, instance.hw, plan_for(instance, assignment, core_orders, bus_orders),
-                          instance.table)
-        if result.violations:
-            raise SolverBug(f"allocation: a plan the simulator rejects: {result.violations[0].message}")
-        start = {t.name: t.start_cycle for t in result.tasks}
-        schedule = Schedule(tuple(assignment), tuple(start[t] for t in p.tasks), result.latency_cycles,
-                            result.energy_pj)
-        measured = Validated(tuple(assignment), orders, buses, result.latency_cycles, result.energy_pj, result,
-                             schedule, claim or PlanClaim())
-    if claim is None:
-        return Validated(measured.assignment, orders, buses, measured.latency_cycles, measured.energy_pj,
-                         measured.simulation, measured.schedule,
-                         PlanClaim(measured.latency_cycles, measured.energy_pj))
-    return measured
+        simulation = simulate(instance.graph, instance.hw, plan_for(instance, assignment, core_orders, bus_orders),
+                              instance.table)
+        if simulation.violations:
+            raise SolverBug(f"allocation: a plan the simulator rejects: {simulation.violations[0].message}")
+        start = {t.name: t.start_cycle for t in simulation.tasks}
+        schedule = Schedule(tuple(assignment), tuple(start[t] for t in p.tasks), simulation.latency_cycles,
+                            simulation.energy_pj)
+    return Validated(tuple(assignment), {c: tuple(o) for c, o in core_orders.items()},
+                     None if bus_orders is None else {b: tuple(o) for b, o in bus_orders.items()},
+                     schedule.makespan_cycles, schedule.energy_pj, simulation, schedule,
+                     claim or PlanClaim(schedule.makespan_cycles, schedule.energy_pj))
 
 
 def _energy_of(problem: AllocationProblem, assignment: Sequence[str]) -> float:
