@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -191,7 +192,7 @@ def _cmd_checkpoint_graph(args: argparse.Namespace) -> int:
     from monet_opt.solvers.remat.problem import load_problem, store_all_peak
     from monet_opt.solvers.remat.sweep import budget_sweep, write_remat_sweep
 
-    deadline = Deadline.start(args.time_limit)
+    deadline = Deadline(args.started, args.time_limit)
     options = _solver_options(args)
     budget = None if args.sweep else Budget.parse(args.budget)
     if args.out:
@@ -229,7 +230,7 @@ def _cmd_checkpoint_training(args: argparse.Namespace) -> int:
     from monet_opt.solvers.genetic import GAConfig
     from monet_opt.solvers.remat.sweep import write_sweep
 
-    deadline = Deadline.start(args.time_limit)
+    deadline = Deadline(args.started, args.time_limit)
     options = _solver_options(args)
     budget = None if args.sweep else Budget.parse(args.budget)
     if args.out:
@@ -260,7 +261,7 @@ def _cmd_allocate(args: argparse.Namespace) -> int:
     from monet_opt.solvers.allocation.ga import stream_ga_config
     from monet_opt.solvers.allocation.problem import from_training, load_instance
 
-    deadline = Deadline.start(args.time_limit)
+    deadline = Deadline(args.started, args.time_limit)
     if (args.instance is None) == (args.workload is None):
         raise InputError("allocate: give either --instance FILE or --workload W with --hardware H")
     options = _solver_options(args)
@@ -423,11 +424,13 @@ def add_ga_arguments(p: argparse.ArgumentParser, population: int, generations: i
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    started = time.perf_counter()  # --time-limit counts from here: parsing imports the solvers
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser(argv).parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (already printed, one line)
         return int(exc.code or 0)
+    args.started = started
     try:
         return args.handler(args)
     except MonetError as exc:

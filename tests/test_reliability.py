@@ -185,6 +185,45 @@ def test_a_500_node_graph_returns_within_twice_its_time_limit_plus_startup(tmp_p
     assert data["solve_time_s"] <= limit * 1.5
 
 
+def test_cpsat_is_not_started_when_its_overhead_outlasts_the_deadline():
+    """CP-SAT's limit does not cover loading the model: with less time left than the model's
+    estimated load time, it is not started (status unknown, no bound) and returns at once."""
+    from ortools.sat.python import cp_model
+
+    from monet_opt.solvers.common import Deadline, SolverOptions, SolveStatus
+    from monet_opt.solvers.cpsat_runner import CPSAT_SECONDS_PER_CONSTRAINT, run_cpsat
+
+    model = cp_model.CpModel()
+    x = [model.new_bool_var(f"x{i}") for i in range(2000)]
+    for a, b in zip(x, x[1:]):
+        model.add(a + b <= 1)
+    model.maximize(sum(x))
+    overhead_s = CPSAT_SECONDS_PER_CONSTRAINT * 1999
+    options = SolverOptions(time_limit_s=1.0, progress=False)
+    _, stats = run_cpsat(model, options, Deadline.start(overhead_s / 2))
+    assert stats.status is SolveStatus.UNKNOWN and stats.objective is None and stats.bound is None
+    _, stats = run_cpsat(model, options, Deadline.start(5.0))
+    assert stats.status is SolveStatus.OPTIMAL and stats.objective == 1000
+
+
+def test_heuristics_stop_inside_a_schedule_at_the_deadline():
+    import pytest
+
+    from monet_opt.solvers.common import Deadline, OutOfTime
+    from monet_opt.solvers.remat.baselines import greedy, keep_policy_schedule, sqrt_n
+    from monet_opt.solvers.remat.problem import RematProblem
+
+    chain = RematProblem("chain", tuple(f"n{i}" for i in range(6)), ((),) + tuple((i,) for i in range(5)),
+                         (1,) * 6, (1,) * 6)
+    expired = Deadline.start(0.0)
+    with pytest.raises(OutOfTime):
+        keep_policy_schedule(chain, {0}, expired)
+    with pytest.raises(OutOfTime):
+        sqrt_n(chain, expired)
+    assert greedy(chain, 100, deadline=expired) is None
+    assert greedy(chain, 100, deadline=Deadline.start(60.0)) == list(range(6))
+
+
 def test_the_suspicious_results_of_the_first_users():
     from monet_opt.hardware import load_accelerator
     from monet_opt.solvers import SolverOptions

@@ -65,6 +65,10 @@ def parse_cpsat_params(text: str, source: str = "--cpsat-params") -> tuple[tuple
     return tuple(pairs)
 
 
+class OutOfTime(Exception):
+    """The deadline passed in the middle of a step (building a model, replaying a schedule)."""
+
+
 @dataclass(frozen=True)
 class Deadline:
     """The wall-clock end of a piece of work: `started` (time.perf_counter() seconds) + `limit_s`.
@@ -86,6 +90,11 @@ class Deadline:
 
     def expired(self) -> bool:
         return self.elapsed_s() >= self.limit_s
+
+    def check(self) -> None:
+        """Raise OutOfTime if the deadline has passed: for loops too long to finish once it has."""
+        if self.expired():
+            raise OutOfTime
 
     def share(self, fraction: float) -> Deadline:
         """A deadline that starts now and ends after `fraction` of the time this one has left."""

@@ -18,16 +18,21 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from monet_opt.solvers.common import Deadline
+from monet_opt.solvers.common import Deadline, OutOfTime
 from monet_opt.solvers.remat.problem import RematProblem, ScheduleEvaluation, evaluate_schedule
 
 
-def keep_policy_schedule(problem: RematProblem, keep: Iterable[int]) -> list[int]:
+def keep_policy_schedule(problem: RematProblem, keep: Iterable[int], deadline: Deadline | None = None) -> list[int]:
+    """The reference order where every value outside `keep` is dropped after each stage and
+    recomputed (with its dropped ancestors) when a later node needs it. Raises OutOfTime at the
+    deadline (a 1000-node graph takes a few hundred ms)."""
     keep = set(keep)
     last = problem.last_descendant
     live: set[int] = set()
     sequence: list[int] = []
     for t in range(problem.n):
+        if deadline is not None:
+            deadline.check()
         needed: set[int] = set()
         stack = [p for p in problem.preds[t] if p not in live]
         while stack:
@@ -55,9 +60,10 @@ def recompute_all_but_inputs(problem: RematProblem) -> list[int]:
     return keep_policy_schedule(problem, sources(problem))
 
 
-def sqrt_n(problem: RematProblem) -> list[int]:
+def sqrt_n(problem: RematProblem, deadline: Deadline | None = None) -> list[int]:
     step = max(1, math.ceil(math.sqrt(problem.n)))
-    return keep_policy_schedule(problem, sources(problem) | {i for i in range(problem.n) if (i + 1) % step == 0})
+    return keep_policy_schedule(problem, sources(problem) | {i for i in range(problem.n) if (i + 1) % step == 0},
+                                deadline)
 
 
 def greedy_keep_set(problem: RematProblem, threshold: float) -> set[int]:
@@ -76,10 +82,11 @@ def greedy(problem: RematProblem, budget: int, points: int = 40, deadline: Deadl
     low, high = max(1, min(problem.size)) / 2, max(1, sum(problem.size))  # low: every node kept
     best: tuple[int, list[int]] | None = None
     for k in range(points):
-        if deadline is not None and deadline.expired():
-            break
         threshold = low * (high / low) ** (k / max(points - 1, 1))
-        schedule = keep_policy_schedule(problem, greedy_keep_set(problem, threshold))
+        try:
+            schedule = keep_policy_schedule(problem, greedy_keep_set(problem, threshold), deadline)
+        except OutOfTime:
+            break
         result = evaluate_schedule(problem, schedule)
         if result.peak <= budget and (best is None or result.cost < best[0]):
             best = (result.cost, schedule)
@@ -119,7 +126,10 @@ def peak_descent(problem: RematProblem, budget: int, max_steps: int | None = Non
         live = {schedule[start] for start, end in result.lifetimes if start <= at <= end} & keep
         best = None
         for u in sorted(live):
-            trial = keep_policy_schedule(problem, keep - {u})
+            try:
+                trial = keep_policy_schedule(problem, keep - {u}, deadline)
+            except OutOfTime:
+                return None
             replay = evaluate_schedule(problem, trial)
             trial_excess = _excess(problem, trial, replay, budget)
             if trial_excess < excess:

@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from ortools.sat.python import cp_model
 
-from monet_opt.solvers.common import Deadline, SolverOptions, SolveStats, SolveStatus
+from monet_opt.solvers.common import Deadline, OutOfTime, SolverOptions, SolveStats, SolveStatus
 from monet_opt.solvers.cpsat_runner import run_cpsat
 from monet_opt.solvers.contract import CostUnderBudget, MinimumPeak
 from monet_opt.solvers.remat.problem import RematProblem
@@ -66,10 +66,6 @@ def restriction_window(problem: RematProblem, max_pairs: int) -> int | None:
     return low
 
 
-class OutOfTime(Exception):
-    """The deadline passed while a model was being built."""
-
-
 def _out_of_time(deadline: Deadline) -> SolveStats:
     return SolveStats(SolveStatus.UNKNOWN, None, None, deadline.elapsed_s(), None, None, ())
 
@@ -87,8 +83,8 @@ class _Model:
         self.R: dict[tuple[int, int], cp_model.IntVar] = {}
         self.S: dict[tuple[int, int], cp_model.IntVar] = {}
         for t in range(n):
-            if deadline is not None and deadline.expired():
-                raise OutOfTime
+            if deadline is not None:
+                deadline.check()
             for i in range(t):
                 if t <= last[i]:
                     self.R[t, i] = m.new_bool_var(f"R{t}_{i}")
@@ -97,8 +93,8 @@ class _Model:
         R, S = self.R, self.S
         succ = problem.succs
         for t in range(n):
-            if deadline is not None and deadline.expired():
-                raise OutOfTime
+            if deadline is not None:
+                deadline.check()
             for k in [k for k in range(t) if (t, k) in R] + [t]:
                 for j in problem.preds[k]:
                     if (t, j) not in R:  # restricted model: j is gone by stage t, so k cannot be recomputed
@@ -125,8 +121,8 @@ class _Model:
         self.peak = m.new_int_var(floor, max(floor, sum(problem.size)), "peak") if budget is None else None
         capacity = self.peak if budget is None else budget
         for t in range(n):
-            if deadline is not None and deadline.expired():
-                raise OutOfTime
+            if deadline is not None:
+                deadline.check()
             intervals, demands = [m.new_interval_var(t, 1, t + 1, f"node{t}")], [problem.size[t]]
             for i in range(t):
                 if (t, i) not in R:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from monet_opt.errors import InfeasibleError, InputError
-from monet_opt.solvers.common import Deadline, SolverOptions, SolveStats, SolveStatus, heuristic_stats
+from monet_opt.solvers.common import Deadline, OutOfTime, SolverOptions, SolveStats, SolveStatus, heuristic_stats
 from monet_opt.solvers.contract import (
     Claim, CostUnderBudget, Family, FeasibleBudget, Measurement, Method, MethodKind, MinimumPeak, Proposal, Result,
     Verdict, budget_infeasible_error, objective_disagreement, registry, solve,
@@ -50,8 +50,16 @@ def local_lower_bound(problem: RematProblem) -> int:
 
 def best_heuristic(problem: RematProblem, budget: int, deadline: Deadline | None = None) -> list[int] | None:
     """The cheapest of store-all, sqrt(n) and greedy schedules within the budget (a warm start)."""
-    candidates = [s for s in (store_all(problem), sqrt_n(problem), greedy(problem, budget, deadline=deadline))
-                  if s is not None]
+    candidates = [store_all(problem)]
+    try:
+        candidates.append(sqrt_n(problem, deadline))
+    except OutOfTime:
+        return _cheapest_within(problem, budget, candidates)
+    candidates.append(greedy(problem, budget, deadline=deadline))
+    return _cheapest_within(problem, budget, [s for s in candidates if s is not None])
+
+
+def _cheapest_within(problem: RematProblem, budget: int, candidates: list[list[int]]) -> list[int] | None:
     replays = [(evaluate_schedule(problem, s), s) for s in candidates]
     fitting = [(r.cost, s) for r, s in replays if r.peak <= budget]
     return min(fitting, key=lambda pair: pair[0])[1] if fitting else None
@@ -164,10 +172,16 @@ def smallest_feasible_budget(problem: RematProblem, options: SolverOptions, dead
                              max_pairs: int = MAX_MODEL_PAIRS) -> tuple[FeasibleBudget, Schedule]:
     """The minimum peak memory over all schedules, by CP-SAT within the deadline (exact when
     proven, else bounds), and a schedule that achieves the upper end (the cheaper-peak of store-all
-    and sqrt(n) when CP-SAT finds none in time)."""
+    and sqrt(n) when CP-SAT finds none in time, store-all alone once the time is up)."""
     schedule, stats = min_peak_cpsat(problem, options, deadline, max_pairs)
     if schedule is None:
-        schedule = min((store_all(problem), sqrt_n(problem)), key=lambda s: evaluate_schedule(problem, s).peak)
+        schedule = store_all(problem)
+        try:
+            candidate = sqrt_n(problem, deadline)
+            if evaluate_schedule(problem, candidate).peak < store_all_peak(problem):
+                schedule = candidate
+        except OutOfTime:
+            pass
     achieved = evaluate_schedule(problem, schedule).peak
     lowest = max(local_lower_bound(problem), int(stats.bound or 0))
     return FeasibleBudget(min(lowest, achieved), achieved), tuple(schedule)
