@@ -1,6 +1,6 @@
 """The analytical cost model: latency (cycles) and energy (pJ) of an op, or a fused stack of ops, on a core.
 
-`price(graph, ops, core, hw, on_chip)` is the one function that computes them. For one op:
+`price(graph, ops, core, hw, on_chip)` computes them (`_compose` puts the parts together). For one op:
 
 Compute (PE array; matmul dims renamed N->K, K->C, M->OX onto the conv names, conv uses C/G):
     temporal_cycles = prod_{d unrolled} ceil(D_d / U_d) * prod_{d not unrolled} D_d
@@ -38,20 +38,35 @@ operand X stays resident in n_X = ceil(S_X / (M/2)) chunks while the others stre
               + local read bits * read_pj_per_bit + local write bits * write_pj_per_bit
               + DRAM bits * (dram energy_pj_per_bit + DRAM link energy_pj_per_bit)
 
-A fused stack runs tile by tile on one core: tensors produced and consumed only inside it never
-leave the core (no DRAM traffic); its tile count n is the smallest with
-weights + ceil(activations / n) <= M, at most the fewest rows (outer iterations) of any of its
-ops; if even that does not fit, the fusion is infeasible. Its compute, fill/drain (once per tile
-per op) and local traffic add up over its ops; its DRAM traffic is its external inputs and outputs.
+A fused stack runs tile by tile: tensors produced and consumed only inside it never go to DRAM;
+its DRAM traffic is its external inputs and outputs. Each op runs on its core (one core for the
+whole stack, or one per op: a stack may span cores, e.g. a convolution on a PE array and the ReLU
+after it on a vector unit). Per local memory m used by the stack, with M_m the working capacity of
+the stack's cores on m: static_m = the weights (static external inputs) its ops read, dynamic_m =
+the other external inputs its ops read + what they produce + what they receive from another memory;
+the tile count n is the smallest with static_m + ceil(dynamic_m / n) <= M_m for every m, at most
+the fewest rows (outer iterations) of any op; if even that does not fit, the fusion is infeasible.
+A tensor produced on one memory and read on another crosses `link_between(producer core, reader
+core)` once (read at the source, written at the destination; no link: infeasible). Fill/drain is
+paid once per tile per op. With busy_c the compute cycles of core c summed over its ops:
+
+    latency_cycles = max(max_c busy_c, each memory's local cycles, each DRAM link's cycles,
+                         each core-to-core link's cycles) + ramp + fill/drain
+    ramp = ceil((sum_c busy_c - max_c busy_c) / n)   (0 on one core)
+
+the latency of a pipeline of one stage per core over n tiles: the busiest stage runs all n tiles,
+the others add one tile each while the pipeline fills and drains.
 """
 
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from monet_opt.hardware.model import DRAM, Accelerator, Core
+from monet_opt.errors import InputError
+from monet_opt.hardware.model import DRAM, Accelerator, Core, Link
 from monet_opt.workload.ir import MAC_KINDS, Graph, Op, OpKind, Tensor
 
 
@@ -76,10 +91,16 @@ class Cost:
     working_set_bytes: int
     tiles: int
     utilisation: float
+    link_cycles: int = 0  # busiest core-to-core link of a stack that spans cores
+    link_energy_pj: float = 0.0  # tiles passed between the cores of such a stack
+    cores: tuple[str, ...] = ()  # every core the stack runs on, `core` first (empty: `core` alone)
+    working_set_by_memory: tuple[tuple[str, int], ...] = ()  # (memory, bytes) when it spans memories
+    energy_by_part: tuple[tuple[str, float], ...] = ()  # ("memory:M" | "link:L", pJ) when it spans memories
 
     @property
     def energy_pj(self) -> float:
-        return self.compute_energy_pj + self.local_energy_pj + self.dram_energy_pj + self.dram_link_energy_pj
+        return (self.compute_energy_pj + self.local_energy_pj + self.dram_energy_pj + self.dram_link_energy_pj
+                + self.link_energy_pj)
 
     @property
     def dram_bytes(self) -> int:
@@ -187,94 +208,202 @@ def _distinct(tensors: Iterable[Tensor]) -> list[Tensor]:
     return list({t.name: t for t in tensors}.values())
 
 
-def price(graph: Graph, ops: Sequence[Op], core: Core, hw: Accelerator,
+def price(graph: Graph, ops: Sequence[Op], core: Core | Sequence[Core], hw: Accelerator,
           on_chip: frozenset[str] = frozenset(), limits_bytes: Mapping[str, int] | None = None) -> Cost | Unavailable:
-    """Latency and energy of `ops` (one op, or a fused stack in execution order) on `core`.
+    """Latency and energy of `ops` (one op, or a fused stack in execution order) on `core` (one
+    core, or one core per op for a stack that spans cores).
 
     `on_chip` names tensors that are already in, or stay in, the core's local memory (no DRAM bytes).
     `limits_bytes`: memory budgets below the capacities; the core then tiles to fit its budget.
-    Returns Unavailable when the core cannot run one of the ops or a fused stack does not fit.
+    Returns Unavailable when a core cannot run its op, a fused stack does not fit, or two cores of a
+    stack have no link between them.
     """
-    for op in ops:
-        if not core.can_run(op.kind):
-            return Unavailable(f"core {core.name!r} cannot run {op.kind.value} (op {op.name!r})")
-    memory = hw.memories[core.memory]
-    capacity = hw.working_capacity_bytes(core.name, limits_bytes)
-    works = [_core_work(graph, op, core) for op in ops]
+    placed = [core] * len(ops) if isinstance(core, Core) else list(core)
+    if len(placed) != len(ops):
+        raise ValueError(f"price: {len(ops)} ops but {len(placed)} cores")
+    for op, c in zip(ops, placed, strict=True):
+        if not c.can_run(op.kind):
+            return Unavailable(f"core {c.name!r} cannot run {op.kind.value} (op {op.name!r})")
     if len(ops) == 1:
-        op = ops[0]
-        reads = _distinct(graph.tensors[t] for t in op.inputs + op.updates)
-        writes = _distinct(graph.tensors[t] for t in op.outputs + op.updates)
-        total = sum(t.size_bytes for t in reads) + sum(t.size_bytes for t in writes)
-        off_chip_reads = sum(t.size_bytes for t in reads if t.name not in on_chip)
-        dram_write = sum(t.size_bytes for t in writes if t.name not in on_chip)
-        tiles = 1
-        dram_read = off_chip_reads
-        if total > capacity and op.kind in MAC_KINDS and core.is_pe_array:
-            s_a = graph.tensors[op.inputs[0]].size_bytes
-            s_b = sum(t.size_bytes for t in reads) - s_a
-            s_o = sum(t.size_bytes for t in writes)
-            half = max(capacity // 2, 1)
-            n_a, n_b, n_o = (math.ceil(x / half) for x in (s_a, s_b, s_o))
-            tiled, tiles = min(
-                (s_b + n_b * s_a, n_b), (s_a + n_a * s_b, n_a), (s_a + n_o * s_b, n_o), (s_b + n_o * s_a, n_o)
-            )
-            on_chip_reads = sum(t.size_bytes for t in reads if t.name in on_chip)
-            dram_read = max(tiled - on_chip_reads, off_chip_reads)
-        working_set = min(sum(t.size_bytes for t in reads + writes if t.name not in on_chip), capacity)
-    else:
-        produced = {t for op in ops for t in op.outputs}
-        members = {op.name for op in ops}
-        internal = {
-            t for t in produced
-            if graph.consumers[t] and all(c in members for c in graph.consumers[t]) and t not in graph.outputs
-        }
-        ext_in = _distinct(graph.tensors[t] for op in ops for t in op.inputs + op.updates if t not in produced)
-        ext_out = _distinct(graph.tensors[t] for op in ops for t in op.outputs + op.updates if t not in internal)
-        static = sum(t.size_bytes for t in ext_in if t.is_static)
-        dynamic = sum(t.size_bytes for t in ext_in if not t.is_static) + sum(
-            graph.tensors[t].size_bytes for t in produced)
-        max_tiles = min(op_rows(op) for op in ops)
-        if static + math.ceil(dynamic / max_tiles) > capacity:
+        return _price_op(graph, ops[0], placed[0], hw, on_chip, limits_bytes)
+    return _price_stack(graph, ops, placed, hw, on_chip, limits_bytes)
+
+
+def _distinct_cores(placed: Sequence[Core]) -> list[Core]:
+    return list({c.name: c for c in placed}.values())
+
+
+def _price_op(graph: Graph, op: Op, core: Core, hw: Accelerator, on_chip: frozenset[str],
+              limits_bytes: Mapping[str, int] | None) -> Cost:
+    """One op on one core (module docstring: compulsory traffic, or the MAC tiling rule)."""
+    capacity = hw.working_capacity_bytes(core.name, limits_bytes)
+    reads = _distinct(graph.tensors[t] for t in op.inputs + op.updates)
+    writes = _distinct(graph.tensors[t] for t in op.outputs + op.updates)
+    total = sum(t.size_bytes for t in reads) + sum(t.size_bytes for t in writes)
+    off_chip_reads = sum(t.size_bytes for t in reads if t.name not in on_chip)
+    dram_write = sum(t.size_bytes for t in writes if t.name not in on_chip)
+    tiles = 1
+    dram_read = off_chip_reads
+    if total > capacity and op.kind in MAC_KINDS and core.is_pe_array:
+        s_a = graph.tensors[op.inputs[0]].size_bytes
+        s_b = sum(t.size_bytes for t in reads) - s_a
+        s_o = sum(t.size_bytes for t in writes)
+        half = max(capacity // 2, 1)
+        n_a, n_b, n_o = (math.ceil(x / half) for x in (s_a, s_b, s_o))
+        tiled, tiles = min(
+            (s_b + n_b * s_a, n_b), (s_a + n_a * s_b, n_a), (s_a + n_o * s_b, n_o), (s_b + n_o * s_a, n_o)
+        )
+        on_chip_reads = sum(t.size_bytes for t in reads if t.name in on_chip)
+        dram_read = max(tiled - on_chip_reads, off_chip_reads)
+    working_set = min(sum(t.size_bytes for t in reads + writes if t.name not in on_chip), capacity)
+    work = _core_work(graph, op, core)
+    return _compose(hw, [core], [work], tiles, {core.memory: (dram_read, dram_write)}, {}, {core.memory: working_set},
+                    ramp_cycles=0)
+
+
+def _price_stack(graph: Graph, ops: Sequence[Op], placed: Sequence[Core], hw: Accelerator, on_chip: frozenset[str],
+                 limits_bytes: Mapping[str, int] | None) -> Cost | Unavailable:
+    """A fused stack, tile by tile, each op on its core (module docstring, "A fused stack")."""
+    memory_of_op = {op.name: c.memory for op, c in zip(ops, placed, strict=True)}
+    core_of_op = {op.name: c for op, c in zip(ops, placed, strict=True)}
+    members = set(memory_of_op)
+    producer_memory: dict[str, str] = {}
+    producer_core: dict[str, Core] = {}
+    for op in ops:
+        for t in op.outputs:
+            producer_memory[t], producer_core[t] = memory_of_op[op.name], core_of_op[op.name]
+    internal = {t for t in producer_memory
+                if graph.consumers[t] and all(c in members for c in graph.consumers[t]) and t not in graph.outputs}
+    memories = list(dict.fromkeys(memory_of_op.values()))
+    static = dict.fromkeys(memories, 0)
+    dynamic = dict.fromkeys(memories, 0)
+    dram = {m: [0, 0] for m in memories}  # memory -> [DRAM read bytes, DRAM write bytes]
+    received: dict[tuple[str, str], tuple[Core, Core]] = {}  # (tensor, memory) -> (producer core, reader core)
+    for m in memories:
+        ops_m = [op for op in ops if memory_of_op[op.name] == m]
+        reads_m = _distinct(graph.tensors[t] for op in ops_m for t in op.inputs + op.updates
+                            if t not in producer_memory or producer_memory[t] != m)
+        for t in reads_m:
+            if t.name in producer_memory:  # produced in the stack on another memory: passed over a link
+                dynamic[m] += t.size_bytes
+                reader = next(core_of_op[op.name] for op in ops_m if t.name in op.inputs + op.updates)
+                received[t.name, m] = (producer_core[t.name], reader)
+            else:
+                if t.is_static:
+                    static[m] += t.size_bytes
+                else:
+                    dynamic[m] += t.size_bytes
+                if t.name not in on_chip:
+                    dram[m][0] += t.size_bytes
+        produced_m = _distinct(graph.tensors[t] for op in ops_m for t in op.outputs)
+        dynamic[m] += sum(t.size_bytes for t in produced_m)
+        written_m = _distinct(graph.tensors[t] for op in ops_m for t in op.outputs + op.updates if t not in internal)
+        dram[m][1] += sum(t.size_bytes for t in written_m if t.name not in on_chip)
+    capacity = {m: sum(hw.working_capacity_bytes(c.name, limits_bytes) for c in _distinct_cores(placed) if c.memory == m)
+                for m in memories}
+    max_tiles = min(op_rows(op) for op in ops)
+    tiles = 1
+    for m in memories:
+        if static[m] + math.ceil(dynamic[m] / max_tiles) > capacity[m]:
             return Unavailable(
-                f"fused stack {ops[0].name!r}..{ops[-1].name!r} needs {static + math.ceil(dynamic / max_tiles)} bytes "
-                f"per tile at {max_tiles} tiles, more than {core.memory!r} holds ({capacity})"
+                f"fused stack {ops[0].name!r}..{ops[-1].name!r} needs {static[m] + math.ceil(dynamic[m] / max_tiles)} "
+                f"bytes of {m!r} per tile at {max_tiles} tiles, more than it holds ({capacity[m]})"
             )
-        tiles = 1
-        if static + dynamic > capacity:
-            tiles = max(1, math.ceil(dynamic / (capacity - static)))
-            while static + math.ceil(dynamic / tiles) > capacity:
-                tiles += 1
-        dram_read = sum(t.size_bytes for t in ext_in if t.name not in on_chip)
-        dram_write = sum(t.size_bytes for t in ext_out if t.name not in on_chip)
-        working_set = static + math.ceil(dynamic / tiles)
-    compute = sum(w.compute_cycles for w in works)
-    fill = tiles * sum(w.fill_drain_cycles for w in works) if len(ops) > 1 else works[0].fill_drain_cycles
-    read_bits = sum(w.read_bits for w in works) + dram_write * 8
-    write_bits = sum(w.write_bits for w in works) + dram_read * 8
-    local_cycles = math.ceil((read_bits + write_bits) / memory.bandwidth_bits_per_cycle)
-    dram_bits = (dram_read + dram_write) * 8
-    dram_cycles = math.ceil(dram_bits / hw.dram_bandwidth_bits_per_cycle(core.name))
-    link = hw.link_between(DRAM, core.name)
-    padded = sum(w.compute_cycles * core.lanes * w.utilisation for w in works)
+        if static[m] + dynamic[m] > capacity[m]:
+            n = max(1, math.ceil(dynamic[m] / (capacity[m] - static[m])))
+            while static[m] + math.ceil(dynamic[m] / n) > capacity[m]:
+                n += 1
+            tiles = max(tiles, n)
+    links: dict[str, int] = defaultdict(int)  # core-to-core link -> bits passed over it
+    link_by_name = {}
+    for (t, _), (source, reader) in received.items():
+        try:
+            link = hw.link_between(source.name, reader.name)
+        except InputError:
+            return Unavailable(f"fused stack {ops[0].name!r}..{ops[-1].name!r}: no link joins {source.name!r} "
+                               f"and {reader.name!r}")
+        links[link.name] += graph.tensors[t].size_bytes * 8
+        link_by_name[link.name] = link
+    link_out = defaultdict(int)  # memory -> bits it sends to other memories (read once there)
+    link_in = defaultdict(int)
+    for (t, m), (source, _) in received.items():
+        link_out[source.memory] += graph.tensors[t].size_bytes * 8
+        link_in[m] += graph.tensors[t].size_bytes * 8
+    works = [_core_work(graph, op, c) for op, c in zip(ops, placed, strict=True)]
+    busy = [sum(w.compute_cycles for w, c in zip(works, placed, strict=True) if c.name == core.name)
+            for core in _distinct_cores(placed)]
+    ramp = math.ceil((sum(busy) - max(busy)) / tiles)
+    working_sets = {m: static[m] + math.ceil(dynamic[m] / tiles) for m in memories}
+    return _compose(hw, placed, works, tiles, {m: (r, w) for m, (r, w) in dram.items()},
+                    {name: (link_by_name[name], bits) for name, bits in links.items()}, working_sets, ramp,
+                    {m: (link_out[m], link_in[m]) for m in memories}, fused=True)
+
+
+def _compose(hw: Accelerator, placed: Sequence[Core], works: Sequence[_CoreWork], tiles: int,
+             dram: Mapping[str, tuple[int, int]], links: Mapping[str, tuple[Link, int]],
+             working_sets: Mapping[str, int], ramp_cycles: int,
+             link_bits: Mapping[str, tuple[int, int]] | None = None, fused: bool = False) -> Cost:
+    """Latency and energy from the parts (module docstring, last formulas): per core its compute,
+    per memory its local traffic, per DRAM link its bytes, per core-to-core link its bits.
+
+        latency_cycles = max(busiest core, memory, DRAM link, link) + ramp + fill/drain
+    """
+    cores = _distinct_cores(placed)
+    compute = max(sum(w.compute_cycles for w, c in zip(works, placed, strict=True) if c.name == core.name)
+                  for core in cores)
+    fill = sum(w.fill_drain_cycles for w in works) * (tiles if fused else 1)
+    read_bits: dict[str, int] = defaultdict(int)
+    write_bits: dict[str, int] = defaultdict(int)
+    for w, c in zip(works, placed, strict=True):
+        read_bits[c.memory] += w.read_bits
+        write_bits[c.memory] += w.write_bits
+    dram_bits_by_link: dict[str, int] = defaultdict(int)
+    dram_links = {}
+    for m, (dram_read, dram_write) in dram.items():
+        read_bits[m] += dram_write * 8 + (link_bits or {}).get(m, (0, 0))[0]
+        write_bits[m] += dram_read * 8 + (link_bits or {}).get(m, (0, 0))[1]
+        first = next(c for c in cores if c.memory == m)
+        link = hw.link_between(DRAM, first.name)
+        dram_bits_by_link[link.name] += (dram_read + dram_write) * 8
+        dram_links[link.name] = (link, hw.dram_bandwidth_bits_per_cycle(first.name))
+    local_cycles = max(math.ceil((read_bits[m] + write_bits[m]) / hw.memories[m].bandwidth_bits_per_cycle)
+                       for m in dram)
+    dram_cycles = max(math.ceil(bits / dram_links[name][1]) for name, bits in dram_bits_by_link.items())
+    link_cycles = max((math.ceil(bits / link.bandwidth_bits_per_cycle) for link, bits in links.values()), default=0)
+    local_energy = {m: read_bits[m] * hw.memories[m].read_energy_pj_per_bit
+                    + write_bits[m] * hw.memories[m].write_energy_pj_per_bit for m in dram}
+    dram_link_energy = {name: bits * dram_links[name][0].energy_pj_per_bit for name, bits in dram_bits_by_link.items()}
+    link_energy = {name: bits * link.energy_pj_per_bit for name, (link, bits) in links.items()}
+    dram_bits = sum(dram_bits_by_link.values())
+    lanes = {c.name: c.lanes for c in cores}
+    padded = sum(w.compute_cycles * lanes[c.name] * w.utilisation for w, c in zip(works, placed, strict=True))
+    capacity = sum(w.compute_cycles * lanes[c.name] for w, c in zip(works, placed, strict=True))
+    spans = len(dram) > 1
     return Cost(
-        core=core.name,
+        core=cores[0].name,
         compute_cycles=compute,
         fill_drain_cycles=fill,
         local_cycles=local_cycles,
         dram_cycles=dram_cycles,
-        latency_cycles=max(compute, local_cycles, dram_cycles) + fill,
-        local_read_bits=read_bits,
-        local_write_bits=write_bits,
-        dram_read_bytes=dram_read,
-        dram_write_bytes=dram_write,
+        latency_cycles=max(compute, local_cycles, dram_cycles, link_cycles) + ramp_cycles + fill,
+        local_read_bits=sum(read_bits.values()),
+        local_write_bits=sum(write_bits.values()),
+        dram_read_bytes=sum(r for r, _ in dram.values()),
+        dram_write_bytes=sum(w for _, w in dram.values()),
         compute_energy_pj=sum(w.compute_energy_pj for w in works),
-        local_energy_pj=read_bits * memory.read_energy_pj_per_bit + write_bits * memory.write_energy_pj_per_bit,
+        local_energy_pj=sum(local_energy.values()),
         dram_energy_pj=dram_bits * hw.dram.energy_pj_per_bit,
-        dram_link_energy_pj=dram_bits * link.energy_pj_per_bit,
-        working_set_bytes=working_set,
+        dram_link_energy_pj=sum(dram_link_energy.values()),
+        working_set_bytes=sum(working_sets.values()),
         tiles=tiles,
-        utilisation=padded / (compute * core.lanes) if compute else 0.0,
+        utilisation=padded / capacity if capacity else 0.0,
+        link_cycles=link_cycles,
+        link_energy_pj=sum(link_energy.values()),
+        cores=tuple(c.name for c in cores) if len(cores) > 1 else (),
+        working_set_by_memory=tuple(working_sets.items()) if spans else (),
+        energy_by_part=tuple([(f"memory:{m}", e) for m, e in local_energy.items()]
+                             + [(f"link:{n}", e) for n, e in {**dram_link_energy, **link_energy}.items() if e])
+        if spans else (),
     )
 
 
@@ -290,13 +419,16 @@ class CostTable:
         self.hw = hw
         self.limits_bytes = dict(limits_bytes or {})  # memory -> budget below its capacity (see `price`)
         self._cores = {c.name: c for c in hw.cores}
-        self._cache: dict[tuple[tuple[str, ...], str, frozenset[str]], Cost | Unavailable] = {}
+        self._cache: dict[tuple[tuple[str, ...], str | tuple[str, ...], frozenset[str]], Cost | Unavailable] = {}
 
-    def get(self, ops: tuple[str, ...], core: str, on_chip: frozenset[str] = frozenset()) -> Cost | Unavailable:
+    def get(self, ops: tuple[str, ...], core: str | tuple[str, ...], on_chip: frozenset[str] = frozenset()
+            ) -> Cost | Unavailable:
+        """The price of `ops` on `core`, or with one core per op (a tuple as long as `ops`)."""
         key = (ops, core, on_chip)
         found = self._cache.get(key)
         if found is None:
-            found = price(self.graph, [self.graph.op_by_name[o] for o in ops], self._cores[core], self.hw, on_chip,
+            cores = self._cores[core] if isinstance(core, str) else [self._cores[c] for c in core]
+            found = price(self.graph, [self.graph.op_by_name[o] for o in ops], cores, self.hw, on_chip,
                           self.limits_bytes)
             self._cache[key] = found
         return found

@@ -40,7 +40,8 @@ def result_to_dict(result: SimulationResult, *, workload: str, mode: str, timeli
     }
     if timeline:
         out["timeline"] = [
-            {"name": t.name, "ops": list(t.ops), "core": t.core, "phase": t.phase, "start_cycle": t.start_cycle,
+            {"name": t.name, "ops": list(t.ops), "core": t.core, "cores": list(t.cores or (t.core,)), "phase": t.phase,
+             "start_cycle": t.start_cycle,
              "end_cycle": t.end_cycle, "dram_cycles": t.dram_cycles, "dram_read_bytes": t.dram_read_bytes,
              "dram_write_bytes": t.dram_write_bytes, "energy_pj": t.energy_pj}
             for t in result.tasks

@@ -35,18 +35,20 @@ def _time_axis(ax: plt.Axes, result: SimulationResult) -> None:
 
 
 def plot_gantt(result: SimulationResult, title: str, path: str | Path) -> None:
-    """Ops (stacks) per core, coloured by phase, and transfers per link, over time."""
-    cores = list(dict.fromkeys(t.core for t in result.tasks))
+    """Ops (stacks) per core, coloured by phase, and transfers per link, over time. A fused stack
+    (several ops) is hatched and drawn on every core it runs on."""
+    cores = list(dict.fromkeys(c for t in result.tasks for c in (t.cores or (t.core,))))
     links = sorted({x.link for x in result.transfers})
     rows = cores + [f"link {link}" for link in links]
     fig, ax = plt.subplots(figsize=(14, 1.0 + 0.45 * len(rows)))
     y = {name: i for i, name in enumerate(rows)}
     for phase, colour in PHASE_COLOURS.items():
-        bars = [(t.start_cycle, t.end_cycle - t.start_cycle) for t in result.tasks if t.phase == phase]
-        rows_of = [y[t.core] for t in result.tasks if t.phase == phase]
-        for row in sorted(set(rows_of)):
-            ax.broken_barh([b for b, r in zip(bars, rows_of, strict=True) if r == row], (row - 0.38, 0.76), facecolors=colour,
-                           edgecolor="white", linewidth=0.3)
+        for fused in (False, True):
+            placed = [((t.start_cycle, t.end_cycle - t.start_cycle), y[c]) for t in result.tasks
+                      if t.phase == phase and (len(t.ops) > 1) == fused for c in (t.cores or (t.core,))]
+            for row in sorted({r for _, r in placed}):
+                ax.broken_barh([b for b, r in placed if r == row], (row - 0.38, 0.76), facecolors=colour,
+                               edgecolor="black" if fused else "white", linewidth=0.3, hatch="///" if fused else None)
     for link in links:
         bars = [(x.start_cycle, x.end_cycle - x.start_cycle) for x in result.transfers if x.link == link]
         ax.broken_barh(bars, (y[f"link {link}"] - 0.38, 0.76), facecolors=TRANSFER_COLOUR, edgecolor="white",
@@ -56,6 +58,8 @@ def plot_gantt(result: SimulationResult, title: str, path: str | Path) -> None:
     _time_axis(ax, result)
     ax.set_title(title)
     handles = [Patch(color=c, label=p) for p, c in PHASE_COLOURS.items() if any(t.phase == p for t in result.tasks)]
+    if any(len(t.ops) > 1 for t in result.tasks):
+        handles.append(Patch(facecolor="white", edgecolor="black", hatch="///", label="fused stack"))
     handles.append(Patch(color=TRANSFER_COLOUR, label="transfer / DRAM traffic"))
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.35 if len(rows) < 6 else -0.12),
               ncol=len(handles), frameon=False)

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import networkx as nx
+
 from monet_opt.cost.model import Cost, CostTable
 from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.workload.ir import Graph, Phase, TensorRole
@@ -29,12 +31,15 @@ class Plan:
     saved activation -> Residency (absent: every value lives in DRAM); `recompute_groups`: sets of
     forward ops whose recomputations run as one fused stack (intermediates stay on chip), each
     given in execution order; recomputations not in a group run one op per stack. `serial`: the
-    stacks run one at a time, in the order of their last op in the (recompute-extended) graph,
-    each starting when the previous one has ended (the execution model of checkpoint plans, in
+    stacks run one at a time, in the order `serial_sequence` gives for the (recompute-extended)
+    graph, each starting when the previous one has ended (the execution model of checkpoint plans, in
     which memory at each step is exactly the step-indexed accounting of the optimisers).
     `dram_order`: DRAM link -> the stacks with DRAM traffic on it, in the order they take it (absent
     link: first come, first served); with every core order and link order fixed, the simulated
-    schedule is the earliest one that respects them (the schedule an allocation solver claims)."""
+    schedule is the earliest one that respects them (the schedule an allocation solver claims).
+    `placement`: op -> core for the ops of a fused stack that run on another core than the stack's
+    `core_of` (a stack spanning cores: its tiles pass from core to core; it occupies all of them
+    and is listed in the order of each)."""
 
     stacks: Mapping[str, tuple[str, ...]]
     core_of: Mapping[str, str]
@@ -43,6 +48,15 @@ class Plan:
     recompute_groups: tuple[tuple[str, ...], ...] = ()
     serial: bool = False
     dram_order: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    placement: Mapping[str, str] = field(default_factory=dict)
+
+    def op_cores(self, stack: str) -> tuple[str, ...]:
+        """The core of each op of `stack`, in the stack's order."""
+        return tuple(self.placement.get(op, self.core_of[stack]) for op in self.stacks[stack])
+
+    def stack_cores(self, stack: str) -> tuple[str, ...]:
+        """Every core `stack` runs on, its `core_of` first."""
+        return tuple(dict.fromkeys((self.core_of[stack], *self.op_cores(stack))))
 
 
 def check_plan_input(graph: Graph, plan: Plan, core_names: set[str]) -> None:
@@ -83,6 +97,11 @@ def check_plan_input(graph: Graph, plan: Plan, core_names: set[str]) -> None:
             raise InputError(f"plan: {value!r} is a network input; it can only stay in DRAM")
         if not isinstance(decision, Residency):
             raise InputError(f"plan: residency of {value!r} is {decision!r}, not one of {[r.value for r in Residency]}")
+    for op, core in plan.placement.items():
+        if op not in seen:
+            raise InputError(f"plan: placement names unknown op {op!r}")
+        if core not in core_names:
+            raise InputError(f"plan: op {op!r} is placed on unknown core {core!r}")
     for link, order in plan.dram_order.items():
         for stack in order:
             if stack not in plan.stacks:
@@ -95,6 +114,31 @@ def check_plan_input(graph: Graph, plan: Plan, core_names: set[str]) -> None:
             if op in grouped:
                 raise InputError(f"plan: op {op!r} is in two recompute groups")
             grouped.add(op)
+
+
+def serial_sequence(graph: Graph, stacks: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """The order in which a serial plan runs its stacks: a topological order of the stacks (each
+    after every stack it reads from) that takes, at each step, the ready stack whose last op comes
+    earliest in the graph's order; for unfused plans, the graph's order itself. When stacks depend
+    on each other in a cycle (a violation), the order of their last ops."""
+    position = {op.name: i for i, op in enumerate(graph.ops)}
+    stack_of = {op: s for s, ops in stacks.items() for op in ops}
+    quotient = nx.DiGraph()
+    quotient.add_nodes_from(stacks)
+    for s, ops in stacks.items():
+        for op in ops:
+            for t in graph.op_by_name[op].inputs:
+                producer = graph.producer.get(t)
+                if producer is not None and producer in stack_of and stack_of[producer] != s:
+                    quotient.add_edge(stack_of[producer], s)
+
+    def last_op(s: str) -> int:
+        return position[stacks[s][-1]]
+
+    try:
+        return list(nx.lexicographical_topological_sort(quotient, key=last_op))
+    except nx.NetworkXUnfeasible:
+        return sorted(stacks, key=last_op)
 
 
 def default_plan(graph: Graph, table: CostTable) -> Plan:

@@ -12,7 +12,8 @@ It is independent of every solver and is the referee of their claims. Rules:
   simply stay live longer. `Plan.recompute_groups` fuse several recompute ops into one stack,
   placed where the last of them would run and priced by the cost model as the fused stack it is
   (values passed inside it never go to DRAM).
-- `Plan.serial`: stacks run one at a time in the order of their last op in the extended graph;
+- `Plan.serial`: stacks run one at a time in the order of `serial_sequence` (for unfused plans:
+  the order of the extended graph);
   transfers for a stack start after the previous stack has ended.
 - `Plan.dram_order`: on a DRAM link with a fixed order, a stack takes the link only when every
   stack before it in that order has taken it; a stack listed twice or missing deadlocks (`order`).
@@ -52,7 +53,7 @@ import networkx as nx
 from monet_opt.cost.model import Cost, CostTable
 from monet_opt.errors import InputError
 from monet_opt.hardware.model import DRAM, Accelerator, Link
-from monet_opt.schedule.plan import Plan, Residency, check_plan_input
+from monet_opt.schedule.plan import Plan, Residency, check_plan_input, serial_sequence
 from monet_opt.workload.ir import Graph, Op, Phase, TensorRole
 
 
@@ -74,6 +75,7 @@ class TaskRecord:
     dram_read_bytes: int
     dram_write_bytes: int
     energy_pj: float
+    cores: tuple[str, ...] = ()  # every core of a stack that spans cores, `core` first (empty: `core` alone)
 
 
 @dataclass(frozen=True)
@@ -198,18 +200,22 @@ def insert_recomputation(graph: Graph, plan: Plan) -> tuple[Graph, Plan]:
         stacks[fused] = tuple(members)
         core_of[fused] = core
     residency = {t: r for t, r in plan.residency.items() if t not in recomputed}
-    return new_graph, Plan(stacks, core_of, {c: tuple(o) for c, o in order.items()}, residency, serial=plan.serial)
+    return new_graph, Plan(stacks, core_of, {c: tuple(o) for c, o in order.items()}, residency, serial=plan.serial,
+                           placement=plan.placement)
 
 
-def _stack_cost(table: CostTable, ops: tuple[str, ...], core: str, on_chip: frozenset[str]) -> tuple[Cost | None, str]:
-    """The stack's price, or (for a fused stack that does not fit) its ops run back to back unfused;
-    None when the core cannot run it. The second value is the reason for a violation ('' if none)."""
+def _stack_cost(table: CostTable, ops: tuple[str, ...], core: str | tuple[str, ...], on_chip: frozenset[str]
+                ) -> tuple[Cost | None, str]:
+    """The stack's price, or (for a fused stack that does not fit, or whose cores have no link) its
+    ops run back to back unfused on their cores; None when a core cannot run its op. The second
+    value is the reason for a violation ('' if none)."""
     found = table.get(ops, core, on_chip)
     if isinstance(found, Cost):
         return found, ""
-    if len(ops) == 1 or not all(isinstance(table.get((o,), core), Cost) for o in ops):
+    cores = (core,) * len(ops) if isinstance(core, str) else core
+    if len(ops) == 1 or not all(isinstance(table.get((o,), c), Cost) for o, c in zip(ops, cores, strict=True)):
         return None, found.reason
-    parts = [table.get((o,), core, on_chip) for o in ops]
+    parts = [table.get((o,), c, on_chip) for o, c in zip(ops, cores, strict=True)]
     total = parts[0]
     for p in parts[1:]:
         total = replace(
@@ -228,6 +234,7 @@ class _Structure:
     """What the plan's stacks read and where their values live, derived once."""
 
     stack_of: Mapping[str, str]  # op -> its stack
+    core_of_op: Mapping[str, str]  # op -> the core that runs it
     stack_inputs: Mapping[str, list[tuple[str, str]]]  # stack -> (tensor, producer stack) read from outside
     on_chip_home: Mapping[str, str]  # tensor kept ON_CHIP -> core whose memory holds it
     internal: frozenset[str]  # values produced and read only inside one fused stack
@@ -241,6 +248,7 @@ class _Copy:
     link: Link
     size_bytes: int
     source_memory: str
+    memory: str  # where the copy goes
 
 
 @dataclass(frozen=True)
@@ -300,11 +308,11 @@ def _structure(graph: Graph, plan: Plan, violations: list[Violation]) -> _Struct
     for core, order in plan.core_order.items():
         for s in order:
             listed[s].append(core)
-    for s, core in plan.core_of.items():
-        where = listed.get(s, [])
-        if where != [core]:
-            violations.append(Violation("order", f"stack {s!r} is assigned to {core!r} but listed in the order of "
-                                                 f"{where or 'no core'}"))
+    for s in plan.core_of:
+        where, cores = listed.get(s, []), plan.stack_cores(s)
+        if sorted(where) != sorted(cores):
+            violations.append(Violation("order", f"stack {s!r} runs on {', '.join(cores)} but is listed in the order "
+                                                 f"of {where or 'no core'}"))
     stack_inputs: dict[str, list[tuple[str, str]]] = {}
     stack_graph = nx.DiGraph()
     stack_graph.add_nodes_from(plan.stacks)
@@ -338,8 +346,8 @@ def _structure(graph: Graph, plan: Plan, violations: list[Violation]) -> _Struct
         cycle = nx.find_cycle(stack_graph)
         violations.append(Violation("dependency", "stacks depend on each other (a fusion stack is not convex): "
                                     + " -> ".join(u for u, _ in cycle)))
-    on_chip_home = {t: plan.core_of[stack_of[graph.producer[t]]]
-                    for t, r in plan.residency.items() if r is Residency.ON_CHIP}
+    core_of_op = {op: core for s in plan.stacks for op, core in zip(plan.stacks[s], plan.op_cores(s), strict=True)}
+    on_chip_home = {t: core_of_op[graph.producer[t]] for t, r in plan.residency.items() if r is Residency.ON_CHIP}
     internal: set[str] = set()
     for ops in plan.stacks.values():
         members = set(ops)
@@ -348,13 +356,14 @@ def _structure(graph: Graph, plan: Plan, violations: list[Violation]) -> _Struct
                 readers = graph.consumers[t]
                 if readers and all(r in members for r in readers) and t not in graph.outputs and len(ops) > 1:
                     internal.add(t)
-    return _Structure(stack_of, stack_inputs, on_chip_home, frozenset(internal))
+    return _Structure(stack_of, core_of_op, stack_inputs, on_chip_home, frozenset(internal))
 
 
 def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, structure: _Structure,
                 violations: list[Violation]) -> _Run:
-    """Run the stacks: repeatedly start the stack (at the head of its core's order) that can start
-    earliest, given its inputs, its ON_CHIP copies over links and its core's DRAM link."""
+    """Run the stacks: repeatedly start the stack (at the head of the order of every core it runs
+    on) that can start earliest, given its inputs, its ON_CHIP copies over links and its cores' DRAM
+    links."""
     stack_of, stack_inputs, on_chip_home = structure.stack_of, structure.stack_inputs, structure.on_chip_home
     core_memory = {c.name: c.memory for c in hw.cores}
     dram_link = {c.name: hw.link_between(DRAM, c.name) for c in hw.cores}
@@ -369,12 +378,13 @@ def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, str
     transfers: list[TransferRecord] = []
     costs: dict[str, Cost | None] = {}
 
-    def stack_cost(s: str, core: str) -> Cost | None:
+    def stack_cost(s: str) -> Cost | None:
         if s not in costs:
             ops = plan.stacks[s]
             on_chip = frozenset(t for op in ops for t in graph.op_by_name[op].inputs + graph.op_by_name[op].outputs
                                 if t in on_chip_home)
-            cost, reason = _stack_cost(table, ops, core, on_chip)
+            op_cores = plan.op_cores(s)
+            cost, reason = _stack_cost(table, ops, op_cores[0] if len(set(op_cores)) == 1 else op_cores, on_chip)
             if cost is None:
                 violations.append(Violation("ineligible", reason))
             elif reason:
@@ -382,13 +392,20 @@ def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, str
             costs[s] = cost
         return costs[s]
 
-    def needed_copies(s: str, core: str) -> list[_Copy]:
-        """ON_CHIP inputs that must be copied to this core's memory."""
+    def needed_copies(s: str) -> list[_Copy]:
+        """ON_CHIP inputs that must be copied to the memory of an op of `s` that reads them."""
         out = []
         for t, _ in stack_inputs[s]:
             home = on_chip_home.get(t)
-            if home is not None and core_memory[home] != core_memory[core] and (t, core_memory[core]) not in arrival:
-                out.append(_Copy(t, hw.link_between(home, core), graph.tensors[t].size_bytes, core_memory[home]))
+            if home is None:
+                continue
+            for op in plan.stacks[s]:
+                core = structure.core_of_op[op]
+                memory = core_memory[core]
+                if (t in graph.op_by_name[op].inputs and core_memory[home] != memory and (t, memory) not in arrival
+                        and all(c.tensor != t or c.memory != memory for c in out)):
+                    out.append(_Copy(t, hw.link_between(home, core), graph.tensors[t].size_bytes, core_memory[home],
+                                     memory))
         return out
 
     def copy_cycles(copy: _Copy) -> int:
@@ -401,9 +418,11 @@ def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, str
         order = plan.dram_order[bus]
         return order[bus_head[bus]] if bus_head[bus] < len(order) else None
 
-    remaining = sum(len(o) for o in pending.values())
-    op_position = {op.name: i for i, op in enumerate(graph.ops)}
-    sequence = sorted(plan.stacks, key=lambda s: op_position[plan.stacks[s][-1]]) if plan.serial else []
+    def buses(s: str) -> list[str]:
+        return list(dict.fromkeys(dram_link[c].name for c in plan.stack_cores(s)))
+
+    remaining = len({s for order in pending.values() for s in order})
+    sequence = serial_sequence(graph, plan.stacks) if plan.serial else []
     previous_end = 0
     while remaining:
         best: tuple[int, int, str] | None = None
@@ -411,24 +430,29 @@ def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, str
             if head[core] >= len(pending[core]):
                 continue
             s = pending[core][head[core]]
+            cores = plan.stack_cores(s) if s in plan.core_of else (core,)
+            if core != cores[0] and cores[0] in pending:
+                continue  # a stack on several cores is considered once, from its first core
+            if any(head[c] >= len(pending[c]) or pending[c][head[c]] != s for c in cores if c in pending):
+                continue
             if any(p not in end_of for _, p in stack_inputs[s]):
                 continue
             if plan.serial and s != sequence[len(end_of)]:
                 continue
-            ready = max(core_free[core], previous_end)
+            ready = max([core_free[c] for c in cores if c in core_free] + [previous_end])
             for t, p in stack_inputs[s]:
-                ready = max(ready, end_of[p], arrival.get((t, core_memory[core]), 0))
+                ready = max(ready, end_of[p], *(arrival.get((t, core_memory[structure.core_of_op[op]]), 0)
+                                                for op in plan.stacks[s]))
             tentative = defaultdict(int, link_free)
-            for copy in needed_copies(s, core):
+            for copy in needed_copies(s):
                 begin = max(end_of[stack_of[graph.producer[copy.tensor]]], tentative[copy.link.name], previous_end)
                 tentative[copy.link.name] = begin + copy_cycles(copy)
                 ready = max(ready, tentative[copy.link.name])
-            cost = stack_cost(s, core)
+            cost = stack_cost(s)
             if cost is not None and cost.dram_cycles:
-                bus = dram_link[core].name
-                if bus in plan.dram_order and bus_turn(bus) != s:
+                if any(bus in plan.dram_order and bus_turn(bus) != s for bus in buses(s)):
                     continue
-                ready = max(ready, tentative[bus])
+                ready = max(ready, *(tentative[bus] for bus in buses(s)))
             if best is None or ready < best[0]:
                 best = (ready, index, core)
         if best is None:
@@ -438,38 +462,41 @@ def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, str
                 if head[core] < len(pending[core]):
                     s = pending[core][head[core]]
                     blockers = sorted({p for _, p in stack_inputs[s] if p not in end_of})
-                    waiting.append(f"{core} waits at {s!r} for {', '.join(blockers[:2])}")
+                    waiting.append(f"{core} waits at {s!r} for {', '.join(blockers[:2]) or 'its other cores'}")
             violations.append(Violation("order", "the per-core orders deadlock: " + "; ".join(waiting)))
             break
         start, _, core = best
         s = pending[core][head[core]]
-        memory = core_memory[core]
-        copies = needed_copies(s, core)
+        cores = plan.stack_cores(s) if s in plan.core_of else (core,)
+        copies = needed_copies(s)
         for copy in copies:
             begin = max(end_of[stack_of[graph.producer[copy.tensor]]], link_free[copy.link.name], previous_end)
             finish = begin + copy_cycles(copy)
             link_free[copy.link.name] = finish
-            arrival[(copy.tensor, memory)] = finish
-            copy_start[(copy.tensor, memory)] = begin
+            arrival[(copy.tensor, copy.memory)] = finish
+            copy_start[(copy.tensor, copy.memory)] = begin
             transfers.append(TransferRecord(copy.tensor, copy.link.name, begin, finish, copy.size_bytes))
-        cost = stack_cost(s, core)
+        cost = stack_cost(s)
         end = start + (cost.latency_cycles if cost is not None else 0)
         if cost is not None and cost.dram_cycles:
-            bus = dram_link[core].name
-            link_free[bus] = start + cost.dram_cycles
-            bus_head[bus] += 1
-            transfers.append(TransferRecord(f"dram traffic of {s}", bus, start, start + cost.dram_cycles, cost.dram_bytes))
+            for bus in buses(s):
+                link_free[bus] = start + cost.dram_cycles
+                bus_head[bus] += 1
+                transfers.append(TransferRecord(f"dram traffic of {s}", bus, start, start + cost.dram_cycles,
+                                                cost.dram_bytes))
         first_op = graph.op_by_name[plan.stacks[s][0]]
         record = TaskRecord(
             s, plan.stacks[s], core, first_op.phase.value, start, end,
             cost.dram_cycles if cost else 0, cost.dram_read_bytes if cost else 0, cost.dram_write_bytes if cost else 0,
-            cost.energy_pj if cost else 0.0,
+            cost.energy_pj if cost else 0.0, cores if len(cores) > 1 else (),
         )
         started.append(_Started(record, cost, tuple(copies)))
         end_of[s] = end
-        core_free[core] = end
+        for c in cores:
+            if c in pending:
+                core_free[c] = end
+                head[c] += 1
         previous_end = end if plan.serial else 0
-        head[core] += 1
         remaining -= 1
     return _Run(tuple(started), tuple(transfers), copy_start)
 
@@ -477,7 +504,7 @@ def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, str
 def _energy_breakdown(hw: Accelerator, run: _Run) -> dict[str, float]:
     """Energy by component, in start order: per copy the link's energy per bit, a read at the
     source memory and a write at the destination; per stack the cost model's compute, local-memory,
-    DRAM and DRAM-link energies."""
+    DRAM and DRAM-link energies (by memory and link for a stack that spans memories)."""
     energy: dict[str, float] = defaultdict(float)
     core_memory = {c.name: c.memory for c in hw.cores}
     for item in run.started:
@@ -486,13 +513,17 @@ def _energy_breakdown(hw: Accelerator, run: _Run) -> dict[str, float]:
             bits = copy.size_bytes * 8
             energy[f"link:{copy.link.name}"] += bits * copy.link.energy_pj_per_bit
             energy[f"memory:{copy.source_memory}"] += bits * hw.memories[copy.source_memory].read_energy_pj_per_bit
-            energy[f"memory:{memory}"] += bits * hw.memories[memory].write_energy_pj_per_bit
+            energy[f"memory:{copy.memory}"] += bits * hw.memories[copy.memory].write_energy_pj_per_bit
         cost = item.cost
         if cost is not None:
-            if cost.dram_cycles:
-                energy[f"link:{hw.link_between(DRAM, item.record.core).name}"] += cost.dram_link_energy_pj
+            if cost.energy_by_part:  # a stack that spans memories: local, DRAM-link and link energy by part
+                for part, part_pj in cost.energy_by_part:
+                    energy[part] += part_pj
+            else:
+                if cost.dram_cycles:
+                    energy[f"link:{hw.link_between(DRAM, item.record.core).name}"] += cost.dram_link_energy_pj
+                energy[f"memory:{memory}"] += cost.local_energy_pj
             energy["compute"] += cost.compute_energy_pj
-            energy[f"memory:{memory}"] += cost.local_energy_pj
             energy["dram"] += cost.dram_energy_pj
     return energy
 
@@ -506,7 +537,7 @@ def _memory_occupancy(graph: Graph, hw: Accelerator, plan: Plan, structure: _Str
     core_memory = {c.name: c.memory for c in hw.cores}
     start_of = {s.record.name: s.record.start_cycle for s in run.started}
     end_of = {s.record.name: s.record.end_cycle for s in run.started}
-    core_run = {s.record.name: s.record.core for s in run.started}
+    ran = {s.record.name for s in run.started}
     events: dict[str, list[tuple[int, int]]] = defaultdict(list)
     static_dram = sum(t.size_bytes for t in graph.tensors.values() if t.is_static)
     events[DRAM].append((0, static_dram))  # static bytes stay: the curve ends at its static level
@@ -527,13 +558,13 @@ def _memory_occupancy(graph: Graph, hw: Accelerator, plan: Plan, structure: _Str
             events[memory] += [(alloc, tensor.size_bytes), (free, -tensor.size_bytes)]
     for (t, memory), begin in run.copy_start.items():
         last = max((end_of[stack_of[r]] for r in graph.consumers[t]
-                    if stack_of[r] in core_run and core_memory[core_run[stack_of[r]]] == memory), default=begin)
+                    if stack_of[r] in ran and core_memory[structure.core_of_op[r]] == memory), default=begin)
         events[memory] += [(begin, graph.tensors[t].size_bytes), (last, -graph.tensors[t].size_bytes)]
     for item in run.started:
         r = item.record
         if item.cost is not None and r.end_cycle > r.start_cycle:
-            memory = core_memory[r.core]
-            events[memory] += [(r.start_cycle, item.cost.working_set_bytes), (r.end_cycle, -item.cost.working_set_bytes)]
+            for memory, size in item.cost.working_set_by_memory or ((core_memory[r.core], item.cost.working_set_bytes),):
+                events[memory] += [(r.start_cycle, size), (r.end_cycle, -size)]
     capacity = {DRAM: hw.dram.capacity_bytes, **{m.name: m.capacity_bytes for m in hw.memories.values()}}
     curves: dict[str, tuple[tuple[int, int], ...]] = {}
     peaks: dict[str, int] = {}
