@@ -159,7 +159,8 @@ def _sweep_progress(message: str) -> None:
     print(f"sweep: {message}", file=sys.stderr, flush=True)
 
 
-def _report(result: Result, args: argparse.Namespace, answer_file: str, workload: str | None = None) -> int:
+def _report(result: Result, args: argparse.Namespace, answer_file: str, workload: str | None = None,
+            mode: str = "training") -> int:
     """Print the answer (text or JSON), write the files of --out, and return its exit code; an
     answer that is not validated is also named on stderr in one line."""
     data = result.to_dict()
@@ -168,7 +169,7 @@ def _report(result: Result, args: argparse.Namespace, answer_file: str, workload
 
         simulation = None if result.measurement is None else result.measurement.simulation
         if simulation is not None:
-            write_reports(simulation, args.out, workload=workload or result.problem, mode="training",
+            write_reports(simulation, args.out, workload=workload or result.problem, mode=mode,
                           dynamic_dram_budget_bytes=getattr(result.target, "budget", None))
         front = getattr(result.payload, "front", ())
         if len(front) > 1:
@@ -281,6 +282,26 @@ def _cmd_allocate(args: argparse.Namespace) -> int:
     return _report(result, args, "allocation.json", workload=args.workload)
 
 
+def _cmd_fuse(args: argparse.Namespace) -> int:
+    from monet_opt.solvers.fusion.family import fusion_family
+    from monet_opt.solvers.fusion.heuristics import MONET_GA
+    from monet_opt.solvers.fusion.space import FusionObjective, fusion_space
+    from monet_opt.solvers.genetic import GAConfig
+
+    deadline = Deadline(args.started, args.time_limit)
+    options = _solver_options(args)
+    if args.out:
+        check_output_dir(args.out)
+    hw = load_accelerator(args.hardware)
+    forward, training = training_graph_from_args(args)
+    graph = training if args.mode == "training" else inference_graph(forward)
+    space = fusion_space(graph, CostTable(graph, hw), args.max_stack, FusionObjective(args.objective), deadline)
+    ga = GAConfig(args.population, args.generations, MONET_GA.crossover_probability, MONET_GA.mutation_probability,
+                  args.seed)
+    result = solve(fusion_family(ga), space, space.objective, args.method, options, deadline)
+    return _report(result, args, "fusion.json", workload=args.workload, mode=args.mode)
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The `monet` parser. The options of a solving command (which list its family's methods, so
     they import the solvers) are added only for the command named in `argv` (None: for all)."""
@@ -323,6 +344,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         ("checkpoint", "training"): (checkpoint_cmds, "a training graph priced on an accelerator",
                                      _populate_checkpoint_training),
         ("allocate",): (commands, "assign ops to cores and order them (makespan, energy, Pareto)", _populate_allocate),
+        ("fuse",): (commands, "choose which ops run as fused stacks (layer fusion)", _populate_fuse),
     }
     words = [a for a in (argv or []) if not a.startswith("-")]
     for path, (group, summary, populate) in solving.items():
@@ -368,6 +390,22 @@ def _populate_allocate(allocate: argparse.ArgumentParser) -> None:
                           help="latency (makespan), energy, or pareto (epsilon-constraint front); default latency")
     add_solving_arguments(allocate, ALLOCATION, (64, 250), "allocation.json (--workload: also result.json, gantt.png, "
                           "memory.png, trace.json; a front: front.csv, front.png)", _cmd_allocate)
+
+
+def _populate_fuse(fuse: argparse.ArgumentParser) -> None:
+    from monet_opt.solvers.fusion.family import FUSION
+    from monet_opt.solvers.fusion.space import FusionObjective
+
+    add_workload_arguments(fuse, positional=False)
+    fuse.add_argument("--hardware", required=True, metavar="NAME|FILE.yaml")
+    fuse.add_argument("--mode", choices=["training", "inference"], default="training")
+    fuse.add_argument("--max-stack", type=_positive_int, default=6, metavar="K",
+                      help="most ops in one fused stack (default 6)")
+    fuse.add_argument("--objective", choices=[o.value for o in FusionObjective], default="latency",
+                      help="what the partition minimises: serial latency, energy, DRAM bytes or energy-delay "
+                           "product (default latency)")
+    add_solving_arguments(fuse, FUSION, (100, 50), "fusion.json and the plan's result.json, gantt.png, memory.png, "
+                          "trace.json", _cmd_fuse)
 
 
 def add_budget_arguments(p: argparse.ArgumentParser, what: str) -> None:

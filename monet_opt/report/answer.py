@@ -78,6 +78,21 @@ def _family_lines(data: dict[str, Any]) -> list[str]:
                          + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in data["choices"].items())
                          + f"; fused recompute groups {len(data['recompute_groups'])}")
         return lines
+    if data["family"] == "fusion":
+        base = data["layer_by_layer"]
+        counts = data["candidates"]
+        lines = [f"layer by layer: latency {number_text(base['latency_cycles'])} cycles, energy "
+                 f"{energy_text(base['energy_pj'])}, DRAM {number_text(base['dram_bytes'])} bytes",
+                 f"candidate stacks of 2-{data['max_stack']} ops: {number_text(counts['connected'])} connected, "
+                 f"{number_text(counts['convex'])} convex, {number_text(counts['feasible'])} fit, "
+                 f"{number_text(counts['kept'])} kept"]
+        if data["stacks"] is not None:
+            lines.append(f"vs layer by layer: latency {percent_text(data['latency_change'])}, energy "
+                         f"{percent_text(data['energy_change'])}; DRAM {number_text(data['dram_bytes'])} bytes; "
+                         f"{data['fused_stacks']} fused stacks")
+            lines += [f"  {' + '.join(s['ops'])} on {', '.join(dict.fromkeys(s['cores']))} ({s['tiles']} tiles)"
+                      for s in data["stacks"][:SCHEDULE_SHOWN_UP_TO]]
+        return lines
     if data["cores_used"] is None:
         return []
     lines = [f"cores used: {', '.join(data['cores_used'])}"]

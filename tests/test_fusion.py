@@ -1,0 +1,257 @@
+"""Fusion: hand-computed stack prices (one core, and a stack spanning cores), the exact partition
+against brute force over every valid partition of small graphs, the simulator on stacks that span
+cores, and the `monet fuse` command."""
+
+import itertools
+import json
+import random
+
+import networkx as nx
+import pytest
+
+from hw_fixtures import toy
+from monet_opt.cli import main
+from monet_opt.cost import CostTable, price
+from monet_opt.schedule import simulate
+from monet_opt.schedule.plan import Plan, serial_sequence
+from monet_opt.solvers.common import SolverOptions
+from monet_opt.solvers.fusion.family import solve_fusion
+from monet_opt.solvers.fusion.heuristics import repair, rule_partition
+from monet_opt.solvers.fusion.space import FusionObjective, connected_sets, fusion_space, is_convex, plan_of, priced
+from monet_opt.workload.builder import GraphBuilder
+
+OPTIONS = SolverOptions(time_limit_s=60, workers=2, progress=False)
+
+
+def conv_relu_conv():
+    g = GraphBuilder("crc")
+    h = g.conv("conv1", g.input("x", (1, 4, 8, 8)), g.weight("w", (8, 4, 3, 3)), padding=(1, 1, 1, 1))
+    y = g.conv("conv2", g.relu("relu", h), g.weight("w2", (8, 8, 3, 3)), padding=(1, 1, 1, 1))
+    return g.build([y])
+
+
+def test_conv_relu_conv_fused_on_one_small_core_by_hand():
+    """One vector core that runs MACs too, 16 lanes, a DRAM port of 8 bits/cycle. fp32 sizes: x 1024 B,
+    w 1152 B, conv1 out 2048 B, relu out 2048 B, w2 2304 B, y 2048 B."""
+    hw = toy(**{"cores.1.op_kinds": ["vector", "mac"], "memories.1.capacity_bytes": 3456 + 2048,
+                "dram.bandwidth_bits_per_cycle": 8})
+    g = conv_relu_conv()
+    ops = [g.op_by_name[n] for n in ("conv1", "relu", "conv2")]
+    fused = price(g, ops, hw.core("vec"), hw)
+    # weights 3456 B stay; x + conv1 out + relu out + y = 7168 B stream: ceil(7168 / 2048) = 4 tiles
+    assert fused.tiles == 4 and fused.working_set_bytes == 3456 + 7168 // 4
+    # DRAM: x, w, w2 in, y out; the two intermediates never leave
+    assert fused.dram_read_bytes == 1024 + 1152 + 2304 and fused.dram_write_bytes == 2048
+    # compute: 18432 + 512 + 36864 vector steps on 16 lanes = 1152 + 32 + 2304 cycles < DRAM 6528 * 8 / 8
+    assert fused.compute_cycles == 1152 + 32 + 2304 and fused.dram_cycles == 6528
+    assert fused.latency_cycles == 6528  # a vector unit has no fill/drain; one core: no ramp
+    alone = [price(g, [op], hw.core("vec"), hw) for op in ops]
+    assert [c.latency_cycles for c in alone] == [(1024 + 1152 + 2048), 2 * 2048, (2048 + 2304 + 2048)]
+    assert sum(c.dram_bytes for c in alone) - fused.dram_bytes == 2 * (2048 + 2048)
+
+
+def test_a_stack_spanning_two_cores_by_hand():
+    """mm (64x32 @ 32x32) on the PE array, relu on the vector unit, mm2 back on the PE array: the
+    intermediates cross the 64-bit pe-vec link once each (8 KiB each way), nothing else is slow."""
+    g = GraphBuilder("mm")
+    y = g.matmul("mm2", g.relu("relu", g.matmul("mm", g.input("x", (64, 32)), g.weight("w", (32, 32)))),
+                 g.weight("w2", (32, 32)))
+    g = g.build([y])
+    hw = toy()
+    ops = [g.op_by_name[n] for n in ("mm", "relu", "mm2")]
+    cost = price(g, ops, [hw.core("pe"), hw.core("vec"), hw.core("pe")], hw)
+    assert cost.cores == ("pe", "vec") and cost.tiles == 1
+    assert cost.dram_read_bytes == 8192 + 4096 + 4096 and cost.dram_write_bytes == 8192
+    assert cost.link_cycles == 2 * 8192 * 8 // 64 and cost.link_energy_pj == 2 * 8192 * 8 * 1.0
+    # busy: pe 64 + 64 cycles, vec 2048 / 16 = 128; ramp (256 - 128) / 1 tile; fill 64 + 64 once per tile
+    assert cost.compute_cycles == 128 and cost.latency_cycles == 2048 + 128 + 128
+    assert dict(cost.working_set_by_memory) == {"sram": 4096 + 4096 + 4 * 8192, "vsram": 2 * 8192}
+    small = toy(**{"memories.1.capacity_bytes": 4096})  # the vector memory holds a quarter: 4 tiles
+    tiled = price(g, ops, [small.core("pe"), small.core("vec"), small.core("pe")], small)
+    assert tiled.tiles == 4 and tiled.latency_cycles == 2048 + 128 // 4 + 4 * 128
+    parts = sum(e for _, e in tiled.energy_by_part)
+    assert tiled.energy_pj == pytest.approx(tiled.compute_energy_pj + tiled.dram_energy_pj + parts, rel=1e-12)
+    unlinked = toy(**{"links": [{"name": "bus", "endpoints": ["dram", "pe"], "bandwidth_bits_per_cycle": 64,
+                                 "energy_pj_per_bit": 1.0},
+                                {"name": "vbus", "endpoints": ["dram", "vec"], "bandwidth_bits_per_cycle": 64,
+                                 "energy_pj_per_bit": 1.0}]})
+    refused = price(g, ops, [unlinked.core("pe"), unlinked.core("vec"), unlinked.core("pe")], unlinked)
+    assert "no link" in refused.reason
+
+
+def test_esu_enumerates_each_connected_set_once():
+    g = random_graph(9, random.Random(3))
+    found = list(connected_sets(g, 4))
+    assert len(found) == len(set(found))
+    undirected = g.dag.to_undirected()
+    expected = {tuple(sorted(s, key=[o.name for o in g.ops].index))
+                for k in range(2, 5) for s in itertools.combinations(undirected.nodes, k)
+                if nx.is_connected(undirected.subgraph(s))}
+    assert set(found) == expected
+
+
+def random_graph(n_ops: int, rng: random.Random):
+    """A random DAG of matmul, relu and add ops on 16x16 fp32 tensors."""
+    g = GraphBuilder("random")
+    values = [g.input("x", (16, 16))]
+    for i in range(n_ops):
+        kind = rng.choice(["matmul", "relu", "add"] if len(values) > 1 else ["matmul", "relu"])
+        a = rng.choice(values[-3:])
+        if kind == "matmul":
+            values.append(g.matmul(f"mm{i}", a, g.weight(f"w{i}", (16, 16))))
+        elif kind == "relu":
+            values.append(g.relu(f"relu{i}", a))
+        else:
+            values.append(g.add(f"add{i}", a, rng.choice([v for v in values if v != a])))
+    used = {t for op in g.build(values[-1:]).ops for t in op.inputs}
+    return g.build([v for v in values[1:] if v not in used] or values[-1:])
+
+
+def brute_force(space):
+    """The best value of every objective over all valid partitions (set partitions of the ops whose
+    blocks are connected, convex, priced candidates of at most max_stack ops, with an acyclic stack
+    graph), each partition valued by its candidates' prices."""
+    graph, table = space.graph, space.table
+    names = [op.name for op in graph.ops]
+    position = {n: i for i, n in enumerate(names)}
+    blocks: dict[tuple[str, ...], object] = {}
+
+    def candidate(block):
+        key = tuple(sorted(block, key=position.__getitem__))
+        if key not in blocks:
+            ok = (len(key) <= space.max_stack and nx.is_weakly_connected(graph.dag.subgraph(key))
+                  and is_convex(graph, key, position))
+            blocks[key] = priced(table, key) if ok else None
+        return blocks[key]
+
+    best = {o: float("inf") for o in FusionObjective}
+
+    def visit(i, partition):
+        if i == len(names):
+            chosen = [candidate(b) for b in partition]
+            if None in chosen:
+                return
+            stack_of = {op: k for k, b in enumerate(partition) for op in b}
+            quotient = nx.DiGraph((stack_of[u], stack_of[v]) for u, v in graph.dag.edges if stack_of[u] != stack_of[v])
+            if not nx.is_directed_acyclic_graph(quotient):
+                return
+            latency = sum(c.latency_cycles for c in chosen)
+            energy = sum(c.energy_pj for c in chosen)
+            dram = sum(c.dram_bytes for c in chosen)
+            for o, v in ((FusionObjective.LATENCY, latency), (FusionObjective.ENERGY, energy),
+                         (FusionObjective.DRAM, dram), (FusionObjective.EDP, latency * energy)):
+                best[o] = min(best[o], v)
+            return
+        for b in partition:  # a block may become connected only when a later op joins it
+            if len(b) < space.max_stack:
+                b.append(names[i])
+                visit(i + 1, partition)
+                b.pop()
+        partition.append([names[i]])
+        visit(i + 1, partition)
+        partition.pop()
+
+    visit(0, [])
+    return best
+
+
+def hand_made_graph():
+    """A residual block: mm -> relu -> mm2 -> add(x) -> relu2, plus a side matmul on the input."""
+    g = GraphBuilder("block")
+    x = g.input("x", (16, 16))
+    h = g.matmul("mm2", g.relu("relu", g.matmul("mm", x, g.weight("w", (16, 16)))), g.weight("w2", (16, 16)))
+    y = g.relu("relu2", g.add("add", h, x))
+    side = g.matmul("side", x, g.weight("w3", (16, 16)))
+    return g.build([y, side])
+
+
+@pytest.mark.parametrize("graph_seed", [None, 1, 2, 5, 8])
+def test_exact_partition_equals_brute_force_for_every_objective(graph_seed):
+    graph = hand_made_graph() if graph_seed is None else random_graph(8 + graph_seed % 3, random.Random(graph_seed))
+    hw = toy(**{"memories.1.capacity_bytes": 3 * 1024 + 512, "dram.bandwidth_bits_per_cycle": 256,
+                "links.0.bandwidth_bits_per_cycle": 128})
+    table = CostTable(graph, hw)
+    for max_stack in (3, 4):
+        expected = brute_force(fusion_space(graph, table, max_stack, FusionObjective.LATENCY))
+        for objective in FusionObjective:
+            space = fusion_space(graph, table, max_stack, objective)
+            result = solve_fusion(space, "cpsat", OPTIONS)
+            assert result.validated and result.status.value == "optimal"
+            # energy is rounded to 1 pJ per stack in the model
+            tolerance = {FusionObjective.ENERGY: 0.5 * len(graph.ops),
+                         FusionObjective.EDP: 0.5 * len(graph.ops) * sum(c.latency_cycles for c in space.singles.values())
+                         }.get(objective, 0)
+            assert expected[objective] - 1e-6 <= result.objective <= expected[objective] + tolerance + 1e-6, objective
+            for method in ("rule", "none", "ga"):
+                other = solve_fusion(space, method, SolverOptions(time_limit_s=5, progress=False))
+                assert other.validated and other.objective >= expected[objective] - 1e-6
+
+
+def test_serial_order_of_a_stack_whose_last_op_comes_late():
+    """Stack {a1, a3} feeds b2 (through a1); sorting stacks by their last op would run b2 first."""
+    g = GraphBuilder("late")
+    a1 = g.relu("a1", g.input("x", (64,)))
+    b2 = g.relu("b2", a1)
+    a3 = g.relu("a3", a1)
+    graph = g.build([b2, a3])
+    assert serial_sequence(graph, {"A": ("a1", "a3"), "B": ("b2",)}) == ["A", "B"]
+    hw = toy()
+    plan = Plan({"A": ("a1", "a3"), "B": ("b2",)}, {"A": "vec", "B": "vec"}, {"vec": ("A", "B")}, serial=True)
+    result = simulate(graph, hw, plan)
+    table = CostTable(graph, hw)
+    assert result.valid
+    assert result.latency_cycles == table.get(("a1", "a3"), "vec").latency_cycles + table.get(("b2",), "vec").latency_cycles
+
+
+def test_a_stack_on_two_cores_occupies_both():
+    """S = mm (pe) + relu (vec) runs on both cores: the independent relu2 on vec cannot overlap it."""
+    g = GraphBuilder("two")
+    x = g.input("x", (64, 32))
+    y = g.relu("relu", g.matmul("mm", x, g.weight("w", (32, 32))))
+    z = g.relu("relu2", x)
+    graph = g.build([y, z])
+    hw = toy()
+    plan = Plan({"S": ("mm", "relu"), "R": ("relu2",)}, {"S": "pe", "R": "vec"}, {"pe": ("S",), "vec": ("S", "R")},
+                placement={"relu": "vec"})
+    result = simulate(graph, hw, plan)
+    assert result.valid
+    s, r = sorted(result.tasks, key=lambda t: t.start_cycle)
+    assert s.cores == ("pe", "vec") and r.start_cycle >= s.end_cycle
+    missing = Plan(plan.stacks, plan.core_of, {"pe": ("S",), "vec": ("R",)}, placement={"relu": "vec"})
+    assert any(v.kind == "order" for v in simulate(graph, hw, missing).violations)
+
+
+def test_repair_breaks_a_cyclic_partition():
+    graph = hand_made_graph()
+    space = fusion_space(graph, CostTable(graph, toy()), 4, FusionObjective.LATENCY)
+    # {mm, add} and {relu, mm2}: mm -> relu -> mm2 -> add makes the two stacks depend on each other
+    partition = repair(space, [["mm", "add"], ["relu", "mm2"], ["relu2"], ["side"]])
+    assert sorted(op for c in partition for op in c.ops) == sorted(op.name for op in graph.ops)
+    result = simulate(graph, toy(), plan_of(graph, partition))
+    assert result.valid
+
+
+def test_rule_fuses_each_matmul_with_the_elementwise_ops_after_it():
+    graph = hand_made_graph()
+    space = fusion_space(graph, CostTable(graph, toy()), 6, FusionObjective.LATENCY)
+    stacks = {c.ops for c in rule_partition(space)}
+    assert ("mm", "relu") in stacks and ("mm2", "add", "relu2") in stacks and ("side",) in stacks
+
+
+def test_fuse_command_on_resnet18_cifar(tmp_path):
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = main(["fuse", "--workload", "resnet18-cifar", "--hardware", "edge-tpu-quad", "--max-stack", "4",
+                     "--time-limit", "60", "--json", "--out", str(tmp_path)])
+    data = json.loads(out.getvalue())
+    assert code == 0 and data["validated"] and data["status"] == "optimal"
+    assert data["latency_cycles"] == data["objective"] < data["layer_by_layer"]["latency_cycles"]
+    assert data["dram_bytes"] < data["layer_by_layer"]["dram_bytes"] and data["fused_stacks"] > 0
+    assert all(len(s["ops"]) <= 4 for s in data["stacks"])
+    assert {p.name for p in tmp_path.iterdir()} >= {"fusion.json", "result.json", "gantt.png", "memory.png"}
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["fuse", "--workload", "resnet18-cifar", "--hardware", "edge-tpu-quad", "--max-stack", "0"]) == 2
+        assert main(["fuse", "--workload", "resnet18-cifar", "--hardware", "edge-tpu-quad", "--objective", "x"]) == 2
