@@ -90,18 +90,49 @@ def test_allocation_referee_catches_a_wrong_claim(fork_join):
     assert fine.validated and fine.objective == measured.latency_cycles
 
 
-def test_every_family_answers_in_the_shared_schema(block, fork_join):
+@pytest.fixture(scope="module")
+def fusion_space_of_block():
+    from monet_opt.cost import CostTable
+    from monet_opt.solvers.fusion.space import FusionObjective, fusion_space
+
+    graph = two_layer_block()
+    return fusion_space(graph, CostTable(graph, toy()), 4, FusionObjective.ENERGY)
+
+
+def test_fusion_referee_catches_a_wrong_claim(fusion_space_of_block):
+    from monet_opt.solvers.fusion.family import FUSION
+    from monet_opt.solvers.fusion.heuristics import rule_partition
+
+    space = fusion_space_of_block
+    partition = tuple(rule_partition(space))
+    latency = sum(c.latency_cycles for c in partition)
+    energy = sum(c.energy_pj for c in partition)
+    with pytest.raises(SolverBug, match=r"latency: claimed \d+ cycles, simulated \d+ \(-2\)"):
+        solve(FUSION.with_method(stub(partition, Claim(plan=PlanClaim(latency + 2, energy)))), space, space.objective,
+              "stub", OPTIONS)
+    fine = solve(FUSION.with_method(stub(partition, Claim(plan=PlanClaim(latency, energy)))), space, space.objective,
+                 "stub", OPTIONS)
+    assert fine.validated and fine.objective == pytest.approx(energy, rel=1e-12)
+
+
+def test_every_family_answers_in_the_shared_schema(block, fork_join, fusion_space_of_block):
+    from monet_opt.solvers.fusion.family import FUSION
+
+    space = fusion_space_of_block
     results = [
         solve(REMAT, chain_problem(4), CostUnderBudget(4), "cpsat", OPTIONS),
         solve(CHECKPOINT, block, CostUnderBudget(block.space.store_all.dynamic_dram_peak_bytes), "cpsat", OPTIONS),
         solve(ALLOCATION, fork_join, AllocationGoal.PARETO, "cpsat", OPTIONS),
         solve(REMAT, chain_problem(4), CostUnderBudget(4), "store-all", OPTIONS),  # violates
+        solve(FUSION, space, space.objective, "cpsat", OPTIONS),
     ]
     for result in results:
         data = result.to_dict()
         jsonschema.validate(data, SHARED_SCHEMA)
         assert data["exit_code"] == (0 if data["validated"] else 5)
-    remat, checkpoint, allocation, rule = (r.to_dict() for r in results)
+    remat, checkpoint, allocation, rule, fusion = (r.to_dict() for r in results)
+    assert fusion["status"] == "optimal" and fusion["energy_pj"] == pytest.approx(fusion["objective"], rel=1e-12)
+    assert fusion["objective"] <= fusion["layer_by_layer"]["energy_pj"] and "convex stacks" in fusion["space"]
     assert remat["objective"] == 9 and remat["status"] == "optimal" and remat["budget"] == 4  # one recomputation
     assert "reference order" in remat["space"]
     assert checkpoint["latency_cycles"] == checkpoint["objective"] and checkpoint["peak_memory_bytes"]["dram"] > 0

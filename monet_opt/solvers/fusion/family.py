@@ -6,18 +6,21 @@ referee simulates the partition's serial plan (`space.plan_of`) with the validat
 simulated latency must equal the claimed one exactly and the energy within
 ENERGY_RELATIVE_TOLERANCE, no memory may overflow, and the measured objective is the simulated one.
 
-Methods: cpsat (exact over the space, warm-started from the better of rule and none), ga
+Methods: cpsat (exact over the space, warm-started from the better of rule and none; when CP-SAT
+finds nothing better in time, the answer is that warm start, flagged `from_warm_start`, with
+CP-SAT's bound when it has one), ga
 (NSGA-II over edge genes, `heuristics.py`), rule (the fixed rule), none (layer by layer).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from monet_opt.schedule.simulate import Claim as PlanClaim
 from monet_opt.schedule.simulate import check
-from monet_opt.solvers.common import Deadline, SolverOptions, heuristic_stats
+from monet_opt.solvers.common import Deadline, SolverOptions, SolveStatus, heuristic_stats
 from monet_opt.solvers.contract import (
     Claim, Family, Measurement, Method, MethodKind, Proposal, Result, Verdict, registry, solve,
 )
@@ -64,9 +67,12 @@ def _cpsat(space: FusionSpace, objective: FusionObjective, options: SolverOption
            ) -> Proposal[Partition]:
     hint = min((layer_by_layer(space), rule_partition(space)), key=space.value)
     partition, stats = solve_fusion_cpsat(space, options, deadline, hint)
-    report = {"warm_start_objective": space.value(hint)}
-    if partition is None:
-        return Proposal(None, None, stats, report)
+    from_warm_start = partition is None or space.value(hint) < space.value(partition)
+    if from_warm_start:  # CP-SAT found nothing better in time: the warm start, with CP-SAT's bound if any
+        partition = hint
+        stats = replace(stats, status=SolveStatus.FEASIBLE if stats.bound is not None else SolveStatus.HEURISTIC,
+                        objective=space.value(hint))
+    report = {"warm_start_objective": space.value(hint), "from_warm_start": from_warm_start}
     return Proposal(tuple(partition), _claim(partition), stats, report)
 
 
