@@ -160,10 +160,19 @@ def _sweep_progress(message: str) -> None:
 
 
 def _report(result: Result, args: argparse.Namespace, answer_file: str, workload: str | None = None,
-            mode: str = "training") -> int:
+            mode: str = "training", multi_core: Result | None = None) -> int:
     """Print the answer (text or JSON), write the files of --out, and return its exit code; an
-    answer that is not validated is also named on stderr in one line."""
+    answer that is not validated is also named on stderr in one line. `multi_core`: the answer's
+    plan scheduled on every core (`monet fuse --schedule`), reported under "multi_core" and
+    written to DIR/multi_core/."""
     data = result.to_dict()
+    if multi_core is not None:
+        other = multi_core.to_dict()
+        data["multi_core"] = {key: other[key] for key in ("method", "status", "validated", "latency_cycles",
+                                                            "energy_pj", "bound", "gap", "cores_used", "solve_time_s")}
+        simulation = None if multi_core.measurement is None else multi_core.measurement.simulation
+        if args.out and simulation is not None:
+            write_reports(simulation, Path(args.out) / "multi_core", workload=workload or result.problem, mode=mode)
     if args.out:
         from monet_opt.report.pareto import write_front
 
@@ -283,7 +292,7 @@ def _cmd_allocate(args: argparse.Namespace) -> int:
 
 
 def _cmd_fuse(args: argparse.Namespace) -> int:
-    from monet_opt.solvers.fusion.family import fusion_family
+    from monet_opt.solvers.fusion.family import fusion_family, schedule_on_cores
     from monet_opt.solvers.fusion.heuristics import MONET_GA
     from monet_opt.solvers.fusion.space import FusionObjective, fusion_space
     from monet_opt.solvers.genetic import GAConfig
@@ -295,11 +304,15 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
     hw = load_accelerator(args.hardware)
     forward, training = training_graph_from_args(args)
     graph = training if args.mode == "training" else inference_graph(forward)
-    space = fusion_space(graph, CostTable(graph, hw), args.max_stack, FusionObjective(args.objective), deadline)
+    fusion_deadline = deadline.share(0.5) if args.schedule else deadline  # the rest schedules the stacks
+    space = fusion_space(graph, CostTable(graph, hw), args.max_stack, FusionObjective(args.objective), fusion_deadline)
     ga = GAConfig(args.population, args.generations, MONET_GA.crossover_probability, MONET_GA.mutation_probability,
                   args.seed)
-    result = solve(fusion_family(ga), space, space.objective, args.method, options, deadline)
-    return _report(result, args, "fusion.json", workload=args.workload, mode=args.mode)
+    result = solve(fusion_family(ga), space, space.objective, args.method, options, fusion_deadline)
+    multi_core = None
+    if args.schedule and result.payload is not None:
+        multi_core = schedule_on_cores(space, result.payload, "cpsat", options, deadline)
+    return _report(result, args, "fusion.json", workload=args.workload, mode=args.mode, multi_core=multi_core)
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -404,8 +417,11 @@ def _populate_fuse(fuse: argparse.ArgumentParser) -> None:
     fuse.add_argument("--objective", choices=[o.value for o in FusionObjective], default="latency",
                       help="what the partition minimises: serial latency, energy, DRAM bytes or energy-delay "
                            "product (default latency)")
+    fuse.add_argument("--schedule", action="store_true",
+                      help="also schedule the chosen stacks on every core (allocation CP-SAT, half of the time "
+                           "limit) and report the multi-core makespan")
     add_solving_arguments(fuse, FUSION, (100, 50), "fusion.json and the plan's result.json, gantt.png, memory.png, "
-                          "trace.json", _cmd_fuse)
+                          "trace.json (with --schedule also multi_core/)", _cmd_fuse)
 
 
 def add_budget_arguments(p: argparse.ArgumentParser, what: str) -> None:

@@ -245,9 +245,13 @@ def test_fuse_command_on_resnet18_cifar(tmp_path):
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
         code = main(["fuse", "--workload", "resnet18-cifar", "--hardware", "edge-tpu-quad", "--max-stack", "4",
-                     "--time-limit", "60", "--json", "--out", str(tmp_path)])
+                     "--time-limit", "60", "--json", "--out", str(tmp_path), "--schedule"])
     data = json.loads(out.getvalue())
     assert code == 0 and data["validated"] and data["status"] == "optimal"
+    multi = data["multi_core"]
+    assert multi["validated"] and multi["latency_cycles"] <= data["latency_cycles"]
+    assert multi["energy_pj"] == pytest.approx(data["energy_pj"], rel=1e-9)  # the same stacks, moved
+    assert (tmp_path / "multi_core" / "gantt.png").exists()
     assert data["latency_cycles"] == data["objective"] < data["layer_by_layer"]["latency_cycles"]
     assert data["dram_bytes"] < data["layer_by_layer"]["dram_bytes"] and data["fused_stacks"] > 0
     assert all(len(s["ops"]) <= 4 for s in data["stacks"])
@@ -255,3 +259,37 @@ def test_fuse_command_on_resnet18_cifar(tmp_path):
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert main(["fuse", "--workload", "resnet18-cifar", "--hardware", "edge-tpu-quad", "--max-stack", "0"]) == 2
         assert main(["fuse", "--workload", "resnet18-cifar", "--hardware", "edge-tpu-quad", "--objective", "x"]) == 2
+
+
+def test_fused_stacks_scheduled_on_every_core():
+    """Two PE arrays and one vector unit. Stack A = mmA (PE) + reluA (vector) holds a PE array and
+    the vector unit; mmB runs on the other PE array meanwhile; reluB waits for the vector unit:
+    makespan = max(A, mmB) + reluB, below the serial sum."""
+    from hw_fixtures import toy_data
+    from monet_opt.hardware import accelerator_from_dict
+    from monet_opt.solvers.fusion.family import schedule_on_cores
+    from monet_opt.solvers.fusion.space import Candidate
+
+    data = toy_data()
+    data["memories"].append(dict(data["memories"][0], name="sram2"))
+    data["cores"].append(dict(data["cores"][0], name="pe2", memory="sram2"))
+    data["links"].insert(1, dict(data["links"][0], name="pe2-vec", endpoints=["pe2", "vec"]))
+    data["links"][-1]["endpoints"] = ["dram", "pe", "vec", "pe2"]
+    hw = accelerator_from_dict(data, "two-pe.yaml")
+    g = GraphBuilder("branches")
+    x = g.input("x", (64, 32))
+    a = g.relu("reluA", g.matmul("mmA", x, g.weight("wa", (32, 32))))
+    b = g.relu("reluB", g.matmul("mmB", x, g.weight("wb", (32, 32))))
+    graph = g.build([a, b])
+    table = CostTable(graph, hw)
+    space = fusion_space(graph, table, 2, FusionObjective.LATENCY)
+    stack_a = priced(table, ("mmA", "reluA"))
+    assert stack_a.cores == ("pe", "vec")
+    partition = [stack_a, space.singles["mmB"], space.singles["reluB"]]
+    result = schedule_on_cores(space, partition, "cpsat", OPTIONS)
+    assert result.validated and result.status.value == "optimal"
+    mm_b = table.get(("mmB",), "pe").latency_cycles
+    relu_b = table.get(("reluB",), "vec").latency_cycles
+    assert result.objective == max(stack_a.latency_cycles, mm_b) + relu_b
+    assert result.objective < sum(c.latency_cycles for c in partition)
+    assert isinstance(partition[0], Candidate) and set(result.to_dict()["cores_used"]) == {"pe", "pe2", "vec"}

@@ -90,8 +90,13 @@ def _family_lines(data: dict[str, Any]) -> list[str]:
             lines.append(f"vs layer by layer: latency {percent_text(data['latency_change'])}, energy "
                          f"{percent_text(data['energy_change'])}; DRAM {number_text(data['dram_bytes'])} bytes; "
                          f"{data['fused_stacks']} fused stacks")
-            lines += [f"  {' + '.join(s['ops'])} on {', '.join(dict.fromkeys(s['cores']))} ({s['tiles']} tiles)"
-                      for s in data["stacks"][:SCHEDULE_SHOWN_UP_TO]]
+            lines += [f"  {' + '.join(s['ops'])} on {', '.join(dict.fromkeys(s['cores']))} "
+                      f"({s['tiles']} tile{'s' if s['tiles'] > 1 else ''})" for s in data["stacks"][:SCHEDULE_SHOWN_UP_TO]]
+        multi = data.get("multi_core")
+        if multi is not None and multi["latency_cycles"] is not None:
+            lines.append(f"on every core ({multi['method']}, {multi['status']}, gap {percent_text(multi['gap'])}): "
+                         f"latency {number_text(multi['latency_cycles'])} cycles, energy "
+                         f"{energy_text(multi['energy_pj'])}, cores {', '.join(multi['cores_used'])}")
         return lines
     if data["cores_used"] is None:
         return []

@@ -59,7 +59,9 @@ class _Model:
         for t, options in enumerate(p.options):
             for c, option in options.items():
                 x = self.x[t, c] = m.new_bool_var(f"x{t}_{c}")
-                core_intervals[c].append(m.new_optional_fixed_size_interval_var(self.S[t], option.duration_cycles, x, ""))
+                interval = m.new_optional_fixed_size_interval_var(self.S[t], option.duration_cycles, x, "")
+                for occupied in option.cores(c):
+                    core_intervals[occupied].append(interval)
                 if option.bus is not None and option.bus_cycles:
                     bus_intervals.setdefault(option.bus, []).append(
                         m.new_optional_fixed_size_interval_var(self.S[t], option.bus_cycles, x, ""))
@@ -101,7 +103,8 @@ class _Model:
         load: dict[str, list] = {}
         for (t, c), x in self.x.items():
             option = p.options[t][c]
-            load.setdefault(f"core:{c}", []).append(option.duration_cycles * x)
+            for occupied in option.cores(c):
+                load.setdefault(f"core:{occupied}", []).append(option.duration_cycles * x)
             if option.bus is not None and option.bus_cycles:
                 load.setdefault(f"bus:{option.bus}", []).append(option.bus_cycles * x)
         for terms in load.values():

@@ -29,7 +29,7 @@ from monet_opt.schedule.simulate import SimulationResult, check, disagreements, 
 from monet_opt.solvers.allocation.cpsat import Target, energy_scale, solve_allocation_cpsat
 from monet_opt.solvers.allocation.ga import stream_ga, stream_ga_config
 from monet_opt.solvers.allocation.greedy import heft, randomised_list_schedules
-from monet_opt.solvers.allocation.problem import AllocationProblem, Schedule, evaluate
+from monet_opt.solvers.allocation.problem import AllocationProblem, FusedStack, Schedule, evaluate
 from monet_opt.solvers.common import Deadline, SolverOptions, SolveStats, SolveStatus, heuristic_stats
 from monet_opt.solvers.contract import (
     Claim, Family, Measurement, Method, MethodKind, Proposal, Result, SolverBug, Verdict, registry, solve,
@@ -61,6 +61,7 @@ class AllocationInstance:
     graph: Graph | None = None
     hw: Accelerator | None = None
     table: CostTable | None = None
+    stacks: Mapping[str, FusedStack] | None = None  # tasks that are fused stacks (`problem.from_fused`)
 
 
 @dataclass(frozen=True)
@@ -85,18 +86,27 @@ class AllocationAnswer:
 
 def reference_orders(problem: AllocationProblem, assignment: Sequence[str]) -> dict[str, tuple[int, ...]]:
     """Per core, its tasks in the reference (topological) order: the GA's decoder."""
-    return {c: tuple(t for t in range(problem.n) if assignment[t] == c) for c in problem.cores}
+    return {c: tuple(t for t in range(problem.n) if c in problem.occupied(t, assignment[t])) for c in problem.cores}
 
 
 def plan_for(instance: AllocationInstance, assignment: Sequence[str], core_orders: Mapping[str, Sequence[int]],
              bus_orders: Mapping[str, Sequence[int]] | None) -> Plan:
     tasks = instance.problem.tasks
+    stacks = {t: (t,) for t in tasks}
+    placement = {}
+    for name, core in zip(tasks, assignment, strict=True):
+        if instance.stacks is not None:
+            stack = instance.stacks[name]
+            stacks[name] = stack.ops
+            placement.update({op: c for op, c in zip(stack.ops, stack.on(core), strict=True) if c != core})
     return Plan(
-        stacks={t: (t,) for t in tasks},
+        stacks=stacks,
         core_of=dict(zip(tasks, assignment, strict=True)),
         core_order={c: tuple(tasks[t] for t in order) for c, order in core_orders.items()},
         dram_order={b: tuple(tasks[t] for t in order) for b, order in (bus_orders or {}).items()},
+        placement=placement,
     )
+
 
 
 def validate(instance: AllocationInstance, assignment: Sequence[str], core_orders: Mapping[str, Sequence[int]],

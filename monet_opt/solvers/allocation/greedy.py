@@ -53,7 +53,7 @@ class _Placement:
     def earliest_begin(self, t: int, core: str) -> int:
         """When t could start on `core`: core free, inputs arrived (+ delay), its DRAM link free."""
         p, option = self.problem, self.problem.options[t][core]
-        begin = self.core_free[core]
+        begin = max(self.core_free[c] for c in option.cores(core))
         for e in self.preds[t]:
             begin = max(begin, self.end[e.source] + p.delay_cycles(e, self.assignment[e.source], core))
         if option.bus is not None and option.bus_cycles:
@@ -64,7 +64,8 @@ class _Placement:
         """Put t on `core` at `begin`; the tasks this makes ready."""
         option = self.problem.options[t][core]
         self.assignment[t], self.start[t], self.end[t] = core, begin, begin + option.duration_cycles
-        self.core_free[core] = self.end[t]
+        for c in option.cores(core):
+            self.core_free[c] = self.end[t]
         if option.bus is not None and option.bus_cycles:
             self.bus_free[option.bus] = begin + option.bus_cycles
         ready = []

@@ -31,12 +31,18 @@ from monet_opt.workload.ir import Graph
 
 @dataclass(frozen=True)
 class Option:
-    """Running a task on one core."""
+    """Running a task on one core (and, for a fused stack that spans cores, on `also_cores` too:
+    the task occupies every one of them for its whole duration)."""
 
     duration_cycles: int
     energy_pj: float
     bus: str | None = None  # the DRAM link the task holds from its start ...
     bus_cycles: int = 0  # ... for this many cycles
+    also_cores: tuple[str, ...] = ()
+
+    def cores(self, core: str) -> tuple[str, ...]:
+        """Every core the task occupies when `core` runs it."""
+        return (core, *self.also_cores)
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,10 @@ class AllocationProblem:
     @property
     def n(self) -> int:
         return len(self.tasks)
+
+    def occupied(self, t: int, core: str) -> tuple[str, ...]:
+        """The cores task t occupies when `core` runs it."""
+        return self.options[t][core].cores(core)
 
     def delay_cycles(self, edge: Edge, source_core: str, target_core: str) -> int:
         if source_core == target_core or self.transfer_bits_per_cycle is None:
@@ -120,6 +130,83 @@ def from_training(graph: Graph, hw: Accelerator, table: CostTable | None = None)
     cores = tuple(c.name for c in hw.cores)
     return AllocationProblem(f"{graph.name}@{hw.name}", tuple(op.name for op in graph.ops), cores, tuple(options),
                              tuple(edges), core_classes=_classes(cores, options))
+
+
+def interchangeable(hw: Accelerator, core: str) -> tuple[str, ...]:
+    """The cores identical to `core` (same op kinds, array or vector unit, memory size, bandwidth
+    and energies, same DRAM link), `core` included, in the accelerator's order."""
+    def signature(name: str) -> tuple:
+        c = hw.core(name)
+        memory = hw.memories[c.memory]
+        return (c.op_kinds, tuple(sorted(c.unroll.items())), c.mac_energy_pj, c.vector_lanes, c.vector_op_energy_pj,
+                memory.capacity_bytes, memory.bandwidth_bits_per_cycle, memory.read_energy_pj_per_bit,
+                memory.write_energy_pj_per_bit, hw.link_between(DRAM, name).name)
+    return tuple(c.name for c in hw.cores if signature(c.name) == signature(core))
+
+
+@dataclass(frozen=True)
+class FusedStack:
+    """A fused stack as an allocation task: its ops, the core of each op as placed, and the core
+    the allocation may move (the one with the most interchangeable cores; the others stay)."""
+
+    name: str
+    ops: tuple[str, ...]
+    cores: tuple[str, ...]
+    movable: str
+
+    def on(self, core: str) -> tuple[str, ...]:
+        """The per-op cores with the movable core replaced by `core`."""
+        return tuple(core if c == self.movable else c for c in self.cores)
+
+
+def fused_stacks(hw: Accelerator, stacks: Sequence[tuple[str, tuple[str, ...], tuple[str, ...]]]) -> tuple[FusedStack, ...]:
+    """(name, ops, per-op cores) -> FusedStack, choosing each stack's movable core."""
+    out = []
+    for name, ops, cores in stacks:
+        distinct = list(dict.fromkeys(cores))
+        movable = max(distinct, key=lambda c: (len(interchangeable(hw, c)), -distinct.index(c)))
+        out.append(FusedStack(name, ops, cores, movable))
+    return tuple(out)
+
+
+def from_fused(graph: Graph, hw: Accelerator, table: CostTable, stacks: Sequence[FusedStack]) -> AllocationProblem:
+    """A task per fused stack (tasks in the order given, which must be topological), an option per
+    core interchangeable with its movable core that keeps the stack runnable (its cores linked),
+    occupying the stack's other cores too; values live in DRAM (no edge delays), as in
+    `from_training`."""
+    options = []
+    for stack in stacks:
+        others = set(stack.cores) - {stack.movable}
+        choices = {}
+        for core in interchangeable(hw, stack.movable):
+            if core in others:
+                continue
+            placed = stack.on(core)
+            cost = table.get(stack.ops, placed[0] if len(set(placed)) == 1 else placed)
+            if not isinstance(cost, Cost):
+                continue
+            buses = {hw.link_between(DRAM, c).name for c in placed}
+            if len(buses) > 1:
+                raise InputError(f"allocation: stack {stack.name!r} spans cores on different DRAM links "
+                                 f"({', '.join(sorted(buses))}), which the allocation model does not support")
+            choices[core] = Option(cost.latency_cycles, cost.energy_pj, buses.pop() if cost.dram_cycles else None,
+                                   cost.dram_cycles, tuple(c for c in dict.fromkeys(placed) if c != core))
+        if not choices:
+            raise InfeasibleError(f"stack {stack.name!r} can run on no core of {hw.name!r}")
+        options.append(choices)
+    index = {op: k for k, stack in enumerate(stacks) for op in stack.ops}
+    edges = {}
+    for k, stack in enumerate(stacks):
+        for op in stack.ops:
+            for t in graph.op_by_name[op].inputs:
+                producer = graph.producer.get(t)
+                if producer is not None and index[producer] != k:
+                    edges[index[producer], k, t] = Edge(index[producer], k, graph.tensors[t].size_bytes)
+    if any(e.source > e.target for e in edges.values()):
+        raise InputError("allocation: fused stacks are not in a topological order")
+    cores = tuple(c.name for c in hw.cores)
+    return AllocationProblem(f"{graph.name}@{hw.name} (fused)", tuple(s.name for s in stacks), cores, tuple(options),
+                             tuple(edges.values()), core_classes=_classes(cores, options))
 
 
 def _number(value: object, where: str, minimum: float = 0.0) -> float:
@@ -229,7 +316,8 @@ class Schedule:
     def core_orders(self, problem: AllocationProblem) -> dict[str, tuple[int, ...]]:
         orders: dict[str, list[int]] = {c: [] for c in problem.cores}
         for t in sorted(range(problem.n), key=lambda t: (self.start_cycles[t], t)):
-            orders[self.assignment[t]].append(t)
+            for c in problem.occupied(t, self.assignment[t]):
+                orders[c].append(t)
         return {c: tuple(o) for c, o in orders.items()}
 
     def bus_orders(self, problem: AllocationProblem) -> dict[str, tuple[int, ...]]:
@@ -255,7 +343,7 @@ def evaluate(problem: AllocationProblem, assignment: Sequence[str], core_orders:
         raise InputError(f"allocation: task {problem.tasks[bad]!r} is not assigned to one of its eligible cores")
     for core in problem.cores:
         listed = sorted(core_orders.get(core, ()))
-        if listed != [t for t in range(n) if assignment[t] == core]:
+        if listed != [t for t in range(n) if core in problem.occupied(t, assignment[t])]:
             raise InputError(f"allocation: the order of core {core!r} does not list exactly its tasks")
     dag = nx.DiGraph()
     dag.add_nodes_from(range(n))

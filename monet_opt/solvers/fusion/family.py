@@ -26,6 +26,7 @@ from monet_opt.solvers.contract import (
 )
 from monet_opt.solvers.fusion.cpsat import solve_fusion_cpsat
 from monet_opt.solvers.fusion.heuristics import MONET_GA, layer_by_layer, rule_partition, run_fusion_ga
+from monet_opt.schedule.plan import serial_sequence
 from monet_opt.solvers.fusion.space import UNITS, Candidate, FusionObjective, FusionSpace, objective_value, plan_of
 from monet_opt.solvers.genetic import GAConfig
 
@@ -138,6 +139,23 @@ def fusion_family(ga: GAConfig | None = None) -> Family:
 
 
 FUSION = fusion_family()
+
+
+def schedule_on_cores(space: FusionSpace, partition: Sequence[Candidate], method: str, options: SolverOptions,
+                      deadline: Deadline | None = None) -> Result:
+    """The chosen stacks scheduled on every core by the allocation family (stacks as tasks, each
+    movable to the cores interchangeable with its main core): the multi-core makespan of the fused
+    plan, validated by the simulator like every allocation."""
+    from monet_opt.solvers.allocation.family import ALLOCATION, AllocationGoal, AllocationInstance
+    from monet_opt.solvers.allocation.problem import from_fused, fused_stacks
+
+    graph, hw = space.graph, space.table.hw
+    by_name = {c.name: c for c in partition}
+    order = serial_sequence(graph, {c.name: c.ops for c in partition})
+    stacks = fused_stacks(hw, [(name, by_name[name].ops, by_name[name].cores) for name in order])
+    instance = AllocationInstance(from_fused(graph, hw, space.table, stacks), graph, hw, space.table,
+                                  {s.name: s for s in stacks})
+    return solve(ALLOCATION, instance, AllocationGoal.LATENCY, method, options, deadline)
 
 
 def solve_fusion(space: FusionSpace, method: str, options: SolverOptions, deadline: Deadline | None = None,
