@@ -293,7 +293,7 @@ def _cmd_allocate(args: argparse.Namespace) -> int:
 
 def _cmd_fuse(args: argparse.Namespace) -> int:
     from monet_opt.solvers.fusion.family import fusion_family, schedule_on_cores
-    from monet_opt.solvers.fusion.heuristics import MONET_GA
+    from monet_opt.solvers.fusion.heuristics import GA_PRESETS
     from monet_opt.solvers.fusion.space import FusionObjective, fusion_space
     from monet_opt.solvers.genetic import GAConfig
 
@@ -306,8 +306,9 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
     graph = training if args.mode == "training" else inference_graph(forward)
     fusion_deadline = deadline.share(0.5) if args.schedule else deadline  # the rest schedules the stacks
     space = fusion_space(graph, CostTable(graph, hw), args.max_stack, FusionObjective(args.objective), fusion_deadline)
-    ga = GAConfig(args.population, args.generations, MONET_GA.crossover_probability, MONET_GA.mutation_probability,
-                  args.seed)
+    preset = GA_PRESETS[args.ga_preset]
+    ga = GAConfig(args.population or preset.population, args.generations or preset.generations,
+                  preset.crossover_probability, preset.mutation_probability, args.seed)
     result = solve(fusion_family(ga), space, space.objective, args.method, options, fusion_deadline)
     multi_core = None
     if args.schedule and result.payload is not None:
@@ -407,6 +408,7 @@ def _populate_allocate(allocate: argparse.ArgumentParser) -> None:
 
 def _populate_fuse(fuse: argparse.ArgumentParser) -> None:
     from monet_opt.solvers.fusion.family import FUSION
+    from monet_opt.solvers.fusion.heuristics import GA_PRESETS
     from monet_opt.solvers.fusion.space import FusionObjective
 
     add_workload_arguments(fuse, positional=False)
@@ -420,7 +422,12 @@ def _populate_fuse(fuse: argparse.ArgumentParser) -> None:
     fuse.add_argument("--schedule", action="store_true",
                       help="also schedule the chosen stacks on every core (allocation CP-SAT, half of the time "
                            "limit) and report the multi-core makespan")
-    add_solving_arguments(fuse, FUSION, (100, 50), "fusion.json and the plan's result.json, gantt.png, memory.png, "
+    fuse.add_argument("--ga-preset", choices=list(GA_PRESETS), default="monet",
+                      help="the GA's settings: monet (100 x 50, crossover 0.9, mutation 0.1) or stream (64 x 250, "
+                           "0.3, 0.7); default monet")
+    fuse.add_argument("--population", type=_positive_int, help="GA population (default: the preset's)")
+    fuse.add_argument("--generations", type=_positive_int, help="GA generations (default: the preset's)")
+    add_solving_arguments(fuse, FUSION, None, "fusion.json and the plan's result.json, gantt.png, memory.png, "
                           "trace.json (with --schedule also multi_core/)", _cmd_fuse)
 
 
@@ -432,13 +439,15 @@ def add_budget_arguments(p: argparse.ArgumentParser, what: str) -> None:
                         help="sweep POINTS budgets from the smallest feasible to store-all (CP-SAT, GA, greedy, sqrt(n))")
 
 
-def add_solving_arguments(p: argparse.ArgumentParser, family: Family, ga_size: tuple[int, int], files: str,
+def add_solving_arguments(p: argparse.ArgumentParser, family: Family, ga_size: tuple[int, int] | None, files: str,
                           handler: Callable[[argparse.Namespace], int]) -> None:
     """What every solving command takes: --method (the family's), the solver options, the GA's
-    size (population, generations: the field's defaults for this decision), --out and --json."""
+    size (population, generations: the field's defaults for this decision; None: the command
+    defines its GA options itself), --out and --json."""
     add_method_argument(p, family)
     add_solver_arguments(p)
-    add_ga_arguments(p, *ga_size)
+    if ga_size is not None:
+        add_ga_arguments(p, *ga_size)
     add_output_arguments(p, files)
     p.set_defaults(handler=handler)
 

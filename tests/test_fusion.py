@@ -259,6 +259,13 @@ def test_fuse_command_on_resnet18_cifar(tmp_path):
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert main(["fuse", "--workload", "resnet18-cifar", "--hardware", "edge-tpu-quad", "--max-stack", "0"]) == 2
         assert main(["fuse", "--workload", "resnet18-cifar", "--hardware", "edge-tpu-quad", "--objective", "x"]) == 2
+        assert main(["fuse", "--workload", "resnet18-cifar", "--hardware", "edge-tpu-quad", "--ga-preset", "x"]) == 2
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = main(["fuse", "--workload", "resnet18-cifar", "--hardware", "edge-tpu-quad", "--method", "ga",
+                     "--ga-preset", "stream", "--generations", "2", "--max-stack", "4", "--json"])
+    ga = json.loads(out.getvalue())
+    assert code == 0 and ga["validated"] and ga["status"] == "heuristic" and ga["objective"] >= data["objective"]
 
 
 def test_fused_stacks_scheduled_on_every_core():
