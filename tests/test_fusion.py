@@ -300,3 +300,44 @@ def test_fused_stacks_scheduled_on_every_core():
     assert result.objective == max(stack_a.latency_cycles, mm_b) + relu_b
     assert result.objective < sum(c.latency_cycles for c in partition)
     assert isinstance(partition[0], Candidate) and set(result.to_dict()["cores_used"]) == {"pe", "pe2", "vec"}
+
+
+FUSED_CHECKPOINT_HARDWARE = {
+    "separate": {"dram.bandwidth_bits_per_cycle": 64},
+    "shared": {"dram.bandwidth_bits_per_cycle": 64, "cores.1.memory": "sram"},
+    "small vector memory": {"dram.bandwidth_bits_per_cycle": 64, "memories.1.capacity_bytes": 2600},
+}
+
+
+@pytest.mark.parametrize("which", list(FUSED_CHECKPOINT_HARDWARE))
+def test_checkpointing_a_fused_plan_equals_exhaustive_enumeration(which):
+    """The checkpoint model on a fused partition (the exact fusion of the block, with stacks that
+    pass saved activations inside) against every checkpoint plan of that partition, each judged by
+    the simulator alone, at every distinct activation peak, for latency and energy. With a small
+    vector memory, recomputing a value its stack passes inside is optimal at the tight budgets."""
+    from checkpoint_reference import all_plans, two_layer_block
+    from monet_opt.schedule.plan import Residency
+    from monet_opt.solvers.checkpoint.family import solve_checkpoint
+    from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
+
+    graph = two_layer_block()
+    hw = toy(**FUSED_CHECKPOINT_HARDWARE[which])
+    fused = solve_fusion(fusion_space(graph, CostTable(graph, hw), 4, FusionObjective.LATENCY), "cpsat", OPTIONS)
+    space = CheckpointSpace(graph, hw, stacks=[(c.ops, c.cores) for c in fused.payload])
+    assert any(len(ops) > 1 for ops, _ in space.stacks) and space.recomputed_inside
+    plans = list(all_plans(space))
+    peaks = sorted({e.dynamic_dram_peak_bytes for _, _, e in plans if e.local_overflow_bytes == 0})
+    if len(peaks) > 8:  # one memory: every value may stay on chip, many peak levels; a spread of them
+        peaks = peaks[:: len(peaks) // 6] + [peaks[-1]]
+    recomputed_inside = set()
+    for objective in ("latency", "energy"):
+        goal = OBJECTIVES[objective]
+        for budget in peaks:
+            expected = min(e.objective(goal) for _, _, e in plans
+                           if e.dynamic_dram_peak_bytes <= budget and e.local_overflow_bytes == 0)
+            result = solve_checkpoint(space, goal, budget, "cpsat", OPTIONS)
+            assert result.status.value == "optimal" and result.validated
+            assert result.objective == pytest.approx(expected, rel=1e-12), (objective, budget)
+            recomputed_inside |= {a for a, r in result.payload.residency.items()
+                                  if r is Residency.RECOMPUTE and a in space.recomputed_inside}
+    assert bool(recomputed_inside) == (which == "small vector memory")

@@ -167,15 +167,16 @@ def insert_recomputation(graph: Graph, plan: Plan) -> tuple[Graph, Plan]:
     stacks = dict(plan.stacks)
     core_of = dict(plan.core_of)
     order = {c: list(o) for c, o in plan.core_order.items()}
-    # Sort key of every stack: its first op's reference position; a recompute op gets a key just
-    # below its anchor's stack, increasing in insertion (= dependency) order.
-    key: dict[str, float] = {s: min(position[o] for o in ops) for s, ops in plan.stacks.items()}
+    # Sort key of every stack: its last op's reference position (the serial order's key); a
+    # recompute op gets a key just below its anchor op, increasing in insertion (= dependency) order.
+    key: dict[str, float] = {s: max(position[o] for o in ops) for s, ops in plan.stacks.items()}
     sequence = 0
     for anchor in sorted(before, key=position.__getitem__):
         for name in before[anchor]:
             sequence += 1
-            key[name] = key[stack_of[anchor]] - 0.5 + sequence / (2 * (len(clones) + 1))
-            core = core_of[stack_of[by_name[name].forward_op]]  # where the original ran: eligible
+            key[name] = position[anchor] - 0.5 + sequence / (2 * (len(clones) + 1))
+            original = by_name[name].forward_op
+            core = plan.placement.get(original, core_of[stack_of[original]])  # where the original ran: eligible
             target = order.setdefault(core, [])
             at = next((i for i, s in enumerate(target) if key[s] > key[name]), len(target))
             target.insert(at, name)

@@ -98,8 +98,15 @@ class _Model:
         # ---- steps: one literal per on-chip combination
         self.steps: list[tuple[cp_model.IntVar, Price, str, cp_model.LinearExprT]] = []  # literal, price, memory, coordinate
 
+        def dram_free(a: str, step: int | None) -> cp_model.LinearExprT:
+            """1 when the step never moves `a` through DRAM: kept ON_CHIP, or recomputed when the
+            step is the fused stack that produces `a` and passes it inside."""
+            if a in s.recomputed_inside and step == s.step(g.producer[a]):
+                return lit(a, Residency.ON_CHIP) + lit(a, Residency.RECOMPUTE)
+            return lit(a, Residency.ON_CHIP)
+
         def add_step(active: cp_model.IntVar, prices: Sequence[Price], memory: str, where: cp_model.LinearExprT,
-                     eligible: Sequence[str]) -> None:
+                     eligible: Sequence[str], step: int | None = None) -> None:
             if len(prices) == 1:
                 self.steps.append((active, prices[0], memory, where))
                 return
@@ -107,15 +114,13 @@ class _Model:
             for price in prices:
                 pick = m.new_bool_var("combo")
                 for a in set(eligible):
-                    m.add_implication(pick, lit(a, Residency.ON_CHIP) if a in price.on_chip
-                                     else lit(a, Residency.ON_CHIP).negated())
+                    m.add(dram_free(a, step) == (1 if a in price.on_chip else 0)).only_enforce_if(pick)
                 picks.append(pick)
                 self.steps.append((pick, price, memory, where))
             m.add(sum(picks) == active)
 
-        for k, op in enumerate(g.ops):
-            add_step(true, s.op_prices[op.name], s.memory_of_op(op.name), s.coordinate(k),
-                     s.operands_on_chip_eligible(op.name))
+        for j, (ops, _) in enumerate(s.stacks):
+            add_step(true, s.step_prices[j], s.memory_of_op(ops[0]), s.coordinate(j), s.step_eligible(j), j)
         clone_eligible = {o: [t for t in g.op_by_name[o].inputs if t in s.on_chip_eligible] for o in s.recomputable}
         for o in s.recomputable:
             add_step(self.alone[o], s.recompute_prices[o], s.memory_of_op(o), self.Q[o], clone_eligible[o])
@@ -136,13 +141,13 @@ class _Model:
             return end
 
         for name, tensor in g.tensors.items():
-            if tensor.is_static or tensor.size_bytes == 0 or name in s.decisions:
+            if tensor.is_static or tensor.size_bytes == 0 or name in s.decisions or name in s.internal_values:
                 continue
             producer = g.producer.get(name)
             readers = g.consumers[name]
             if producer is None and not readers:
                 continue
-            start = s.coordinate(s.position[producer]) if producer is not None else 0
+            start = s.coordinate(s.step(producer)) if producer is not None else 0
             last = s.last_reader(name)
             fixed = s.coordinate(last) if last is not None else start
             clone_readers = []
@@ -151,10 +156,11 @@ class _Model:
             intervals.append((DRAM, tensor.size_bytes, start, end_var(name, fixed, clone_readers), true))
         for a in s.decisions:
             size = g.tensors[a].size_bytes
-            start = s.coordinate(s.position[g.producer[a]])
+            start = s.coordinate(s.step(g.producer[a]))
             last_forward = s.last_reader(a, forward_only=True)
-            intervals.append((DRAM, size, start, s.coordinate(last_forward) if last_forward is not None else start,
-                              lit(a, Residency.RECOMPUTE)))
+            if a not in s.recomputed_inside:  # else, recomputed, it never leaves its stack
+                intervals.append((DRAM, size, start, s.coordinate(last_forward) if last_forward is not None else start,
+                                  lit(a, Residency.RECOMPUTE)))
             end = end_var(a, s.coordinate(s.last_reader(a)),
                           [([self.R[c], lit(a, Residency.RECOMPUTE).negated()], self.Q[c])
                            for c in s.forward_consumers(a) if c in self.R])
@@ -196,9 +202,10 @@ class _Model:
             by_memory[memory][1].append(size)
         local = {memory for memory, *_ in intervals if memory != DRAM}
         for literal, price, memory, where in self.steps:
-            if memory in local and price.working_set_bytes:
-                by_memory[memory][0].append(m.new_optional_fixed_size_interval_var(where, 1, literal, ""))
-                by_memory[memory][1].append(price.working_set_bytes)
+            for used, working_set in price.working_sets or ((memory, price.working_set_bytes),):
+                if used in local and working_set:
+                    by_memory[used][0].append(m.new_optional_fixed_size_interval_var(where, 1, literal, ""))
+                    by_memory[used][1].append(working_set)
         for memory, (items, demands) in by_memory.items():
             capacity = (budget_bytes if self.peak is None else self.peak) if memory == DRAM else s.local_budget_bytes[memory]
             m.add_cumulative(items, demands, capacity)

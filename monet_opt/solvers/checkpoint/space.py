@@ -16,15 +16,16 @@ simulator runs them.
 
 from __future__ import annotations
 
+import bisect
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 from monet_opt.cost.model import Cost, CostTable
 from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.hardware.model import DRAM, Accelerator
-from monet_opt.schedule.plan import Plan, Residency, default_plan
+from monet_opt.schedule.plan import Plan, Residency, default_plan, serial_sequence
 from monet_opt.schedule.simulate import SimulationResult, insert_recomputation, simulate
 from monet_opt.solvers.remat.problem import RematProblem
 from monet_opt.workload.ir import Graph, Phase, TensorRole
@@ -52,12 +53,15 @@ OBJECTIVES = {"latency": CostWeights("latency", 1.0, 0.0), "energy": CostWeights
 
 @dataclass(frozen=True)
 class Price:
-    """One way a step can run: its on-chip operands and what it then costs."""
+    """One way a step can run: which of its saved activations never touch DRAM, and what it then
+    costs. For an original step, a value in `on_chip` is kept ON_CHIP, or (a value its fused stack
+    produces and only it reads in the forward pass) recomputed, so the stack never writes it out."""
 
-    on_chip: frozenset[str]  # saved activations kept ON_CHIP that the step reads or writes
+    on_chip: frozenset[str]
     latency_cycles: int
     energy_pj: float
     working_set_bytes: int
+    working_sets: tuple[tuple[str, int], ...] = ()  # (memory, bytes) of a stack that spans memories
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,11 @@ class CheckpointSpace:
     plan against it (`CostTable` and `simulate` take the budgets; the accelerator is unchanged)."""
 
     def __init__(self, graph: Graph, hw: Accelerator, core_of_op: Mapping[str, str] | None = None,
-                 local_budget_bytes: Mapping[str, int] | None = None) -> None:
+                 local_budget_bytes: Mapping[str, int] | None = None,
+                 stacks: Sequence[tuple[tuple[str, ...], tuple[str, ...]]] | None = None) -> None:
+        """`stacks`: a fusion partition, (ops, the core of each op) per stack, that the plan keeps
+        (default: every op alone on `core_of_op`'s core); it must run serially in the order of the
+        stacks' last ops."""
         for memory, size in (local_budget_bytes or {}).items():
             if memory not in hw.memories:
                 raise InputError(f"local budget names unknown memory {memory!r}")
@@ -112,7 +120,9 @@ class CheckpointSpace:
         self.hw = hw
         self.limits_bytes = dict(local_budget_bytes or {})
         self.table = CostTable(graph, hw, self.limits_bytes)
-        if core_of_op is None:
+        if stacks is not None:
+            core_of_op = {op: c for ops, cores in stacks for op, c in zip(ops, cores, strict=True)}
+        elif core_of_op is None:
             core_of_op = default_plan(graph, self.table).core_of
         missing = [op.name for op in graph.ops if op.name not in core_of_op]
         if missing:
@@ -124,34 +134,70 @@ class CheckpointSpace:
         self.memory_of_core = {c.name: c.memory for c in hw.cores}
         self.local_budget_bytes = {m: hw.usable_bytes(m, self.limits_bytes) for m in hw.memories}
         self.position = {op.name: k for k, op in enumerate(graph.ops)}
+        self.stacks = self._ordered_stacks(stacks)
+        self.step_of_op = {op: j for j, (ops, _) in enumerate(self.stacks) for op in ops}
+        self._reach = list(itertools.accumulate((self.position[ops[-1]] for ops, _ in self.stacks), max))
         self.forward = tuple(op.name for op in graph.ops if op.phase is Phase.FORWARD)
         self.forward_index = {o: i for i, o in enumerate(self.forward)}
         self.decisions = tuple(t for t in graph.saved_for_backward
-                               if graph.tensors[t].role is TensorRole.ACTIVATION and t in graph.producer)
-        for op in graph.ops:
-            cost = self.table.get((op.name,), self.core_of_op[op.name])
+                               if graph.tensors[t].role is TensorRole.ACTIVATION and t in graph.producer
+                               and not self._passed_inside(t))
+        for ops, cores in self.stacks:
+            cost = self.table.get(ops, self._core_key(cores))
             if not isinstance(cost, Cost):
                 raise InfeasibleError(f"checkpoint allocation: {cost.reason}")
 
+    def _ordered_stacks(self, stacks: Sequence[tuple[tuple[str, ...], tuple[str, ...]]] | None
+                        ) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]:
+        """The steps of the plan's original ops in the serial order (`serial_sequence`); InputError
+        for a partition that does not cover every op once."""
+        if stacks is None:
+            return tuple(((op.name,), (self.core_of_op[op.name],)) for op in self.graph.ops)
+        listed = sorted(op for ops, _ in stacks for op in ops)
+        if listed != sorted(op.name for op in self.graph.ops):
+            raise InputError("checkpoint: the fusion stacks do not cover every op exactly once")
+        named = {f"s{j}": (tuple(ops), tuple(cores)) for j, (ops, cores) in enumerate(stacks)}
+        return tuple(named[s] for s in serial_sequence(self.graph, {s: ops for s, (ops, _) in named.items()}))
+
+    def _passed_inside(self, t: str) -> bool:
+        """Every reader of `t`, forward and backward, is in its producer's fused stack: no choice."""
+        ops = self.stacks[self.step_of_op[self.graph.producer[t]]][0]
+        return len(ops) > 1 and set(self.graph.consumers[t]) <= set(ops) and t not in self.graph.outputs
+
+    @staticmethod
+    def _core_key(cores: tuple[str, ...]) -> str | tuple[str, ...]:
+        return cores[0] if len(set(cores)) == 1 else cores
+
     # ---- coordinates and positions
     def coordinate(self, k: int) -> int:
+        """The coordinate of step k (the k-th stack in serial order)."""
         return k * (len(self.forward) + 1) + len(self.forward)
+
+    def slot(self, op: str) -> int:
+        """The slot of recomputations anchored at `op`: the simulator runs them right before the
+        first step (in serial order) whose last op does not come before `op`."""
+        return bisect.bisect_left(self._reach, self.position[op])
+
+    def step(self, op: str) -> int:
+        return self.step_of_op[op]
 
     def memory_of_op(self, op: str) -> str:
         return self.memory_of_core[self.core_of_op[op]]
 
     def first_backward_reader(self, t: str) -> int:
-        return min(self.position[r] for r in self.graph.saved_for_backward[t])
+        """The slot before the first backward reader of `t` (where its recomputation runs)."""
+        return min(self.slot(r) for r in self.graph.saved_for_backward[t])
 
     def last_backward_reader(self, t: str) -> int:
-        return max(self.position[r] for r in self.graph.saved_for_backward[t])
+        """The step of the last backward reader of `t`."""
+        return max(self.step(r) for r in self.graph.saved_for_backward[t])
 
     def forward_consumers(self, t: str) -> list[str]:
         return [c for c in self.graph.consumers[t] if self.graph.op_by_name[c].phase is Phase.FORWARD]
 
     def last_reader(self, t: str, forward_only: bool = False) -> int | None:
         readers = self.forward_consumers(t) if forward_only else self.graph.consumers[t]
-        return max((self.position[r] for r in readers), default=None)
+        return max((self.step(r) for r in readers), default=None)
 
     @cached_property
     def on_chip_eligible(self) -> frozenset[str]:
@@ -218,7 +264,7 @@ class CheckpointSpace:
         assert not missing, f"recomputable op without a recompute op: {missing[:1]}"
         return graph, CostTable(graph, self.hw, self.limits_bytes)
 
-    def _prices(self, table: CostTable, ops: tuple[str, ...], core: str, eligible: Iterable[str],
+    def _prices(self, table: CostTable, ops: tuple[str, ...], core: str | tuple[str, ...], eligible: Iterable[str],
                 rename: Mapping[str, str]) -> tuple[Price, ...]:
         eligible = sorted(set(eligible))
         out = []
@@ -227,7 +273,8 @@ class CheckpointSpace:
                 cost = table.get(ops, core, frozenset(rename.get(a, a) for a in subset))
                 if not isinstance(cost, Cost):
                     raise InfeasibleError(f"checkpoint: {cost.reason}")
-                out.append(Price(frozenset(subset), cost.latency_cycles, cost.energy_pj, cost.working_set_bytes))
+                out.append(Price(frozenset(subset), cost.latency_cycles, cost.energy_pj, cost.working_set_bytes,
+                                 cost.working_set_by_memory))
         return tuple(out)
 
     def operands_on_chip_eligible(self, op: str) -> list[str]:
@@ -235,11 +282,50 @@ class CheckpointSpace:
         return [t for t in o.inputs + o.outputs if t in self.on_chip_eligible]
 
     @cached_property
+    def internal_values(self) -> frozenset[str]:
+        """Values a fused stack produces and only its own ops read: they never leave it."""
+        out = set()
+        for ops, _ in self.stacks:
+            members = set(ops)
+            for op in ops:
+                for t in self.graph.op_by_name[op].outputs:
+                    readers = self.graph.consumers[t]
+                    if len(ops) > 1 and readers and set(readers) <= members and t not in self.graph.outputs:
+                        out.add(t)
+        return frozenset(out)
+
+    @cached_property
+    def recomputed_inside(self) -> frozenset[str]:
+        """Saved activations whose forward readers are all in their producer's fused stack: when
+        recomputed, the stack passes them inside and never writes them to DRAM."""
+        out = set()
+        for a in self.decisions:
+            ops = self.stacks[self.step(self.graph.producer[a])][0]
+            readers = self.forward_consumers(a)
+            if len(ops) > 1 and readers and set(readers) <= set(ops) and a not in self.graph.outputs:
+                out.add(a)
+        return frozenset(out)
+
+    def step_eligible(self, j: int) -> list[str]:
+        """The saved activations whose choice changes step j's price: ON_CHIP-eligible operands of
+        its ops, and the values it passes inside when recomputed (`recomputed_inside`)."""
+        ops = self.stacks[j][0]
+        out = [t for op in ops for t in self.operands_on_chip_eligible(op)]
+        out += [t for op in ops for t in self.graph.op_by_name[op].outputs if t in self.recomputed_inside]
+        return list(dict.fromkeys(out))
+
+    @cached_property
+    def step_prices(self) -> tuple[tuple[Price, ...], ...]:
+        """Step j -> its price for every subset of `step_eligible(j)` that never touches DRAM."""
+        return tuple(self._prices(self.table, ops, self._core_key(cores), self.step_eligible(j), {})
+                     for j, (ops, cores) in enumerate(self.stacks))
+
+    @cached_property
     def op_prices(self) -> dict[str, tuple[Price, ...]]:
-        """Original op -> its price for every subset of its ON_CHIP-eligible saved operands."""
-        return {op.name: self._prices(self.table, (op.name,), self.core_of_op[op.name],
-                                      self.operands_on_chip_eligible(op.name), {})
-                for op in self.graph.ops}
+        """Original op -> its prices (an unfused space: one op per step)."""
+        if any(len(ops) > 1 for ops, _ in self.stacks):
+            raise InputError("checkpoint: op prices exist only for an unfused plan")
+        return {ops[0]: prices for (ops, _), prices in zip(self.stacks, self.step_prices, strict=True)}
 
     def _clone_inputs_eligible(self, ops: Iterable[str]) -> list[str]:
         ops = list(ops)
@@ -301,17 +387,23 @@ class CheckpointSpace:
                 out[o] = min(slots)
         return out
 
+    def stack_name(self, j: int) -> str:
+        ops = self.stacks[j][0]
+        return ops[0] if len(ops) == 1 else f"{ops[0]}+{len(ops) - 1}"
+
     def plan(self, decisions: Decisions) -> Plan:
         order: dict[str, list[str]] = {c.name: [] for c in self.hw.cores}
-        for op in self.graph.ops:
-            order[self.core_of_op[op.name]].append(op.name)
+        for j, (_, cores) in enumerate(self.stacks):
+            for core in dict.fromkeys(cores):
+                order[core].append(self.stack_name(j))
         return Plan(
-            stacks={op.name: (op.name,) for op in self.graph.ops},
-            core_of={op.name: self.core_of_op[op.name] for op in self.graph.ops},
+            stacks={self.stack_name(j): ops for j, (ops, _) in enumerate(self.stacks)},
+            core_of={self.stack_name(j): cores[0] for j, (_, cores) in enumerate(self.stacks)},
             core_order={c: tuple(o) for c, o in order.items()},
             residency={a: r for a, r in decisions.residency.items() if r is not Residency.DRAM},
             recompute_groups=decisions.groups,
             serial=True,
+            placement={op: c for ops, cores in self.stacks for op, c in zip(ops, cores, strict=True) if c != cores[0]},
         )
 
     def evaluate(self, decisions: Decisions) -> Evaluation:
