@@ -341,3 +341,29 @@ def test_checkpointing_a_fused_plan_equals_exhaustive_enumeration(which):
             recomputed_inside |= {a for a, r in result.payload.residency.items()
                                   if r is Residency.RECOMPUTE and a in space.recomputed_inside}
     assert bool(recomputed_inside) == (which == "small vector memory")
+
+
+def test_fusion_and_checkpointing_alternated_never_lose_to_checkpointing_alone():
+    """On the block with a small vector memory: at the unfused store-all peak every fused partition
+    needs more activation memory than the budget allows, so the answer is the unfused plan; 20 %
+    above it the fused partition's checkpoint plan wins. Both are simulated within the budget."""
+    from checkpoint_reference import two_layer_block
+    from monet_opt.errors import InfeasibleError
+    from monet_opt.solvers.checkpoint.family import solve_checkpoint
+    from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
+    from monet_opt.solvers.common import Deadline
+    from monet_opt.solvers.fusion.joint import fuse_and_checkpoint
+
+    graph = two_layer_block()
+    hw = toy(**FUSED_CHECKPOINT_HARDWARE["small vector memory"])
+    unfused = CheckpointSpace(graph, hw)
+    peak = unfused.store_all.dynamic_dram_peak_bytes
+    goal = OBJECTIVES["latency"]
+    for budget, fused_wins in ((peak, False), (int(1.2 * peak), True)):
+        alone = solve_checkpoint(unfused, goal, budget, "cpsat", OPTIONS)
+        joint = fuse_and_checkpoint(graph, hw, 4, goal, budget, OPTIONS, Deadline.start(60))
+        assert joint.validated and joint.measurement.peak <= budget
+        assert (joint.objective < alone.objective) == fused_wins and joint.objective <= alone.objective
+        assert bool(joint.details["fused_stacks"]) == fused_wins and joint.details["rounds"]
+    with pytest.raises(InfeasibleError, match="smallest feasible budget"):
+        fuse_and_checkpoint(graph, hw, 4, goal, peak // 2, OPTIONS, Deadline.start(60))

@@ -33,7 +33,8 @@ class _Model:
         g = s.graph
         self.choice: dict[tuple[str, Residency], cp_model.IntVar] = {}
         for a in s.decisions:
-            options = [Residency.DRAM, Residency.RECOMPUTE] + ([Residency.ON_CHIP] if a in s.on_chip_eligible else [])
+            options = ([Residency.DRAM] + ([Residency.RECOMPUTE] if s.recomputable_value(a) else [])
+                       + ([Residency.ON_CHIP] if a in s.on_chip_eligible else []))
             for r in options:
                 self.choice[a, r] = m.new_bool_var(f"{r.value}[{a}]")
             m.add_exactly_one(self.choice[a, r] for r in options)

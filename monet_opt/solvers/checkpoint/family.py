@@ -161,8 +161,12 @@ def _describe(problem: CheckpointProblem, target: CheckpointTarget, decisions: D
 
 
 def _space(problem: CheckpointProblem, proposal: Proposal[Decisions]) -> str:
-    return ("checkpoint plans of the fixed default allocation, unfused ops run serially in the reference order; per "
-            f"saved activation DRAM, on chip or recompute; fused recomputation chains of up to {MAX_GROUP_OPS} ops")
+    stacks = problem.space.stacks
+    fused = sum(1 for ops, _ in stacks if len(ops) > 1)
+    steps = (f"the fixed fusion partition ({len(stacks)} stacks, {fused} fused), run serially" if fused else
+             "the fixed default allocation, unfused ops run serially in the reference order")
+    return (f"checkpoint plans of {steps}; per saved activation DRAM, on chip or recompute; fused recomputation "
+            f"chains of up to {MAX_GROUP_OPS} ops")
 
 
 def _unit(problem: CheckpointProblem, target: CheckpointTarget) -> str:

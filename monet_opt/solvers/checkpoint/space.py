@@ -192,6 +192,12 @@ class CheckpointSpace:
         """The step of the last backward reader of `t`."""
         return max(self.step(r) for r in self.graph.saved_for_backward[t])
 
+    def recomputable_value(self, a: str) -> bool:
+        """Whether saved activation `a` may be recomputed: not when a backward reader shares its
+        producer's fused stack (the recomputation would wait for the stack it feeds)."""
+        producer_step = self.step(self.graph.producer[a])
+        return all(self.step(r) != producer_step for r in self.graph.saved_for_backward[a])
+
     def forward_consumers(self, t: str) -> list[str]:
         return [c for c in self.graph.consumers[t] if self.graph.op_by_name[c].phase is Phase.FORWARD]
 

@@ -53,7 +53,7 @@ class _Validator:
         if key not in self.known:
             valid = (len(key) <= self.space.max_stack and nx.is_weakly_connected(self.space.graph.dag.subgraph(key))
                      and is_convex(self.space.graph, key, self.position))
-            self.known[key] = priced(self.space.table, key) if valid else None
+            self.known[key] = priced(self.space.table, key, self.space.residency) if valid else None
         return self.known[key]
 
 

@@ -19,14 +19,14 @@ dropping it keeps the optimum exact (for EDP: dominated when neither latency nor
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from monet_opt.cost.model import Cost, CostTable
 from monet_opt.errors import InfeasibleError
-from monet_opt.schedule.plan import Plan, serial_sequence
+from monet_opt.schedule.plan import Plan, Residency, serial_sequence
 from monet_opt.solvers.common import Deadline
-from monet_opt.workload.ir import Graph
+from monet_opt.workload.ir import Graph, Phase
 
 
 class FusionObjective(StrEnum):
@@ -76,6 +76,7 @@ class FusionSpace:
     stacks: tuple[Candidate, ...]  # candidates of 2+ ops that survive the pruning
     counts: CandidateCounts
     complete: bool  # False: the deadline stopped the enumeration (the space is a subset)
+    residency: Mapping[str, Residency] = field(default_factory=dict)  # checkpoint decisions priced in
 
     @property
     def candidates(self) -> tuple[Candidate, ...]:
@@ -153,12 +154,31 @@ def place(table: CostTable, ops: Sequence[str]) -> tuple[str, ...] | None:
     return tuple(cores)
 
 
-def priced(table: CostTable, ops: tuple[str, ...]) -> Candidate | None:
-    """The candidate of `ops` under the placement rule, or None when it cannot run fused."""
+def kept_off_dram(graph: Graph, ops: Sequence[str], residency: Mapping[str, Residency]) -> frozenset[str]:
+    """The saved activations that a stack of `ops` never moves through DRAM under `residency`:
+    its operands kept ON_CHIP, and the values it produces, passes to all their forward readers
+    inside, and lets be recomputed for the backward pass."""
+    members = set(ops)
+    out = set()
+    for op in ops:
+        o = graph.op_by_name[op]
+        out |= {t for t in o.inputs + o.outputs if residency.get(t) is Residency.ON_CHIP}
+        for t in o.outputs:
+            readers = [c for c in graph.consumers[t] if graph.op_by_name[c].phase is Phase.FORWARD]
+            if residency.get(t) is Residency.RECOMPUTE and len(ops) > 1 and readers and set(readers) <= members:
+                out.add(t)
+    return frozenset(out)
+
+
+def priced(table: CostTable, ops: tuple[str, ...], residency: Mapping[str, Residency] | None = None
+           ) -> Candidate | None:
+    """The candidate of `ops` under the placement rule (priced with the saved activations that
+    `residency` keeps off DRAM), or None when it cannot run fused."""
     cores = place(table, ops)
     if cores is None:
         return None
-    cost = table.get(ops, cores[0] if len(set(cores)) == 1 else cores)
+    cost = table.get(ops, cores[0] if len(set(cores)) == 1 else cores,
+                     kept_off_dram(table.graph, ops, residency) if residency else frozenset())
     if not isinstance(cost, Cost):
         return None
     return Candidate(ops, cores, cost.latency_cycles, cost.energy_pj, cost.dram_bytes, cost.tiles)
@@ -174,12 +194,14 @@ def _dominated(objective: FusionObjective, stack: Candidate, parts: Sequence[Can
 
 
 def fusion_space(graph: Graph, table: CostTable, max_stack: int, objective: FusionObjective,
-                 deadline: Deadline | None = None) -> FusionSpace:
-    """Enumerate, place, price and prune the candidates (module docstring). InfeasibleError when
-    an op runs on no core."""
+                 deadline: Deadline | None = None, residency: Mapping[str, Residency] | None = None) -> FusionSpace:
+    """Enumerate, place, price and prune the candidates (module docstring), each priced with the
+    checkpoint decisions `residency` (default: every saved activation in DRAM). InfeasibleError
+    when an op runs on no core."""
+    residency = dict(residency or {})
     singles = {}
     for op in graph.ops:
-        single = priced(table, (op.name,))
+        single = priced(table, (op.name,), residency)
         if single is None:
             raise InfeasibleError(f"op {op.name!r} ({op.kind.value}) can run on no core of {table.hw.name!r}")
         singles[op.name] = single
@@ -191,7 +213,7 @@ def fusion_space(graph: Graph, table: CostTable, max_stack: int, objective: Fusi
         if not is_convex(graph, ops, position):
             continue
         convex += 1
-        stack = priced(table, ops)
+        stack = priced(table, ops, residency)
         if stack is None:
             continue
         feasible += 1
@@ -199,7 +221,7 @@ def fusion_space(graph: Graph, table: CostTable, max_stack: int, objective: Fusi
             kept.append(stack)
     complete = deadline is None or not deadline.expired()
     return FusionSpace(graph, table, max_stack, objective, singles, tuple(kept),
-                       CandidateCounts(connected, convex, feasible, len(kept)), complete)
+                       CandidateCounts(connected, convex, feasible, len(kept)), complete, residency)
 
 
 def plan_of(graph: Graph, partition: Sequence[Candidate]) -> Plan:
