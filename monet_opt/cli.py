@@ -305,7 +305,8 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
     forward, training = training_graph_from_args(args)
     graph = training if args.mode == "training" else inference_graph(forward)
     fusion_deadline = deadline.share(0.5) if args.schedule else deadline  # the rest schedules the stacks
-    space = fusion_space(graph, CostTable(graph, hw), args.max_stack, FusionObjective(args.objective), fusion_deadline)
+    space = fusion_space(graph, CostTable(graph, hw), args.max_stack, FusionObjective(args.objective), fusion_deadline,
+                         enumerate_stacks=args.method == "cpsat")
     preset = GA_PRESETS[args.ga_preset]
     ga = GAConfig(args.population or preset.population, args.generations or preset.generations,
                   preset.crossover_probability, preset.mutation_probability, args.seed)

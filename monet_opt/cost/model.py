@@ -377,7 +377,7 @@ def _compose(hw: Accelerator, placed: Sequence[Core], works: Sequence[_CoreWork]
     dram_bits = sum(dram_bits_by_link.values())
     lanes = {c.name: c.lanes for c in cores}
     padded = sum(w.compute_cycles * lanes[c.name] * w.utilisation for w, c in zip(works, placed, strict=True))
-    capacity = sum(w.compute_cycles * lanes[c.name] for w, c in zip(works, placed, strict=True))
+    lane_cycles = sum(w.compute_cycles * lanes[c.name] for w, c in zip(works, placed, strict=True))
     spans = len(dram) > 1
     return Cost(
         core=cores[0].name,
@@ -396,7 +396,7 @@ def _compose(hw: Accelerator, placed: Sequence[Core], works: Sequence[_CoreWork]
         dram_link_energy_pj=sum(dram_link_energy.values()),
         working_set_bytes=sum(working_sets.values()),
         tiles=tiles,
-        utilisation=padded / capacity if capacity else 0.0,
+        utilisation=padded / lane_cycles if lane_cycles else 0.0,
         link_cycles=link_cycles,
         link_energy_pj=sum(link_energy.values()),
         cores=tuple(c.name for c in cores) if len(cores) > 1 else (),

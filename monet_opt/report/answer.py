@@ -82,10 +82,11 @@ def _family_lines(data: dict[str, Any]) -> list[str]:
         base = data["layer_by_layer"]
         counts = data["candidates"]
         lines = [f"layer by layer: latency {number_text(base['latency_cycles'])} cycles, energy "
-                 f"{energy_text(base['energy_pj'])}, DRAM {number_text(base['dram_bytes'])} bytes",
-                 f"candidate stacks of 2-{data['max_stack']} ops: {number_text(counts['connected'])} connected, "
-                 f"{number_text(counts['convex'])} convex, {number_text(counts['feasible'])} fit, "
-                 f"{number_text(counts['kept'])} kept"]
+                 f"{energy_text(base['energy_pj'])}, DRAM {number_text(base['dram_bytes'])} bytes"]
+        if counts is not None:
+            lines.append(f"candidate stacks of 2-{data['max_stack']} ops: {number_text(counts['connected'])} "
+                         f"connected, {number_text(counts['convex'])} convex, {number_text(counts['feasible'])} fit, "
+                         f"{number_text(counts['kept'])} kept")
         if data["stacks"] is not None:
             lines.append(f"vs layer by layer: latency {percent_text(data['latency_change'])}, energy "
                          f"{percent_text(data['energy_change'])}; DRAM {number_text(data['dram_bytes'])} bytes; "

@@ -18,7 +18,9 @@ It is independent of every solver and is the referee of their claims. Rules:
 - `Plan.dram_order`: on a DRAM link with a fixed order, a stack takes the link only when every
   stack before it in that order has taken it; a stack listed twice or missing deadlocks (`order`).
 - Each core runs its stacks one at a time in its plan order. A stack starts when the core is free,
-  every input has arrived, and the DRAM link of the core is free. It lasts the cost model's
+  every input has arrived, and the DRAM link of the core is free. A stack whose ops run on several
+  cores (`Plan.placement`) is listed in the order of each, starts when it heads all of them and
+  holds all of them (and their DRAM links) until it ends. It lasts the cost model's
   `latency_cycles` and reserves that DRAM link for its `dram_cycles` from its start (the bus is
   *reserved*, not shared: concurrent DRAM streams from different cores serialise).
 - Tensor homes: static tensors and network inputs live in DRAM; a value kept ON_CHIP lives in its

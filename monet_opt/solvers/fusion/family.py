@@ -102,8 +102,9 @@ def _describe(space: FusionSpace, objective: FusionObjective, partition: Partiti
         "hardware": space.table.hw.name,
         "objective_kind": objective.value,
         "max_stack": space.max_stack,
-        "candidates": {"connected": space.counts.connected, "convex": space.counts.convex,
-                       "feasible": space.counts.feasible, "kept": space.counts.kept},
+        "candidates": None if space.counts is None else {
+            "connected": space.counts.connected, "convex": space.counts.convex, "feasible": space.counts.feasible,
+            "kept": space.counts.kept},
         "latency_cycles": None if measured is None else measured.latency_cycles,
         "energy_pj": None if measured is None else measured.energy_pj,
         "dram_bytes": dram,
@@ -122,7 +123,9 @@ def _space(space: FusionSpace, proposal: Proposal[Partition]) -> str:
     text = (f"partitions of the {len(space.graph.ops)} ops into connected, convex stacks of at most {space.max_stack} "
             "ops with an acyclic stack graph, each stack on the cores of the placement rule, run serially; every "
             "value not passed inside a stack in DRAM")
-    return text if space.complete else text + f"; only the {space.counts.kept} candidates enumerated before the deadline"
+    if space.complete or space.counts is None:
+        return text
+    return text + f"; only the {space.counts.kept} candidates enumerated before the deadline"
 
 
 def fusion_family(ga: GAConfig | None = None) -> Family:

@@ -74,7 +74,7 @@ class FusionSpace:
     objective: FusionObjective
     singles: Mapping[str, Candidate]  # op -> the op alone (layer by layer)
     stacks: tuple[Candidate, ...]  # candidates of 2+ ops that survive the pruning
-    counts: CandidateCounts
+    counts: CandidateCounts | None  # None: stacks not enumerated (methods that build their own)
     complete: bool  # False: the deadline stopped the enumeration (the space is a subset)
     residency: Mapping[str, Residency] = field(default_factory=dict)  # checkpoint decisions priced in
 
@@ -194,10 +194,12 @@ def _dominated(objective: FusionObjective, stack: Candidate, parts: Sequence[Can
 
 
 def fusion_space(graph: Graph, table: CostTable, max_stack: int, objective: FusionObjective,
-                 deadline: Deadline | None = None, residency: Mapping[str, Residency] | None = None) -> FusionSpace:
+                 deadline: Deadline | None = None, residency: Mapping[str, Residency] | None = None,
+                 enumerate_stacks: bool = True) -> FusionSpace:
     """Enumerate, place, price and prune the candidates (module docstring), each priced with the
-    checkpoint decisions `residency` (default: every saved activation in DRAM). InfeasibleError
-    when an op runs on no core."""
+    checkpoint decisions `residency` (default: every saved activation in DRAM); without
+    `enumerate_stacks`, only the single ops (the rule, layer by layer and the GA price the stacks
+    they build). InfeasibleError when an op runs on no core."""
     residency = dict(residency or {})
     singles = {}
     for op in graph.ops:
@@ -205,6 +207,8 @@ def fusion_space(graph: Graph, table: CostTable, max_stack: int, objective: Fusi
         if single is None:
             raise InfeasibleError(f"op {op.name!r} ({op.kind.value}) can run on no core of {table.hw.name!r}")
         singles[op.name] = single
+    if not enumerate_stacks:
+        return FusionSpace(graph, table, max_stack, objective, singles, (), None, True, residency)
     position = {op.name: i for i, op in enumerate(graph.ops)}
     connected = convex = feasible = 0
     kept = []
