@@ -299,11 +299,20 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
 
     deadline = Deadline(args.started, args.time_limit)
     options = _solver_options(args)
+    budget = _fuse_budget(args)
     if args.out:
         check_output_dir(args.out)
     hw = load_accelerator(args.hardware)
     forward, training = training_graph_from_args(args)
     graph = training if args.mode == "training" else inference_graph(forward)
+    if budget is not None:
+        from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
+        from monet_opt.solvers.fusion.joint import fuse_and_checkpoint
+
+        store_all = CheckpointSpace(graph, hw).store_all.dynamic_dram_peak_bytes
+        result = fuse_and_checkpoint(graph, hw, args.max_stack, OBJECTIVES[args.objective], budget.resolve(store_all),
+                                     options, deadline)
+        return _report(result, args, "fusion.json", workload=args.workload, mode=args.mode)
     fusion_deadline = deadline.share(0.5) if args.schedule else deadline  # the rest schedules the stacks
     space = fusion_space(graph, CostTable(graph, hw), args.max_stack, FusionObjective(args.objective), fusion_deadline,
                          enumerate_stacks=args.method == "cpsat")
@@ -315,6 +324,23 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
     if args.schedule and result.payload is not None:
         multi_core = schedule_on_cores(space, result.payload, "cpsat", options, deadline)
     return _report(result, args, "fusion.json", workload=args.workload, mode=args.mode, multi_core=multi_core)
+
+
+def _fuse_budget(args: argparse.Namespace) -> Budget | None:
+    """The activation budget of `monet fuse --with-checkpointing`, checked against the other options."""
+    if not args.with_checkpointing:
+        if args.budget is not None:
+            raise InputError("fuse: --budget needs --with-checkpointing")
+        return None
+    problems = [("--budget B|P% is required", args.budget is None),
+                (f"--objective {args.objective} (latency or energy only)", args.objective not in ("latency", "energy")),
+                (f"--method {args.method} (cpsat only)", args.method != "cpsat"),
+                ("--mode inference (no backward pass to checkpoint)", args.mode != "training"),
+                ("--schedule", args.schedule)]
+    wrong = [text for text, bad in problems if bad]
+    if wrong:
+        raise InputError(f"fuse --with-checkpointing: {wrong[0]}")
+    return Budget.parse(args.budget)
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -420,6 +446,13 @@ def _populate_fuse(fuse: argparse.ArgumentParser) -> None:
     fuse.add_argument("--objective", choices=[o.value for o in FusionObjective], default="latency",
                       help="what the partition minimises: serial latency, energy, DRAM bytes or energy-delay "
                            "product (default latency)")
+    fuse.add_argument("--with-checkpointing", action="store_true",
+                      help="choose the stacks together with activation checkpointing under --budget (fusion and "
+                           "checkpointing alternated, each exact given the other; method cpsat, objective latency "
+                           "or energy, training mode)")
+    fuse.add_argument("--budget", metavar="B|P%",
+                      help="with --with-checkpointing: bytes of dynamic DRAM (activations and transient gradients), "
+                           "or a percentage of the unfused store-all peak")
     fuse.add_argument("--schedule", action="store_true",
                       help="also schedule the chosen stacks on every core (allocation CP-SAT, half of the time "
                            "limit) and report the multi-core makespan")

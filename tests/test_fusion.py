@@ -367,3 +367,27 @@ def test_fusion_and_checkpointing_alternated_never_lose_to_checkpointing_alone()
         assert bool(joint.details["fused_stacks"]) == fused_wins and joint.details["rounds"]
     with pytest.raises(InfeasibleError, match="smallest feasible budget"):
         fuse_and_checkpoint(graph, hw, 4, goal, peak // 2, OPTIONS, Deadline.start(60))
+
+
+def test_fuse_with_checkpointing_command(capsys):
+    from monet_opt.solvers.checkpoint.family import solve_checkpoint
+    from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
+    from monet_opt.workload import builtin_forward_graph
+    from monet_opt.training import derive_training_graph
+    from monet_opt.hardware import load_accelerator
+
+    argv = ["fuse", "--workload", "resnet18-cifar", "--hardware", "edge-tpu-quad", "--max-stack", "2"]
+    for extra, message in ((["--with-checkpointing"], "--budget B|P% is required"),
+                           (["--budget", "80%"], "--budget needs --with-checkpointing"),
+                           (["--with-checkpointing", "--budget", "80%", "--objective", "edp"], "latency or energy"),
+                           (["--with-checkpointing", "--budget", "80%", "--mode", "inference"], "no backward pass")):
+        assert main(argv + extra) == 2
+        assert message in capsys.readouterr().err
+    assert main(argv + ["--with-checkpointing", "--budget", "90%", "--time-limit", "30", "--json", "--quiet"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["validated"] and data["rounds"] and data["peak_memory"] <= data["budget"]
+    graph = derive_training_graph(builtin_forward_graph("resnet18-cifar"))
+    space = CheckpointSpace(graph, load_accelerator("edge-tpu-quad"))
+    alone = solve_checkpoint(space, OBJECTIVES["latency"], data["budget"], "cpsat",
+                             SolverOptions(time_limit_s=30, progress=False))
+    assert data["objective"] <= alone.objective

@@ -14,7 +14,7 @@ local memory stays within its budget in both. Methods:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from monet_opt.errors import InfeasibleError
@@ -76,8 +76,15 @@ def _cpsat(problem: CheckpointProblem, target: CheckpointTarget, options: Solver
            ) -> Proposal[Decisions]:
     hint = best_heuristic(problem.space, problem.weights, _budget(target))
     decisions, claimed, stats = solve_checkpoint_cpsat(problem.space, problem.weights, target, options, deadline, hint)
+    if decisions is None and hint is not None and stats.status is not SolveStatus.INFEASIBLE:
+        # CP-SAT found nothing in time: the warm start, with CP-SAT's bound when it has one
+        evaluation = problem.space.evaluate(hint)
+        status = SolveStatus.FEASIBLE if stats.bound is not None else SolveStatus.HEURISTIC
+        return Proposal(hint, Claim(plan=PlanClaim(evaluation.latency_cycles, evaluation.energy_pj)),
+                        replace(stats, status=status, objective=_score(problem, target, evaluation)),
+                        {"from_warm_start": True})
     claim = None if claimed is None else Claim(plan=PlanClaim(latency_cycles=claimed[0], energy_pj=claimed[1]))
-    return Proposal(decisions, claim, stats)
+    return Proposal(decisions, claim, stats, {"from_warm_start": False})
 
 
 def _ga(config: GAConfig | None):

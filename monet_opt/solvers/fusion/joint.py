@@ -17,14 +17,15 @@ from typing import Any
 
 from monet_opt.cost.model import CostTable
 from monet_opt.errors import InfeasibleError
-from monet_opt.hardware.model import Accelerator
+from monet_opt.hardware.model import DRAM, Accelerator
 from monet_opt.solvers.checkpoint.family import CHECKPOINT, CheckpointProblem
+from monet_opt.solvers.checkpoint.heuristics import RULES, rule_decisions
 from monet_opt.solvers.checkpoint.space import CheckpointSpace, CostWeights
 from monet_opt.solvers.common import Deadline, SolverOptions
 from monet_opt.solvers.contract import CostUnderBudget, Result, solve
 from monet_opt.solvers.fusion.cpsat import solve_fusion_cpsat
 from monet_opt.solvers.fusion.heuristics import layer_by_layer, rule_partition
-from monet_opt.solvers.fusion.space import FusionObjective, fusion_space
+from monet_opt.solvers.fusion.space import Candidate, FusionObjective, FusionSpace, fusion_space
 from monet_opt.workload.ir import Graph
 
 MAX_ROUNDS = 6
@@ -65,14 +66,11 @@ def fuse_and_checkpoint(graph: Graph, hw: Accelerator, max_stack: int, weights: 
     residency: dict = {}
     while len(rounds) < MAX_ROUNDS and not deadline.expired():
         space = fusion_space(graph, table, max_stack, objective, deadline.share(SHARE_PER_SOLVE), residency)
-        hint = min((layer_by_layer(space), rule_partition(space)), key=space.value)
-        partition, _ = solve_fusion_cpsat(space, quiet, deadline.share(SHARE_PER_SOLVE), hint)
-        partition = partition or hint
+        partition, checkpoint_space = _fitting_partition(space, hw, weights, budget_bytes, quiet, deadline)
         key = frozenset(c.ops for c in partition)
         if key in seen:
             break
         seen.add(key)
-        checkpoint_space = CheckpointSpace(graph, hw, stacks=[(c.ops, c.cores) for c in partition])
         fused = sum(1 for c in partition if len(c.ops) > 1)
         try:
             result = solve(CHECKPOINT, CheckpointProblem(checkpoint_space, weights), target, "cpsat", quiet,
@@ -98,4 +96,31 @@ def fuse_and_checkpoint(graph: Graph, hw: Accelerator, max_stack: int, weights: 
         "rounds": [r.__dict__ for r in rounds],
         "fused_stacks": best_stacks,
     }
-    return replace(best, details=details)
+    return replace(best, details=details, stats=replace(best.stats, solve_time_s=deadline.elapsed_s()))
+
+
+def _fitting_partition(space: FusionSpace, hw: Accelerator, weights: CostWeights, budget_bytes: int,
+                       options: SolverOptions, deadline: Deadline) -> tuple[list[Candidate], CheckpointSpace]:
+    """The best partition of `space` whose rule checkpoint plans (store-all, recompute-all, sqrt)
+    reach the budget, by peak splitting: while the lowest of their activation peaks is above the
+    budget and a fused stack runs at that peak, forbid every candidate that shares an op with it
+    and solve again. Fused stacks allocate all their outputs at once, which can lift the activation
+    floor above what recomputation can reach; splitting the stack at the peak lowers it."""
+    graph = space.graph
+    excluded: set[str] = set()
+    while True:
+        allowed = replace(space, stacks=tuple(c for c in space.stacks if not excluded & set(c.ops)))
+        hint = min((layer_by_layer(allowed), rule_partition(allowed)), key=allowed.value)
+        partition, _ = solve_fusion_cpsat(allowed, options, deadline.share(SHARE_PER_SOLVE), hint)
+        partition = partition or hint
+        checkpoint_space = CheckpointSpace(graph, hw, stacks=[(c.ops, c.cores) for c in partition])
+        lowest = min((checkpoint_space.evaluate(rule_decisions(checkpoint_space, rule, weights)) for rule in RULES),
+                     key=lambda e: e.dynamic_dram_peak_bytes)
+        if lowest.dynamic_dram_peak_bytes <= budget_bytes or deadline.expired():
+            return partition, checkpoint_space
+        curve = lowest.simulation.memory_curves[DRAM]
+        at = max(curve, key=lambda point: point[1])[0]
+        running = [t for t in lowest.simulation.tasks if t.start_cycle <= at < t.end_cycle and len(t.ops) > 1]
+        if not running:
+            return partition, checkpoint_space
+        excluded |= set(running[0].ops)
