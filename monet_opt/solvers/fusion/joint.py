@@ -72,6 +72,9 @@ def fuse_and_checkpoint(graph: Graph, hw: Accelerator, max_stack: int, weights: 
             break
         seen.add(key)
         fused = sum(1 for c in partition if len(c.ops) > 1)
+        if deadline.expired():
+            rounds.append(Round(fused, len(partition), None, "not checkpointed (time limit)"))
+            break
         try:
             result = solve(CHECKPOINT, CheckpointProblem(checkpoint_space, weights), target, "cpsat", quiet,
                            deadline.share(SHARE_PER_SOLVE))
@@ -114,6 +117,8 @@ def _fitting_partition(space: FusionSpace, hw: Accelerator, weights: CostWeights
         partition, _ = solve_fusion_cpsat(allowed, options, deadline.share(SHARE_PER_SOLVE), hint)
         partition = partition or hint
         checkpoint_space = CheckpointSpace(graph, hw, stacks=[(c.ops, c.cores) for c in partition])
+        if deadline.expired():
+            return partition, checkpoint_space
         lowest = min((checkpoint_space.evaluate(rule_decisions(checkpoint_space, rule, weights)) for rule in RULES),
                      key=lambda e: e.dynamic_dram_peak_bytes)
         if lowest.dynamic_dram_peak_bytes <= budget_bytes or deadline.expired():
