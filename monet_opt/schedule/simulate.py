@@ -238,6 +238,7 @@ class _Structure:
 
     stack_of: Mapping[str, str]  # op -> its stack
     core_of_op: Mapping[str, str]  # op -> the core that runs it
+    stack_cores: Mapping[str, tuple[str, ...]]  # stack -> every core it runs on, its `core_of` first
     stack_inputs: Mapping[str, list[tuple[str, str]]]  # stack -> (tensor, producer stack) read from outside
     on_chip_home: Mapping[str, str]  # tensor kept ON_CHIP -> core whose memory holds it
     internal: frozenset[str]  # values produced and read only inside one fused stack
@@ -311,8 +312,11 @@ def _structure(graph: Graph, plan: Plan, violations: list[Violation]) -> _Struct
     for core, order in plan.core_order.items():
         for s in order:
             listed[s].append(core)
+    core_of_op = {op: core for s in plan.stacks for op, core in zip(plan.stacks[s], plan.op_cores(s), strict=True)}
+    stack_cores = {s: tuple(dict.fromkeys((plan.core_of[s], *(core_of_op[op] for op in ops))))
+                   for s, ops in plan.stacks.items()}
     for s in plan.core_of:
-        where, cores = listed.get(s, []), plan.stack_cores(s)
+        where, cores = listed.get(s, []), stack_cores[s]
         if sorted(where) != sorted(cores):
             violations.append(Violation("order", f"stack {s!r} runs on {', '.join(cores)} but is listed in the order "
                                                  f"of {where or 'no core'}"))
@@ -349,7 +353,6 @@ def _structure(graph: Graph, plan: Plan, violations: list[Violation]) -> _Struct
         cycle = nx.find_cycle(stack_graph)
         violations.append(Violation("dependency", "stacks depend on each other (a fusion stack is not convex): "
                                     + " -> ".join(u for u, _ in cycle)))
-    core_of_op = {op: core for s in plan.stacks for op, core in zip(plan.stacks[s], plan.op_cores(s), strict=True)}
     on_chip_home = {t: core_of_op[graph.producer[t]] for t, r in plan.residency.items() if r is Residency.ON_CHIP}
     internal: set[str] = set()
     for ops in plan.stacks.values():
@@ -359,7 +362,7 @@ def _structure(graph: Graph, plan: Plan, violations: list[Violation]) -> _Struct
                 readers = graph.consumers[t]
                 if readers and all(r in members for r in readers) and t not in graph.outputs and len(ops) > 1:
                     internal.add(t)
-    return _Structure(stack_of, core_of_op, stack_inputs, on_chip_home, frozenset(internal))
+    return _Structure(stack_of, core_of_op, stack_cores, stack_inputs, on_chip_home, frozenset(internal))
 
 
 def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, structure: _Structure,
@@ -386,7 +389,7 @@ def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, str
             ops = plan.stacks[s]
             on_chip = frozenset(t for op in ops for t in graph.op_by_name[op].inputs + graph.op_by_name[op].outputs
                                 if t in on_chip_home)
-            op_cores = plan.op_cores(s)
+            op_cores = tuple(structure.core_of_op[op] for op in ops)
             cost, reason = _stack_cost(table, ops, op_cores[0] if len(set(op_cores)) == 1 else op_cores, on_chip)
             if cost is None:
                 violations.append(Violation("ineligible", reason))
@@ -421,8 +424,12 @@ def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, str
         order = plan.dram_order[bus]
         return order[bus_head[bus]] if bus_head[bus] < len(order) else None
 
+    cores_of = structure.stack_cores
+    memories_of = {s: tuple(dict.fromkeys(core_memory[c] for c in cores)) for s, cores in cores_of.items()}
+    buses_of = {s: list(dict.fromkeys(dram_link[c].name for c in cores)) for s, cores in cores_of.items()}
+
     def buses(s: str) -> list[str]:
-        return list(dict.fromkeys(dram_link[c].name for c in plan.stack_cores(s)))
+        return buses_of[s]
 
     remaining = len({s for order in pending.values() for s in order})
     sequence = serial_sequence(graph, plan.stacks) if plan.serial else []
@@ -433,19 +440,21 @@ def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, str
             if head[core] >= len(pending[core]):
                 continue
             s = pending[core][head[core]]
-            cores = plan.stack_cores(s) if s in plan.core_of else (core,)
+            cores = cores_of[s]
             if core != cores[0] and cores[0] in pending:
                 continue  # a stack on several cores is considered once, from its first core
-            if any(head[c] >= len(pending[c]) or pending[c][head[c]] != s for c in cores if c in pending):
+            if len(cores) > 1 and any(head[c] >= len(pending[c]) or pending[c][head[c]] != s
+                                      for c in cores if c in pending):
                 continue
             if any(p not in end_of for _, p in stack_inputs[s]):
                 continue
             if plan.serial and s != sequence[len(end_of)]:
                 continue
-            ready = max([core_free[c] for c in cores if c in core_free] + [previous_end])
+            ready = max(core_free[core] if len(cores) == 1 else max(core_free[c] for c in cores), previous_end)
             for t, p in stack_inputs[s]:
-                ready = max(ready, end_of[p], *(arrival.get((t, core_memory[structure.core_of_op[op]]), 0)
-                                                for op in plan.stacks[s]))
+                ready = max(ready, end_of[p])
+                if arrival:
+                    ready = max(ready, *(arrival.get((t, m), 0) for m in memories_of[s]))
             tentative = defaultdict(int, link_free)
             for copy in needed_copies(s):
                 begin = max(end_of[stack_of[graph.producer[copy.tensor]]], tentative[copy.link.name], previous_end)
@@ -470,7 +479,7 @@ def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, str
             break
         start, _, core = best
         s = pending[core][head[core]]
-        cores = plan.stack_cores(s) if s in plan.core_of else (core,)
+        cores = cores_of[s]
         copies = needed_copies(s)
         for copy in copies:
             begin = max(end_of[stack_of[graph.producer[copy.tensor]]], link_free[copy.link.name], previous_end)
