@@ -423,7 +423,10 @@ class CostTable:
 
     def get(self, ops: tuple[str, ...], core: str | tuple[str, ...], on_chip: frozenset[str] = frozenset()
             ) -> Cost | Unavailable:
-        """The price of `ops` on `core`, or with one core per op (a tuple as long as `ops`)."""
+        """The price of `ops` on `core`, or with one core per op (a tuple as long as `ops`; one
+        core repeated is the same as that core)."""
+        if not isinstance(core, str) and len(set(core)) == 1:
+            core = core[0]
         key = (ops, core, on_chip)
         found = self._cache.get(key)
         if found is None:

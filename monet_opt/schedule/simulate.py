@@ -313,8 +313,7 @@ def _structure(graph: Graph, plan: Plan, violations: list[Violation]) -> _Struct
         for s in order:
             listed[s].append(core)
     core_of_op = {op: core for s in plan.stacks for op, core in zip(plan.stacks[s], plan.op_cores(s), strict=True)}
-    stack_cores = {s: tuple(dict.fromkeys((plan.core_of[s], *(core_of_op[op] for op in ops))))
-                   for s, ops in plan.stacks.items()}
+    stack_cores = {s: plan.stack_cores(s) for s in plan.stacks}
     for s in plan.core_of:
         where, cores = listed.get(s, []), stack_cores[s]
         if sorted(where) != sorted(cores):
@@ -390,7 +389,7 @@ def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, str
             on_chip = frozenset(t for op in ops for t in graph.op_by_name[op].inputs + graph.op_by_name[op].outputs
                                 if t in on_chip_home)
             op_cores = tuple(structure.core_of_op[op] for op in ops)
-            cost, reason = _stack_cost(table, ops, op_cores[0] if len(set(op_cores)) == 1 else op_cores, on_chip)
+            cost, reason = _stack_cost(table, ops, op_cores, on_chip)
             if cost is None:
                 violations.append(Violation("ineligible", reason))
             elif reason:
@@ -428,9 +427,6 @@ def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, str
     memories_of = {s: tuple(dict.fromkeys(core_memory[c] for c in cores)) for s, cores in cores_of.items()}
     buses_of = {s: list(dict.fromkeys(dram_link[c].name for c in cores)) for s, cores in cores_of.items()}
 
-    def buses(s: str) -> list[str]:
-        return buses_of[s]
-
     remaining = len({s for order in pending.values() for s in order})
     sequence = serial_sequence(graph, plan.stacks) if plan.serial else []
     previous_end = 0
@@ -462,9 +458,9 @@ def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, str
                 ready = max(ready, tentative[copy.link.name])
             cost = stack_cost(s)
             if cost is not None and cost.dram_cycles:
-                if any(bus in plan.dram_order and bus_turn(bus) != s for bus in buses(s)):
+                if any(bus in plan.dram_order and bus_turn(bus) != s for bus in buses_of[s]):
                     continue
-                ready = max(ready, *(tentative[bus] for bus in buses(s)))
+                ready = max(ready, *(tentative[bus] for bus in buses_of[s]))
             if best is None or ready < best[0]:
                 best = (ready, index, core)
         if best is None:
@@ -491,7 +487,7 @@ def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, str
         cost = stack_cost(s)
         end = start + (cost.latency_cycles if cost is not None else 0)
         if cost is not None and cost.dram_cycles:
-            for bus in buses(s):
+            for bus in buses_of[s]:
                 link_free[bus] = start + cost.dram_cycles
                 bus_head[bus] += 1
                 transfers.append(TransferRecord(f"dram traffic of {s}", bus, start, start + cost.dram_cycles,

@@ -182,7 +182,7 @@ def from_fused(graph: Graph, hw: Accelerator, table: CostTable, stacks: Sequence
             if core in others:
                 continue
             placed = stack.on(core)
-            cost = table.get(stack.ops, placed[0] if len(set(placed)) == 1 else placed)
+            cost = table.get(stack.ops, placed)
             if not isinstance(cost, Cost):
                 continue
             buses = {hw.link_between(DRAM, c).name for c in placed}

@@ -143,7 +143,7 @@ class CheckpointSpace:
                                if graph.tensors[t].role is TensorRole.ACTIVATION and t in graph.producer
                                and not self._passed_inside(t))
         for ops, cores in self.stacks:
-            cost = self.table.get(ops, self._core_key(cores))
+            cost = self.table.get(ops, cores)
             if not isinstance(cost, Cost):
                 raise InfeasibleError(f"checkpoint allocation: {cost.reason}")
 
@@ -163,10 +163,6 @@ class CheckpointSpace:
         """Every reader of `t`, forward and backward, is in its producer's fused stack: no choice."""
         ops = self.stacks[self.step_of_op[self.graph.producer[t]]][0]
         return len(ops) > 1 and set(self.graph.consumers[t]) <= set(ops) and t not in self.graph.outputs
-
-    @staticmethod
-    def _core_key(cores: tuple[str, ...]) -> str | tuple[str, ...]:
-        return cores[0] if len(set(cores)) == 1 else cores
 
     # ---- coordinates and positions
     def coordinate(self, k: int) -> int:
@@ -323,7 +319,7 @@ class CheckpointSpace:
     @cached_property
     def step_prices(self) -> tuple[tuple[Price, ...], ...]:
         """Step j -> its price for every subset of `step_eligible(j)` that never touches DRAM."""
-        return tuple(self._prices(self.table, ops, self._core_key(cores), self.step_eligible(j), {})
+        return tuple(self._prices(self.table, ops, cores, self.step_eligible(j), {})
                      for j, (ops, cores) in enumerate(self.stacks))
 
     @cached_property

@@ -177,8 +177,7 @@ def priced(table: CostTable, ops: tuple[str, ...], residency: Mapping[str, Resid
     cores = place(table, ops)
     if cores is None:
         return None
-    cost = table.get(ops, cores[0] if len(set(cores)) == 1 else cores,
-                     kept_off_dram(table.graph, ops, residency) if residency else frozenset())
+    cost = table.get(ops, cores, kept_off_dram(table.graph, ops, residency) if residency else frozenset())
     if not isinstance(cost, Cost):
         return None
     return Candidate(ops, cores, cost.latency_cycles, cost.energy_pj, cost.dram_bytes, cost.tiles)
