@@ -26,11 +26,12 @@ def two_layer_block():
 
 
 def all_plans(space):
-    """(decisions residency, groups, evaluation) of every plan the simulator accepts."""
+    """(decisions residency, groups, evaluation) of every plan of the checkpoint space (RECOMPUTE where
+    `recomputable_value`, ON_CHIP where eligible) that the simulator accepts."""
     from monet_opt.solvers.checkpoint.space import Decisions
 
-    choices = [(Residency.DRAM, Residency.RECOMPUTE) + ((Residency.ON_CHIP,) if a in space.on_chip_eligible else ())
-               for a in space.decisions]
+    choices = [(Residency.DRAM,) + ((Residency.RECOMPUTE,) if space.recomputable_value(a) else ())
+               + ((Residency.ON_CHIP,) if a in space.on_chip_eligible else ()) for a in space.decisions]
     for combo in itertools.product(*choices):
         residency = {a: r for a, r in zip(space.decisions, combo, strict=True) if r is not Residency.DRAM}
         graph, _ = insert_recomputation(space.graph, space.plan(Decisions(residency)))

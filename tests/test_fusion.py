@@ -107,10 +107,9 @@ def random_graph(n_ops: int, rng: random.Random):
     return g.build([v for v in values[1:] if v not in used] or values[-1:])
 
 
-def brute_force(space):
-    """The best value of every objective over all valid partitions (set partitions of the ops whose
-    blocks are connected, convex, priced candidates of at most max_stack ops, with an acyclic stack
-    graph), each partition valued by its candidates' prices."""
+def valid_partitions(space):
+    """Every valid partition (set partitions of the ops whose blocks are connected, convex, priced
+    candidates of at most max_stack ops, with an acyclic stack graph), as lists of candidates."""
     graph, table = space.graph, space.table
     names = [op.name for op in graph.ops]
     position = {n: i for i, n in enumerate(names)}
@@ -124,8 +123,6 @@ def brute_force(space):
             blocks[key] = priced(table, key) if ok else None
         return blocks[key]
 
-    best = {o: float("inf") for o in FusionObjective}
-
     def visit(i, partition):
         if i == len(names):
             chosen = [candidate(b) for b in partition]
@@ -133,25 +130,32 @@ def brute_force(space):
                 return
             stack_of = {op: k for k, b in enumerate(partition) for op in b}
             quotient = nx.DiGraph((stack_of[u], stack_of[v]) for u, v in graph.dag.edges if stack_of[u] != stack_of[v])
-            if not nx.is_directed_acyclic_graph(quotient):
-                return
-            latency = sum(c.latency_cycles for c in chosen)
-            energy = sum(c.energy_pj for c in chosen)
-            dram = sum(c.dram_bytes for c in chosen)
-            for o, v in ((FusionObjective.LATENCY, latency), (FusionObjective.ENERGY, energy),
-                         (FusionObjective.DRAM, dram), (FusionObjective.EDP, latency * energy)):
-                best[o] = min(best[o], v)
+            if nx.is_directed_acyclic_graph(quotient):
+                yield chosen
             return
         for b in partition:  # a block may become connected only when a later op joins it
             if len(b) < space.max_stack:
                 b.append(names[i])
-                visit(i + 1, partition)
+                yield from visit(i + 1, partition)
                 b.pop()
         partition.append([names[i]])
-        visit(i + 1, partition)
+        yield from visit(i + 1, partition)
         partition.pop()
 
-    visit(0, [])
+    yield from visit(0, [])
+
+
+def brute_force(space):
+    """The best value of every objective over all valid partitions, each partition valued by its
+    candidates' prices."""
+    best = {o: float("inf") for o in FusionObjective}
+    for chosen in valid_partitions(space):
+        latency = sum(c.latency_cycles for c in chosen)
+        energy = sum(c.energy_pj for c in chosen)
+        dram = sum(c.dram_bytes for c in chosen)
+        for o, v in ((FusionObjective.LATENCY, latency), (FusionObjective.ENERGY, energy),
+                     (FusionObjective.DRAM, dram), (FusionObjective.EDP, latency * energy)):
+            best[o] = min(best[o], v)
     return best
 
 
@@ -344,15 +348,17 @@ def test_checkpointing_a_fused_plan_equals_exhaustive_enumeration(which):
 
 
 def test_fusion_and_checkpointing_alternated_never_lose_to_checkpointing_alone():
-    """On the block with a small vector memory: at the unfused store-all peak every fused partition
-    needs more activation memory than the budget allows, so the answer is the unfused plan; 20 %
-    above it the fused partition's checkpoint plan wins. Both are simulated within the budget."""
+    """The alternation on the block with a small vector memory: at the unfused store-all peak the
+    first fused partition needs more activation memory than the budget allows, so its answer is the
+    unfused plan; 20 % above it the fused partition's checkpoint plan wins. The joint search (stacks
+    of 2 ops, proven optimal) does better at the tighter budget: the best partition there is one that
+    the alternation, which fuses before it checkpoints, never visits."""
     from checkpoint_reference import two_layer_block
     from monet_opt.errors import InfeasibleError
     from monet_opt.solvers.checkpoint.family import solve_checkpoint
     from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
     from monet_opt.solvers.common import Deadline
-    from monet_opt.solvers.fusion.joint import fuse_and_checkpoint
+    from monet_opt.solvers.fusion.joint import alternate, fuse_and_checkpoint
 
     graph = two_layer_block()
     hw = toy(**FUSED_CHECKPOINT_HARDWARE["small vector memory"])
@@ -361,12 +367,69 @@ def test_fusion_and_checkpointing_alternated_never_lose_to_checkpointing_alone()
     goal = OBJECTIVES["latency"]
     for budget, fused_wins in ((peak, False), (int(1.2 * peak), True)):
         alone = solve_checkpoint(unfused, goal, budget, "cpsat", OPTIONS)
-        joint = fuse_and_checkpoint(graph, hw, 4, goal, budget, OPTIONS, Deadline.start(60))
-        assert joint.validated and joint.measurement.peak <= budget
-        assert (joint.objective < alone.objective) == fused_wins and joint.objective <= alone.objective
-        assert bool(joint.details["fused_stacks"]) == fused_wins and joint.details["rounds"]
-    with pytest.raises(InfeasibleError, match="smallest feasible budget"):
-        fuse_and_checkpoint(graph, hw, 4, goal, peak // 2, OPTIONS, Deadline.start(60))
+        best, stacks, rounds, error = alternate(graph, hw, 4, goal, budget, OPTIONS, Deadline.start(60))
+        assert best.validated and best.measurement.peak <= budget and error is None
+        assert (best.objective < alone.objective) == fused_wins and best.objective <= alone.objective
+        assert bool(stacks) == fused_wins and rounds
+    _, _, _, error = alternate(graph, hw, 4, goal, peak // 2, OPTIONS, Deadline.start(60))
+    assert isinstance(error, InfeasibleError) and "smallest feasible budget" in str(error)
+    joint = fuse_and_checkpoint(graph, hw, 2, goal, peak, OPTIONS, Deadline.start(60))
+    assert joint.validated and joint.status.value == "optimal" and joint.measurement.peak <= peak
+    assert joint.objective < solve_checkpoint(unfused, goal, peak, "cpsat", OPTIONS).objective
+    assert joint.details["fused_stacks"] and not joint.details["rounds"]
+
+
+def small_mlp():
+    """fc1 -> GELU -> fc2 -> cross-entropy, SGD: 11 training ops, three saved activations."""
+    from monet_opt.training.derive import Optimizer, derive_training_graph
+    from monet_opt.workload.ir import DType
+
+    g = GraphBuilder("mlp")
+    h = g.gelu("act", g.matmul("fc1", g.input("x", (8, 16)), g.weight("w1", (16, 16))))
+    y = g.matmul("fc2", h, g.weight("w2", (16, 4)))
+    return derive_training_graph(g.build([g.softmax_xent("loss", y, g.input("labels", (8,), DType.INT32))]),
+                                 Optimizer.SGD)
+
+
+def test_joint_fusion_and_checkpointing_equals_brute_force():
+    """Every valid partition (stacks of up to 3 ops) x every checkpoint plan of it, each judged by
+    the simulator alone: the joint search returns the least latency or energy within a budget
+    (smallest feasible peak, unfused store-all peak, largest peak), proven optimal over the joint
+    space; below the smallest feasible peak, infeasible, with the unfused plan's distance."""
+    from checkpoint_reference import all_plans
+    from monet_opt.errors import InfeasibleError
+    from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
+    from monet_opt.solvers.common import Deadline
+    from monet_opt.solvers.fusion.joint import fuse_and_checkpoint
+
+    graph = small_mlp()
+    hw = toy(**FUSED_CHECKPOINT_HARDWARE["small vector memory"])
+    space = fusion_space(graph, CostTable(graph, hw), 3, FusionObjective.LATENCY, prune=False)
+    plans = []  # (latency, energy, dynamic DRAM peak, fused) of every plan that fits the local memories
+    for partition in valid_partitions(space):
+        checkpoint_space = CheckpointSpace(graph, hw, stacks=[(c.ops, c.cores) for c in partition])
+        fused = any(len(c.ops) > 1 for c in partition)
+        plans += [(e.latency_cycles, e.energy_pj, e.dynamic_dram_peak_bytes, fused)
+                  for _, _, e in all_plans(checkpoint_space) if e.local_overflow_bytes == 0]
+    peaks = sorted({p[2] for p in plans})
+    store_all = CheckpointSpace(graph, hw).store_all.dynamic_dram_peak_bytes
+    assert peaks[0] < store_all < peaks[-1]
+    for budget, objective, column in ((peaks[0], "latency", 0), (store_all, "latency", 0), (store_all, "energy", 1),
+                                      (peaks[-1], "energy", 1)):
+        expected = min(p[column] for p in plans if p[2] <= budget)
+        result = fuse_and_checkpoint(graph, hw, 3, OBJECTIVES[objective], budget, OPTIONS, Deadline.start(60))
+        assert result.validated and result.measurement.peak <= budget
+        assert result.status.value == "optimal" and "every partition" in result.space
+        assert result.objective == pytest.approx(expected, rel=1e-12), (budget, objective)
+        assert result.details["combination"].startswith("joint search, exact")
+    best_fused = min(p[0] for p in plans if p[3] and p[2] <= store_all)
+    assert best_fused < min(p[0] for p in plans if not p[3] and p[2] <= store_all)  # fusion pays here
+    unfused_floor = min(e.dynamic_dram_peak_bytes for _, _, e in all_plans(CheckpointSpace(graph, hw)))
+    assert unfused_floor > peaks[0]  # a value recomputed inside a stack never reaches DRAM
+    # every partition into stacks of up to 2 ops (fewer to prove infeasible) needs at least peaks[0]
+    with pytest.raises(InfeasibleError, match=f"budget {peaks[0] - 1} bytes is infeasible for every partition "
+                       rf".*the unfused plan needs {unfused_floor} bytes \({unfused_floor - peaks[0] + 1} above"):
+        fuse_and_checkpoint(graph, hw, 2, OBJECTIVES["latency"], peaks[0] - 1, OPTIONS, Deadline.start(120))
 
 
 def test_fuse_with_checkpointing_command(capsys):

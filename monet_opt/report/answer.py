@@ -77,11 +77,13 @@ def _family_lines(data: dict[str, Any]) -> list[str]:
                          f"{percent_text(data['energy_overhead'])}; saved activations: "
                          + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in data["choices"].items())
                          + f"; fused recompute groups {len(data['recompute_groups'])}")
-        if data.get("rounds") is not None:
-            lines.append(f"{data['combination']}: " + "; ".join(
-                f"round {k + 1}: {r['fused_stacks']} fused stacks, {r['status']}"
-                + ("" if r["objective"] is None else f" {number_text(r['objective'])}")
-                for k, r in enumerate(data["rounds"])) + f"; answer: {len(data['fused_stacks'])} fused stacks")
+        if data.get("combination") is not None:
+            searched = data["partitions_checkpointed"]
+            lines.append(data["combination"] + ("" if searched is None else f"; {searched} partitions checkpointed")
+                         + "".join(f"; round {k + 1}: {r['fused_stacks']} fused stacks, {r['status']}"
+                                   + ("" if r["objective"] is None else f" {number_text(r['objective'])}")
+                                   for k, r in enumerate(data["rounds"]))
+                         + f"; answer: {len(data['fused_stacks'])} fused stacks")
         return lines
     if data["family"] == "fusion":
         base = data["layer_by_layer"]

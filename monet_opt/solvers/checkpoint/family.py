@@ -36,8 +36,12 @@ CheckpointTarget = CostUnderBudget | MinimumPeak
 
 @dataclass(frozen=True)
 class CheckpointProblem:
+    """`diagnose`: whether an infeasible budget is diagnosed (a minimum-peak solve for the smallest
+    feasible budget); searches over many spaces that only need the proof turn it off."""
+
     space: CheckpointSpace
     weights: CostWeights
+    diagnose: bool = True
 
 
 def _budget(target: CheckpointTarget) -> int | None:
@@ -136,7 +140,7 @@ def smallest_feasible_budget(problem: CheckpointProblem, options: SolverOptions,
 
 def _diagnose(problem: CheckpointProblem, target: CheckpointTarget, options: SolverOptions, deadline: Deadline
               ) -> InfeasibleError | None:
-    if not isinstance(target, CostUnderBudget):
+    if not isinstance(target, CostUnderBudget) or not problem.diagnose:
         return None
     space = problem.space
     feasible = smallest_feasible_budget(problem, options, deadline)

@@ -189,10 +189,13 @@ class CheckpointSpace:
         return max(self.step(r) for r in self.graph.saved_for_backward[t])
 
     def recomputable_value(self, a: str) -> bool:
-        """Whether saved activation `a` may be recomputed: not when a backward reader shares its
-        producer's fused stack (the recomputation would wait for the stack it feeds)."""
-        producer_step = self.step(self.graph.producer[a])
-        return all(self.step(r) != producer_step for r in self.graph.saved_for_backward[a])
+        """Whether saved activation `a` may be recomputed: only when its recomputation, which runs
+        right before its first backward reader's step, comes after the steps of its producer and of
+        every forward reader. Not when a backward reader shares the producer's fused stack (the
+        recomputation would wait for the stack it feeds) or a forward reader's (it would run before
+        the forward pass has used the value)."""
+        forward = [self.step(r) for r in self.forward_consumers(a)]
+        return self.first_backward_reader(a) > max([self.step(self.graph.producer[a]), *forward])
 
     def forward_consumers(self, t: str) -> list[str]:
         return [c for c in self.graph.consumers[t] if self.graph.op_by_name[c].phase is Phase.FORWARD]
@@ -229,7 +232,7 @@ class CheckpointSpace:
             for t in self.graph.op_by_name[o].outputs:
                 if self.graph.tensors[t].role is not TensorRole.ACTIVATION:
                     continue
-                if t in self.decisions:
+                if t in self.decisions and self.recomputable_value(t):
                     slots.add(self.first_backward_reader(t))
                 for c in self.forward_consumers(t):
                     slots |= out.get(c, set())
@@ -242,25 +245,27 @@ class CheckpointSpace:
         return tuple(o for o in self.forward if o in self.anchors)
 
     def sources(self, o: str) -> list[tuple[str, str, str]]:
-        """Why `o` may be recomputed: ("own", a, "") for each saved output a; ("reader", c, u) for each
-        recomputable forward reader c of an output u that is not kept (u unsaved, or recomputed)."""
+        """Why `o` may be recomputed: ("own", a, "") for each saved output a that may be recomputed
+        (`recomputable_value`); ("reader", c, u) for each recomputable forward reader c of an output
+        u that is not kept (u unsaved, or recomputed)."""
         out = []
         for t in self.graph.op_by_name[o].outputs:
             if self.graph.tensors[t].role is not TensorRole.ACTIVATION:
                 continue
-            if t in self.decisions:
+            recomputable = t in self.decisions and self.recomputable_value(t)
+            if recomputable:
                 out.append(("own", t, ""))
-            if t in self.decisions or self.needs_when_recomputed(t):
+            if recomputable or self.needs_when_recomputed(t):
                 out.extend(("reader", c, t) for c in self.forward_consumers(t) if c in self.anchors)
         return out
 
     # ---- prices
     @cached_property
     def pricing(self) -> tuple[Graph, CostTable]:
-        """The graph in which every saved activation is recomputed: it holds a recompute op for
-        every recomputable op, and prices them exactly as in any plan (the cost model reads sizes,
-        on-chip operands and, for fused stacks, which values stay inside)."""
-        plan = self.plan(Decisions({a: Residency.RECOMPUTE for a in self.decisions}))
+        """The graph in which every saved activation that may be recomputed is: it holds a recompute
+        op for every recomputable op, and prices them exactly as in any plan (the cost model reads
+        sizes, on-chip operands and, for fused stacks, which values stay inside)."""
+        plan = self.plan(Decisions({a: Residency.RECOMPUTE for a in self.decisions if self.recomputable_value(a)}))
         graph, _ = insert_recomputation(self.graph, plan)
         missing = [o for o in self.recomputable if f"{o}.recompute" not in graph.op_by_name]
         assert not missing, f"recomputable op without a recompute op: {missing[:1]}"

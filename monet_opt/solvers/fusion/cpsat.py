@@ -48,10 +48,12 @@ def energy_unit_pj(space: FusionSpace) -> int:
 
 
 def solve_fusion_cpsat(space: FusionSpace, options: SolverOptions, deadline: Deadline,
-                       hint: Sequence[Candidate] | None = None) -> tuple[list[Candidate] | None, SolveStats]:
-    """The best partition of the space's candidates (or None) and the solve's statistics; the
-    objective and bound are in the objective's reported unit (pJ for energy, cycles x pJ for EDP;
-    energies are rounded to `energy_unit_pj` per candidate in the model)."""
+                       hint: Sequence[Candidate] | None = None, exclude: Sequence[Sequence[Candidate]] = ()
+                       ) -> tuple[list[Candidate] | None, SolveStats]:
+    """The best partition of the space's candidates (or None) other than the partitions in
+    `exclude`, and the solve's statistics; the objective and bound are in the objective's reported
+    unit (pJ for energy, cycles x pJ for EDP; energies are rounded to `energy_unit_pj` per candidate
+    in the model). Status INFEASIBLE once `exclude` holds every partition."""
     graph = space.graph
     candidates = space.candidates
     names = [op.name for op in graph.ops]
@@ -79,6 +81,9 @@ def solve_fusion_cpsat(space: FusionSpace, options: SolverOptions, deadline: Dea
             deadline.check()
             for op in candidate.ops[1:]:
                 model.add(level[op] == level[candidate.ops[0]]).only_enforce_if(x)
+        index = {c.ops: x for c, x in zip(candidates, chosen, strict=True)}
+        for partition in exclude:  # a no-good cut: not every stack of that partition again
+            model.add(sum(index[c.ops] for c in partition) <= len(partition) - 1)
     except OutOfTime:
         return None, SolveStats(SolveStatus.UNKNOWN, None, None, deadline.elapsed_s(), None, None, ())
     unit = energy_unit_pj(space)

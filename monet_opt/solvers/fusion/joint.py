@@ -1,8 +1,19 @@
 """Fusion and checkpointing together under an activation budget (formulations/fusion.md, section 6).
 
-Alternation to a fixed point: the fusion partition that is optimal given the current checkpoint
-decisions (`fusion_space(..., residency)`, the exact set partitioning), then the checkpoint plan
-that is optimal for that partition under the budget (`CheckpointSpace(stacks=...)`, the exact
+Joint search, exact, on graphs of at most JOINT_MAX_OPS ops: every candidate stack (unpruned) is
+priced at its floor, the least latency and the least energy over every set of the saved
+activations around it that some plan keeps off DRAM, a lower bound of what that stack costs in any
+checkpoint plan of any partition. The partition model over the floors yields partitions in order of increasing bound
+(each solve excludes the partitions already seen); the exact checkpoint model values each under
+the budget; the search stops, proven, when the next bound is no better than the best plan found.
+The answer is optimal over every partition into stacks of at most max_stack ops (placement rule)
+combined with every checkpoint plan of it. Stopped by the time limit or JOINT_MAX_PARTITIONS, it
+keeps the best plan and the bound, and the alternation below continues with the time left.
+
+Alternation to a fixed point (larger graphs, or after an unfinished joint search): the fusion
+partition that is optimal given the current checkpoint decisions (`fusion_space(..., residency)`,
+the exact set partitioning), then the checkpoint plan that is optimal for that partition under the
+budget (`CheckpointSpace(stacks=...)`, the exact
 checkpoint model), and again, until a partition repeats or the plan stops improving. The first
 fusion step keeps every value in DRAM. The checkpoint plan of the unfused graph is a candidate too,
 so the answer is never worse than checkpointing alone. The answer is the best checkpoint plan
@@ -12,22 +23,29 @@ simulates it and its status is proven over that partition only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from monet_opt.cost.model import CostTable
+from monet_opt.cost.model import Cost, CostTable
 from monet_opt.errors import InfeasibleError
 from monet_opt.hardware.model import DRAM, Accelerator
-from monet_opt.solvers.checkpoint.family import CHECKPOINT, CheckpointProblem
+from monet_opt.solvers.checkpoint.family import CHECKPOINT, CheckpointProblem, smallest_feasible_budget
 from monet_opt.solvers.checkpoint.heuristics import RULES, rule_decisions
 from monet_opt.solvers.checkpoint.space import CheckpointSpace, CostWeights
-from monet_opt.solvers.common import Deadline, SolverOptions
+from monet_opt.solvers.common import Deadline, SolverOptions, SolveStatus
 from monet_opt.solvers.contract import CostUnderBudget, Result, solve
 from monet_opt.solvers.fusion.cpsat import solve_fusion_cpsat
 from monet_opt.solvers.fusion.heuristics import layer_by_layer, rule_partition
 from monet_opt.solvers.fusion.space import Candidate, FusionObjective, FusionSpace, fusion_space
-from monet_opt.workload.ir import Graph
+from monet_opt.workload.ir import Graph, Phase, TensorRole
 
+JOINT_MAX_OPS = 40
+"""Largest graph (ops) the joint search is tried on."""
+FLOOR_MAX_VALUES = 10
+"""Most saved activations a candidate stack may touch in the joint search (2**10 prices for its floor)."""
+JOINT_MAX_PARTITIONS = 1000
+"""Most partitions the joint search checkpoints before it stops unproven."""
 MAX_ROUNDS = 6
 SHARE_PER_SOLVE = 0.5
 """Each solve of the alternation may use half of the time left when it starts."""
@@ -45,11 +63,75 @@ class Round:
 
 def fuse_and_checkpoint(graph: Graph, hw: Accelerator, max_stack: int, weights: CostWeights, budget_bytes: int,
                         options: SolverOptions, deadline: Deadline) -> Result:
-    """The best (partition, checkpoint plan) of the alternation (module docstring), as the
-    checkpoint family's result with the rounds in its details. InfeasibleError (from the unfused
-    checkpoint model, with the smallest feasible budget) when no plan of any visited partition
-    fits the budget."""
+    """The best (partition, checkpoint plan) found (module docstring), as the checkpoint family's
+    result on its partition with `combination`, `partitions_checkpointed`, `rounds` and
+    `fused_stacks` in its details. After a joint search its status and bound hold over the joint
+    space (`space` says so); after the alternation alone, over the answer's partition only.
+    InfeasibleError, with the smallest feasible budget, when no plan fits the budget (proven over
+    the joint space, or over the unfused checkpoint model when the alternation decides)."""
     quiet = replace(options, progress=False, export_model=None)
+    joint = joint_search(graph, hw, max_stack, weights, budget_bytes, quiet, deadline)
+    joint_space = (f"every partition into stacks of at most {max_stack} ops (placement rule), run serially, "
+                   "combined with every checkpoint plan of it (per saved activation DRAM, on chip or recompute)")
+    if joint is not None and joint.proven:
+        if joint.best is None:
+            raise _joint_infeasible(graph, hw, max_stack, budget_bytes, joint, weights, quiet, deadline)
+        return _answer(joint.best, joint.best_stacks, "joint search, exact (branch and bound over partitions, "
+                       f"the exact checkpoint model on each), max_stack {max_stack}", joint, [], deadline, joint_space)
+    best, best_stacks, rounds, unfused_error = alternate(graph, hw, max_stack, weights, budget_bytes, quiet, deadline)
+    if joint is not None and joint.best is not None and (best is None or not best.validated
+                                                         or joint.best.objective <= best.objective):
+        best, best_stacks = joint.best, joint.best_stacks
+    if best is None or not best.validated:
+        if unfused_error is not None:
+            raise InfeasibleError(f"{unfused_error} (the unfused plan; no fused partition visited fits either)")
+        if best is None:
+            raise InfeasibleError(f"{graph.name} on {hw.name}: no plan within {budget_bytes} bytes of activations")
+    combination = ("alternating fusion (exact given the checkpoint decisions) and checkpointing (exact given "
+                   f"the stacks) to a fixed point, max_stack {max_stack}")
+    if joint is not None:
+        combination = f"joint search stopped unproven after {joint.partitions} partitions, then " + combination
+    return _answer(best, best_stacks, combination, joint, rounds, deadline, joint_space)
+
+
+def _answer(best: Result, best_stacks: list[list[str]], combination: str, joint: JointOutcome | None,
+            rounds: list[Round], deadline: Deadline, joint_space: str) -> Result:
+    """`best` with the combination in its details; with a joint search, its status and bound over the
+    joint space."""
+    details: dict[str, Any] = {
+        **best.details,
+        "combination": combination,
+        "partitions_checkpointed": None if joint is None else joint.partitions,
+        "rounds": [r.__dict__ for r in rounds],
+        "fused_stacks": best_stacks,
+    }
+    stats = replace(best.stats, solve_time_s=deadline.elapsed_s())
+    if joint is None:
+        return replace(best, details=details, stats=stats)
+    bound = min(joint.bound, best.objective)
+    status = SolveStatus.OPTIMAL if joint.proven or bound >= best.objective else SolveStatus.FEASIBLE
+    return replace(best, details=details, space=joint_space, stats=replace(stats, status=status, bound=bound))
+
+
+def _joint_infeasible(graph: Graph, hw: Accelerator, max_stack: int, budget_bytes: int, joint: JointOutcome,
+                      weights: CostWeights, options: SolverOptions, deadline: Deadline) -> InfeasibleError:
+    """No partition has a checkpoint plan within the budget (each proven by the checkpoint model);
+    how far off it is, from the unfused plan's smallest feasible budget (fused partitions may need
+    less: a value recomputed inside a stack never reaches DRAM)."""
+    unfused = smallest_feasible_budget(CheckpointProblem(CheckpointSpace(graph, hw), weights), options, deadline)
+    above = "" if unfused.achieved is None else (
+        f"; the unfused plan needs {unfused.achieved} bytes ({unfused.achieved - budget_bytes} above it"
+        + ("" if unfused.exact else ", not proven smallest") + "), fused partitions may need less")
+    return InfeasibleError(f"{graph.name} on {hw.name}, dynamic DRAM: budget {budget_bytes} bytes is infeasible for "
+                           f"every partition into stacks of at most {max_stack} ops ({joint.partitions} partitions, "
+                           f"each proven by the checkpoint model){above}")
+
+
+def alternate(graph: Graph, hw: Accelerator, max_stack: int, weights: CostWeights, budget_bytes: int,
+               quiet: SolverOptions, deadline: Deadline
+               ) -> tuple[Result | None, list[list[str]], list[Round], InfeasibleError | None]:
+    """The alternation (module docstring): its best result, that result's fused stacks, the rounds,
+    and the unfused checkpoint model's infeasibility (None: the unfused plan has an answer)."""
     table = CostTable(graph, hw)
     objective = FusionObjective.LATENCY if weights.energy_weight == 0 else FusionObjective.ENERGY
     target = CostUnderBudget(budget_bytes)
@@ -87,19 +169,7 @@ def fuse_and_checkpoint(graph: Graph, hw: Accelerator, max_stack: int, weights: 
         best = result
         best_stacks = [list(c.ops) for c in partition if len(c.ops) > 1]
         residency = dict(result.payload.residency)
-    if best is None or not best.validated:
-        if unfused_error is not None:
-            raise unfused_error
-        if best is None:
-            raise InfeasibleError(f"{graph.name} on {hw.name}: no plan within {budget_bytes} bytes of activations")
-    details: dict[str, Any] = {
-        **best.details,
-        "combination": ("alternating fusion (exact given the checkpoint decisions) and checkpointing (exact given "
-                        f"the stacks) to a fixed point, max_stack {max_stack}"),
-        "rounds": [r.__dict__ for r in rounds],
-        "fused_stacks": best_stacks,
-    }
-    return replace(best, details=details, stats=replace(best.stats, solve_time_s=deadline.elapsed_s()))
+    return best, best_stacks, rounds, unfused_error
 
 
 def _fitting_partition(space: FusionSpace, hw: Accelerator, weights: CostWeights, budget_bytes: int,
@@ -129,3 +199,117 @@ def _fitting_partition(space: FusionSpace, hw: Accelerator, weights: CostWeights
         if not running:
             return partition, checkpoint_space
         excluded |= set(running[0].ops)
+
+
+@dataclass(frozen=True)
+class JointOutcome:
+    """Where the joint search ended: its best plan (None: none within the budget), a lower bound
+    of every (partition, checkpoint plan) of the joint space, whether that best plan is proven
+    optimal over it, and how many partitions it checkpointed."""
+
+    best: Result | None
+    best_stacks: list[list[str]]
+    bound: float
+    proven: bool
+    partitions: int
+
+
+def floor_space(space: FusionSpace) -> FusionSpace | None:
+    """`space` (unpruned) with every candidate priced at its floor (module docstring): for each of
+    latency and energy, the least over every subset of the values that some checkpoint plan may
+    keep off DRAM around it (`off_dram_possible`), `CostTable.get(ops, cores, on_chip)`. A
+    checkpoint plan of any partition prices the stack with one such subset and adds recomputations,
+    so the sum of a partition's floors bounds its cost from below. None when a candidate has more
+    than FLOOR_MAX_VALUES such values."""
+    table = space.table
+    memory_of_core = {c.name: c.memory for c in table.hw.cores}
+    memories = {op: {memory_of_core[c] for c in table.eligible_cores((op,))} for op in space.singles}
+
+    def floored(c: Candidate) -> Candidate | None:
+        touched = off_dram_possible(space.graph, c, memory_of_core, memories)
+        if len(touched) > FLOOR_MAX_VALUES:
+            return None
+        latency, energy = c.latency_cycles, c.energy_pj
+        for mask in range(1, 2 ** len(touched)):
+            cost = table.get(c.ops, c.cores, frozenset(t for i, t in enumerate(touched) if mask >> i & 1))
+            if not isinstance(cost, Cost):
+                continue  # a subset that does not fit is no plan's price
+            latency, energy = min(latency, cost.latency_cycles), min(energy, cost.energy_pj)
+        return replace(c, latency_cycles=latency, energy_pj=energy)
+
+    singles = {op: floored(c) for op, c in space.singles.items()}
+    stacks = tuple(floored(c) for c in space.stacks)
+    if None in singles.values() or None in stacks:
+        return None
+    return replace(space, singles=singles, stacks=stacks)  # type: ignore[arg-type]
+
+
+def off_dram_possible(graph: Graph, candidate: Candidate, memory_of_core: Mapping[str, str],
+                      memories: Mapping[str, set[str]]) -> list[str]:
+    """The saved activations that the candidate's ops read or write and that some checkpoint plan of
+    some partition containing it keeps off DRAM: ON_CHIP needs one memory shared by the producer's
+    core and every reader's (the candidate's ops on their cores, other ops on any core that runs
+    them: `memories`, op -> those cores' memories); a value recomputed inside needs every forward
+    reader in the candidate (`CheckpointSpace.on_chip_eligible`, `recomputed_inside`)."""
+    inside = {op: {memory_of_core[core]} for op, core in zip(candidate.ops, candidate.cores, strict=True)}
+    out = []
+    operands = (t for op in candidate.ops for t in graph.op_by_name[op].inputs + graph.op_by_name[op].outputs)
+    for t in dict.fromkeys(operands):
+        if (graph.tensors[t].role is not TensorRole.ACTIVATION or t not in graph.producer
+                or t not in graph.saved_for_backward or t in graph.outputs):
+            continue
+        shared = set.intersection(*(inside.get(o, memories[o]) for o in [graph.producer[t], *graph.consumers[t]]))
+        forward_readers = [r for r in graph.consumers[t] if graph.op_by_name[r].phase is Phase.FORWARD]
+        passed_inside = (len(candidate.ops) > 1 and graph.producer[t] in inside and bool(forward_readers)
+                         and set(forward_readers) <= set(inside))
+        if shared or passed_inside:
+            out.append(t)
+    return out
+
+
+def joint_search(graph: Graph, hw: Accelerator, max_stack: int, weights: CostWeights, budget_bytes: int,
+                 options: SolverOptions, deadline: Deadline) -> JointOutcome | None:
+    """The joint search of the module docstring; None when the graph is too large for it (more than
+    JOINT_MAX_OPS ops, or a candidate beyond FLOOR_MAX_VALUES) or the weights mix latency and energy."""
+    if len(graph.ops) > JOINT_MAX_OPS or (weights.latency_weight != 0 and weights.energy_weight != 0):
+        return None  # too large, or a weighted sum, which the floors do not bound
+    quiet = replace(options, progress=False, export_model=None)
+    objective = FusionObjective.LATENCY if weights.energy_weight == 0 else FusionObjective.ENERGY
+    space = fusion_space(graph, CostTable(graph, hw), max_stack, objective, deadline, prune=False)
+    floors = floor_space(space)
+    if floors is None or not space.complete:
+        return None
+    # the model rounds each candidate's energy to 1 pJ: a partition's true floor may be that much lower
+    slack = 0.5 * len(graph.ops) if objective is FusionObjective.ENERGY else 0.0
+    target = CostUnderBudget(budget_bytes)
+    seen: list[list[Candidate]] = []
+    best: Result | None = None
+    best_stacks: list[list[str]] = []
+    unproven_bounds: list[float] = []  # bounds of partitions whose checkpoint plan is not proven optimal
+    proven, bound = False, 0.0
+    while len(seen) < JOINT_MAX_PARTITIONS and not deadline.expired():
+        partition, stats = solve_fusion_cpsat(floors, quiet, deadline.share(SHARE_PER_SOLVE), exclude=seen)
+        # partitions come in order of their bound: the last one bounds every partition not seen
+        if partition is None:
+            proven = stats.status is SolveStatus.INFEASIBLE  # every partition seen
+            bound = float("inf") if proven else max(bound, (stats.bound or 0.0) - slack)
+            break
+        bound = max(bound, (stats.objective if stats.status is SolveStatus.OPTIMAL else stats.bound or 0.0) - slack)
+        if best is not None and bound >= best.objective:
+            proven = stats.status is SolveStatus.OPTIMAL
+            break
+        seen.append(partition)
+        problem = CheckpointProblem(CheckpointSpace(graph, hw, stacks=[(c.ops, c.cores) for c in partition]), weights,
+                                    diagnose=False)
+        try:
+            result = solve(CHECKPOINT, problem, target, "cpsat", quiet, deadline.share(SHARE_PER_SOLVE))
+        except InfeasibleError:  # proven: no checkpoint plan of this partition fits the budget
+            continue
+        if result.status is not SolveStatus.OPTIMAL:
+            unproven_bounds.append(max(result.stats.bound or 0.0, bound))  # its floor bounds it too
+        if result.validated and (best is None or result.objective < best.objective):
+            best = result
+            best_stacks = [list(c.ops) for c in partition if len(c.ops) > 1]
+    proven = proven and all(best is not None and b >= best.objective for b in unproven_bounds)
+    lower = min([bound, *unproven_bounds] + ([best.objective] if best is not None else []))
+    return JointOutcome(best, best_stacks, lower, proven, len(seen))

@@ -194,11 +194,12 @@ def _dominated(objective: FusionObjective, stack: Candidate, parts: Sequence[Can
 
 def fusion_space(graph: Graph, table: CostTable, max_stack: int, objective: FusionObjective,
                  deadline: Deadline | None = None, residency: Mapping[str, Residency] | None = None,
-                 enumerate_stacks: bool = True) -> FusionSpace:
+                 enumerate_stacks: bool = True, prune: bool = True) -> FusionSpace:
     """Enumerate, place, price and prune the candidates (module docstring), each priced with the
     checkpoint decisions `residency` (default: every saved activation in DRAM); without
     `enumerate_stacks`, only the single ops (the rule, layer by layer and the GA price the stacks
-    they build). InfeasibleError when an op runs on no core."""
+    they build); without `prune`, every feasible candidate (dominance holds for one residency only:
+    the joint search with checkpointing keeps them all). InfeasibleError when an op runs on no core."""
     residency = dict(residency or {})
     singles = {}
     for op in graph.ops:
@@ -220,7 +221,7 @@ def fusion_space(graph: Graph, table: CostTable, max_stack: int, objective: Fusi
         if stack is None:
             continue
         feasible += 1
-        if not _dominated(objective, stack, [singles[o] for o in ops]):
+        if not prune or not _dominated(objective, stack, [singles[o] for o in ops]):
             kept.append(stack)
     complete = deadline is None or not deadline.expired()
     return FusionSpace(graph, table, max_stack, objective, singles, tuple(kept),
