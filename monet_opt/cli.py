@@ -112,6 +112,21 @@ def _cmd_hardware_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_hardware_import(args: argparse.Namespace) -> int:
+    import yaml
+
+    from monet_opt.hardware.importer import import_hardware, parse_unroll
+    from monet_opt.io import write_text_atomic
+
+    check_output_file(args.output, "-o")
+    imported = import_hardware(args.source, args.file, parse_unroll(args.unroll))
+    for note in imported.notes:
+        print(f"note: {note}", file=sys.stderr)
+    write_text_atomic(args.output, yaml.safe_dump(imported.document, sort_keys=False, width=120))
+    print(f"wrote {args.output}: {len(imported.document['cores'])} cores, {len(imported.notes)} notes")
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out:
         check_output_dir(args.out)
@@ -307,11 +322,13 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
     graph = training if args.mode == "training" else inference_graph(forward)
     if budget is not None:
         from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
-        from monet_opt.solvers.fusion.joint import fuse_and_checkpoint
+        from monet_opt.solvers.fusion.joint import FusedCheckpointProblem, fuse_and_checkpoint
 
-        store_all = CheckpointSpace(graph, hw).store_all.dynamic_dram_peak_bytes
-        result = fuse_and_checkpoint(graph, hw, args.max_stack, OBJECTIVES[args.objective], budget.resolve(store_all),
-                                     options, deadline)
+        limits = _local_budgets(args.local_budget, hw)
+        store_all = CheckpointSpace(graph, hw, local_budget_bytes=limits).store_all.dynamic_dram_peak_bytes
+        problem = FusedCheckpointProblem(graph, hw, args.max_stack, OBJECTIVES[args.objective],
+                                         budget.resolve(store_all), limits)
+        result = fuse_and_checkpoint(problem, options, deadline)
         return _report(result, args, "fusion.json", workload=args.workload, mode=args.mode)
     fusion_deadline = deadline.share(0.5) if args.schedule else deadline  # the rest schedules the stacks
     space = fusion_space(graph, CostTable(graph, hw), args.max_stack, FusionObjective(args.objective), fusion_deadline,
@@ -329,8 +346,9 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
 def _fuse_budget(args: argparse.Namespace) -> Budget | None:
     """The activation budget of `monet fuse --with-checkpointing`, checked against the other options."""
     if not args.with_checkpointing:
-        if args.budget is not None:
-            raise InputError("fuse: --budget needs --with-checkpointing")
+        for option, given in (("--budget", args.budget is not None), ("--local-budget", bool(args.local_budget))):
+            if given:
+                raise InputError(f"fuse: {option} needs --with-checkpointing")
         return None
     problems = [("--budget B|P% is required", args.budget is None),
                 (f"--objective {args.objective} (latency or energy only)", args.objective not in ("latency", "energy")),
@@ -368,6 +386,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     hw_show.add_argument("hardware", metavar="NAME|FILE.yaml")
     hw_show.add_argument("--json", action="store_true")
     hw_show.set_defaults(handler=_cmd_hardware_show)
+    hw_import = hardware_cmds.add_parser("import", help="translate a ZigZag core or a Stream accelerator")
+    hw_import.add_argument("--from", dest="source", choices=["zigzag", "stream"], required=True)
+    hw_import.add_argument("file", metavar="FILE.yaml")
+    hw_import.add_argument("-o", "--output", required=True, metavar="OUT.yaml")
+    hw_import.add_argument("--unroll", metavar="D1=K,D2=C",
+                           help="the loop dimension each array dimension unrolls (default D1=K,D2=C,D3=OX)")
+    hw_import.set_defaults(handler=_cmd_hardware_import)
 
     evaluate = commands.add_parser("evaluate", help="simulate one training (or inference) step with the default plan")
     add_workload_arguments(evaluate, positional=False)
@@ -447,12 +472,15 @@ def _populate_fuse(fuse: argparse.ArgumentParser) -> None:
                       help="what the partition minimises: serial latency, energy, DRAM bytes or energy-delay "
                            "product (default latency)")
     fuse.add_argument("--with-checkpointing", action="store_true",
-                      help="choose the stacks together with activation checkpointing under --budget (fusion and "
-                           "checkpointing alternated, each exact given the other; method cpsat, objective latency "
-                           "or energy, training mode)")
+                      help="choose the stacks together with activation checkpointing under --budget (an exact joint "
+                           "search on graphs up to 40 ops, else fusion and checkpointing alternated, each exact "
+                           "given the other; method cpsat, objective latency or energy, training mode)")
     fuse.add_argument("--budget", metavar="B|P%",
                       help="with --with-checkpointing: bytes of dynamic DRAM (activations and transient gradients), "
                            "or a percentage of the unfused store-all peak")
+    fuse.add_argument("--local-budget", action="append", metavar="MEMORY=B|P%",
+                      help="with --with-checkpointing: bound a local memory below its capacity (bytes or %% of it; "
+                           "repeatable)")
     fuse.add_argument("--schedule", action="store_true",
                       help="also schedule the chosen stacks on every core (allocation CP-SAT, half of the time "
                            "limit) and report the multi-core makespan")

@@ -158,3 +158,18 @@ def test_precision_changes_bytes_not_macs():
     hw = toy()
     cost = price(graph, [graph.op_by_name["mm"]], hw.core("pe"), hw)
     assert cost.dram_read_bytes == (64 * 32 + 32 * 32) * 2 and cost.compute_cycles == 64
+
+
+def test_best_tile_count_equals_exhaustive_search():
+    """The interval search of `best_tile_count` against every tile count, on random pipelines."""
+    import random
+
+    from monet_opt.cost.model import best_tile_count
+
+    rng = random.Random(7)
+    for _ in range(2000):
+        ramp, fill = rng.choice([0, rng.randint(1, 50), rng.randint(1, 10 ** 6)]), rng.randint(0, 300)
+        fewest = rng.randint(1, 40)
+        most = fewest + rng.randint(0, 3000)
+        expected = min(range(fewest, most + 1), key=lambda n: (-(-ramp // n) + fill * n, n))
+        assert best_tile_count(ramp, fill, fewest, most) == expected, (ramp, fill, fewest, most)

@@ -79,6 +79,19 @@ def test_a_stack_spanning_two_cores_by_hand():
     assert "no link" in refused.reason
 
 
+def test_a_two_core_stack_takes_the_tile_count_that_balances_ramp_and_fill():
+    """mm (1024x32 @ 32x32, 1024 cycles on the PE array, fill 64 per tile) -> relu (32768 / 16 lanes =
+    2048 cycles): ramp R = 3072 - 2048 = 1024. ceil(1024 / n) + 64 n is 1088, 640, 534, 512, 525 for
+    n = 1..5: 4 tiles, though one fits. The 128 KiB intermediate crosses the 64-bit link: 16384 cycles."""
+    g = GraphBuilder("mr")
+    g = g.build([g.relu("relu", g.matmul("mm", g.input("x", (1024, 32)), g.weight("w", (32, 32))))])
+    hw = toy()
+    cost = price(g, [g.op_by_name["mm"], g.op_by_name["relu"]], [hw.core("pe"), hw.core("vec")], hw)
+    assert cost.tiles == 4 and cost.fill_drain_cycles == 4 * 64
+    assert cost.latency_cycles == 1024 * 32 * 4 * 8 // 64 + 1024 // 4 + 4 * 64
+    assert dict(cost.working_set_by_memory) == {"sram": 4096 + (131072 + 131072) // 4, "vsram": 131072 // 2}
+
+
 def test_esu_enumerates_each_connected_set_once():
     g = random_graph(9, random.Random(3))
     found = list(connected_sets(g, 4))
@@ -358,7 +371,7 @@ def test_fusion_and_checkpointing_alternated_never_lose_to_checkpointing_alone()
     from monet_opt.solvers.checkpoint.family import solve_checkpoint
     from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
     from monet_opt.solvers.common import Deadline
-    from monet_opt.solvers.fusion.joint import alternate, fuse_and_checkpoint
+    from monet_opt.solvers.fusion.joint import FusedCheckpointProblem, alternate, fuse_and_checkpoint
 
     graph = two_layer_block()
     hw = toy(**FUSED_CHECKPOINT_HARDWARE["small vector memory"])
@@ -367,13 +380,14 @@ def test_fusion_and_checkpointing_alternated_never_lose_to_checkpointing_alone()
     goal = OBJECTIVES["latency"]
     for budget, fused_wins in ((peak, False), (int(1.2 * peak), True)):
         alone = solve_checkpoint(unfused, goal, budget, "cpsat", OPTIONS)
-        best, stacks, rounds, error = alternate(graph, hw, 4, goal, budget, OPTIONS, Deadline.start(60))
+        best, stacks, rounds, error = alternate(FusedCheckpointProblem(graph, hw, 4, goal, budget), OPTIONS,
+                                                Deadline.start(60))
         assert best.validated and best.measurement.peak <= budget and error is None
         assert (best.objective < alone.objective) == fused_wins and best.objective <= alone.objective
         assert bool(stacks) == fused_wins and rounds
-    _, _, _, error = alternate(graph, hw, 4, goal, peak // 2, OPTIONS, Deadline.start(60))
+    _, _, _, error = alternate(FusedCheckpointProblem(graph, hw, 4, goal, peak // 2), OPTIONS, Deadline.start(60))
     assert isinstance(error, InfeasibleError) and "smallest feasible budget" in str(error)
-    joint = fuse_and_checkpoint(graph, hw, 2, goal, peak, OPTIONS, Deadline.start(60))
+    joint = fuse_and_checkpoint(FusedCheckpointProblem(graph, hw, 2, goal, peak), OPTIONS, Deadline.start(60))
     assert joint.validated and joint.status.value == "optimal" and joint.measurement.peak <= peak
     assert joint.objective < solve_checkpoint(unfused, goal, peak, "cpsat", OPTIONS).objective
     assert joint.details["fused_stacks"] and not joint.details["rounds"]
@@ -400,7 +414,7 @@ def test_joint_fusion_and_checkpointing_equals_brute_force():
     from monet_opt.errors import InfeasibleError
     from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
     from monet_opt.solvers.common import Deadline
-    from monet_opt.solvers.fusion.joint import fuse_and_checkpoint
+    from monet_opt.solvers.fusion.joint import FusedCheckpointProblem, fuse_and_checkpoint
 
     graph = small_mlp()
     hw = toy(**FUSED_CHECKPOINT_HARDWARE["small vector memory"])
@@ -417,7 +431,8 @@ def test_joint_fusion_and_checkpointing_equals_brute_force():
     for budget, objective, column in ((peaks[0], "latency", 0), (store_all, "latency", 0), (store_all, "energy", 1),
                                       (peaks[-1], "energy", 1)):
         expected = min(p[column] for p in plans if p[2] <= budget)
-        result = fuse_and_checkpoint(graph, hw, 3, OBJECTIVES[objective], budget, OPTIONS, Deadline.start(60))
+        result = fuse_and_checkpoint(FusedCheckpointProblem(graph, hw, 3, OBJECTIVES[objective], budget), OPTIONS,
+                                     Deadline.start(60))
         assert result.validated and result.measurement.peak <= budget
         assert result.status.value == "optimal" and "every partition" in result.space
         assert result.objective == pytest.approx(expected, rel=1e-12), (budget, objective)
@@ -429,7 +444,39 @@ def test_joint_fusion_and_checkpointing_equals_brute_force():
     # every partition into stacks of up to 2 ops (fewer to prove infeasible) needs at least peaks[0]
     with pytest.raises(InfeasibleError, match=f"budget {peaks[0] - 1} bytes is infeasible for every partition "
                        rf".*the unfused plan needs {unfused_floor} bytes \({unfused_floor - peaks[0] + 1} above"):
-        fuse_and_checkpoint(graph, hw, 2, OBJECTIVES["latency"], peaks[0] - 1, OPTIONS, Deadline.start(120))
+        fuse_and_checkpoint(FusedCheckpointProblem(graph, hw, 2, OBJECTIVES["latency"], peaks[0] - 1), OPTIONS,
+                            Deadline.start(120))
+
+
+LOCAL_BUDGET_BYTES = 1300  # of the vector memory's 2,600
+
+
+def test_joint_search_under_a_local_budget_equals_brute_force():
+    """A budget on the vector memory below its capacity: candidates and checkpoint plans are priced
+    and checked against it (stacks tile to fit it), and the joint optimum equals brute force over
+    every partition (stacks of up to 2 ops) and plan that the simulator finds within both budgets;
+    the budget binds (the optimum without it is lower)."""
+    from checkpoint_reference import all_plans
+    from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
+    from monet_opt.solvers.common import Deadline
+    from monet_opt.solvers.fusion.joint import FusedCheckpointProblem, fuse_and_checkpoint
+
+    graph = small_mlp()
+    hw = toy(**FUSED_CHECKPOINT_HARDWARE["small vector memory"])
+    limits = {"vsram": LOCAL_BUDGET_BYTES}
+    budget = CheckpointSpace(graph, hw, local_budget_bytes=limits).store_all.dynamic_dram_peak_bytes
+    space = fusion_space(graph, CostTable(graph, hw, limits), 2, FusionObjective.LATENCY, prune=False)
+    expected = min(e.latency_cycles for partition in valid_partitions(space)
+                   for _, _, e in all_plans(CheckpointSpace(graph, hw, local_budget_bytes=limits,
+                                                            stacks=[(c.ops, c.cores) for c in partition]))
+                   if e.local_overflow_bytes == 0 and e.dynamic_dram_peak_bytes <= budget)
+    goal = OBJECTIVES["latency"]
+    result = fuse_and_checkpoint(FusedCheckpointProblem(graph, hw, 2, goal, budget, limits), OPTIONS,
+                                 Deadline.start(60))
+    assert result.validated and result.status.value == "optimal" and result.objective == expected
+    assert result.measurement.peak_memory_bytes["vsram"] <= LOCAL_BUDGET_BYTES
+    free = fuse_and_checkpoint(FusedCheckpointProblem(graph, hw, 2, goal, budget), OPTIONS, Deadline.start(60))
+    assert free.objective < expected
 
 
 def test_fuse_with_checkpointing_command(capsys):
@@ -441,6 +488,9 @@ def test_fuse_with_checkpointing_command(capsys):
 
     argv = ["fuse", "--workload", "resnet18-cifar", "--hardware", "edge-tpu-quad", "--max-stack", "2"]
     for extra, message in ((["--with-checkpointing"], "--budget B|P% is required"),
+                           (["--local-budget", "sram=50%"], "--local-budget needs --with-checkpointing"),
+                           (["--with-checkpointing", "--budget", "80%", "--local-budget", "nosuch=1"],
+                            "MEMORY one of"),
                            (["--budget", "80%"], "--budget needs --with-checkpointing"),
                            (["--with-checkpointing", "--budget", "80%", "--objective", "edp"], "latency or energy"),
                            (["--with-checkpointing", "--budget", "80%", "--mode", "inference"], "no backward pass")):

@@ -44,7 +44,7 @@ whole stack, or one per op: a stack may span cores, e.g. a convolution on a PE a
 after it on a vector unit). Per local memory m used by the stack, with M_m the working capacity of
 the stack's cores on m: static_m = the weights (static external inputs) its ops read, dynamic_m =
 the other external inputs its ops read + what they produce + what they receive from another memory;
-the tile count n is the smallest with static_m + ceil(dynamic_m / n) <= M_m for every m, at most
+n_fit is the smallest tile count with static_m + ceil(dynamic_m / n) <= M_m for every m, at most
 the fewest rows (outer iterations) of any op; if even that does not fit, the fusion is infeasible.
 A tensor produced on one memory and read on another crosses `link_between(producer core, reader
 core)` once (read at the source, written at the destination; no link: infeasible). Fill/drain is
@@ -55,7 +55,12 @@ paid once per tile per op. With busy_c the compute cycles of core c summed over 
     ramp = ceil((sum_c busy_c - max_c busy_c) / n)   (0 on one core)
 
 the latency of a pipeline of one stage per core over n tiles: the busiest stage runs all n tiles,
-the others add one tile each while the pipeline fills and drains.
+the others add one tile each while the pipeline fills and drains. More tiles shorten the ramp and
+pay fill/drain more often, and change nothing else (DRAM and link traffic and energy do not depend
+on n; the working set only shrinks), so the tile count is decided here, exactly (`best_tile_count`):
+
+    n = argmin over n_fit <= n <= rows of ceil(R / n) + F * n,
+        R = sum_c busy_c - max_c busy_c,  F = the stack's fill/drain cycles per tile
 """
 
 from __future__ import annotations
@@ -332,11 +337,35 @@ def _price_stack(graph: Graph, ops: Sequence[Op], placed: Sequence[Core], hw: Ac
     works = [_core_work(graph, op, c) for op, c in zip(ops, placed, strict=True)]
     busy = [sum(w.compute_cycles for w, c in zip(works, placed, strict=True) if c.name == core.name)
             for core in _distinct_cores(placed)]
+    tiles = best_tile_count(sum(busy) - max(busy), sum(w.fill_drain_cycles for w in works), tiles, max_tiles)
     ramp = math.ceil((sum(busy) - max(busy)) / tiles)
     working_sets = {m: static[m] + math.ceil(dynamic[m] / tiles) for m in memories}
     return _compose(hw, placed, works, tiles, {m: (r, w) for m, (r, w) in dram.items()},
                     {name: (link_by_name[name], bits) for name, bits in links.items()}, working_sets, ramp,
                     {m: (link_out[m], link_in[m]) for m in memories}, fused=True)
+
+
+def best_tile_count(ramp_cycles: int, fill_cycles_per_tile: int, fewest: int, most: int) -> int:
+    """The n in [fewest, most] with the least ceil(ramp_cycles / n) + fill_cycles_per_tile * n (the
+    smallest such n on ties): the pipeline ramp of a stack spanning cores against its fill/drain.
+    The continuous R/n + F*n is convex with its minimum at sqrt(R/F) and the ceiling adds less than a
+    cycle, so only the n with R/n + F*n below the best value found near that minimum can win: they
+    form one interval around it, which is searched whole."""
+    if ramp_cycles == 0 or fewest >= most:
+        return fewest
+
+    def cost(n: int) -> int:
+        return -(-ramp_cycles // n) + fill_cycles_per_tile * n
+
+    if fill_cycles_per_tile == 0:  # the least ceil(R / n) is at n = most; the smallest n reaching it
+        return max(fewest, -(-ramp_cycles // -(-ramp_cycles // most)))
+    centre = min(max(round(math.sqrt(ramp_cycles / fill_cycles_per_tile)), fewest), most)
+    best = min(cost(centre), cost(fewest))
+    # R/n + F*n <= best  <=>  F*n^2 - best*n + R <= 0
+    root = math.sqrt(max(best * best - 4 * fill_cycles_per_tile * ramp_cycles, 0))
+    low = max(fewest, math.floor((best - root) / (2 * fill_cycles_per_tile)))
+    high = min(most, math.ceil((best + root) / (2 * fill_cycles_per_tile)))
+    return min(range(low, high + 1), key=lambda n: (cost(n), n)) if low <= high else fewest
 
 
 def _compose(hw: Accelerator, placed: Sequence[Core], works: Sequence[_CoreWork], tiles: int,

@@ -23,8 +23,8 @@ simulates it and its status is proven over that partition only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from monet_opt.cost.model import Cost, CostTable
@@ -52,6 +52,34 @@ SHARE_PER_SOLVE = 0.5
 
 
 @dataclass(frozen=True)
+class FusedCheckpointProblem:
+    """Fusion and checkpointing together: the graph on the accelerator, stacks of at most
+    `max_stack` ops, the cost to minimise, the dynamic DRAM budget (bytes of activations) and
+    budgets below the capacities of local memories (the cost model tiles to fit them, the
+    simulator checks them)."""
+
+    graph: Graph
+    hw: Accelerator
+    max_stack: int
+    weights: CostWeights
+    budget_bytes: int
+    local_budget_bytes: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def objective(self) -> FusionObjective:
+        return FusionObjective.LATENCY if self.weights.energy_weight == 0 else FusionObjective.ENERGY
+
+    def table(self) -> CostTable:
+        return CostTable(self.graph, self.hw, self.local_budget_bytes)
+
+    def checkpoint(self, partition: Sequence[Candidate] | None = None, diagnose: bool = True) -> CheckpointProblem:
+        """The checkpoint problem of a partition (None: unfused, the default allocation)."""
+        stacks = None if partition is None else [(c.ops, c.cores) for c in partition]
+        space = CheckpointSpace(self.graph, self.hw, local_budget_bytes=self.local_budget_bytes, stacks=stacks)
+        return CheckpointProblem(space, self.weights, diagnose)
+
+
+@dataclass(frozen=True)
 class Round:
     """One fusion step and the checkpoint step on its partition."""
 
@@ -61,8 +89,7 @@ class Round:
     status: str
 
 
-def fuse_and_checkpoint(graph: Graph, hw: Accelerator, max_stack: int, weights: CostWeights, budget_bytes: int,
-                        options: SolverOptions, deadline: Deadline) -> Result:
+def fuse_and_checkpoint(problem: FusedCheckpointProblem, options: SolverOptions, deadline: Deadline) -> Result:
     """The best (partition, checkpoint plan) found (module docstring), as the checkpoint family's
     result on its partition with `combination`, `partitions_checkpointed`, `rounds` and
     `fused_stacks` in its details. After a joint search its status and bound hold over the joint
@@ -70,15 +97,16 @@ def fuse_and_checkpoint(graph: Graph, hw: Accelerator, max_stack: int, weights: 
     InfeasibleError, with the smallest feasible budget, when no plan fits the budget (proven over
     the joint space, or over the unfused checkpoint model when the alternation decides)."""
     quiet = replace(options, progress=False, export_model=None)
-    joint = joint_search(graph, hw, max_stack, weights, budget_bytes, quiet, deadline)
+    graph, hw, max_stack, budget_bytes = problem.graph, problem.hw, problem.max_stack, problem.budget_bytes
+    joint = joint_search(problem, quiet, deadline)
     joint_space = (f"every partition into stacks of at most {max_stack} ops (placement rule), run serially, "
                    "combined with every checkpoint plan of it (per saved activation DRAM, on chip or recompute)")
     if joint is not None and joint.proven:
         if joint.best is None:
-            raise _joint_infeasible(graph, hw, max_stack, budget_bytes, joint, weights, quiet, deadline)
+            raise _joint_infeasible(problem, joint, quiet, deadline)
         return _answer(joint.best, joint.best_stacks, "joint search, exact (branch and bound over partitions, "
                        f"the exact checkpoint model on each), max_stack {max_stack}", joint, [], deadline, joint_space)
-    best, best_stacks, rounds, unfused_error = alternate(graph, hw, max_stack, weights, budget_bytes, quiet, deadline)
+    best, best_stacks, rounds, unfused_error = alternate(problem, quiet, deadline)
     if joint is not None and joint.best is not None and (best is None or not best.validated
                                                          or joint.best.objective <= best.objective):
         best, best_stacks = joint.best, joint.best_stacks
@@ -113,42 +141,41 @@ def _answer(best: Result, best_stacks: list[list[str]], combination: str, joint:
     return replace(best, details=details, space=joint_space, stats=replace(stats, status=status, bound=bound))
 
 
-def _joint_infeasible(graph: Graph, hw: Accelerator, max_stack: int, budget_bytes: int, joint: JointOutcome,
-                      weights: CostWeights, options: SolverOptions, deadline: Deadline) -> InfeasibleError:
+def _joint_infeasible(problem: FusedCheckpointProblem, joint: JointOutcome, options: SolverOptions,
+                      deadline: Deadline) -> InfeasibleError:
     """No partition has a checkpoint plan within the budget (each proven by the checkpoint model);
     how far off it is, from the unfused plan's smallest feasible budget (fused partitions may need
     less: a value recomputed inside a stack never reaches DRAM)."""
-    unfused = smallest_feasible_budget(CheckpointProblem(CheckpointSpace(graph, hw), weights), options, deadline)
+    graph, hw, budget_bytes = problem.graph, problem.hw, problem.budget_bytes
+    unfused = smallest_feasible_budget(problem.checkpoint(), options, deadline)
     above = "" if unfused.achieved is None else (
         f"; the unfused plan needs {unfused.achieved} bytes ({unfused.achieved - budget_bytes} above it"
         + ("" if unfused.exact else ", not proven smallest") + "), fused partitions may need less")
     return InfeasibleError(f"{graph.name} on {hw.name}, dynamic DRAM: budget {budget_bytes} bytes is infeasible for "
-                           f"every partition into stacks of at most {max_stack} ops ({joint.partitions} partitions, "
-                           f"each proven by the checkpoint model){above}")
+                           f"every partition into stacks of at most {problem.max_stack} ops ({joint.partitions} "
+                           f"partitions, each proven by the checkpoint model){above}")
 
 
-def alternate(graph: Graph, hw: Accelerator, max_stack: int, weights: CostWeights, budget_bytes: int,
-               quiet: SolverOptions, deadline: Deadline
-               ) -> tuple[Result | None, list[list[str]], list[Round], InfeasibleError | None]:
+def alternate(problem: FusedCheckpointProblem, quiet: SolverOptions, deadline: Deadline
+              ) -> tuple[Result | None, list[list[str]], list[Round], InfeasibleError | None]:
     """The alternation (module docstring): its best result, that result's fused stacks, the rounds,
     and the unfused checkpoint model's infeasibility (None: the unfused plan has an answer)."""
-    table = CostTable(graph, hw)
-    objective = FusionObjective.LATENCY if weights.energy_weight == 0 else FusionObjective.ENERGY
-    target = CostUnderBudget(budget_bytes)
+    table = problem.table()
+    target = CostUnderBudget(problem.budget_bytes)
     best: Result | None = None
     best_stacks: list[list[str]] = []  # the fused stacks of the best plan's partition
     unfused_error: InfeasibleError | None = None
     try:
-        best = solve(CHECKPOINT, CheckpointProblem(CheckpointSpace(graph, hw), weights), target, "cpsat", quiet,
-                     deadline.share(SHARE_PER_SOLVE))
+        best = solve(CHECKPOINT, problem.checkpoint(), target, "cpsat", quiet, deadline.share(SHARE_PER_SOLVE))
     except InfeasibleError as exc:
         unfused_error = exc
     rounds: list[Round] = []
     seen: set[frozenset[tuple[str, ...]]] = set()
     residency: dict = {}
     while len(rounds) < MAX_ROUNDS and not deadline.expired():
-        space = fusion_space(graph, table, max_stack, objective, deadline.share(SHARE_PER_SOLVE), residency)
-        partition, checkpoint_space = _fitting_partition(space, hw, weights, budget_bytes, quiet, deadline)
+        space = fusion_space(problem.graph, table, problem.max_stack, problem.objective,
+                             deadline.share(SHARE_PER_SOLVE), residency)
+        partition, checkpoint = _fitting_partition(problem, space, quiet, deadline)
         key = frozenset(c.ops for c in partition)
         if key in seen:
             break
@@ -158,8 +185,7 @@ def alternate(graph: Graph, hw: Accelerator, max_stack: int, weights: CostWeight
             rounds.append(Round(fused, len(partition), None, "not checkpointed (time limit)"))
             break
         try:
-            result = solve(CHECKPOINT, CheckpointProblem(checkpoint_space, weights), target, "cpsat", quiet,
-                           deadline.share(SHARE_PER_SOLVE))
+            result = solve(CHECKPOINT, checkpoint, target, "cpsat", quiet, deadline.share(SHARE_PER_SOLVE))
         except InfeasibleError:
             rounds.append(Round(fused, len(partition), None, "infeasible"))
             break
@@ -172,32 +198,32 @@ def alternate(graph: Graph, hw: Accelerator, max_stack: int, weights: CostWeight
     return best, best_stacks, rounds, unfused_error
 
 
-def _fitting_partition(space: FusionSpace, hw: Accelerator, weights: CostWeights, budget_bytes: int,
-                       options: SolverOptions, deadline: Deadline) -> tuple[list[Candidate], CheckpointSpace]:
+def _fitting_partition(problem: FusedCheckpointProblem, space: FusionSpace, options: SolverOptions,
+                       deadline: Deadline) -> tuple[list[Candidate], CheckpointProblem]:
     """The best partition of `space` whose rule checkpoint plans (store-all, recompute-all, sqrt)
     reach the budget, by peak splitting: while the lowest of their activation peaks is above the
     budget and a fused stack runs at that peak, forbid every candidate that shares an op with it
     and solve again. Fused stacks allocate all their outputs at once, which can lift the activation
     floor above what recomputation can reach; splitting the stack at the peak lowers it."""
-    graph = space.graph
     excluded: set[str] = set()
     while True:
         allowed = replace(space, stacks=tuple(c for c in space.stacks if not excluded & set(c.ops)))
         hint = min((layer_by_layer(allowed), rule_partition(allowed)), key=allowed.value)
         partition, _ = solve_fusion_cpsat(allowed, options, deadline.share(SHARE_PER_SOLVE), hint)
         partition = partition or hint
-        checkpoint_space = CheckpointSpace(graph, hw, stacks=[(c.ops, c.cores) for c in partition])
+        checkpoint = problem.checkpoint(partition)
         if deadline.expired():
-            return partition, checkpoint_space
-        lowest = min((checkpoint_space.evaluate(rule_decisions(checkpoint_space, rule, weights)) for rule in RULES),
-                     key=lambda e: e.dynamic_dram_peak_bytes)
-        if lowest.dynamic_dram_peak_bytes <= budget_bytes or deadline.expired():
-            return partition, checkpoint_space
+            return partition, checkpoint
+        checkpoint_space = checkpoint.space
+        lowest = min((checkpoint_space.evaluate(rule_decisions(checkpoint_space, rule, problem.weights))
+                      for rule in RULES), key=lambda e: e.dynamic_dram_peak_bytes)
+        if lowest.dynamic_dram_peak_bytes <= problem.budget_bytes or deadline.expired():
+            return partition, checkpoint
         curve = lowest.simulation.memory_curves[DRAM]
         at = max(curve, key=lambda point: point[1])[0]
         running = [t for t in lowest.simulation.tasks if t.start_cycle <= at < t.end_cycle and len(t.ops) > 1]
         if not running:
-            return partition, checkpoint_space
+            return partition, checkpoint
         excluded |= set(running[0].ops)
 
 
@@ -267,21 +293,21 @@ def off_dram_possible(graph: Graph, candidate: Candidate, memory_of_core: Mappin
     return out
 
 
-def joint_search(graph: Graph, hw: Accelerator, max_stack: int, weights: CostWeights, budget_bytes: int,
-                 options: SolverOptions, deadline: Deadline) -> JointOutcome | None:
+def joint_search(problem: FusedCheckpointProblem, options: SolverOptions, deadline: Deadline) -> JointOutcome | None:
     """The joint search of the module docstring; None when the graph is too large for it (more than
     JOINT_MAX_OPS ops, or a candidate beyond FLOOR_MAX_VALUES) or the weights mix latency and energy."""
+    graph, weights = problem.graph, problem.weights
     if len(graph.ops) > JOINT_MAX_OPS or (weights.latency_weight != 0 and weights.energy_weight != 0):
         return None  # too large, or a weighted sum, which the floors do not bound
     quiet = replace(options, progress=False, export_model=None)
-    objective = FusionObjective.LATENCY if weights.energy_weight == 0 else FusionObjective.ENERGY
-    space = fusion_space(graph, CostTable(graph, hw), max_stack, objective, deadline, prune=False)
+    objective = problem.objective
+    space = fusion_space(graph, problem.table(), problem.max_stack, objective, deadline, prune=False)
     floors = floor_space(space)
     if floors is None or not space.complete:
         return None
     # the model rounds each candidate's energy to 1 pJ: a partition's true floor may be that much lower
     slack = 0.5 * len(graph.ops) if objective is FusionObjective.ENERGY else 0.0
-    target = CostUnderBudget(budget_bytes)
+    target = CostUnderBudget(problem.budget_bytes)
     seen: list[list[Candidate]] = []
     best: Result | None = None
     best_stacks: list[list[str]] = []
@@ -299,10 +325,9 @@ def joint_search(graph: Graph, hw: Accelerator, max_stack: int, weights: CostWei
             proven = stats.status is SolveStatus.OPTIMAL
             break
         seen.append(partition)
-        problem = CheckpointProblem(CheckpointSpace(graph, hw, stacks=[(c.ops, c.cores) for c in partition]), weights,
-                                    diagnose=False)
         try:
-            result = solve(CHECKPOINT, problem, target, "cpsat", quiet, deadline.share(SHARE_PER_SOLVE))
+            result = solve(CHECKPOINT, problem.checkpoint(partition, diagnose=False), target, "cpsat", quiet,
+                           deadline.share(SHARE_PER_SOLVE))
         except InfeasibleError:  # proven: no checkpoint plan of this partition fits the budget
             continue
         if result.status is not SolveStatus.OPTIMAL:

@@ -1,0 +1,260 @@
+"""Hardware from the field: ZigZag core descriptions and Stream multi-core accelerators, translated
+into the project's schema (`monet hardware import`).
+
+The formats (KULeuven-MICAS/zigzag `zigzag/inputs/hardware/*.yaml`, KULeuven-MICAS/stream
+`stream/inputs/examples/hardware/*.yaml`): a core lists its memory levels from the innermost
+(registers) to the outermost, each with `size` in bits, `r_cost` / `w_cost` in pJ per access, ports
+with `bandwidth_max` in bits per cycle and the `operands` it serves (I1, I2 inputs, O output), and
+an `operational_array` (`dimensions`, `sizes`, `unit_energy` in pJ per operation). A Stream
+accelerator names its cores by id (core files relative to it), the `offchip_core_id` that fronts
+DRAM, and `core_connectivity` (point-to-point `link`s and `bus`es with a bandwidth in bits per
+cycle, `unit_energy_cost` in pJ per bit).
+
+The translation, and what it cannot keep (each said in `Imported.notes`):
+- A core's local memory is its largest on-chip level: capacity size / 8 bytes, bandwidth the
+  widest port's `bandwidth_max`, read and write energy per bit `r_cost` and `w_cost` over the
+  widest read and write port (an access moves that many bits). Smaller on-chip levels (register
+  files, separate buffers) are not represented.
+- DRAM is the outermost level of a ZigZag core (its off-chip level) or the memory of Stream's
+  off-chip core: capacity, port bandwidth, and one energy per bit, the mean of read and write.
+- A core whose array has a MAC-type operator (no `operator_types`, or any of Conv, Gemm, MatMul)
+  becomes a PE array: ZigZag's spatial mapping is a separate file, so the loop dimension of each
+  array dimension comes from `unroll` (default: D1=K, D2=C, D3=OX, ZigZag's tpu_like mapping).
+  Other cores become vector units with lanes = the product of the sizes, pooling ones running
+  pooling ops and the rest vector and optimizer ops.
+- ZigZag and Stream count cycles only: a 1 GHz clock is assumed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from monet_opt.errors import InputError
+from monet_opt.hardware.model import DRAM, UNROLL_DIMS, accelerator_from_dict
+from monet_opt.io import load_data
+
+DEFAULT_UNROLL = {"D1": "K", "D2": "C", "D3": "OX"}
+"""Loop dimension of each array dimension when the user gives none (ZigZag's tpu_like mapping)."""
+MAC_OPERATORS = {"Conv", "Gemm", "MatMul", "ConvTranspose"}
+POOL_OPERATORS = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"}
+CLOCK_HZ = 1.0e9
+
+
+@dataclass(frozen=True)
+class Imported:
+    """The project's hardware document (validated) and what the translation could not represent."""
+
+    document: dict[str, Any]
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Level:
+    name: str
+    size_bits: int
+    read_pj_per_bit: float
+    write_pj_per_bit: float
+    bandwidth_bits_per_cycle: int
+
+
+def _key(data: Any, key: str, source: str, path: str) -> Any:
+    if not isinstance(data, Mapping) or key not in data:
+        raise InputError(f"{source}: {path + '.' if path else ''}{key}: missing key")
+    return data[key]
+
+
+def _number(data: Any, key: str, source: str, path: str, positive: bool = False) -> float:
+    value = _key(data, key, source, path)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (positive and value == 0):
+        raise InputError(f"{source}: {path}.{key}: expected a {'positive' if positive else 'non-negative'} number, "
+                         f"got {value!r}")
+    return value
+
+
+def _level(name: str, data: Any, source: str, path: str) -> _Level:
+    """One memory level: energies per bit over the widest read and write ports."""
+    ports = _key(data, "ports", source, path)
+    if not isinstance(ports, list) or not ports:
+        raise InputError(f"{source}: {path}.ports: expected a non-empty list of ports")
+    widths: dict[str, int] = {"read": 0, "write": 0}
+    for i, port in enumerate(ports):
+        kind = _key(port, "type", source, f"{path}.ports[{i}]")
+        width = int(_number(port, "bandwidth_max", source, f"{path}.ports[{i}]", positive=True))
+        if kind not in ("read", "write", "read_write"):
+            raise InputError(f"{source}: {path}.ports[{i}].type: expected read, write or read_write, got {kind!r}")
+        for direction in ("read", "write"):
+            if direction in kind:
+                widths[direction] = max(widths[direction], width)
+    for direction, width in widths.items():
+        if width == 0:
+            raise InputError(f"{source}: {path}.ports: no {direction} port")
+    return _Level(name, int(_number(data, "size", source, path, positive=True)),
+                  _number(data, "r_cost", source, path) / widths["read"],
+                  _number(data, "w_cost", source, path) / widths["write"], max(widths.values()))
+
+
+def _levels(core: Any, source: str, path: str) -> list[_Level]:
+    memories = _key(core, "memories", source, path)
+    if not isinstance(memories, Mapping) or not memories:
+        raise InputError(f"{source}: {path + '.' if path else ''}memories: expected a mapping of memory levels")
+    prefix = f"{path}." if path else ""
+    return [_level(name, data, source, f"{prefix}memories.{name}") for name, data in memories.items()]
+
+
+def _array(core: Any, source: str, path: str) -> tuple[list[str], list[int], float]:
+    where = f"{path + '.' if path else ''}operational_array"
+    array = _key(core, "operational_array", source, path)
+    dimensions = _key(array, "dimensions", source, where)
+    sizes = _key(array, "sizes", source, where)
+    if not isinstance(dimensions, list) or not isinstance(sizes, list) or len(dimensions) != len(sizes) or not sizes:
+        raise InputError(f"{source}: {where}: dimensions and sizes must be lists of the same length")
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
+        raise InputError(f"{source}: {where}.sizes: expected positive integers, got {sizes!r}")
+    return [str(d) for d in dimensions], sizes, _number(array, "unit_energy", source, where)
+
+
+def _compute_core(core: Any, name: str, source: str, path: str, unroll: Mapping[str, str],
+                  notes: list[str], outermost_is_dram: bool) -> tuple[dict, dict, _Level | None]:
+    """(core entry, its memory entry, the DRAM level when the core's outermost level is DRAM)."""
+    levels = _levels(core, source, path)
+    dram = levels.pop() if outermost_is_dram else None
+    if not levels:
+        raise InputError(f"{source}: {path + '.' if path else ''}memories: no on-chip level below DRAM")
+    local = max(levels, key=lambda level: level.size_bits)
+    for level in levels:
+        if level is not local:
+            notes.append(f"{source}: {name}: memory level {level.name!r} ({level.size_bits} bits) is not represented "
+                         f"(one local memory per core: {local.name!r})")
+    dimensions, sizes, unit_energy = _array(core, source, path)
+    operators = set(core.get("operator_types") or []) if isinstance(core, Mapping) else set()
+    memory = f"{name}.{local.name}"
+    entry: dict[str, Any] = {"name": name, "memory": memory}
+    if not operators or operators & MAC_OPERATORS:
+        mapped: dict[str, int] = {}
+        for dimension, size in zip(dimensions, sizes, strict=True):
+            loop = unroll.get(dimension)
+            if loop is None or loop not in UNROLL_DIMS:
+                raise InputError(f"{source}: {path + '.' if path else ''}operational_array.dimensions: no loop "
+                                 f"dimension for {dimension!r} (give --unroll {dimension}=K|C|OX|...)")
+            mapped[loop] = mapped.get(loop, 1) * size
+        entry |= {"op_kinds": ["mac"], "pe_array": {"unroll": mapped, "mac_energy_pj": unit_energy}}
+        notes.append(f"{source}: {name}: array {'x'.join(map(str, sizes))} unrolls "
+                     + ", ".join(f"{d}={unroll[d]}" for d in dimensions) + " (ZigZag's spatial mapping is a separate "
+                     "file; --unroll changes it)")
+    else:
+        kinds = ["pool"] if operators <= POOL_OPERATORS else ["vector", "optimizer"]
+        entry |= {"op_kinds": kinds, "vector_unit": {"lanes": math.prod(sizes), "op_energy_pj": unit_energy}}
+    return entry, _memory_entry(memory, local), dram
+
+
+def _memory_entry(name: str, level: _Level) -> dict[str, Any]:
+    return {"name": name, "capacity_bytes": level.size_bits // 8,
+            "bandwidth_bits_per_cycle": level.bandwidth_bits_per_cycle,
+            "read_energy_pj_per_bit": level.read_pj_per_bit, "write_energy_pj_per_bit": level.write_pj_per_bit}
+
+
+def _dram_entry(level: _Level, source: str, notes: list[str]) -> dict[str, Any]:
+    if level.read_pj_per_bit != level.write_pj_per_bit:
+        notes.append(f"{source}: DRAM {level.name!r}: read {level.read_pj_per_bit:g} and write "
+                     f"{level.write_pj_per_bit:g} pJ/bit; one DRAM energy in the schema: their mean")
+    return {"capacity_bytes": level.size_bits // 8, "bandwidth_bits_per_cycle": level.bandwidth_bits_per_cycle,
+            "energy_pj_per_bit": (level.read_pj_per_bit + level.write_pj_per_bit) / 2}
+
+
+def _finish(name: str, source: str, memories: list, cores: list, dram: dict, links: list, notes: list[str],
+            origin: str) -> Imported:
+    notes.append(f"{source}: no clock in the file: {CLOCK_HZ:g} Hz assumed")
+    document = {"name": name, "description": f"imported from {origin} {Path(source).name}",
+                "source": f"{origin} description {source}, translated by monet hardware import", "clock_hz": CLOCK_HZ,
+                "memories": memories, "cores": cores, "dram": dram, "links": links}
+    accelerator_from_dict(document, source)  # what is written must load
+    return Imported(document, tuple(notes))
+
+
+def import_hardware(kind: str, path: str | Path, unroll: Mapping[str, str] | None = None) -> Imported:
+    """`from_zigzag` or `from_stream` (`kind`) of the YAML file at `path`."""
+    translate = {"zigzag": from_zigzag, "stream": from_stream}[kind]
+    return translate(load_data(path), str(path), unroll)
+
+
+def parse_unroll(text: str | None) -> dict[str, str]:
+    """--unroll D1=K,D2=C -> {"D1": "K", "D2": "C"}; InputError for anything else."""
+    out = {}
+    for item in (text or "").split(","):
+        if not item:
+            continue
+        dimension, _, loop = item.partition("=")
+        if not dimension or loop not in UNROLL_DIMS:
+            raise InputError(f"--unroll {text!r}: expected ARRAY_DIM=LOOP,... with LOOP one of "
+                             f"{', '.join(UNROLL_DIMS)}")
+        out[dimension] = loop
+    return out
+
+
+def from_zigzag(document: Any, source: str, unroll: Mapping[str, str] | None = None) -> Imported:
+    """One ZigZag core (its outermost memory level is DRAM) as a one-core accelerator with a DRAM link
+    as wide as the DRAM port."""
+    notes: list[str] = []
+    name = str(_key(document, "name", source, ""))
+    core, memory, dram = _compute_core(document, name, source, "", {**DEFAULT_UNROLL, **(unroll or {})}, notes, True)
+    assert dram is not None
+    dram_entry = _dram_entry(dram, source, notes)
+    if "pe_array" in core:
+        notes.append(f"{source}: {name}: the core runs MAC ops only (a training step also needs a vector core)")
+    link = {"name": f"{name}.dram", "endpoints": [DRAM, name],
+            "bandwidth_bits_per_cycle": dram.bandwidth_bits_per_cycle, "energy_pj_per_bit": 0.0}
+    return _finish(name, source, [memory], [core], dram_entry, [link], notes, "ZigZag")
+
+
+def from_stream(document: Any, source: str, unroll: Mapping[str, str] | None = None) -> Imported:
+    """A Stream accelerator: its cores (files relative to `source`), the off-chip core as DRAM, links
+    and buses; a core that no link joins to DRAM gets one as wide as the DRAM port (noted)."""
+    notes: list[str] = []
+    name = str(_key(document, "name", source, ""))
+    cores_by_id = _key(document, "cores", source, "")
+    if not isinstance(cores_by_id, Mapping) or not cores_by_id:
+        raise InputError(f"{source}: cores: expected a mapping of core id to core file")
+    offchip = _key(document, "offchip_core_id", source, "")
+    if offchip not in cores_by_id:
+        raise InputError(f"{source}: offchip_core_id: {offchip!r} is not a core id "
+                         f"({', '.join(map(str, cores_by_id))})")
+    base = Path(source).parent
+    names: dict[Any, str] = {}
+    memories, cores = [], []
+    dram_entry: dict[str, Any] = {}
+    for core_id, file in cores_by_id.items():
+        path = base / str(file)
+        core_doc = load_data(path)
+        if core_id == offchip:
+            levels = _levels(core_doc, str(path), "")
+            dram_entry = _dram_entry(max(levels, key=lambda level: level.size_bits), str(path), notes)
+            names[core_id] = DRAM
+            continue
+        names[core_id] = f"{_key(core_doc, 'name', str(path), '')}{core_id}"
+        core, memory, _ = _compute_core(core_doc, names[core_id], str(path), "", {**DEFAULT_UNROLL, **(unroll or {})},
+                                        notes, False)
+        cores.append(core)
+        memories.append(memory)
+    default_energy = float(document.get("unit_energy_cost", 0.0) or 0.0)
+    links = []
+    for i, connection in enumerate(document.get("core_connectivity") or []):
+        where = f"core_connectivity[{i}]"
+        members = _key(connection, "cores", source, where)
+        if not isinstance(members, list) or len(members) < 2 or any(m not in names for m in members):
+            raise InputError(f"{source}: {where}.cores: expected two or more core ids of `cores`, got {members!r}")
+        endpoints = [names[m] for m in members]
+        links.append({"name": f"{connection.get('type', 'link')}{i}." + "-".join(map(str, members)),
+                      "endpoints": endpoints,
+                      "bandwidth_bits_per_cycle": int(_number(connection, "bandwidth", source, where, positive=True)),
+                      "energy_pj_per_bit": float(connection.get("unit_energy_cost", default_energy))})
+    for core in cores:
+        if not any(DRAM in link["endpoints"] and core["name"] in link["endpoints"] for link in links):
+            links.append({"name": f"{core['name']}.dram", "endpoints": [DRAM, core["name"]],
+                          "bandwidth_bits_per_cycle": dram_entry["bandwidth_bits_per_cycle"], "energy_pj_per_bit": 0.0})
+            notes.append(f"{source}: core {core['name']!r} has no link to the off-chip core: one added, as wide as "
+                         "the DRAM port")
+    return _finish(name, source, memories, cores, dram_entry, links, notes, "Stream")
