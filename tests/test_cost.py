@@ -173,3 +173,32 @@ def test_best_tile_count_equals_exhaustive_search():
         most = fewest + rng.randint(0, 3000)
         expected = min(range(fewest, most + 1), key=lambda n: (-(-ramp // n) + fill * n, n))
         assert best_tile_count(ramp, fill, fewest, most) == expected, (ramp, fill, fewest, most)
+
+
+def test_separate_read_and_write_ports_and_dram_energies_by_hand():
+    """ReLU of 64x32 fp32 on the vector unit, input from DRAM, output to DRAM. Its memory reads the
+    input for the op and the output for DRAM (2 x 65,536 bits) and writes the input from DRAM and the
+    output (2 x 65,536 bits): over one shared 192-bit port ceil(262,144 / 192) = 1,366 cycles; over a
+    128-bit read port and a separate 64-bit write port max(131,072 / 128, 131,072 / 64) = 2,048. DRAM
+    reads 8,192 bytes at 10 pJ/bit and writes 8,192 at 12 pJ/bit."""
+    import copy
+
+    from hw_fixtures import BASE
+    from monet_opt.hardware import accelerator_from_dict
+    from monet_opt.workload.builder import GraphBuilder
+
+    g = GraphBuilder("relu")
+    graph = g.build([g.relu("relu", g.input("x", (64, 32)))])
+    data = copy.deepcopy(BASE)
+    data["memories"][1]["bandwidth_bits_per_cycle"] = 192
+    shared = price(graph, [graph.op_by_name["relu"]], accelerator_from_dict(data, "shared.yaml").core("vec"),
+                   accelerator_from_dict(data, "shared.yaml"))
+    del data["memories"][1]["bandwidth_bits_per_cycle"]
+    data["memories"][1] |= {"read_bandwidth_bits_per_cycle": 128, "write_bandwidth_bits_per_cycle": 64}
+    data["dram"] = {"capacity_bytes": 1 << 40, "bandwidth_bits_per_cycle": 1 << 30, "read_energy_pj_per_bit": 10.0,
+                    "write_energy_pj_per_bit": 12.0}
+    hw = accelerator_from_dict(data, "ports.yaml")
+    cost = price(graph, [graph.op_by_name["relu"]], hw.core("vec"), hw)
+    assert shared.local_cycles == 1366 and cost.local_cycles == 2048
+    assert cost.latency_cycles == 2048 + cost.fill_drain_cycles and cost.compute_cycles == 2048 // 16
+    assert cost.dram_energy_pj == 8192 * 8 * 10.0 + 8192 * 8 * 12.0

@@ -68,6 +68,11 @@ _DELETE = object()
     ("cores.0.op_kinds", ["mac", "relu"], "cores[0].op_kinds: a pe_array core runs only mac kinds"),
     ("links.1.endpoints", ["dram", "pe"], "cores[1]: core 'vec' has no link to dram"),
     ("cores.0.pe_array.unroll", {"Q": 4}, "cores[0].pe_array.unroll.Q: unknown key"),
+    ("memories.0.read_bandwidth_bits_per_cycle", 64, "memories[0].read_bandwidth_bits_per_cycle: give "
+     "bandwidth_bits_per_cycle or read_bandwidth_bits_per_cycle and write_bandwidth_bits_per_cycle, not both"),
+    ("memories.0.bandwidth_bits_per_cycle", _DELETE, "memories[0].bandwidth_bits_per_cycle: missing key"),
+    ("dram.energy_pj_per_bit", _DELETE, "dram.energy_pj_per_bit: missing key"),
+    ("dram.write_energy_pj_per_bit", 3.0, "dram.write_energy_pj_per_bit: give energy_pj_per_bit or"),
 ])
 def test_bad_hardware_names_file_and_key_path(path, value, message):
     data = toy_data()

@@ -40,17 +40,18 @@ def test_a_zigzag_core_by_hand(tmp_path):
     imported = import_hardware("zigzag", write(tmp_path / "tpu_like.yaml", zigzag_tpu_like()))
     doc = imported.document
     [memory] = doc["memories"]
-    assert memory == {"name": "tpu_like.sram_2MB", "capacity_bytes": 2 * 1024 * 1024, "bandwidth_bits_per_cycle": 2048,
+    assert memory == {"name": "tpu_like.sram_2MB", "capacity_bytes": 2 * 1024 * 1024,
+                      "read_bandwidth_bits_per_cycle": 2048, "write_bandwidth_bits_per_cycle": 2048,
                       "read_energy_pj_per_bit": 416.16 / 2048, "write_energy_pj_per_bit": 378.4 / 2048}
     assert doc["cores"] == [{"name": "tpu_like", "memory": "tpu_like.sram_2MB", "op_kinds": ["mac"],
                              "pe_array": {"unroll": {"K": 32, "C": 32}, "mac_energy_pj": 0.04}}]
-    # 700 and 750 pJ per 64-bit access: 10.9375 and 11.71875 pJ/bit, one energy: their mean
+    # 700 and 750 pJ per 64-bit access
     assert doc["dram"] == {"capacity_bytes": 1_250_000_000, "bandwidth_bits_per_cycle": 64,
-                           "energy_pj_per_bit": (700 / 64 + 750 / 64) / 2}
+                           "read_energy_pj_per_bit": 700 / 64, "write_energy_pj_per_bit": 750 / 64}
     assert doc["links"] == [{"name": "tpu_like.dram", "endpoints": ["dram", "tpu_like"], "bandwidth_bits_per_cycle": 64,
                              "energy_pj_per_bit": 0.0}]
     notes = "\n".join(imported.notes)
-    for said in ("'rf_128B' (1024 bits) is not represented", "one DRAM energy", "unrolls D1=K, D2=C",
+    for said in ("'rf_128B' (1024 bits) is not represented", "unrolls D1=K, D2=C",
                  "MAC ops only", "1e+09 Hz assumed"):
         assert said in notes
     eyeriss = import_hardware("zigzag", tmp_path / "tpu_like.yaml", {"D1": "OY", "D2": "FY"})
@@ -90,9 +91,11 @@ def test_a_stream_accelerator_by_hand(tmp_path):
     assert [c["name"] for c in doc["cores"]] == ["tpu_like0", "tpu_like1", "simd2"]
     assert doc["cores"][2] == {"name": "simd2", "memory": "simd2.sram_128KB", "op_kinds": ["vector", "optimizer"],
                                "vector_unit": {"lanes": 64, "op_energy_pj": 0.1}}
-    assert doc["memories"][2]["read_energy_pj_per_bit"] == 60 / 512 and doc["memories"][2]["capacity_bytes"] == 131072
+    # two read_write ports of 512 bits: one shared port of 1024
+    assert doc["memories"][2] == {"name": "simd2.sram_128KB", "capacity_bytes": 131072, "bandwidth_bits_per_cycle": 1024,
+                                  "read_energy_pj_per_bit": 60 / 512, "write_energy_pj_per_bit": 75 / 512}
     assert doc["dram"] == {"capacity_bytes": 1_250_000_000, "bandwidth_bits_per_cycle": 64,
-                           "energy_pj_per_bit": 1000 / 64}
+                           "read_energy_pj_per_bit": 1000 / 64, "write_energy_pj_per_bit": 1000 / 64}
     assert [(link["endpoints"], link["bandwidth_bits_per_cycle"], link["energy_pj_per_bit"]) for link in doc["links"]] == [
         (["tpu_like0", "tpu_like1"], 32, 0.0), (["tpu_like0", "simd2"], 32, 0.5),
         (["tpu_like0", "tpu_like1", "simd2", "dram"], 128, 0.0)]

@@ -30,13 +30,16 @@ operand X stays resident in n_X = ceil(S_X / (M/2)) chunks while the others stre
 (minus the compulsory bytes of on-chip inputs); `tiles` reports the chosen n. Vector ops stream
 (each element is touched once), so they never re-fetch.
 
-    local_cycles = ceil(local bits / memory bandwidth)
+    local_cycles = ceil((read + write bits) / bandwidth)             (one shared port)
+                 = max(ceil(read bits / read bandwidth),
+                       ceil(write bits / write bandwidth))            (separate ports)
     dram_cycles  = ceil(DRAM bytes * 8 / min(DRAM port, DRAM link bandwidth))
     latency_cycles = max(compute_cycles, local_cycles, dram_cycles) + fill_drain_cycles
 
     energy_pj = compute (MACs * mac_energy_pj, or vector ops * op_energy_pj)
               + local read bits * read_pj_per_bit + local write bits * write_pj_per_bit
-              + DRAM bits * (dram energy_pj_per_bit + DRAM link energy_pj_per_bit)
+              + DRAM read bits * DRAM read_energy_pj_per_bit + DRAM write bits * write_energy_pj_per_bit
+              + DRAM bits * DRAM link energy_pj_per_bit
 
 A fused stack runs tile by tile: tensors produced and consumed only inside it never go to DRAM;
 its DRAM traffic is its external inputs and outputs. Each op runs on its core (one core for the
@@ -395,15 +398,13 @@ def _compose(hw: Accelerator, placed: Sequence[Core], works: Sequence[_CoreWork]
         link = hw.link_between(DRAM, first.name)
         dram_bits_by_link[link.name] += (dram_read + dram_write) * 8
         dram_links[link.name] = (link, hw.dram_bandwidth_bits_per_cycle(first.name))
-    local_cycles = max(math.ceil((read_bits[m] + write_bits[m]) / hw.memories[m].bandwidth_bits_per_cycle)
-                       for m in dram)
+    local_cycles = max(hw.memories[m].transfer_cycles(read_bits[m], write_bits[m]) for m in dram)
     dram_cycles = max(math.ceil(bits / dram_links[name][1]) for name, bits in dram_bits_by_link.items())
     link_cycles = max((math.ceil(bits / link.bandwidth_bits_per_cycle) for link, bits in links.values()), default=0)
     local_energy = {m: read_bits[m] * hw.memories[m].read_energy_pj_per_bit
                     + write_bits[m] * hw.memories[m].write_energy_pj_per_bit for m in dram}
     dram_link_energy = {name: bits * dram_links[name][0].energy_pj_per_bit for name, bits in dram_bits_by_link.items()}
     link_energy = {name: bits * link.energy_pj_per_bit for name, (link, bits) in links.items()}
-    dram_bits = sum(dram_bits_by_link.values())
     lanes = {c.name: c.lanes for c in cores}
     padded = sum(w.compute_cycles * lanes[c.name] * w.utilisation for w, c in zip(works, placed, strict=True))
     lane_cycles = sum(w.compute_cycles * lanes[c.name] for w, c in zip(works, placed, strict=True))
@@ -421,7 +422,8 @@ def _compose(hw: Accelerator, placed: Sequence[Core], works: Sequence[_CoreWork]
         dram_write_bytes=sum(w for _, w in dram.values()),
         compute_energy_pj=sum(w.compute_energy_pj for w in works),
         local_energy_pj=sum(local_energy.values()),
-        dram_energy_pj=dram_bits * hw.dram.energy_pj_per_bit,
+        dram_energy_pj=8 * sum(r * hw.dram.read_energy_pj_per_bit + w * hw.dram.write_energy_pj_per_bit
+                               for r, w in dram.values()),
         dram_link_energy_pj=sum(dram_link_energy.values()),
         working_set_bytes=sum(working_sets.values()),
         tiles=tiles,

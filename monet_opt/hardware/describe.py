@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-from monet_opt.hardware.model import OP_KIND_GROUPS, Accelerator, Core
+from monet_opt.hardware.model import OP_KIND_GROUPS, Accelerator, Core, Memory
 
 
 def _kinds(core: Core) -> list[str]:
@@ -21,7 +21,7 @@ def _kinds(core: Core) -> list[str]:
 def accelerator_to_dict(hw: Accelerator) -> dict[str, Any]:
     return {
         "name": hw.name, "description": hw.description, "source": hw.source, "clock_hz": hw.clock_hz,
-        "memories": [m.__dict__ for m in hw.memories.values()],
+        "memories": [_memory_dict(m) for m in hw.memories.values()],
         "cores": [
             {"name": c.name, "memory": c.memory, "op_kinds": _kinds(c),
              **({"pe_array": {"unroll": dict(c.unroll), "mac_energy_pj": c.mac_energy_pj}} if c.is_pe_array else
@@ -33,6 +33,20 @@ def accelerator_to_dict(hw: Accelerator) -> dict[str, Any]:
     }
 
 
+def _memory_dict(m: Memory) -> dict[str, Any]:
+    """The memory in the YAML schema: the shared-port form, or the separate-ports one."""
+    ports = ({"bandwidth_bits_per_cycle": m.bandwidth_bits_per_cycle} if m.bandwidth_bits_per_cycle else
+             {"read_bandwidth_bits_per_cycle": m.read_bandwidth_bits_per_cycle,
+              "write_bandwidth_bits_per_cycle": m.write_bandwidth_bits_per_cycle})
+    return {"name": m.name, "capacity_bytes": m.capacity_bytes, **ports,
+            "read_energy_pj_per_bit": m.read_energy_pj_per_bit, "write_energy_pj_per_bit": m.write_energy_pj_per_bit}
+
+
+def _bandwidth_text(m: Memory) -> str:
+    return (f"{m.bandwidth_bits_per_cycle} bits/cycle" if m.bandwidth_bits_per_cycle else
+            f"read {m.read_bandwidth_bits_per_cycle} / write {m.write_bandwidth_bits_per_cycle} bits/cycle")
+
+
 def format_accelerator(hw: Accelerator) -> str:
     lines = [f"{hw.name}: {hw.description}", f"clock {hw.clock_hz / 1e9:g} GHz", "", "cores:"]
     for c in hw.cores:
@@ -42,10 +56,10 @@ def format_accelerator(hw: Accelerator) -> str:
         lines.append(f"  {c.name:<8} {engine}; memory {c.memory}; runs {', '.join(_kinds(c))}")
     lines.append("memories:")
     for m in hw.memories.values():
-        lines.append(f"  {m.name:<10} {m.capacity_bytes:,} B, {m.bandwidth_bits_per_cycle} bits/cycle, "
+        lines.append(f"  {m.name:<10} {m.capacity_bytes:,} B, {_bandwidth_text(m)}, "
                      f"read {m.read_energy_pj_per_bit} / write {m.write_energy_pj_per_bit} pJ/bit")
     lines.append(f"dram: {hw.dram.capacity_bytes:,} B, {hw.dram.bandwidth_bits_per_cycle} bits/cycle, "
-                 f"{hw.dram.energy_pj_per_bit} pJ/bit")
+                 f"read {hw.dram.read_energy_pj_per_bit} / write {hw.dram.write_energy_pj_per_bit} pJ/bit")
     lines.append("links:")
     for link in hw.links:
         lines.append(f"  {link.name:<16} {' - '.join(link.endpoints)}: {link.bandwidth_bits_per_cycle} bits/cycle, "

@@ -11,12 +11,13 @@ DRAM, and `core_connectivity` (point-to-point `link`s and `bus`es with a bandwid
 cycle, `unit_energy_cost` in pJ per bit).
 
 The translation, and what it cannot keep (each said in `Imported.notes`):
-- A core's local memory is its largest on-chip level: capacity size / 8 bytes, bandwidth the
-  widest port's `bandwidth_max`, read and write energy per bit `r_cost` and `w_cost` over the
-  widest read and write port (an access moves that many bits). Smaller on-chip levels (register
-  files, separate buffers) are not represented.
+- A core's local memory is its largest on-chip level: capacity size / 8 bytes; bandwidth the sum of
+  its ports' `bandwidth_max`, one shared port when any port is read_write, else separate read and
+  write ports; read and write energy per bit `r_cost` and `w_cost` over the widest port that reads
+  (writes): an access moves that many bits. Smaller on-chip levels (register files, separate
+  buffers) are not represented.
 - DRAM is the outermost level of a ZigZag core (its off-chip level) or the memory of Stream's
-  off-chip core: capacity, port bandwidth, and one energy per bit, the mean of read and write.
+  off-chip core: capacity, port bandwidth, read and write energies per bit.
 - A core whose array has a MAC-type operator (no `operator_types`, or any of Conv, Gemm, MatMul)
   becomes a PE array: ZigZag's spatial mapping is a separate file, so the loop dimension of each
   array dimension comes from `unroll` (default: D1=K, D2=C, D3=OX, ZigZag's tpu_like mapping).
@@ -54,11 +55,23 @@ class Imported:
 
 @dataclass(frozen=True)
 class _Level:
+    """A memory level: its ports' bandwidth, shared (read_write ports) or separate (read and write
+    ports), and its energies per bit."""
+
     name: str
     size_bits: int
     read_pj_per_bit: float
     write_pj_per_bit: float
-    bandwidth_bits_per_cycle: int
+    shared_bits_per_cycle: int  # 0: separate read and write ports
+    read_bits_per_cycle: int
+    write_bits_per_cycle: int
+
+    def ports(self) -> dict[str, int]:
+        """The schema's bandwidth keys of this level."""
+        if self.shared_bits_per_cycle:
+            return {"bandwidth_bits_per_cycle": self.shared_bits_per_cycle}
+        return {"read_bandwidth_bits_per_cycle": self.read_bits_per_cycle,
+                "write_bandwidth_bits_per_cycle": self.write_bits_per_cycle}
 
 
 def _key(data: Any, key: str, source: str, path: str) -> Any:
@@ -76,25 +89,30 @@ def _number(data: Any, key: str, source: str, path: str, positive: bool = False)
 
 
 def _level(name: str, data: Any, source: str, path: str) -> _Level:
-    """One memory level: energies per bit over the widest read and write ports."""
+    """One memory level: bandwidth the sum of its ports' `bandwidth_max` (shared when any port is
+    read_write, else separate read and write sums); energy per bit the cost of an access over the
+    widest port that reads (writes)."""
     ports = _key(data, "ports", source, path)
     if not isinstance(ports, list) or not ports:
         raise InputError(f"{source}: {path}.ports: expected a non-empty list of ports")
-    widths: dict[str, int] = {"read": 0, "write": 0}
+    widest = {"read": 0, "write": 0}
+    total = {"read": 0, "write": 0, "read_write": 0}
     for i, port in enumerate(ports):
         kind = _key(port, "type", source, f"{path}.ports[{i}]")
         width = int(_number(port, "bandwidth_max", source, f"{path}.ports[{i}]", positive=True))
-        if kind not in ("read", "write", "read_write"):
+        if kind not in total:
             raise InputError(f"{source}: {path}.ports[{i}].type: expected read, write or read_write, got {kind!r}")
+        total[kind] += width
         for direction in ("read", "write"):
             if direction in kind:
-                widths[direction] = max(widths[direction], width)
-    for direction, width in widths.items():
+                widest[direction] = max(widest[direction], width)
+    for direction, width in widest.items():
         if width == 0:
             raise InputError(f"{source}: {path}.ports: no {direction} port")
+    shared = sum(total.values()) if total["read_write"] else 0
     return _Level(name, int(_number(data, "size", source, path, positive=True)),
-                  _number(data, "r_cost", source, path) / widths["read"],
-                  _number(data, "w_cost", source, path) / widths["write"], max(widths.values()))
+                  _number(data, "r_cost", source, path) / widest["read"],
+                  _number(data, "w_cost", source, path) / widest["write"], shared, total["read"], total["write"])
 
 
 def _levels(core: Any, source: str, path: str) -> list[_Level]:
@@ -152,17 +170,18 @@ def _compute_core(core: Any, name: str, source: str, path: str, unroll: Mapping[
 
 
 def _memory_entry(name: str, level: _Level) -> dict[str, Any]:
-    return {"name": name, "capacity_bytes": level.size_bits // 8,
-            "bandwidth_bits_per_cycle": level.bandwidth_bits_per_cycle,
+    return {"name": name, "capacity_bytes": level.size_bits // 8, **level.ports(),
             "read_energy_pj_per_bit": level.read_pj_per_bit, "write_energy_pj_per_bit": level.write_pj_per_bit}
 
 
 def _dram_entry(level: _Level, source: str, notes: list[str]) -> dict[str, Any]:
-    if level.read_pj_per_bit != level.write_pj_per_bit:
-        notes.append(f"{source}: DRAM {level.name!r}: read {level.read_pj_per_bit:g} and write "
-                     f"{level.write_pj_per_bit:g} pJ/bit; one DRAM energy in the schema: their mean")
-    return {"capacity_bytes": level.size_bits // 8, "bandwidth_bits_per_cycle": level.bandwidth_bits_per_cycle,
-            "energy_pj_per_bit": (level.read_pj_per_bit + level.write_pj_per_bit) / 2}
+    bandwidth = level.shared_bits_per_cycle
+    if not bandwidth:
+        bandwidth = max(level.read_bits_per_cycle, level.write_bits_per_cycle)
+        notes.append(f"{source}: DRAM {level.name!r}: separate read and write ports; one DRAM port in the schema, "
+                     f"{bandwidth} bits/cycle")
+    return {"capacity_bytes": level.size_bits // 8, "bandwidth_bits_per_cycle": bandwidth,
+            "read_energy_pj_per_bit": level.read_pj_per_bit, "write_energy_pj_per_bit": level.write_pj_per_bit}
 
 
 def _finish(name: str, source: str, memories: list, cores: list, dram: dict, links: list, notes: list[str],
@@ -206,7 +225,7 @@ def from_zigzag(document: Any, source: str, unroll: Mapping[str, str] | None = N
     if "pe_array" in core:
         notes.append(f"{source}: {name}: the core runs MAC ops only (a training step also needs a vector core)")
     link = {"name": f"{name}.dram", "endpoints": [DRAM, name],
-            "bandwidth_bits_per_cycle": dram.bandwidth_bits_per_cycle, "energy_pj_per_bit": 0.0}
+            "bandwidth_bits_per_cycle": dram_entry["bandwidth_bits_per_cycle"], "energy_pj_per_bit": 0.0}
     return _finish(name, source, [memory], [core], dram_entry, [link], notes, "ZigZag")
 
 

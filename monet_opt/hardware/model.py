@@ -9,7 +9,9 @@ YAML layout (units are in the key names; every key below is required unless mark
     memories:                             on-chip memories; several cores may share one
       - name: str
         capacity_bytes: int > 0
-        bandwidth_bits_per_cycle: int > 0
+        bandwidth_bits_per_cycle: int > 0  one port shared by reads and writes, or both of:
+        read_bandwidth_bits_per_cycle: int > 0    a read port and
+        write_bandwidth_bits_per_cycle: int > 0   a separate write port
         read_energy_pj_per_bit: number >= 0
         write_energy_pj_per_bit: number >= 0
     cores:
@@ -25,7 +27,9 @@ YAML layout (units are in the key names; every key below is required unless mark
     dram:
       capacity_bytes: int > 0
       bandwidth_bits_per_cycle: int > 0
-      energy_pj_per_bit: number >= 0
+      energy_pj_per_bit: number >= 0      reads and writes alike, or both of:
+      read_energy_pj_per_bit: number >= 0
+      write_energy_pj_per_bit: number >= 0
     links:                                 point-to-point links (2 endpoints) or buses (more)
       - name: str
         endpoints: [core name or "dram", ...]
@@ -39,7 +43,7 @@ channels), K -> C (reduction), M -> OX (rows), B -> B.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,11 +69,26 @@ UNROLL_DIMS = ("B", "K", "C", "OY", "OX", "FY", "FX")
 
 @dataclass(frozen=True)
 class Memory:
+    """An on-chip memory with one port shared by reads and writes (`bandwidth_bits_per_cycle`), or
+    a read port and a write port (`read_bandwidth_bits_per_cycle`, `write_bandwidth_bits_per_cycle`;
+    `bandwidth_bits_per_cycle` is then 0)."""
+
     name: str
     capacity_bytes: int
     bandwidth_bits_per_cycle: int
     read_energy_pj_per_bit: float
     write_energy_pj_per_bit: float
+    read_bandwidth_bits_per_cycle: int = 0
+    write_bandwidth_bits_per_cycle: int = 0
+
+    def transfer_cycles(self, read_bits: int, write_bits: int) -> int:
+        """Cycles to read and write that many bits: ceil((read + write) / bandwidth) over a shared
+        port; max(ceil(read / read bandwidth), ceil(write / write bandwidth)) over separate ports,
+        which work at the same time."""
+        if self.bandwidth_bits_per_cycle:
+            return math.ceil((read_bits + write_bits) / self.bandwidth_bits_per_cycle)
+        return max(math.ceil(read_bits / self.read_bandwidth_bits_per_cycle),
+                   math.ceil(write_bits / self.write_bandwidth_bits_per_cycle))
 
 
 @dataclass(frozen=True)
@@ -101,7 +120,8 @@ class Core:
 class Dram:
     capacity_bytes: int
     bandwidth_bits_per_cycle: int
-    energy_pj_per_bit: float
+    read_energy_pj_per_bit: float
+    write_energy_pj_per_bit: float
 
 
 @dataclass(frozen=True)
@@ -180,9 +200,11 @@ SCHEMA = _object(
             "name": _NAME,
             "capacity_bytes": _POSITIVE_INT,
             "bandwidth_bits_per_cycle": _POSITIVE_INT,
+            "read_bandwidth_bits_per_cycle": _POSITIVE_INT,
+            "write_bandwidth_bits_per_cycle": _POSITIVE_INT,
             "read_energy_pj_per_bit": _ENERGY,
             "write_energy_pj_per_bit": _ENERGY,
-        })},
+        }, optional=("bandwidth_bits_per_cycle", "read_bandwidth_bits_per_cycle", "write_bandwidth_bits_per_cycle"))},
         "cores": {"type": "array", "minItems": 1, "items": _object({
             "name": _NAME,
             "memory": _NAME,
@@ -198,7 +220,9 @@ SCHEMA = _object(
             "capacity_bytes": _POSITIVE_INT,
             "bandwidth_bits_per_cycle": _POSITIVE_INT,
             "energy_pj_per_bit": _ENERGY,
-        }),
+            "read_energy_pj_per_bit": _ENERGY,
+            "write_energy_pj_per_bit": _ENERGY,
+        }, optional=("energy_pj_per_bit", "read_energy_pj_per_bit", "write_energy_pj_per_bit")),
         "links": {"type": "array", "items": _object({
             "name": _NAME,
             "endpoints": {"type": "array", "minItems": 2, "items": {"type": "string"}},
@@ -245,7 +269,12 @@ def accelerator_from_dict(data: Any, source: str) -> Accelerator:
     for i, m in enumerate(data["memories"]):
         if m["name"] in memories or m["name"] == DRAM:
             raise fail(f"memories[{i}].name", f"duplicate or reserved name {m['name']!r}")
-        memories[m["name"]] = Memory(**m)
+        _one_form(m, f"memories[{i}]", "bandwidth_bits_per_cycle",
+                  ("read_bandwidth_bits_per_cycle", "write_bandwidth_bits_per_cycle"), fail)
+        memories[m["name"]] = Memory(
+            m["name"], m["capacity_bytes"], m.get("bandwidth_bits_per_cycle", 0), float(m["read_energy_pj_per_bit"]),
+            float(m["write_energy_pj_per_bit"]), m.get("read_bandwidth_bits_per_cycle", 0),
+            m.get("write_bandwidth_bits_per_cycle", 0))
     cores: list[Core] = []
     for i, c in enumerate(data["cores"]):
         path = f"cores[{i}]"
@@ -287,9 +316,28 @@ def accelerator_from_dict(data: Any, source: str) -> Accelerator:
             raise fail(f"cores[{i}]", f"core {core.name!r} has no link to dram")
     return Accelerator(
         name=data["name"], description=data.get("description", ""), source=data.get("source", ""),
-        clock_hz=float(data["clock_hz"]), memories=memories, cores=tuple(cores), dram=Dram(**data["dram"]),
+        clock_hz=float(data["clock_hz"]), memories=memories, cores=tuple(cores), dram=_dram(data["dram"], fail),
         links=tuple(links),
     )
+
+
+def _one_form(entry: Mapping[str, Any], path: str, shorthand: str, pair: tuple[str, str],
+              fail: Callable[[str, str], InputError]) -> None:
+    """Check that `entry` gives either `shorthand` or both keys of `pair`, not both forms."""
+    given = [k for k in pair if k in entry]
+    if shorthand in entry and given:
+        raise fail(f"{path}.{given[0]}", f"give {shorthand} or {' and '.join(pair)}, not both")
+    if shorthand not in entry and len(given) < 2:
+        missing = next(k for k in pair if k not in entry)
+        raise fail(f"{path}.{missing if given else shorthand}", "missing key")
+
+
+def _dram(entry: Mapping[str, Any], fail: Callable[[str, str], InputError]) -> Dram:
+    """DRAM from `energy_pj_per_bit` (reads and writes alike) or read and write energies."""
+    _one_form(entry, "dram", "energy_pj_per_bit", ("read_energy_pj_per_bit", "write_energy_pj_per_bit"), fail)
+    read = entry.get("read_energy_pj_per_bit", entry.get("energy_pj_per_bit"))
+    write = entry.get("write_energy_pj_per_bit", entry.get("energy_pj_per_bit"))
+    return Dram(entry["capacity_bytes"], entry["bandwidth_bits_per_cycle"], float(read), float(write))
 
 
 LIBRARY_DIR = Path(__file__).parent / "library"
