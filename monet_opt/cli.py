@@ -127,6 +127,39 @@ def _cmd_hardware_import(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_INSTANCE = Path(__file__).resolve().parent.parent / "instances" / "default.yaml"
+
+
+def _cmd_solve(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from monet_opt.instance import load_instance
+    from monet_opt.io import write_text_atomic
+    from monet_opt.pipeline import solve_instance
+    from monet_opt.report.solve_report import solve_report
+
+    path = Path(args.instance) if args.instance else DEFAULT_INSTANCE
+    if args.instance is None and not path.is_file():
+        raise InputError(f"no instance given and no default instance at {path} (give INSTANCE.yaml)")
+    if args.out:
+        check_output_dir(args.out)
+    instance = load_instance(path)
+    if args.time_limit is not None:
+        instance = replace(instance, time_limit_s=args.time_limit)
+    solved = solve_instance(instance, args.workers, not args.quiet, args.started)
+    data = solved.to_dict()
+    if args.out:
+        simulation = solved.simulation
+        if simulation is not None:
+            write_reports(simulation, args.out, workload=instance.workload, mode=instance.mode,
+                          dynamic_dram_budget_bytes=getattr(solved.answer.target, "budget", None))
+            os.replace(Path(args.out) / "result.json", Path(args.out) / "plan.json")
+        write_json_atomic(Path(args.out) / "result.json", data)
+        write_text_atomic(Path(args.out) / "report.md", solve_report(data))
+    print(json.dumps(data, indent=1) if args.json else solve_report(data))
+    return max(int(stage.result.exit_code) for stage in solved.stages)
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out:
         check_output_dir(args.out)
@@ -393,6 +426,18 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     hw_import.add_argument("--unroll", metavar="D1=K,D2=C",
                            help="the loop dimension each array dimension unrolls (default D1=K,D2=C,D3=OX)")
     hw_import.set_defaults(handler=_cmd_hardware_import)
+
+    solve_cmd = commands.add_parser("solve", help="solve one instance file: fusion, checkpointing and allocation as it "
+                                    "says, against the layer-by-layer baseline")
+    solve_cmd.add_argument("instance", nargs="?", metavar="INSTANCE.yaml",
+                           help="the instance (default: instances/default.yaml of the source tree)")
+    solve_cmd.add_argument("--time-limit", type=_positive_float, metavar="S",
+                           help="wall-clock seconds for the whole command (default: the instance's time_limit)")
+    solve_cmd.add_argument("--workers", type=_positive_int, default=2, help="solver threads (default 2)")
+    solve_cmd.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    add_output_arguments(solve_cmd, "result.json, report.md, and the plan's plan.json, gantt.png, memory.png, "
+                                    "trace.json")
+    solve_cmd.set_defaults(handler=_cmd_solve)
 
     evaluate = commands.add_parser("evaluate", help="simulate one training (or inference) step with the default plan")
     add_workload_arguments(evaluate, positional=False)

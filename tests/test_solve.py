@@ -1,0 +1,107 @@
+"""`monet solve`: instance files (checked key by key), the sequential and joint combinations on a
+small ONNX network, and the files a solve writes."""
+
+import json
+
+import pytest
+import yaml
+
+from hw_fixtures import BASE
+from monet_opt.cli import main
+from monet_opt.errors import InputError
+from monet_opt.instance import load_instance
+from monet_opt.pipeline import solve_instance
+from onnx_models import branchy_cnn_onnx, save
+
+
+@pytest.fixture()
+def files(tmp_path):
+    """A small CNN (ONNX) and the toy accelerator (YAML), next to where instances are written."""
+    save(branchy_cnn_onnx(), tmp_path / "cnn.onnx")
+    hw = dict(BASE, dram={"capacity_bytes": 1 << 40, "bandwidth_bits_per_cycle": 64, "energy_pj_per_bit": 10.0})
+    (tmp_path / "toy.yaml").write_text(yaml.safe_dump(hw))
+    return tmp_path
+
+
+def instance(**changes):
+    data = {"workload": "cnn.onnx", "hardware": "toy.yaml", "budgets": {"activations": "100%"},
+            "optimise": {"fusion": {"method": "cpsat", "max_stack": 3}, "checkpointing": {"method": "cpsat"}},
+            "time_limit": 60}
+    for key, value in changes.items():
+        if value is None:
+            data.pop(key)
+        else:
+            data[key] = value
+    return data
+
+
+def write(directory, data, name="instance.yaml"):
+    path = directory / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"colour": "red"}, "colour: unknown key"),
+    ({"workload": None}, "workload: missing key"),
+    ({"batch": 0}, "batch:"),
+    ({"mode": "serving"}, "mode: 'serving' is not one of training, inference"),
+    ({"optimise": {}}, "optimise: name at least one of fusion, checkpointing, allocation"),
+    ({"optimise": {"fusion": {"method": "magic"}}, "budgets": None}, "optimise.fusion.method: 'magic' is not one of"),
+    ({"optimise": {"fusion": {"method": "rule"}}}, "budgets.activations: needs optimise.checkpointing"),
+    ({"budgets": None}, "budgets.activations: missing key"),
+    ({"budgets": {"activations": "120%"}}, "budgets.activations: budget '120%' is above 100 %"),
+    ({"mode": "inference", "budgets": None, "optimise": {"checkpointing": {}}},
+     "optimise.checkpointing: mode inference has no backward pass"),
+    ({"optimise": {"fusion": {"objective": "dram"}, "checkpointing": {}}},
+     "optimise.checkpointing.objective: 'latency' contradicts optimise.fusion.objective 'dram'"),
+])
+def test_bad_instances_name_the_key(files, changes, message):
+    path = write(files, instance(**changes))
+    with pytest.raises(InputError) as info:
+        load_instance(path)
+    assert str(info.value).startswith(str(path)) and message in str(info.value), str(info.value)
+
+
+def test_bad_instance_on_the_cli_writes_nothing(files, capsys):
+    for changes, message in (({"colour": "red"}, "colour: unknown key"),
+                             ({"hardware": "nosuch"}, "unknown hardware 'nosuch'"),
+                             ({"budgets": {"activations": "50%", "local": {"nowhere": "50%"}}},
+                              "budgets.local.nowhere: unknown memory"),
+                             ({"optimise": {"checkpointing": {}, "allocation": {}}},
+                              "optimise.allocation with optimise.checkpointing is not built")):
+        out = files / "out"
+        assert main(["solve", str(write(files, instance(**changes))), "--out", str(out), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_sequential_and_joint_on_a_small_cnn(files):
+    """Fusion then checkpointing (each exact given the other's answer) against the joint search (exact
+    over both): both validated within the budget, joint never worse, and both better than the
+    layer-by-layer store-all baseline."""
+    sequential = solve_instance(load_instance(write(files, instance())), progress=False)
+    joint = solve_instance(load_instance(write(files, instance(combine="joint"))), progress=False)
+    assert [s.decision for s in sequential.stages] == ["fusion", "checkpointing"]
+    assert [s.decision for s in joint.stages] == ["fusion+checkpointing"]
+    for solved in (sequential, joint):
+        data = solved.to_dict()
+        assert data["validated"] and solved.answer.measurement.peak <= solved.answer.target.budget
+        assert data["latency_cycles"] == solved.simulation.latency_cycles < data["baseline"]["latency_cycles"]
+    assert joint.answer.objective <= sequential.answer.objective
+    assert joint.answer.status.value == "optimal" and "every partition" in joint.answer.space
+
+
+def test_solve_command_writes_the_report(files, capsys):
+    data = instance(optimise={"fusion": {"method": "cpsat", "max_stack": 3}, "allocation": {"method": "cpsat"}},
+                    budgets=None)
+    out = files / "out"
+    assert main(["solve", str(write(files, data)), "--out", str(out), "--json", "--quiet"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [s["decision"] for s in printed["stages"]] == ["fusion", "allocation"]
+    assert printed["validated"] and printed["latency_cycles"] <= printed["stages"][0]["latency_cycles"]
+    assert {p.name for p in out.iterdir()} == {"result.json", "report.md", "plan.json", "gantt.png", "memory.png",
+                                               "trace.json"}
+    report = (out / "report.md").read_text()
+    assert "| baseline (layer by layer" in report and "| fusion | cpsat | optimal |" in report
+    assert json.loads((out / "result.json").read_text()) == printed
