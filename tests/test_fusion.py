@@ -504,3 +504,33 @@ def test_fuse_with_checkpointing_command(capsys):
     alone = solve_checkpoint(space, OBJECTIVES["latency"], data["budget"], "cpsat",
                              SolverOptions(time_limit_s=30, progress=False))
     assert data["objective"] <= alone.objective
+
+
+def test_a_recomputation_before_a_stack_whose_last_op_comes_late_runs_in_serial_order(tmp_path):
+    """conv_b.dw comes before relu_a.backward in the reference order but waits for the stack that
+    ends with it; relu_a's recomputation, anchored at that stack, must run before it on every core
+    (a per-core order by last-op position deadlocked the simulator). The checkpoint model's plan
+    with that recomputation is simulated exactly as claimed."""
+    from monet_opt.schedule.plan import Residency
+    from monet_opt.solvers.checkpoint.family import solve_checkpoint
+    from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace, Decisions
+    from monet_opt.training import derive_training_graph
+    from monet_opt.workload import import_onnx
+    from onnx_models import branchy_cnn_onnx, save
+
+    graph = derive_training_graph(import_onnx(save(branchy_cnn_onnx(), tmp_path / "cnn.onnx")))
+    hw = toy(**{"dram.bandwidth_bits_per_cycle": 64, "memories.1.capacity_bytes": 2600})
+    table = CostTable(graph, hw)
+    fused = [("conv_a", "relu_a"), ("conv_b", "cat"), ("gate", "pool"), ("logits", "loss.backward", "logits.dx"),
+             ("pool.backward", "gate.d0", "gate.d1"), ("cat.grad_accumulate1", "cat.backward", "relu_a.backward"),
+             ("conv_a.dw", "wa.update")]
+    inside = {op for ops in fused for op in ops}
+    partition = [priced(table, ops) for ops in fused] + [priced(table, (op.name,)) for op in graph.ops
+                                                         if op.name not in inside]
+    space = CheckpointSpace(graph, hw, stacks=[(c.ops, c.cores) for c in partition])
+    assert graph.ops.index(graph.op_by_name["conv_b.dw"]) < graph.ops.index(graph.op_by_name["relu_a.backward"])
+    evaluation = space.evaluate(Decisions({"relu_a": Residency.RECOMPUTE}))
+    assert evaluation.simulation.valid, evaluation.simulation.violations[:1]
+    budget = int(0.8 * CheckpointSpace(graph, hw).store_all.dynamic_dram_peak_bytes)
+    result = solve_checkpoint(space, OBJECTIVES["latency"], budget, "cpsat", OPTIONS)
+    assert result.validated and result.status.value == "optimal"

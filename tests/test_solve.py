@@ -78,8 +78,9 @@ def test_bad_instance_on_the_cli_writes_nothing(files, capsys):
 
 def test_sequential_and_joint_on_a_small_cnn(files):
     """Fusion then checkpointing (each exact given the other's answer) against the joint search (exact
-    over both): both validated within the budget, joint never worse, and both better than the
-    layer-by-layer store-all baseline."""
+    over both): both validated within the budget and better than the layer-by-layer store-all
+    baseline; the joint plan, proven optimal over every partition and checkpoint plan, is faster
+    (8,612 against 8,812 cycles)."""
     sequential = solve_instance(load_instance(write(files, instance())), progress=False)
     joint = solve_instance(load_instance(write(files, instance(combine="joint"))), progress=False)
     assert [s.decision for s in sequential.stages] == ["fusion", "checkpointing"]
@@ -88,7 +89,8 @@ def test_sequential_and_joint_on_a_small_cnn(files):
         data = solved.to_dict()
         assert data["validated"] and solved.answer.measurement.peak <= solved.answer.target.budget
         assert data["latency_cycles"] == solved.simulation.latency_cycles < data["baseline"]["latency_cycles"]
-    assert joint.answer.objective <= sequential.answer.objective
+    # the partition that is fastest before checkpointing is not the one that is fastest after it
+    assert joint.answer.objective < sequential.answer.objective
     assert joint.answer.status.value == "optimal" and "every partition" in joint.answer.space
 
 
@@ -105,3 +107,17 @@ def test_solve_command_writes_the_report(files, capsys):
     report = (out / "report.md").read_text()
     assert "| baseline (layer by layer" in report and "| fusion | cpsat | optimal |" in report
     assert json.loads((out / "result.json").read_text()) == printed
+
+
+def test_the_readme_python_example_runs(monkeypatch, capsys):
+    """The README's Python example, as written, from the repository root (the default instance)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    [example] = [block for block in re.findall(r"```python\n(.*?)```", readme, re.S) if "monet_opt.solve(" in block]
+    monkeypatch.chdir(root)
+    exec(compile(example, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "joint: fusion and checkpointing together optimal" in printed and "fusion+checkpointing cpsat" in printed

@@ -13,7 +13,7 @@ It is independent of every solver and is the referee of their claims. Rules:
   placed where the last of them would run and priced by the cost model as the fused stack it is
   (values passed inside it never go to DRAM).
 - `Plan.serial`: stacks run one at a time in the order of `serial_sequence` (for unfused plans:
-  the order of the extended graph);
+  the order of the extended graph), and every core's order, recomputations included, follows it;
   transfers for a stack start after the previous stack has ended.
 - `Plan.dram_order`: on a DRAM link with a fixed order, a stack takes the link only when every
   stack before it in that order has taken it; a stack listed twice or missing deadlocks (`order`).
@@ -202,6 +202,11 @@ def insert_recomputation(graph: Graph, plan: Plan) -> tuple[Graph, Plan]:
         target.insert(at, fused)
         stacks[fused] = tuple(members)
         core_of[fused] = core
+    if plan.serial:
+        # each core's order follows the serial order: a recomputation anchored at a stack whose last
+        # op comes late must run before the stacks that wait for that stack, whatever their keys
+        rank = {name: k for k, name in enumerate(serial_sequence(new_graph, stacks))}
+        order = {c: sorted(o, key=rank.__getitem__) for c, o in order.items()}
     residency = {t: r for t, r in plan.residency.items() if t not in recomputed}
     return new_graph, Plan(stacks, core_of, {c: tuple(o) for c, o in order.items()}, residency, serial=plan.serial,
                            placement=plan.placement)

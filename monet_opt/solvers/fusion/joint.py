@@ -134,7 +134,7 @@ def _answer(best: Result, best_stacks: list[list[str]], combination: str, joint:
         "fused_stacks": best_stacks,
     }
     stats = replace(best.stats, solve_time_s=deadline.elapsed_s())
-    if joint is None:
+    if joint is None or best.objective is None:  # no joint search, or no answer to bound
         return replace(best, details=details, stats=stats)
     bound = min(joint.bound, best.objective)
     status = SolveStatus.OPTIMAL if joint.proven or bound >= best.objective else SolveStatus.FEASIBLE
