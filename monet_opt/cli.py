@@ -165,7 +165,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         check_output_dir(args.out)
     hw = load_accelerator(args.hardware)
     forward, training = training_graph_from_args(args)
-    graph = training if args.mode == "training" else inference_graph(forward)
+    graph = training if args.mode == "training" else inference_graph(forward, PRECISIONS[args.precision])
     table = CostTable(graph, hw)
     result = simulate(graph, hw, default_plan(graph, table), table)
     if args.out:
@@ -352,7 +352,7 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
         check_output_dir(args.out)
     hw = load_accelerator(args.hardware)
     forward, training = training_graph_from_args(args)
-    graph = training if args.mode == "training" else inference_graph(forward)
+    graph = training if args.mode == "training" else inference_graph(forward, PRECISIONS[args.precision])
     if budget is not None:
         from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
         from monet_opt.solvers.fusion.joint import FusedCheckpointProblem, fuse_and_checkpoint

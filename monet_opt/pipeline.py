@@ -82,7 +82,7 @@ def instance_graph(instance: Instance) -> Graph:
     forward = load_forward_graph(instance.workload, batch=instance.batch, seq_len=instance.seq_len,
                                  image_size=instance.image_size, num_classes=instance.classes)
     if instance.mode == "inference":
-        return inference_graph(forward)
+        return inference_graph(forward, PRECISIONS[instance.precision])
     return derive_training_graph(forward, Optimizer(instance.optimizer), PRECISIONS[instance.precision])
 
 

@@ -202,3 +202,27 @@ def test_separate_read_and_write_ports_and_dram_energies_by_hand():
     assert shared.local_cycles == 1366 and cost.local_cycles == 2048
     assert cost.latency_cycles == 2048 + cost.fill_drain_cycles and cost.compute_cycles == 2048 // 16
     assert cost.dram_energy_pj == 8192 * 8 * 10.0 + 8192 * 8 * 12.0
+
+
+def test_inference_honours_the_precision():
+    """ResNet-18 CIFAR inference at bf16-mixed: every float tensor but the batch-norm buffers is bf16,
+    and a layer whose operands all fit its core's memory (compulsory traffic only) moves exactly half
+    the DRAM bytes of fp32."""
+    from monet_opt.hardware import load_accelerator
+    from monet_opt.training import PRECISIONS, inference_graph
+    from monet_opt.workload import builtin_forward_graph
+    from monet_opt.workload.ir import DType
+
+    forward = builtin_forward_graph("resnet18-cifar")
+    fp32, bf16 = inference_graph(forward), inference_graph(forward, PRECISIONS["bf16-mixed"])
+    from monet_opt.workload.ir import TensorRole
+
+    # batch-norm running statistics (buffers) stay fp32, as in training
+    assert {t.dtype for t in bf16.tensors.values() if t.dtype.is_float and t.role is not TensorRole.BUFFER} == {
+        DType.BF16}
+    hw = load_accelerator("edge-tpu-quad")
+    for name in ("conv1", "fc"):
+        costs = [price(g, [g.op_by_name[name]], hw.core("tpu0"), hw) for g in (fp32, bf16)]
+        assert costs[0].tiles == costs[1].tiles == 1
+        assert costs[1].dram_read_bytes * 2 == costs[0].dram_read_bytes
+        assert costs[1].dram_write_bytes * 2 == costs[0].dram_write_bytes

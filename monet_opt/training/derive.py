@@ -372,18 +372,21 @@ def derive_training_graph(
     )
 
 
-def inference_graph(forward: Graph) -> Graph:
+def inference_graph(forward: Graph, precision: Precision | None = None) -> Graph:
     """The forward graph without its loss (and the labels only the loss reads): one inference pass
-    whose output is the loss op's input (the logits). Graphs without a loss are returned as they are."""
+    whose output is the loss op's input (the logits), every tensor typed by `precision` as in
+    training (inputs and activations, weights; default fp32). Graphs without a loss keep all ops."""
+    precision = precision or Precision()
     losses = [op for op in forward.ops if op.kind is OpKind.SOFTMAX_XENT]
-    if not losses:
-        return forward
-    loss = losses[0]
-    ops = tuple(op for op in forward.ops if op is not loss)
+    ops = tuple(op for op in forward.ops if op not in losses)
     used = {t for op in ops for t in op.inputs + op.outputs}
+    if not losses:
+        return replace(forward, tensors={n: replace(t, dtype=precision.dtype_for(t))
+                                         for n, t in forward.tensors.items()})
+    loss = losses[0]
     return Graph(
         name=f"{forward.name}-inference",
-        tensors={n: t for n, t in forward.tensors.items() if n in used},
+        tensors={n: replace(t, dtype=precision.dtype_for(t)) for n, t in forward.tensors.items() if n in used},
         ops=ops,
         inputs=tuple(t for t in forward.inputs if t in used),
         outputs=(loss.inputs[0],),
