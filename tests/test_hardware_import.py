@@ -130,3 +130,19 @@ def test_import_command_and_its_errors(tmp_path, capsys):
     no_write_port["memories"]["sram_2MB"] = dict(SRAM_2MB, ports=[port("r", "read", 2048)])
     with pytest.raises(InputError, match=r"memories\.sram_2MB\.ports: no write port"):
         import_hardware("zigzag", write(tmp_path / "noport.yaml", no_write_port))
+
+
+def test_the_zigzag_tpu_like_library_entry_is_the_import_of_zigzags_core(tmp_path):
+    """The library's zigzag-tpu-like TPU core, its memory and DRAM are what the importer makes of
+    ZigZag's tpu_like description (its numbers, as written above)."""
+    doc = import_hardware("zigzag", write(tmp_path / "tpu_like.yaml", zigzag_tpu_like())).document
+    hw = load_accelerator("zigzag-tpu-like")
+    [memory], [core] = doc["memories"], doc["cores"]
+    ours = hw.memories["tpu.sram"]
+    assert (ours.capacity_bytes, ours.read_bandwidth_bits_per_cycle, ours.write_bandwidth_bits_per_cycle,
+            ours.read_energy_pj_per_bit, ours.write_energy_pj_per_bit) == (
+        memory["capacity_bytes"], memory["read_bandwidth_bits_per_cycle"], memory["write_bandwidth_bits_per_cycle"],
+        memory["read_energy_pj_per_bit"], memory["write_energy_pj_per_bit"])
+    assert dict(hw.core("tpu").unroll) == core["pe_array"]["unroll"] and hw.core("tpu").mac_energy_pj == 0.04
+    assert (hw.dram.capacity_bytes, hw.dram.bandwidth_bits_per_cycle, hw.dram.read_energy_pj_per_bit,
+            hw.dram.write_energy_pj_per_bit) == tuple(doc["dram"].values())
