@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monet_opt.cost import CostTable
 from monet_opt.errors import InputError
@@ -29,6 +30,10 @@ from monet_opt.solvers.common import Deadline, SolverOptions
 from monet_opt.solvers.contract import Result
 from monet_opt.training import PRECISIONS, Optimizer, derive_training_graph, inference_graph
 from monet_opt.workload import Graph, load_forward_graph
+
+if TYPE_CHECKING:
+    from monet_opt.hardware import Accelerator
+    from monet_opt.solvers.fusion.space import Candidate, FusionSpace
 
 
 @dataclass(frozen=True)
@@ -146,7 +151,8 @@ def _stage_deadline(instance: Instance, decision: str, deadline: Deadline, stage
     return deadline.share(1 / stages_left)
 
 
-def _fusion(instance: Instance, graph: Graph, table: CostTable, options: SolverOptions, deadline: Deadline):
+def _fusion(instance: Instance, graph: Graph, table: CostTable, options: SolverOptions, deadline: Deadline
+            ) -> tuple[Result, FusionSpace]:
     from monet_opt.solvers.fusion.family import fusion_family
     from monet_opt.solvers.fusion.space import FusionObjective, fusion_space
     from monet_opt.solvers.genetic import GAConfig
@@ -160,7 +166,8 @@ def _fusion(instance: Instance, graph: Graph, table: CostTable, options: SolverO
     return result, space
 
 
-def _checkpointing(instance: Instance, graph: Graph, hw: Any, limits: dict[str, int], partition: Any,
+def _checkpointing(instance: Instance, graph: Graph, hw: Accelerator, limits: dict[str, int],
+                   partition: Sequence[Candidate] | None,
                    options: SolverOptions, deadline: Deadline) -> Result:
     from monet_opt.solvers.checkpoint.family import CHECKPOINT, CheckpointProblem
     from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
@@ -174,7 +181,7 @@ def _checkpointing(instance: Instance, graph: Graph, hw: Any, limits: dict[str, 
                  decision.method, options, deadline)
 
 
-def _activation_budget(instance: Instance, graph: Graph, hw: Any, limits: dict[str, int]) -> int:
+def _activation_budget(instance: Instance, graph: Graph, hw: Accelerator, limits: dict[str, int]) -> int:
     from monet_opt.solvers.checkpoint.space import CheckpointSpace
 
     budget = Budget.parse(instance.activation_budget, f"{instance.source}: budgets.activations")
@@ -182,7 +189,7 @@ def _activation_budget(instance: Instance, graph: Graph, hw: Any, limits: dict[s
     return budget.resolve(store_all)
 
 
-def _joint(instance: Instance, graph: Graph, hw: Any, limits: dict[str, int], options: SolverOptions,
+def _joint(instance: Instance, graph: Graph, hw: Accelerator, limits: dict[str, int], options: SolverOptions,
            deadline: Deadline) -> Result:
     from monet_opt.solvers.checkpoint.space import OBJECTIVES
     from monet_opt.solvers.fusion.joint import FusedCheckpointProblem, fuse_and_checkpoint
@@ -195,8 +202,8 @@ def _joint(instance: Instance, graph: Graph, hw: Any, limits: dict[str, int], op
     return fuse_and_checkpoint(problem, options, deadline)
 
 
-def _allocation(instance: Instance, graph: Graph, hw: Any, table: CostTable, space: Any, partition: Any,
-                options: SolverOptions, deadline: Deadline) -> Result:
+def _allocation(instance: Instance, graph: Graph, hw: Accelerator, table: CostTable, space: FusionSpace | None,
+                partition: Sequence[Candidate] | None, options: SolverOptions, deadline: Deadline) -> Result:
     from monet_opt.solvers.allocation.family import ALLOCATION, AllocationGoal, AllocationInstance
     from monet_opt.solvers.allocation.problem import from_training
     from monet_opt.solvers.contract import solve
