@@ -226,3 +226,27 @@ def test_inference_honours_the_precision():
         assert costs[0].tiles == costs[1].tiles == 1
         assert costs[1].dram_read_bytes * 2 == costs[0].dram_read_bytes
         assert costs[1].dram_write_bytes * 2 == costs[0].dram_write_bytes
+
+
+def test_strided_and_dilated_convolutions_read_only_the_pixels_under_a_tap():
+    from monet_opt.cost.model import read_bytes
+
+    g = GraphBuilder("ds")
+    y = g.conv("ds", g.input("x", (1, 4, 8, 8)), g.weight("w", (8, 4, 1, 1)), stride=(2, 2))
+    z = g.conv("dil", g.input("x2", (1, 4, 7, 7)), g.weight("w2", (4, 4, 3, 3)), stride=(3, 3), dilation=(2, 2))
+    graph = g.build([y, z])
+    hw = toy()
+    ds = graph.op_by_name["ds"]
+    assert read_bytes(graph, ds, "x") == 4 * 4 * 4 * 4  # rows and columns 0, 2, 4, 6 of 8: a quarter of 1024 B
+    cost = price(graph, [ds], hw.core("pe"), hw)
+    assert cost.dram_read_bytes == 256 + 8 * 4 * 4 and cost.dram_write_bytes == 8 * 4 * 4 * 4
+    # one output row and column (OY = (7 - 4 - 1) // 3 + 1 = 1), taps 0, 2, 4: 3 of 7 rows and columns
+    assert read_bytes(graph, graph.op_by_name["dil"], "x2") == 4 * 3 * 3 * 4
+    assert read_bytes(graph, graph.op_by_name["dil"], "w2") == 4 * 4 * 9 * 4
+    from monet_opt.workload import builtin_forward_graph
+
+    training = derive_training_graph(builtin_forward_graph("resnet18"))
+    for name in ("layer2.0.downsample.0", "layer2.0.downsample.0.dw"):  # 1x1, stride 2 on 64 x 56 x 56 fp32
+        op = training.op_by_name[name]
+        assert training.tensors[op.inputs[0]].size_bytes == 64 * 56 * 56 * 4
+        assert read_bytes(training, op, op.inputs[0]) == 64 * 28 * 28 * 4

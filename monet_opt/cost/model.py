@@ -212,6 +212,26 @@ def _core_work(graph: Graph, op: Op, core: Core) -> _CoreWork:
     )
 
 
+def _touched(size: int, outputs: int, kernel: int, stride: int, dilation: int, padding: int) -> int:
+    """Input rows (or columns) a convolution reads: those at oy * stride + f * dilation - padding
+    for some output oy and kernel tap f, inside the input."""
+    return len({o * stride + f * dilation - padding for o in range(outputs) for f in range(kernel)} & set(range(size)))
+
+
+def read_bytes(graph: Graph, op: Op, tensor: str) -> int:
+    """Bytes of `tensor` that `op` reads: the whole tensor, except the input image of a
+    convolution or its weight gradient, of which only the pixels under some kernel tap are read
+    (a strided 1x1 convolution reads one pixel in stride_y * stride_x)."""
+    t = graph.tensors[tensor]
+    a = op.attrs
+    if op.kind not in (OpKind.CONV, OpKind.CONV_DW) or tensor != op.inputs[0] or "IY" not in a:
+        return t.size_bytes
+    d = op.dims
+    rows = _touched(a["IY"], d["OY"], d["FY"], a["SY"], a["DY"], a["PY"])
+    cols = _touched(a["IX"], d["OX"], d["FX"], a["SX"], a["DX"], a["PX"])
+    return t.size_bytes * rows * cols // (a["IY"] * a["IX"])
+
+
 def _distinct(tensors: Iterable[Tensor]) -> list[Tensor]:
     return list({t.name: t for t in tensors}.values())
 
@@ -247,23 +267,25 @@ def _price_op(graph: Graph, op: Op, core: Core, hw: Accelerator, on_chip: frozen
     capacity = hw.working_capacity_bytes(core.name, limits_bytes)
     reads = _distinct(graph.tensors[t] for t in op.inputs + op.updates)
     writes = _distinct(graph.tensors[t] for t in op.outputs + op.updates)
-    total = sum(t.size_bytes for t in reads) + sum(t.size_bytes for t in writes)
-    off_chip_reads = sum(t.size_bytes for t in reads if t.name not in on_chip)
+    read = {t.name: t.size_bytes if t.name in op.updates else read_bytes(graph, op, t.name) for t in reads}
+    total = sum(read.values()) + sum(t.size_bytes for t in writes)
+    off_chip_reads = sum(read[t.name] for t in reads if t.name not in on_chip)
     dram_write = sum(t.size_bytes for t in writes if t.name not in on_chip)
     tiles = 1
     dram_read = off_chip_reads
     if total > capacity and op.kind in MAC_KINDS and core.is_pe_array:
-        s_a = graph.tensors[op.inputs[0]].size_bytes
-        s_b = sum(t.size_bytes for t in reads) - s_a
+        s_a = read[op.inputs[0]]
+        s_b = sum(read.values()) - s_a
         s_o = sum(t.size_bytes for t in writes)
         half = max(capacity // 2, 1)
         n_a, n_b, n_o = (math.ceil(x / half) for x in (s_a, s_b, s_o))
         tiled, tiles = min(
             (s_b + n_b * s_a, n_b), (s_a + n_a * s_b, n_a), (s_a + n_o * s_b, n_o), (s_b + n_o * s_a, n_o)
         )
-        on_chip_reads = sum(t.size_bytes for t in reads if t.name in on_chip)
+        on_chip_reads = sum(read[t.name] for t in reads if t.name in on_chip)
         dram_read = max(tiled - on_chip_reads, off_chip_reads)
-    working_set = min(sum(t.size_bytes for t in reads + writes if t.name not in on_chip), capacity)
+    working_set = min(sum(read[t.name] for t in reads if t.name not in on_chip)
+                      + sum(t.size_bytes for t in writes if t.name not in on_chip), capacity)
     work = _core_work(graph, op, core)
     return _compose(hw, [core], [work], tiles, {core.memory: (dram_read, dram_write)}, {}, {core.memory: working_set},
                     ramp_cycles=0)
@@ -297,12 +319,13 @@ def _price_stack(graph: Graph, ops: Sequence[Op], placed: Sequence[Core], hw: Ac
                 reader = next(core_of_op[op.name] for op in ops_m if t.name in op.inputs + op.updates)
                 received[t.name, m] = (producer_core[t.name], reader)
             else:
+                size = max(read_bytes(graph, op, t.name) for op in ops_m if t.name in op.inputs + op.updates)
                 if t.is_static:
-                    static[m] += t.size_bytes
+                    static[m] += size
                 else:
-                    dynamic[m] += t.size_bytes
+                    dynamic[m] += size
                 if t.name not in on_chip:
-                    dram[m][0] += t.size_bytes
+                    dram[m][0] += size
         produced_m = _distinct(graph.tensors[t] for op in ops_m for t in op.outputs)
         dynamic[m] += sum(t.size_bytes for t in produced_m)
         written_m = _distinct(graph.tensors[t] for op in ops_m for t in op.outputs + op.updates if t not in internal)
