@@ -24,7 +24,7 @@ from monet_opt.schedule import default_plan, simulate
 from monet_opt.solvers.budget import Budget
 from monet_opt.solvers.common import Deadline, SolverOptions, parse_cpsat_params
 from monet_opt.solvers.contract import CostUnderBudget, ExitCode, Family, Result, SolverBug, solve
-from monet_opt.training import PRECISIONS, Optimizer, derive_training_graph, inference_graph
+from monet_opt.training import ACCUMULATORS, PRECISIONS, Optimizer, derive_training_graph, inference_graph, precision_named
 from monet_opt.training.summary import format_summary, workload_summary
 from monet_opt.workload import BUILTIN_MODELS, Graph, load_forward_graph
 from monet_opt.workload.serialize import graph_to_dict
@@ -72,20 +72,27 @@ def add_workload_arguments(p: argparse.ArgumentParser, positional: bool = True, 
     p.add_argument("--image-size", type=_positive_int, help="input height = width of a CNN")
     p.add_argument("--classes", type=_positive_int, help="number of classes of a CNN")
     p.add_argument("--optimizer", choices=[o.value for o in Optimizer], default="adam", help="default: adam")
-    p.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32", help="element types per role (default fp32)")
+    p.add_argument("--precision", choices=list(PRECISIONS), default="fp32", metavar="PRECISION",
+                   help=f"element types per role: {', '.join(PRECISIONS)} (training: "
+                        f"{', '.join(n for n, x in PRECISIONS.items() if x.training)}; default fp32)")
+    p.add_argument("--partial-sum", choices=[a.value for a in ACCUMULATORS], metavar="TYPE",
+                   help="element type of MAC partial sums (default: int32 for integer precisions, else fp32)")
 
 
-def training_graph_from_args(args: argparse.Namespace) -> tuple[Graph, Graph]:
-    """(forward graph, training graph) for the workload options in `args`."""
+def workload_graphs(args: argparse.Namespace, mode: str = "training") -> tuple[Graph, Graph]:
+    """(forward graph, the graph of `mode`: the training step or the inference pass) for the workload
+    options in `args`."""
     forward = load_forward_graph(
         args.workload, batch=args.batch, seq_len=args.seq_len, image_size=args.image_size, num_classes=args.classes
     )
-    training = derive_training_graph(forward, Optimizer(args.optimizer), PRECISIONS[args.precision])
-    return forward, training
+    precision = precision_named(args.precision, mode == "training", args.partial_sum)
+    if mode != "training":
+        return forward, inference_graph(forward, precision)
+    return forward, derive_training_graph(forward, Optimizer(args.optimizer), precision)
 
 
 def _cmd_workload_show(args: argparse.Namespace) -> int:
-    forward, training = training_graph_from_args(args)
+    forward, training = workload_graphs(args)
     summary = workload_summary(forward, training)
     print(json.dumps(summary, indent=1) if args.json else format_summary(summary))
     return 0
@@ -93,7 +100,7 @@ def _cmd_workload_show(args: argparse.Namespace) -> int:
 
 def _cmd_workload_export(args: argparse.Namespace) -> int:
     check_output_file(args.output, "-o")
-    _, training = training_graph_from_args(args)
+    _, training = workload_graphs(args)
     write_json_atomic(args.output, graph_to_dict(training))
     print(f"wrote {args.output}: {len(training.ops)} ops, {len(training.tensors)} tensors")
     return 0
@@ -164,8 +171,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out:
         check_output_dir(args.out)
     hw = load_accelerator(args.hardware)
-    forward, training = training_graph_from_args(args)
-    graph = training if args.mode == "training" else inference_graph(forward, PRECISIONS[args.precision])
+    graph = workload_graphs(args, args.mode)[1]
     table = CostTable(graph, hw)
     result = simulate(graph, hw, default_plan(graph, table), table)
     if args.out:
@@ -295,7 +301,7 @@ def _cmd_checkpoint_training(args: argparse.Namespace) -> int:
         check_output_dir(args.out)
     hw = load_accelerator(args.hardware)
     limits = _local_budgets(args.local_budget, hw)
-    training = training_graph_from_args(args)[1]
+    training = workload_graphs(args)[1]
     space = CheckpointSpace(training, hw, local_budget_bytes=limits)
     problem = CheckpointProblem(space, OBJECTIVES[args.objective])
     ga = GAConfig(population=args.population, generations=args.generations, seed=args.seed)
@@ -329,7 +335,7 @@ def _cmd_allocate(args: argparse.Namespace) -> int:
         if args.hardware is None:
             raise InputError("allocate --workload needs --hardware NAME|FILE.yaml")
         hw = load_accelerator(args.hardware)
-        training = training_graph_from_args(args)[1]
+        training = workload_graphs(args)[1]
         table = CostTable(training, hw)
         instance = AllocationInstance(from_training(training, hw, table), training, hw, table)
     else:
@@ -351,8 +357,7 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
     if args.out:
         check_output_dir(args.out)
     hw = load_accelerator(args.hardware)
-    forward, training = training_graph_from_args(args)
-    graph = training if args.mode == "training" else inference_graph(forward, PRECISIONS[args.precision])
+    graph = workload_graphs(args, args.mode)[1]
     if budget is not None:
         from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
         from monet_opt.solvers.fusion.joint import FusedCheckpointProblem, fuse_and_checkpoint

@@ -6,7 +6,9 @@ which decisions to optimise and how (`monet solve`).
     workload: MODEL | FILE.onnx        built-in name, or an ONNX file relative to the instance
     batch, seq_len, image_size, classes: int > 0   (optional) workload options
     optimizer: sgd | momentum | adam   (optional; default adam)
-    precision: fp32 | bf16-mixed       (optional; default fp32)
+    precision: NAME                    (optional; default fp32) fp32, bf16-mixed, fp16-mixed, fp8-mixed;
+                                       inference also bf16, fp16, fp8-e4m3, fp8-e5m2, int16, int8
+    partial_sum: TYPE                  (optional) MAC partial sums: int16 | int32 | fp16 | bf16 | fp32
     mode: training | inference         (optional; default training)
     hardware: NAME | FILE.yaml         built-in accelerator, or a file relative to the instance
     budgets:                           (optional)
@@ -36,6 +38,7 @@ from typing import Any
 
 from monet_opt.errors import InputError
 from monet_opt.io import load_data
+from monet_opt.training.derive import ACCUMULATORS, PRECISIONS, precision_named
 
 DECISIONS = ("fusion", "checkpointing", "allocation")
 METHODS = {"fusion": ("cpsat", "ga", "rule", "none"),
@@ -63,7 +66,8 @@ SCHEMA = {
         "workload": {"type": "string", "minLength": 1},
         "batch": _POSITIVE_INT, "seq_len": _POSITIVE_INT, "image_size": _POSITIVE_INT, "classes": _POSITIVE_INT,
         "optimizer": {"enum": ["sgd", "momentum", "adam"]},
-        "precision": {"enum": ["fp32", "bf16-mixed"]},
+        "precision": {"enum": list(PRECISIONS)},
+        "partial_sum": {"enum": [a.value for a in ACCUMULATORS]},
         "mode": {"enum": ["training", "inference"]},
         "hardware": {"type": "string", "minLength": 1},
         "budgets": {"type": "object", "additionalProperties": False,
@@ -102,6 +106,7 @@ class Instance:
     classes: int | None
     optimizer: str
     precision: str
+    partial_sum: str | None
     mode: str
     hardware: str
     activation_budget: str | None  # "B" or "P%" as written
@@ -168,6 +173,10 @@ def load_instance(path: str | Path) -> Instance:
             and decisions["checkpointing"].objective != decisions["fusion"].objective:
         raise InputError(f"{source}: optimise.checkpointing.objective: {decisions['checkpointing'].objective!r} "
                          f"contradicts optimise.fusion.objective {decisions['fusion'].objective!r}")
+    try:
+        precision_named(data.get("precision", "fp32"), mode == "training", data.get("partial_sum"))
+    except InputError as e:
+        raise InputError(f"{source}: precision: {e}") from None
     base = path.parent
 
     def relative(value: str) -> str:
@@ -179,7 +188,7 @@ def load_instance(path: str | Path) -> Instance:
         name=data.get("name", path.stem), source=source, suite=data.get("suite", "quick"),
         workload=relative(data["workload"]), batch=data.get("batch"), seq_len=data.get("seq_len"),
         image_size=data.get("image_size"), classes=data.get("classes"), optimizer=data.get("optimizer", "adam"),
-        precision=data.get("precision", "fp32"), mode=mode, hardware=relative(data["hardware"]),
+        precision=data.get("precision", "fp32"), partial_sum=data.get("partial_sum"), mode=mode, hardware=relative(data["hardware"]),
         activation_budget=(None if "activations" not in budgets
                            else _amount(budgets["activations"], f"{source}: budgets.activations")),
         local_budgets={m: _amount(v, f"{source}: budgets.local.{m}") for m, v in budgets.get("local", {}).items()},

@@ -28,7 +28,7 @@ from monet_opt.schedule.simulate import SimulationResult
 from monet_opt.solvers.budget import Budget
 from monet_opt.solvers.common import Deadline, SolverOptions
 from monet_opt.solvers.contract import Result
-from monet_opt.training import PRECISIONS, Optimizer, derive_training_graph, inference_graph
+from monet_opt.training import Optimizer, derive_training_graph, inference_graph, precision_named
 from monet_opt.workload import Graph, load_forward_graph
 
 if TYPE_CHECKING:
@@ -86,9 +86,10 @@ class InstanceResult:
 def instance_graph(instance: Instance) -> Graph:
     forward = load_forward_graph(instance.workload, batch=instance.batch, seq_len=instance.seq_len,
                                  image_size=instance.image_size, num_classes=instance.classes)
+    precision = precision_named(instance.precision, instance.mode == "training", instance.partial_sum)
     if instance.mode == "inference":
-        return inference_graph(forward, PRECISIONS[instance.precision])
-    return derive_training_graph(forward, Optimizer(instance.optimizer), PRECISIONS[instance.precision])
+        return inference_graph(forward, precision)
+    return derive_training_graph(forward, Optimizer(instance.optimizer), precision)
 
 
 def solve_instance(instance: Instance, workers: int = 2, progress: bool = True,

@@ -8,7 +8,9 @@ import yaml
 
 from monet_opt.errors import InputError
 from monet_opt.hardware import accelerator_from_dict, builtin_hardware, load_accelerator
+from monet_opt.hardware.model import Register
 from monet_opt.workload import OpKind
+from monet_opt.workload.ir import DType
 from hw_fixtures import toy_data
 
 
@@ -22,7 +24,11 @@ def test_library_has_the_required_designs():
 def test_edge_tpu_quad_matches_streams_example():
     hw = load_accelerator("edge-tpu-quad")
     tpus = [c for c in hw.cores if c.name.startswith("tpu")]
-    assert len(tpus) == 4 and all(dict(c.unroll) == {"K": 32, "C": 32} and c.mac_energy_pj == 0.04 for c in tpus)
+    assert len(tpus) == 4 and all(dict(c.unroll) == {"K": 32, "C": 32} and c.mac_energy.pj(DType.INT8) == 0.04
+                                  for c in tpus)
+    # Stream's rf_128B (weights, per PE) and rf_2B (outputs): 0.095 pJ per 8 bits, 0.021 pJ per 16 bits
+    assert all(c.registers["weight"] == Register(1024, 0.011875, 0.011875) for c in tpus)
+    assert all(c.registers["output"] == Register(16, 0.0013125, 0.0013125) for c in tpus)
     assert all(hw.memories[c.memory].capacity_bytes == 2 * 1024 * 1024 for c in tpus)
     assert hw.link_between("tpu0", "tpu1").bandwidth_bits_per_cycle == 32
     assert hw.link_between("dram", "tpu0").bandwidth_bits_per_cycle == 128
@@ -59,7 +65,7 @@ _DELETE = object()
 @pytest.mark.parametrize("path, value, message", [
     ("memories.0.colour", "red", "memories[0].colour: unknown key"),
     ("dram.capacity_bytes", _DELETE, "dram.capacity_bytes: missing key"),
-    ("cores.0.pe_array.mac_energy_pj", "cheap", "cores[0].pe_array.mac_energy_pj: expected number, got 'cheap'"),
+    ("cores.0.pe_array.mac_energy_pj", "cheap", "cores[0].pe_array.mac_energy_pj: expected a number >= 0 or a mapping from element type to number, got 'cheap'"),
     ("memories.1.capacity_bytes", 0, "memories[1].capacity_bytes: must be > 0, got 0"),
     ("links.1.bandwidth_bits_per_cycle", -8, "links[1].bandwidth_bits_per_cycle: must be > 0, got -8"),
     ("cores.0.memory", "nowhere", "cores[0].memory: unknown memory 'nowhere'"),

@@ -20,6 +20,7 @@ def level(size_bits, r_cost, w_cost, operands, ports, served=("D1", "D2")):
 
 
 RF_WEIGHTS = level(1024, 0.095, 0.095, ["I2"], [port("r", "read", 8, "I2, tl"), port("w", "write", 8, "I2, fh")], ())
+RF_OUTPUT = level(16, 0.021, 0.021, ["O"], [port("r", "read", 16, "O, tl"), port("w", "write", 16, "O, fh")], ())
 SRAM_2MB = level(16777216, 416.16, 378.4, ["I1", "O"],
                  [port("r", "read", 2048, "I1, tl", "O, tl"), port("w", "write", 2048, "I1, fh", "O, fh")])
 DRAM_LEVEL = level(10 ** 10, 700, 750, ["I1", "I2", "O"], [port("rw", "read_write", 64, "I1, fh", "I1, tl")])
@@ -27,7 +28,8 @@ TPU_ARRAY = {"unit_energy": 0.04, "unit_area": 1, "dimensions": ["D1", "D2"], "s
 
 
 def zigzag_tpu_like():
-    return {"name": "tpu_like", "memories": {"rf_128B": RF_WEIGHTS, "sram_2MB": SRAM_2MB, "dram": DRAM_LEVEL},
+    return {"name": "tpu_like", "memories": {"rf_128B": RF_WEIGHTS, "rf_2B": RF_OUTPUT, "sram_2MB": SRAM_2MB,
+                                             "dram": DRAM_LEVEL},
             "operational_array": TPU_ARRAY}
 
 
@@ -43,15 +45,20 @@ def test_a_zigzag_core_by_hand(tmp_path):
     assert memory == {"name": "tpu_like.sram_2MB", "capacity_bytes": 2 * 1024 * 1024,
                       "read_bandwidth_bits_per_cycle": 2048, "write_bandwidth_bits_per_cycle": 2048,
                       "read_energy_pj_per_bit": 416.16 / 2048, "write_energy_pj_per_bit": 378.4 / 2048}
+    # the register files: 0.095 pJ per 8-bit weight access, 0.021 pJ per 16-bit output access
+    registers = {"weight": {"size_bits": 1024, "read_energy_pj_per_bit": 0.095 / 8, "write_energy_pj_per_bit": 0.095 / 8},
+                 "output": {"size_bits": 16, "read_energy_pj_per_bit": 0.021 / 16, "write_energy_pj_per_bit": 0.021 / 16}}
     assert doc["cores"] == [{"name": "tpu_like", "memory": "tpu_like.sram_2MB", "op_kinds": ["mac"],
-                             "pe_array": {"unroll": {"K": 32, "C": 32}, "mac_energy_pj": 0.04}}]
+                             "double_buffered": False,
+                             "pe_array": {"unroll": {"K": 32, "C": 32}, "mac_energy_pj": {"int8": 0.04},
+                                          "registers": registers}}]
     # 700 and 750 pJ per 64-bit access
     assert doc["dram"] == {"capacity_bytes": 1_250_000_000, "bandwidth_bits_per_cycle": 64,
                            "read_energy_pj_per_bit": 700 / 64, "write_energy_pj_per_bit": 750 / 64}
     assert doc["links"] == [{"name": "tpu_like.dram", "endpoints": ["dram", "tpu_like"], "bandwidth_bits_per_cycle": 64,
                              "energy_pj_per_bit": 0.0}]
     notes = "\n".join(imported.notes)
-    for said in ("'rf_128B' (1024 bits) is not represented", "unrolls D1=K, D2=C",
+    for said in ("unit_energy 0.04 pJ taken as an int8 MAC", "not double-buffered", "unrolls D1=K, D2=C",
                  "MAC ops only", "1e+09 Hz assumed"):
         assert said in notes
     eyeriss = import_hardware("zigzag", tmp_path / "tpu_like.yaml", {"D1": "OY", "D2": "FY"})
@@ -143,6 +150,9 @@ def test_the_zigzag_tpu_like_library_entry_is_the_import_of_zigzags_core(tmp_pat
             ours.read_energy_pj_per_bit, ours.write_energy_pj_per_bit) == (
         memory["capacity_bytes"], memory["read_bandwidth_bits_per_cycle"], memory["write_bandwidth_bits_per_cycle"],
         memory["read_energy_pj_per_bit"], memory["write_energy_pj_per_bit"])
-    assert dict(hw.core("tpu").unroll) == core["pe_array"]["unroll"] and hw.core("tpu").mac_energy_pj == 0.04
+    tpu = hw.core("tpu")
+    assert dict(tpu.unroll) == core["pe_array"]["unroll"] and tpu.mac_energy.to_yaml() == {"int8": 0.04}
+    assert {port: r.__dict__ for port, r in tpu.registers.items()} == core["pe_array"]["registers"]
+    assert tpu.double_buffered is core["double_buffered"] is False
     assert (hw.dram.capacity_bytes, hw.dram.bandwidth_bits_per_cycle, hw.dram.read_energy_pj_per_bit,
             hw.dram.write_energy_pj_per_bit) == tuple(doc["dram"].values())

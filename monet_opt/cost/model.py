@@ -8,13 +8,34 @@ Compute (PE array; matmul dims renamed N->K, K->C, M->OX onto the conv names, co
     fill_drain_cycles = sum_d U_d          (the systolic wavefront enters and leaves once per op)
 Compute (vector unit): cycles = ceil(work / lanes), work = vector ops (or MACs); no fill/drain.
 
-Local-memory traffic (bits), PE array: the *stationary* operand is the one indexed by every unrolled
-dim (weight-stationary K x C: W; output-stationary OX x K: the output); among several, the largest.
-It moves once (read once, or for the output written once). Every other input is read once per
-temporal cycle per distinct index the array touches: temporal_cycles * prod_{d unrolled, d relevant
-to it} min(U_d, D_d) elements; a non-stationary output is read and written that often (partial sums). Vector
-units read every input and write every output once. Data arriving from DRAM is also written into
-local memory, data leaving to DRAM is read from it.
+Local-memory traffic (bits), PE array. Let t_d be the temporal count of loop d (ceil(D_d / U_d)
+if unrolled, else D_d), T = prod_d t_d, and for each operand X (ports: input = the op's first
+input, weight = its second, output) s_X = prod_{d unrolled, d indexes X} min(U_d, D_d) the
+distinct elements of X the array touches per cycle. A register file of X holds r_X =
+size_bits // width_X elements per PE. For a temporal loop order (innermost first), X's
+register keeps the innermost loops while the elements they touch fit (prod of the t_d of those
+loops that index X <= r_X); the loops among them that do not index X reuse what it holds:
+
+    reuse_X   = prod_{d kept, d does not index X} t_d
+    fetches_X = T / reuse_X
+    input, weight:  local reads = fetches_X * s_X * width_X
+    output:         distinct_O = prod_{d indexes O} t_d (each output lane's outputs)
+                    partial = (fetches_O - distinct_O) * s_O * accumulator width
+                    local reads = partial; local writes = partial + distinct_O * s_O * output width
+
+(a partial sum leaves the register when a loop outside the kept ones moves on, and comes back;
+the final value is written once at the output's type). The orders tried put the loops that do not
+index one operand innermost, then those that do not index a second (all six priorities); the one
+of least local + register energy is kept. Register energy: input and weight registers are read
+by every active multiplier each cycle and filled by each fetch (T and fetches_X times the active
+lanes, at width_X); output registers are read and written every cycle (T * s_O at the
+accumulator width). Every PE holds the stationary operand (the one indexed by every unrolled dim,
+the largest among several) in at least one element, its pipeline register (free unless a register
+file is declared for that port): weight-stationary reads each weight once, output-stationary
+(and a weight gradient on a K x C array) writes each output once. The
+accumulator width is the graph's partial-sum type (int32 for int8 operands), or the output's.
+Vector units read every input and write every output once. Data arriving from DRAM is also
+written into local memory, data leaving to DRAM is read from it.
 
 DRAM traffic (bytes). Operands in `on_chip` are already in (or stay in) the core's memory and move
 no DRAM bytes; all others (including weights, gradients and optimizer states) live in DRAM. If all
@@ -34,9 +55,13 @@ operand X stays resident in n_X = ceil(S_X / (M/2)) chunks while the others stre
                  = max(ceil(read bits / read bandwidth),
                        ceil(write bits / write bandwidth))            (separate ports)
     dram_cycles  = ceil(DRAM bytes * 8 / min(DRAM port, DRAM link bandwidth))
-    latency_cycles = max(compute_cycles, local_cycles, dram_cycles) + fill_drain_cycles
+    preload_cycles = 0 on a double-buffered core (loads of the next tile overlap compute), else
+                     ceil(ceil(DRAM read bytes / tiles) * 8 / that bandwidth): the first tile's
+                     operands arrive before compute starts
+    latency_cycles = preload + max(compute_cycles, local_cycles, dram_cycles - preload) + fill_drain_cycles
 
-    energy_pj = compute (MACs * mac_energy_pj, or vector ops * op_energy_pj)
+    energy_pj = compute (MACs * mac_energy_pj(wider operand type), or vector ops * op_energy_pj(type))
+              + register energy (PE arrays with register files, above)
               + local read bits * read_pj_per_bit + local write bits * write_pj_per_bit
               + DRAM read bits * DRAM read_energy_pj_per_bit + DRAM write bits * write_energy_pj_per_bit
               + DRAM bits * DRAM link energy_pj_per_bit
@@ -53,8 +78,8 @@ A tensor produced on one memory and read on another crosses `link_between(produc
 core)` once (read at the source, written at the destination; no link: infeasible). Fill/drain is
 paid once per tile per op. With busy_c the compute cycles of core c summed over its ops:
 
-    latency_cycles = max(max_c busy_c, each memory's local cycles, each DRAM link's cycles,
-                         each core-to-core link's cycles) + ramp + fill/drain
+    latency_cycles = preload + max(max_c busy_c, each memory's local cycles, each DRAM link's cycles
+                                   - preload, each core-to-core link's cycles) + ramp + fill/drain
     ramp = ceil((sum_c busy_c - max_c busy_c) / n)   (0 on one core)
 
 the latency of a pipeline of one stage per core over n tiles: the busiest stage runs all n tiles,
@@ -68,14 +93,15 @@ on n; the working set only shrinks), so the tile count is decided here, exactly 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from monet_opt.errors import InputError
-from monet_opt.hardware.model import DRAM, Accelerator, Core, Link
-from monet_opt.workload.ir import MAC_KINDS, Graph, Op, OpKind, Tensor
+from monet_opt.hardware.model import DRAM, Accelerator, Core, Link, Memory
+from monet_opt.workload.ir import MAC_KINDS, DType, Graph, Op, OpKind, Tensor
 
 
 @dataclass(frozen=True)
@@ -104,11 +130,13 @@ class Cost:
     cores: tuple[str, ...] = ()  # every core the stack runs on, `core` first (empty: `core` alone)
     working_set_by_memory: tuple[tuple[str, int], ...] = ()  # (memory, bytes) when it spans memories
     energy_by_part: tuple[tuple[str, float], ...] = ()  # ("memory:M" | "link:L", pJ) when it spans memories
+    register_energy_pj: float = 0.0  # the PE arrays' register files
+    preload_cycles: int = 0  # DRAM loads before compute starts (cores without double buffering)
 
     @property
     def energy_pj(self) -> float:
-        return (self.compute_energy_pj + self.local_energy_pj + self.dram_energy_pj + self.dram_link_energy_pj
-                + self.link_energy_pj)
+        return (self.compute_energy_pj + self.register_energy_pj + self.local_energy_pj + self.dram_energy_pj
+                + self.dram_link_energy_pj + self.link_energy_pj)
 
     @property
     def dram_bytes(self) -> int:
@@ -167,49 +195,98 @@ class _CoreWork:
     write_bits: int
     compute_energy_pj: float
     utilisation: float
+    register_energy_pj: float = 0.0
+    reread_inputs: tuple[str, ...] = ()  # inputs fetched more than once: held in local memory while it runs
 
 
-def _core_work(graph: Graph, op: Op, core: Core) -> _CoreWork:
-    """Compute cycles, fill/drain and local-memory traffic of one op on one core (no DRAM)."""
+def _core_work(graph: Graph, op: Op, core: Core, memory: Memory) -> _CoreWork:
+    """Compute cycles, fill/drain and local-memory traffic of one op on one core (no DRAM); a
+    vector operation is priced at the widest type it reads (index types aside)."""
     tensors = graph.tensors
     inputs = [tensors[t] for t in dict.fromkeys(op.inputs + op.updates)]
     outputs = [tensors[t] for t in op.outputs + op.updates]
     if core.is_pe_array:
-        loops = conv_loop_dims(op)
-        unroll = core.unroll
-        temporal = math.prod(math.ceil(loops[d] / lanes) for d, lanes in unroll.items()) * math.prod(
-            size for d, size in loops.items() if d not in unroll
-        )
-        first, second, out = operand_dims(op)
-        a, b, o = tensors[op.inputs[0]], tensors[op.inputs[1]], tensors[op.outputs[0]]
-        candidates = [(x, dims) for x, dims in ((b, second), (o, out), (a, first)) if set(unroll) <= dims]
-        stationary = max(candidates, key=lambda c: c[0].size_bytes)[0] if candidates else None
-
-        def per_cycle(dims: set[str]) -> int:
-            return math.prod(min(lanes, loops[d]) for d, lanes in unroll.items() if d in dims)
-
-        read_bits = write_bits = 0
-        for x, dims in ((a, first), (b, second)):
-            bits = x.dtype.size_bytes * 8
-            read_bits += x.size_bytes * 8 if x is stationary else temporal * per_cycle(dims) * bits
-        extra = [t for t in inputs[2:] if t.name not in (a.name, b.name)]  # bias: read once
-        read_bits += sum(t.size_bytes * 8 for t in extra)
-        if o is stationary:
-            write_bits += o.size_bytes * 8
-        else:
-            psum = temporal * per_cycle(out) * o.dtype.size_bytes * 8
-            read_bits += psum
-            write_bits += psum
-        write_bits += sum(t.size_bytes * 8 for t in outputs[1:])  # bias gradient
-        macs = op.macs
-        return _CoreWork(temporal, sum(unroll.values()), read_bits, write_bits, macs * core.mac_energy_pj,
-                         macs / (temporal * core.lanes))
+        return _pe_array_work(graph, op, core, memory)
     work = op.macs if op.kind in MAC_KINDS else op.vector_ops
     cycles = max(1, math.ceil(work / core.vector_lanes))
+    types = [t.dtype for t in inputs if t.dtype not in (DType.INT64, DType.INT32)] or [inputs[0].dtype]
     return _CoreWork(
         cycles, 0, sum(t.size_bytes * 8 for t in inputs), sum(t.size_bytes * 8 for t in outputs),
-        work * core.vector_op_energy_pj, work / (cycles * core.vector_lanes),
+        work * core.vector_op_energy.pj(max(types, key=lambda d: d.bits)), work / (cycles * core.vector_lanes),
     )
+
+
+def _pe_array_work(graph: Graph, op: Op, core: Core, memory: Memory) -> _CoreWork:
+    """A MAC op on a PE array: compute cycles, fill/drain, and the bits it reads and writes in the
+    core's local memory (module docstring, "Local-memory traffic"), with its register energy in the
+    compute energy. Evaluates the temporal loop orders that favour each operand in turn and keeps
+    the one of least energy (then fewest local bits)."""
+    tensors = graph.tensors
+    loops = conv_loop_dims(op)
+    unroll = core.unroll
+    counts = {d: math.ceil(size / unroll[d]) if d in unroll else size for d, size in loops.items()}
+    temporal = math.prod(counts.values())
+    a, b, o = tensors[op.inputs[0]], tensors[op.inputs[1]], tensors[op.outputs[0]]
+    first, second, out = operand_dims(op)
+    accumulator_bits = max((graph.accumulator or o.dtype).bits, o.dtype.bits)
+    ports = {"input": (first, a.dtype.bits), "weight": (second, b.dtype.bits), "output": (out, accumulator_bits)}
+    active_lanes = math.prod(min(lanes, loops[d]) for d, lanes in unroll.items())
+    spatial = {port: math.prod(min(lanes, loops[d]) for d, lanes in unroll.items() if d in dims)
+               for port, (dims, _) in ports.items()}
+    elements = {port: r.size_bits // ports[port][1] for port, r in core.registers.items()}
+    stationary = [(x, port) for x, port in ((b, "weight"), (o, "output"), (a, "input")) if set(unroll) <= ports[port][0]]
+    if stationary:  # every PE holds the stationary operand (indexed by every unrolled dim) in at least one element
+        port = max(stationary, key=lambda c: c[0].size_bytes)[1]
+        elements[port] = max(elements.get(port, 0), 1)
+    loop_dims = [d for d in counts if counts[d] > 1]
+    orders = {tuple(sorted(loop_dims, key=lambda d: tuple(d in ports[p][0] for p in priority)))
+              for priority in itertools.permutations(ports)}
+    best: tuple[float, int, int, float, tuple[str, ...]] | None = None
+    for order in sorted(orders):
+        read_bits = write_bits = 0
+        register_pj = 0.0
+        reread: list[str] = []
+        for port, (dims, bits) in ports.items():
+            reuse = 1
+            if elements.get(port, 0) >= 1:
+                footprint = 1
+                for d in order:
+                    if d in dims:
+                        if footprint * counts[d] > elements[port]:
+                            break
+                        footprint *= counts[d]
+                    else:
+                        reuse *= counts[d]
+            fetches = temporal // reuse
+            if port == "output":
+                distinct = math.prod(counts[d] for d in dims)
+                partial = (fetches - distinct) * spatial[port] * bits
+                read_bits += partial
+                write_bits += partial + distinct * spatial[port] * o.dtype.bits
+            else:
+                x = a if port == "input" else b
+                read_bits += fetches * spatial[port] * x.dtype.bits
+                if fetches > math.prod(counts[d] for d in dims):
+                    reread.append(x.name)
+            if port in core.registers:
+                r = core.registers[port]
+                if port == "output":  # accumulate: read and write the partial sum every cycle
+                    register_pj += temporal * spatial[port] * bits * (r.read_energy_pj_per_bit + r.write_energy_pj_per_bit)
+                else:  # every multiplier reads its operand each cycle; each fetch fills every PE's copy
+                    register_pj += active_lanes * bits * (temporal * r.read_energy_pj_per_bit
+                                                         + fetches * r.write_energy_pj_per_bit)
+        energy = read_bits * memory.read_energy_pj_per_bit + write_bits * memory.write_energy_pj_per_bit + register_pj
+        if best is None or (energy, read_bits + write_bits) < (best[0], best[1] + best[2]):
+            best = (energy, read_bits, write_bits, register_pj, tuple(reread))
+    assert best is not None
+    _, read_bits, write_bits, register_pj, reread_inputs = best
+    extra = [tensors[t] for t in dict.fromkeys(op.inputs[2:] + op.updates) if t not in (a.name, b.name)]  # bias
+    read_bits += sum(t.size_bytes * 8 for t in extra)
+    write_bits += sum(tensors[t].size_bytes * 8 for t in op.outputs[1:] + op.updates)  # bias gradient
+    operand_type = max(a.dtype, b.dtype, key=lambda d: d.bits)
+    return _CoreWork(temporal, sum(unroll.values()), read_bits, write_bits,
+                     op.macs * core.mac_energy.pj(operand_type), op.macs / (temporal * core.lanes), register_pj,
+                     reread_inputs)
 
 
 def _touched(size: int, outputs: int, kernel: int, stride: int, dilation: int, padding: int) -> int:
@@ -286,9 +363,11 @@ def _price_op(graph: Graph, op: Op, core: Core, hw: Accelerator, on_chip: frozen
         dram_read = max(tiled - on_chip_reads, off_chip_reads)
     working_set = min(sum(read[t.name] for t in reads if t.name not in on_chip)
                       + sum(t.size_bytes for t in writes if t.name not in on_chip), capacity)
-    work = _core_work(graph, op, core)
+    work = _core_work(graph, op, core, hw.memories[core.memory])
+    preload = 0 if core.double_buffered else \
+        math.ceil(sum(read[t] for t in work.reread_inputs if t not in on_chip) / tiles)
     return _compose(hw, [core], [work], tiles, {core.memory: (dram_read, dram_write)}, {}, {core.memory: working_set},
-                    ramp_cycles=0)
+                    ramp_cycles=0, preload_bytes={core.memory: preload})
 
 
 def _price_stack(graph: Graph, ops: Sequence[Op], placed: Sequence[Core], hw: Accelerator, on_chip: frozenset[str],
@@ -360,15 +439,20 @@ def _price_stack(graph: Graph, ops: Sequence[Op], placed: Sequence[Core], hw: Ac
     for (t, m), (source, _) in received.items():
         link_out[source.memory] += graph.tensors[t].size_bytes * 8
         link_in[m] += graph.tensors[t].size_bytes * 8
-    works = [_core_work(graph, op, c) for op, c in zip(ops, placed, strict=True)]
+    works = [_core_work(graph, op, c, hw.memories[c.memory]) for op, c in zip(ops, placed, strict=True)]
     busy = [sum(w.compute_cycles for w, c in zip(works, placed, strict=True) if c.name == core.name)
             for core in _distinct_cores(placed)]
     tiles = best_tile_count(sum(busy) - max(busy), sum(w.fill_drain_cycles for w in works), tiles, max_tiles)
     ramp = math.ceil((sum(busy) - max(busy)) / tiles)
     working_sets = {m: static[m] + math.ceil(dynamic[m] / tiles) for m in memories}
+    preload: dict[str, int] = defaultdict(int)
+    for m in memories:
+        held = {t for op, c, w in zip(ops, placed, works, strict=True) if c.memory == m and not c.double_buffered
+                for t in w.reread_inputs if t not in producer_memory and t not in on_chip}
+        preload[m] = math.ceil(sum(graph.tensors[t].size_bytes for t in held) / tiles)
     return _compose(hw, placed, works, tiles, {m: (r, w) for m, (r, w) in dram.items()},
                     {name: (link_by_name[name], bits) for name, bits in links.items()}, working_sets, ramp,
-                    {m: (link_out[m], link_in[m]) for m in memories}, fused=True)
+                    {m: (link_out[m], link_in[m]) for m in memories}, fused=True, preload_bytes=preload)
 
 
 def best_tile_count(ramp_cycles: int, fill_cycles_per_tile: int, fewest: int, most: int) -> int:
@@ -397,11 +481,12 @@ def best_tile_count(ramp_cycles: int, fill_cycles_per_tile: int, fewest: int, mo
 def _compose(hw: Accelerator, placed: Sequence[Core], works: Sequence[_CoreWork], tiles: int,
              dram: Mapping[str, tuple[int, int]], links: Mapping[str, tuple[Link, int]],
              working_sets: Mapping[str, int], ramp_cycles: int,
-             link_bits: Mapping[str, tuple[int, int]] | None = None, fused: bool = False) -> Cost:
+             link_bits: Mapping[str, tuple[int, int]] | None = None, fused: bool = False,
+             preload_bytes: Mapping[str, int] | None = None) -> Cost:
     """Latency and energy from the parts (module docstring, last formulas): per core its compute,
     per memory its local traffic, per DRAM link its bytes, per core-to-core link its bits.
 
-        latency_cycles = max(busiest core, memory, DRAM link, link) + ramp + fill/drain
+        latency_cycles = preload + max(busiest core, memory, DRAM link - preload, link) + ramp + fill/drain
     """
     cores = _distinct_cores(placed)
     compute = max(sum(w.compute_cycles for w, c in zip(works, placed, strict=True) if c.name == core.name)
@@ -423,6 +508,8 @@ def _compose(hw: Accelerator, placed: Sequence[Core], works: Sequence[_CoreWork]
         dram_links[link.name] = (link, hw.dram_bandwidth_bits_per_cycle(first.name))
     local_cycles = max(hw.memories[m].transfer_cycles(read_bits[m], write_bits[m]) for m in dram)
     dram_cycles = max(math.ceil(bits / dram_links[name][1]) for name, bits in dram_bits_by_link.items())
+    preload = max((math.ceil(size * 8 / hw.dram_bandwidth_bits_per_cycle(next(c for c in cores if c.memory == m).name))
+                   for m, size in (preload_bytes or {}).items() if size), default=0)
     link_cycles = max((math.ceil(bits / link.bandwidth_bits_per_cycle) for link, bits in links.values()), default=0)
     local_energy = {m: read_bits[m] * hw.memories[m].read_energy_pj_per_bit
                     + write_bits[m] * hw.memories[m].write_energy_pj_per_bit for m in dram}
@@ -438,12 +525,14 @@ def _compose(hw: Accelerator, placed: Sequence[Core], works: Sequence[_CoreWork]
         fill_drain_cycles=fill,
         local_cycles=local_cycles,
         dram_cycles=dram_cycles,
-        latency_cycles=max(compute, local_cycles, dram_cycles, link_cycles) + ramp_cycles + fill,
+        latency_cycles=preload + max(compute, local_cycles, dram_cycles - preload, link_cycles) + ramp_cycles + fill,
         local_read_bits=sum(read_bits.values()),
         local_write_bits=sum(write_bits.values()),
         dram_read_bytes=sum(r for r, _ in dram.values()),
         dram_write_bytes=sum(w for _, w in dram.values()),
         compute_energy_pj=sum(w.compute_energy_pj for w in works),
+        register_energy_pj=sum(w.register_energy_pj for w in works),
+        preload_cycles=preload,
         local_energy_pj=sum(local_energy.values()),
         dram_energy_pj=8 * sum(r * hw.dram.read_energy_pj_per_bit + w * hw.dram.write_energy_pj_per_bit
                                for r, w in dram.values()),

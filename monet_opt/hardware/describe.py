@@ -24,8 +24,11 @@ def accelerator_to_dict(hw: Accelerator) -> dict[str, Any]:
         "memories": [_memory_dict(m) for m in hw.memories.values()],
         "cores": [
             {"name": c.name, "memory": c.memory, "op_kinds": _kinds(c),
-             **({"pe_array": {"unroll": dict(c.unroll), "mac_energy_pj": c.mac_energy_pj}} if c.is_pe_array else
-                {"vector_unit": {"lanes": c.vector_lanes, "op_energy_pj": c.vector_op_energy_pj}})}
+             **({} if c.double_buffered else {"double_buffered": False}),
+             **({"pe_array": {"unroll": dict(c.unroll), "mac_energy_pj": c.mac_energy.to_yaml(),
+                              **({"registers": {port: r.__dict__ for port, r in c.registers.items()}}
+                                 if c.registers else {})}} if c.is_pe_array else
+                {"vector_unit": {"lanes": c.vector_lanes, "op_energy_pj": c.vector_op_energy.to_yaml()}})}
             for c in hw.cores
         ],
         "dram": hw.dram.__dict__,
@@ -51,9 +54,11 @@ def format_accelerator(hw: Accelerator) -> str:
     lines = [f"{hw.name}: {hw.description}", f"clock {hw.clock_hz / 1e9:g} GHz", "", "cores:"]
     for c in hw.cores:
         engine = (f"PE array {' x '.join(f'{d}{n}' for d, n in c.unroll.items())} ({c.lanes} MACs/cycle, "
-                  f"{c.mac_energy_pj} pJ/MAC)" if c.is_pe_array else
-                  f"vector unit {c.vector_lanes} lanes ({c.vector_op_energy_pj} pJ/op)")
-        lines.append(f"  {c.name:<8} {engine}; memory {c.memory}; runs {', '.join(_kinds(c))}")
+                  f"{c.mac_energy} pJ/MAC)" if c.is_pe_array else
+                  f"vector unit {c.vector_lanes} lanes ({c.vector_op_energy} pJ/op)")
+        registers = "".join(f"; {port} register {r.size_bits} bits" for port, r in c.registers.items())
+        buffering = "" if c.double_buffered else "; not double-buffered"
+        lines.append(f"  {c.name:<8} {engine}{registers}{buffering}; memory {c.memory}; runs {', '.join(_kinds(c))}")
     lines.append("memories:")
     for m in hw.memories.values():
         lines.append(f"  {m.name:<10} {m.capacity_bytes:,} B, {_bandwidth_text(m)}, "

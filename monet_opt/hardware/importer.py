@@ -14,8 +14,12 @@ The translation, and what it cannot keep (each said in `Imported.notes`):
 - A core's local memory is its largest on-chip level: capacity size / 8 bytes; bandwidth the sum of
   its ports' `bandwidth_max`, one shared port when any port is read_write, else separate read and
   write ports; read and write energy per bit `r_cost` and `w_cost` over the widest port that reads
-  (writes): an access moves that many bits. Smaller on-chip levels (register files, separate
-  buffers) are not represented.
+  (writes): an access moves that many bits. A smaller on-chip level that serves one operand
+  becomes that operand's register file (I1: input, I2: weight, O: output; size and energies per bit
+  as above, one per PE); other smaller levels (shared buffers) are not represented.
+- A PE array's unit_energy is taken as the energy of an int8 MAC (ZigZag's workloads are 8-bit;
+  other widths scale by the schema's rule), and its core is not double-buffered (ZigZag's latency
+  includes loading the first operands before computing).
 - DRAM is the outermost level of a ZigZag core (its off-chip level) or the memory of Stream's
   off-chip core: capacity, port bandwidth, read and write energies per bit.
 - A core whose array has a MAC-type operator (no `operator_types`, or any of Conv, Gemm, MatMul)
@@ -43,6 +47,8 @@ DEFAULT_UNROLL = {"D1": "K", "D2": "C", "D3": "OX"}
 MAC_OPERATORS = {"Conv", "Gemm", "MatMul", "ConvTranspose"}
 POOL_OPERATORS = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"}
 CLOCK_HZ = 1.0e9
+REGISTER_OF_OPERAND = {"I1": "input", "I2": "weight", "O": "output"}
+"""Register port of each ZigZag memory operand (ZigZag's mappings link I -> I1, W -> I2, O -> O)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,8 @@ class _Level:
     shared_bits_per_cycle: int  # 0: separate read and write ports
     read_bits_per_cycle: int
     write_bits_per_cycle: int
+    operands: tuple[str, ...] = ()
+    served_dimensions: tuple[str, ...] = ()
 
     def ports(self) -> dict[str, int]:
         """The schema's bandwidth keys of this level."""
@@ -110,9 +118,13 @@ def _level(name: str, data: Any, source: str, path: str) -> _Level:
         if width == 0:
             raise InputError(f"{source}: {path}.ports: no {direction} port")
     shared = sum(total.values()) if total["read_write"] else 0
+    operands = data.get("operands") or []
+    served = data.get("served_dimensions") or []
     return _Level(name, int(_number(data, "size", source, path, positive=True)),
                   _number(data, "r_cost", source, path) / widest["read"],
-                  _number(data, "w_cost", source, path) / widest["write"], shared, total["read"], total["write"])
+                  _number(data, "w_cost", source, path) / widest["write"], shared, total["read"], total["write"],
+                  tuple(map(str, operands)) if isinstance(operands, list) else (),
+                  tuple(map(str, served)) if isinstance(served, list) else ())
 
 
 def _levels(core: Any, source: str, path: str) -> list[_Level]:
@@ -143,10 +155,20 @@ def _compute_core(core: Any, name: str, source: str, path: str, unroll: Mapping[
     if not levels:
         raise InputError(f"{source}: {path + '.' if path else ''}memories: no on-chip level below DRAM")
     local = max(levels, key=lambda level: level.size_bits)
+    registers: dict[str, dict[str, Any]] = {}
     for level in levels:
-        if level is not local:
+        if level is local:
+            continue
+        port = REGISTER_OF_OPERAND.get(level.operands[0]) if len(level.operands) == 1 else None
+        if port is not None and port not in registers:
+            registers[port] = {"size_bits": level.size_bits, "read_energy_pj_per_bit": level.read_pj_per_bit,
+                               "write_energy_pj_per_bit": level.write_pj_per_bit}
+            if level.served_dimensions:
+                notes.append(f"{source}: {name}: register {level.name!r} serves {', '.join(level.served_dimensions)}: "
+                             f"taken as the {port} register of each PE (of each output lane for the output)")
+        else:
             notes.append(f"{source}: {name}: memory level {level.name!r} ({level.size_bits} bits) is not represented "
-                         f"(one local memory per core: {local.name!r})")
+                         f"(one local memory per core: {local.name!r}; registers serve one operand each)")
     dimensions, sizes, unit_energy = _array(core, source, path)
     operators = set(core.get("operator_types") or []) if isinstance(core, Mapping) else set()
     memory = f"{name}.{local.name}"
@@ -159,10 +181,15 @@ def _compute_core(core: Any, name: str, source: str, path: str, unroll: Mapping[
                 raise InputError(f"{source}: {path + '.' if path else ''}operational_array.dimensions: no loop "
                                  f"dimension for {dimension!r} (give --unroll {dimension}=K|C|OX|...)")
             mapped[loop] = mapped.get(loop, 1) * size
-        entry |= {"op_kinds": ["mac"], "pe_array": {"unroll": mapped, "mac_energy_pj": unit_energy}}
+        entry |= {"op_kinds": ["mac"], "double_buffered": False,
+                  "pe_array": {"unroll": mapped, "mac_energy_pj": {"int8": unit_energy},
+                               **({"registers": registers} if registers else {})}}
         notes.append(f"{source}: {name}: array {'x'.join(map(str, sizes))} unrolls "
                      + ", ".join(f"{d}={unroll[d]}" for d in dimensions) + " (ZigZag's spatial mapping is a separate "
                      "file; --unroll changes it)")
+        notes.append(f"{source}: {name}: unit_energy {unit_energy} pJ taken as an int8 MAC (ZigZag's workloads are "
+                     "8-bit), other widths scaled; not double-buffered (ZigZag loads the first operands before "
+                     "computing)")
     else:
         kinds = ["pool"] if operators <= POOL_OPERATORS else ["vector", "optimizer"]
         entry |= {"op_kinds": kinds, "vector_unit": {"lanes": math.prod(sizes), "op_energy_pj": unit_energy}}

@@ -18,12 +18,19 @@ YAML layout (units are in the key names; every key below is required unless mark
       - name: str
         memory: name of a memory           the core's local (or shared) memory
         op_kinds: [group or kind, ...]     groups: mac, pool, vector, optimizer (see OP_KIND_GROUPS)
+        double_buffered: bool              (optional, default true) false: an op's first tile of
+                                           operands loads from DRAM before its compute starts
         pe_array:                          either a PE array ...
           unroll: {DIM: lanes, ...}        dataflow: loop dims unrolled spatially (B, K, C, OY, OX, FY, FX)
-          mac_energy_pj: number >= 0
+          mac_energy_pj: ENERGY            one MAC
+          registers:                       (optional) per-PE register files, any of:
+            input | weight | output:       the port of the op's first input, second input, output
+              size_bits: int > 0           per PE (output: per output lane after the array's reduction)
+              read_energy_pj_per_bit: number >= 0
+              write_energy_pj_per_bit: number >= 0
         vector_unit:                       ... or a vector unit
           lanes: int > 0
-          op_energy_pj: number >= 0
+          op_energy_pj: ENERGY             one vector operation
     dram:
       capacity_bytes: int > 0
       bandwidth_bits_per_cycle: int > 0
@@ -36,6 +43,12 @@ YAML layout (units are in the key names; every key below is required unless mark
         bandwidth_bits_per_cycle: int > 0
         energy_pj_per_bit: number >= 0
 
+ENERGY is a number (every operand type alike) or a mapping from element type to pJ ({int8: 0.04,
+fp32: 0.9}); a type not listed is priced from the listed type nearest in width, scaled by
+(bits / listed bits)^2 for a MAC (a multiplier grows with the square of its operand width:
+Horowitz, ISSCC 2014, 8-bit vs 32-bit integer multiply 0.2 vs 3.1 pJ) and by bits / listed bits
+for a vector operation (adders and comparators grow linearly).
+
 Matmul-like ops are mapped onto the conv dimension names for the unrolling: N -> K (output
 channels), K -> C (reduction), M -> OX (rows), B -> B.
 """
@@ -44,13 +57,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from monet_opt.errors import InputError
 from monet_opt.io import load_data
-from monet_opt.workload.ir import MAC_KINDS, OpKind
+from monet_opt.workload.ir import MAC_KINDS, DType, OpKind
 
 DRAM = "dram"
 
@@ -92,6 +105,47 @@ class Memory:
 
 
 @dataclass(frozen=True)
+class WidthEnergy:
+    """Energy of one operation by operand type (module docstring, ENERGY): `flat_pj` for every type
+    when `by_dtype` is empty; else the listed energy, or the nearest listed width's energy scaled
+    by (bits / listed bits) ** `exponent`."""
+
+    flat_pj: float
+    by_dtype: tuple[tuple[DType, float], ...] = ()
+    exponent: int = 1
+
+    def pj(self, dtype: DType) -> float:
+        if not self.by_dtype:
+            return self.flat_pj
+        listed = dict(self.by_dtype)
+        if dtype in listed:
+            return listed[dtype]
+        nearest = min(listed, key=lambda d: (abs(d.bits - dtype.bits), -d.bits, d.value))
+        return listed[nearest] * (dtype.bits / nearest.bits) ** self.exponent
+
+    def to_yaml(self) -> float | dict[str, float]:
+        return {d.value: e for d, e in self.by_dtype} if self.by_dtype else self.flat_pj
+
+    def __str__(self) -> str:
+        return ", ".join(f"{d.value} {e:g}" for d, e in self.by_dtype) if self.by_dtype else f"{self.flat_pj:g}"
+
+
+@dataclass(frozen=True)
+class Register:
+    """A register file of a PE array's operand port: `size_bits` per PE (per output lane for the
+    output port), read and written at its own per-bit energies."""
+
+    size_bits: int
+    read_energy_pj_per_bit: float
+    write_energy_pj_per_bit: float
+
+
+REGISTER_PORTS = ("input", "weight", "output")
+"""Register ports of a PE array: the op's first input, second input and output (for the backward
+ops the same positions: conv_dx reads (dY, W), conv_dw reads (X, dY) and writes dW)."""
+
+
+@dataclass(frozen=True)
 class Core:
     """A compute core: a PE array (`unroll` non-empty) or a vector unit (`vector_lanes` > 0)."""
 
@@ -99,9 +153,11 @@ class Core:
     memory: str
     op_kinds: frozenset[OpKind]
     unroll: Mapping[str, int]
-    mac_energy_pj: float
+    mac_energy: WidthEnergy
     vector_lanes: int
-    vector_op_energy_pj: float
+    vector_op_energy: WidthEnergy
+    registers: Mapping[str, Register] = field(default_factory=dict)
+    double_buffered: bool = True
 
     @property
     def is_pe_array(self) -> bool:
@@ -178,6 +234,8 @@ class Accelerator:
 _POSITIVE_INT = {"type": "integer", "exclusiveMinimum": 0}
 _POSITIVE_NUMBER = {"type": "number", "exclusiveMinimum": 0}
 _ENERGY = {"type": "number", "minimum": 0}
+_WIDTH_ENERGY = {"oneOf": [_ENERGY, {"type": "object", "minProperties": 1, "additionalProperties": False,
+                                     "properties": {d.value: _ENERGY for d in DType}}]}
 _NAME = {"type": "string", "minLength": 1}
 
 
@@ -209,13 +267,17 @@ SCHEMA = _object(
             "name": _NAME,
             "memory": _NAME,
             "op_kinds": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+            "double_buffered": {"type": "boolean"},
             "pe_array": _object({
                 "unroll": {"type": "object", "minProperties": 1, "additionalProperties": False,
                            "properties": {d: _POSITIVE_INT for d in UNROLL_DIMS}},
-                "mac_energy_pj": _ENERGY,
-            }),
-            "vector_unit": _object({"lanes": _POSITIVE_INT, "op_energy_pj": _ENERGY}),
-        }, optional=("pe_array", "vector_unit"))},
+                "mac_energy_pj": _WIDTH_ENERGY,
+                "registers": {"type": "object", "additionalProperties": False, "properties": {
+                    port: _object({"size_bits": _POSITIVE_INT, "read_energy_pj_per_bit": _ENERGY,
+                                   "write_energy_pj_per_bit": _ENERGY}) for port in REGISTER_PORTS}},
+            }, optional=("registers",)),
+            "vector_unit": _object({"lanes": _POSITIVE_INT, "op_energy_pj": _WIDTH_ENERGY}),
+        }, optional=("pe_array", "vector_unit", "double_buffered"))},
         "dram": _object({
             "capacity_bytes": _POSITIVE_INT,
             "bandwidth_bits_per_cycle": _POSITIVE_INT,
@@ -248,6 +310,8 @@ def _schema_error_message(error: Any) -> str:
         return f"{key}: missing key"
     if error.validator == "type":
         return f"{where}: expected {error.validator_value}, got {error.instance!r}"
+    if error.validator == "oneOf":  # only energies by width use it
+        return f"{where}: expected a number >= 0 or a mapping from element type to number, got {error.instance!r}"
     if error.validator in ("exclusiveMinimum", "minimum"):
         bound = ">" if error.validator == "exclusiveMinimum" else ">="
         return f"{where}: must be {bound} {error.validator_value}, got {error.instance!r}"
@@ -298,8 +362,14 @@ def accelerator_from_dict(data: Any, source: str) -> Accelerator:
         vec = c.get("vector_unit")
         cores.append(Core(
             name=c["name"], memory=c["memory"], op_kinds=frozenset(kinds),
-            unroll=dict(pe["unroll"]) if pe else {}, mac_energy_pj=float(pe["mac_energy_pj"]) if pe else 0.0,
-            vector_lanes=int(vec["lanes"]) if vec else 0, vector_op_energy_pj=float(vec["op_energy_pj"]) if vec else 0.0,
+            unroll=dict(pe["unroll"]) if pe else {},
+            mac_energy=_width_energy(pe["mac_energy_pj"], 2) if pe else WidthEnergy(0.0),
+            vector_lanes=int(vec["lanes"]) if vec else 0,
+            vector_op_energy=_width_energy(vec["op_energy_pj"], 1) if vec else WidthEnergy(0.0),
+            registers={port: Register(r["size_bits"], float(r["read_energy_pj_per_bit"]),
+                                      float(r["write_energy_pj_per_bit"]))
+                       for port, r in (pe.get("registers", {}) if pe else {}).items()},
+            double_buffered=bool(c.get("double_buffered", True)),
         ))
     names = {c.name for c in cores} | {DRAM}
     links: list[Link] = []
@@ -319,6 +389,12 @@ def accelerator_from_dict(data: Any, source: str) -> Accelerator:
         clock_hz=float(data["clock_hz"]), memories=memories, cores=tuple(cores), dram=_dram(data["dram"], fail),
         links=tuple(links),
     )
+
+
+def _width_energy(value: float | Mapping[str, float], exponent: int) -> WidthEnergy:
+    if isinstance(value, Mapping):
+        return WidthEnergy(0.0, tuple((DType(k), float(v)) for k, v in value.items()), exponent)
+    return WidthEnergy(float(value), (), exponent)
 
 
 def _one_form(entry: Mapping[str, Any], path: str, shorthand: str, pair: tuple[str, str],

@@ -164,7 +164,7 @@ def insert_recomputation(graph: Graph, plan: Plan) -> tuple[Graph, Plan]:
             op = replace(op, inputs=tuple(renamed[t] if t in recomputed else t for t in op.inputs))
         ops.append(op)
     saved = {t: readers for t, readers in graph.saved_for_backward.items() if t not in recomputed}
-    new_graph = Graph(graph.name, tensors, tuple(ops), graph.inputs, graph.outputs, saved)
+    new_graph = Graph(graph.name, tensors, tuple(ops), graph.inputs, graph.outputs, saved, graph.accumulator)
 
     stacks = dict(plan.stacks)
     core_of = dict(plan.core_of)
@@ -231,7 +231,7 @@ def _stack_cost(table: CostTable, ops: tuple[str, ...], core: str | tuple[str, .
             **{f: getattr(total, f) + getattr(p, f) for f in (
                 "compute_cycles", "fill_drain_cycles", "local_cycles", "dram_cycles", "latency_cycles",
                 "local_read_bits", "local_write_bits", "dram_read_bytes", "dram_write_bytes", "compute_energy_pj",
-                "local_energy_pj", "dram_energy_pj", "dram_link_energy_pj")},
+                "register_energy_pj", "local_energy_pj", "dram_energy_pj", "dram_link_energy_pj")},
             working_set_bytes=max(total.working_set_bytes, p.working_set_bytes),
         )
     return total, found.reason
@@ -516,7 +516,7 @@ def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, str
 
 def _energy_breakdown(hw: Accelerator, run: _Run) -> dict[str, float]:
     """Energy by component, in start order: per copy the link's energy per bit, a read at the
-    source memory and a write at the destination; per stack the cost model's compute, local-memory,
+    source memory and a write at the destination; per stack the cost model's compute, register, local-memory,
     DRAM and DRAM-link energies (by memory and link for a stack that spans memories)."""
     energy: dict[str, float] = defaultdict(float)
     core_memory = {c.name: c.memory for c in hw.cores}
@@ -537,6 +537,8 @@ def _energy_breakdown(hw: Accelerator, run: _Run) -> dict[str, float]:
                     energy[f"link:{hw.link_between(DRAM, item.record.core).name}"] += cost.dram_link_energy_pj
                 energy[f"memory:{memory}"] += cost.local_energy_pj
             energy["compute"] += cost.compute_energy_pj
+            if cost.register_energy_pj:
+                energy["registers"] += cost.register_energy_pj
             energy["dram"] += cost.dram_energy_pj
     return energy
 

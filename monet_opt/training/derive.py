@@ -70,7 +70,9 @@ _UPDATE_KIND = {
 class Precision:
     """Element type per tensor role. Integer tensors (indices, labels) keep their own type; batch-norm
     running statistics stay fp32. `master_weight` set adds a full-precision copy of every weight,
-    read and updated by the optimizer (mixed-precision training)."""
+    read and updated by the optimizer (mixed-precision training). `accumulator` is the type of MAC
+    partial sums (None: each op's output type); `training` says whether a training step may use
+    it (integer and pure 8/16-bit float types are inference precisions)."""
 
     activation: DType = DType.FP32
     activation_gradient: DType = DType.FP32
@@ -78,6 +80,8 @@ class Precision:
     weight_gradient: DType = DType.FP32
     optimizer_state: DType = DType.FP32
     master_weight: DType | None = None
+    accumulator: DType | None = None
+    training: bool = True
 
     def dtype_for(self, tensor: Tensor) -> DType:
         if not tensor.dtype.is_float:
@@ -94,18 +98,60 @@ class Precision:
         }[tensor.role]
 
 
+def _inference(operands: DType, accumulator: DType) -> Precision:
+    return Precision(activation=operands, activation_gradient=operands, weight=operands, weight_gradient=operands,
+                     optimizer_state=operands, accumulator=accumulator, training=False)
+
+
+def _mixed(compute: DType, activation_gradient: DType, weight_gradient: DType) -> Precision:
+    return Precision(activation=compute, activation_gradient=activation_gradient, weight=compute,
+                     weight_gradient=weight_gradient, optimizer_state=DType.FP32, master_weight=DType.FP32,
+                     accumulator=DType.FP32)
+
+
 PRECISIONS: dict[str, Precision] = {
     "fp32": Precision(),
-    # bf16 compute with fp32 master weights, gradients and optimizer states (common mixed precision).
-    "bf16-mixed": Precision(
-        activation=DType.BF16,
-        activation_gradient=DType.BF16,
-        weight=DType.BF16,
-        weight_gradient=DType.FP32,
-        optimizer_state=DType.FP32,
-        master_weight=DType.FP32,
-    ),
+    # Mixed precision: low-precision compute, fp32 master weights and optimizer states, fp32 accumulation.
+    "bf16-mixed": _mixed(DType.BF16, DType.BF16, DType.FP32),
+    # fp16 with loss scaling: as bf16-mixed (the loss scale is one scalar and adds no memory).
+    "fp16-mixed": _mixed(DType.FP16, DType.FP16, DType.FP32),
+    # fp8 forward (e4m3 activations and weights) with bf16 activation and weight gradients.
+    "fp8-mixed": _mixed(DType.FP8_E4M3, DType.BF16, DType.BF16),
+    # Inference precisions: every float tensor of that type; integers accumulate in int32, floats in fp32.
+    "bf16": _inference(DType.BF16, DType.FP32),
+    "fp16": _inference(DType.FP16, DType.FP32),
+    "fp8-e4m3": _inference(DType.FP8_E4M3, DType.FP32),
+    "fp8-e5m2": _inference(DType.FP8_E5M2, DType.FP32),
+    "int16": _inference(DType.INT16, DType.INT32),
+    "int8": _inference(DType.INT8, DType.INT32),
 }
+"""Named precisions (`--precision`). Training takes fp32 and the mixes; inference takes any."""
+
+ACCUMULATORS = (DType.INT16, DType.INT32, DType.FP16, DType.BF16, DType.FP32)
+
+
+def precision_named(name: str, training: bool, accumulator: str | None = None) -> Precision:
+    """The precision `name` for a training step (`training`) or an inference pass, with its partial
+    sums in `accumulator` when given; InputError for an unknown name, an inference precision in
+    training, or an accumulator of the wrong kind (integer for float operands or the reverse) or
+    narrower than the operands."""
+    if name not in PRECISIONS:
+        raise InputError(f"precision {name!r} is unknown (known: {', '.join(PRECISIONS)})")
+    precision = PRECISIONS[name]
+    if training and not precision.training:
+        raise InputError(f"precision {name!r} is for inference; a training step takes "
+                         f"{', '.join(n for n, p in PRECISIONS.items() if p.training)}")
+    if accumulator is None:
+        return precision
+    if accumulator not in {a.value for a in ACCUMULATORS}:
+        raise InputError(f"partial-sum type {accumulator!r} is unknown (known: {', '.join(a.value for a in ACCUMULATORS)})")
+    acc = DType(accumulator)
+    operands = precision.activation
+    if acc.is_float != operands.is_float or acc.bits < operands.bits:
+        raise InputError(f"partial-sum type {accumulator!r} does not suit {operands.value} operands of precision "
+                         f"{name!r} ({'a float' if operands.is_float else 'an integer'} type at least "
+                         f"{operands.bits} bits wide)")
+    return replace(precision, accumulator=acc)
 
 
 class _Derivation:
@@ -350,6 +396,8 @@ def derive_training_graph(
         raise InputError(f"{forward.name}: a training graph needs exactly one softmax_xent loss op, found {len(losses)}")
     if forward.ops_in_phase(Phase.BACKWARD) or forward.ops_in_phase(Phase.OPTIMIZER):
         raise InputError(f"{forward.name}: already a training graph")
+    if not precision.training:
+        raise InputError(f"{forward.name}: {precision.activation.value} is an inference precision, not a training one")
     state = _Derivation(forward, optimizer, precision)
     for op in state.plan_gradients(losses[0]):
         state.backward(op)
@@ -369,6 +417,7 @@ def derive_training_graph(
         inputs=forward.inputs,
         outputs=forward.outputs,
         saved_for_backward={t: tuple(ops) for t, ops in saved.items()},
+        accumulator=precision.accumulator,
     )
 
 
@@ -382,7 +431,7 @@ def inference_graph(forward: Graph, precision: Precision | None = None) -> Graph
     used = {t for op in ops for t in op.inputs + op.outputs}
     if not losses:
         return replace(forward, tensors={n: replace(t, dtype=precision.dtype_for(t))
-                                         for n, t in forward.tensors.items()})
+                                         for n, t in forward.tensors.items()}, accumulator=precision.accumulator)
     loss = losses[0]
     return Graph(
         name=f"{forward.name}-inference",
@@ -390,4 +439,5 @@ def inference_graph(forward: Graph, precision: Precision | None = None) -> Graph
         ops=ops,
         inputs=tuple(t for t in forward.inputs if t in used),
         outputs=(loss.inputs[0],),
+        accumulator=precision.accumulator,
     )

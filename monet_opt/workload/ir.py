@@ -37,13 +37,16 @@ from monet_opt.errors import InputError
 
 
 class DType(StrEnum):
-    """Element type of a tensor; `size_bytes` is its storage size."""
+    """Element type of a tensor; `size_bytes` is its storage size, `bits` its width."""
 
     FP32 = "fp32"
     BF16 = "bf16"
     FP16 = "fp16"
+    FP8_E4M3 = "fp8-e4m3"
+    FP8_E5M2 = "fp8-e5m2"
     INT64 = "int64"
     INT32 = "int32"
+    INT16 = "int16"
     INT8 = "int8"
 
     @property
@@ -51,16 +54,23 @@ class DType(StrEnum):
         return _DTYPE_BYTES[self]
 
     @property
+    def bits(self) -> int:
+        return 8 * _DTYPE_BYTES[self]
+
+    @property
     def is_float(self) -> bool:
-        return self in (DType.FP32, DType.BF16, DType.FP16)
+        return self in (DType.FP32, DType.BF16, DType.FP16, DType.FP8_E4M3, DType.FP8_E5M2)
 
 
 _DTYPE_BYTES = {
     DType.FP32: 4,
     DType.BF16: 2,
     DType.FP16: 2,
+    DType.FP8_E4M3: 1,
+    DType.FP8_E5M2: 1,
     DType.INT64: 8,
     DType.INT32: 4,
+    DType.INT16: 2,
     DType.INT8: 1,
 }
 
@@ -255,7 +265,8 @@ class Graph:
 
     `saved_for_backward` maps each forward value (activation or input) read by a backward op to
     those backward ops: the values that activation checkpointing decides about. It is empty for
-    forward-only graphs.
+    forward-only graphs. `accumulator` is the element type of the partial sums of MAC ops (int32
+    for int8 operands, fp32 for bf16 ones); None: each op's output type.
     """
 
     name: str
@@ -264,6 +275,7 @@ class Graph:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     saved_for_backward: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    accumulator: DType | None = None
 
     def __post_init__(self) -> None:
         validate_graph(self)

@@ -2,8 +2,9 @@
 
 Format `monet_opt.graph/1`: {format, name, inputs, outputs, tensors: [{name, shape, dtype, role,
 size_bytes}], ops: [{name, kind, phase, inputs, outputs, dims, attrs, updates, forward_op, macs,
-vector_ops, read_bytes, write_bytes}], saved_for_backward: {tensor: [backward op, ...]}}. `size_bytes`, `macs`,
-`vector_ops`, `read_bytes` and `write_bytes` are derived values written for convenience and ignored on reading.
+vector_ops, read_bytes, write_bytes}], saved_for_backward: {tensor: [backward op, ...]}, accumulator (the
+partial-sum type, when the graph has one)}. `size_bytes`, `macs`, `vector_ops`, `read_bytes` and `write_bytes`
+are derived values written for convenience and ignored on reading.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def graph_to_dict(graph: Graph) -> dict[str, Any]:
             for op in graph.ops
         ],
         "saved_for_backward": {t: list(ops) for t, ops in graph.saved_for_backward.items()},
+        **({"accumulator": graph.accumulator.value} if graph.accumulator else {}),
     }
 
 
@@ -91,4 +93,5 @@ def graph_from_dict(data: Any, source: str = "graph") -> Graph:
         inputs=tuple(field(data, "inputs", "", list)),
         outputs=tuple(field(data, "outputs", "", list)),
         saved_for_backward={k: tuple(v) for k, v in data.get("saved_for_backward", {}).items()},
+        accumulator=enum(DType, data["accumulator"], "accumulator") if "accumulator" in data else None,
     )

@@ -138,7 +138,8 @@ def interchangeable(hw: Accelerator, core: str) -> tuple[str, ...]:
     def signature(name: str) -> tuple:
         c = hw.core(name)
         memory = hw.memories[c.memory]
-        return (c.op_kinds, tuple(sorted(c.unroll.items())), c.mac_energy_pj, c.vector_lanes, c.vector_op_energy_pj,
+        return (c.op_kinds, tuple(sorted(c.unroll.items())), c.mac_energy, c.vector_lanes, c.vector_op_energy,
+                tuple(sorted(c.registers.items())), c.double_buffered,
                 memory.capacity_bytes, memory.bandwidth_bits_per_cycle, memory.read_bandwidth_bits_per_cycle,
                 memory.write_bandwidth_bits_per_cycle, memory.read_energy_pj_per_bit,
                 memory.write_energy_pj_per_bit, hw.link_between(DRAM, name).name)
