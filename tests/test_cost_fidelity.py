@@ -195,3 +195,24 @@ def test_resnet18_on_zigzags_tpu_like_agrees_with_zigzag_within_20_percent():
     energy = sum(c.energy_pj for c in costs)
     assert 0.8 <= cycles / ZIGZAG_LATENCY_CYCLES <= 1.2, cycles / ZIGZAG_LATENCY_CYCLES
     assert 0.8 <= energy / ZIGZAG_ENERGY_PJ <= 1.2, energy / ZIGZAG_ENERGY_PJ
+
+
+def test_a_fused_3x3_convolution_keeps_its_halo_rows_between_tiles():
+    """Conv 1x1 (x -> y) fused with conv 3x3, padding 1 (y -> z), fp32, 4 channels of 8 x 8: the
+    3x3 window makes consecutive tiles share 2 rows of y = 2 x 4 channels x 8 x 4 B = 256 B.
+    Weights 64 + 576 = 640 B stay; x, y, z (1024 B each) are divided among n tiles. In 1664 B:
+    without a halo n = 3 would fit (640 + 1024); with it n = 3 needs 640 + 256 + 1024 = 1920, and
+    n = 4 needs 640 + 256 + 768 = 1664: four tiles, the memory exactly full."""
+    from monet_opt.cost.model import halo_bytes
+
+    g = GraphBuilder("pair")
+    y = g.conv("a", g.input("x", (1, 4, 8, 8)), g.weight("w", (4, 4, 1, 1)))
+    z = g.conv("b", y, g.weight("w2", (4, 4, 3, 3)), padding=(1, 1, 1, 1))
+    graph = g.build([z])
+    assert halo_bytes(graph, graph.op_by_name["b"]) == 256 and halo_bytes(graph, graph.op_by_name["a"]) == 0
+    hw = toy(**{"memories.0.capacity_bytes": 1664})
+    cost = price(graph, [graph.op_by_name["a"], graph.op_by_name["b"]], hw.core("pe"), hw)
+    assert (cost.tiles, cost.working_set_bytes) == (4, 1664)
+    roomy = toy(**{"memories.0.capacity_bytes": 4096})  # everything fits in one tile: no halo to keep
+    one = price(graph, [graph.op_by_name["a"], graph.op_by_name["b"]], roomy.core("pe"), roomy)
+    assert (one.tiles, one.working_set_bytes) == (1, 640 + 3 * 1024)

@@ -72,8 +72,11 @@ whole stack, or one per op: a stack may span cores, e.g. a convolution on a PE a
 after it on a vector unit). Per local memory m used by the stack, with M_m the working capacity of
 the stack's cores on m: static_m = the weights (static external inputs) its ops read, dynamic_m =
 the other external inputs its ops read + what they produce + what they receive from another memory;
-n_fit is the smallest tile count with static_m + ceil(dynamic_m / n) <= M_m for every m, at most
-the fewest rows (outer iterations) of any op; if even that does not fit, the fusion is infeasible.
+halo_m = the rows consecutive tiles of its windowed ops share (`halo_bytes`: a 3x3 convolution
+with stride 1 keeps 2 input rows from one tile for the next), held from tile to tile when n > 1;
+n_fit is the smallest tile count with static_m + halo_m [n > 1] + ceil(dynamic_m / n) <= M_m for
+every m, at most the fewest rows (outer iterations) of any op; if even that does not fit, the
+fusion is infeasible. (The halo is kept, not recomputed or re-read: no extra compute or traffic.)
 A tensor produced on one memory and read on another crosses `link_between(producer core, reader
 core)` once (read at the source, written at the destination; no link: infeasible). Fill/drain is
 paid once per tile per op. With busy_c the compute cycles of core c summed over its ops:
@@ -412,16 +415,23 @@ def _price_stack(graph: Graph, ops: Sequence[Op], placed: Sequence[Core], hw: Ac
     capacity = {m: sum(hw.working_capacity_bytes(c.name, limits_bytes) for c in _distinct_cores(placed) if c.memory == m)
                 for m in memories}
     max_tiles = min(op_rows(op) for op in ops)
+    halo = dict.fromkeys(memories, 0)
+    for op in ops:
+        halo[memory_of_op[op.name]] += halo_bytes(graph, op)
+
+    def per_tile(m: str, n: int) -> int:
+        return static[m] + (halo[m] if n > 1 else 0) + math.ceil(dynamic[m] / n)
+
     tiles = 1
     for m in memories:
-        if static[m] + math.ceil(dynamic[m] / max_tiles) > capacity[m]:
+        if per_tile(m, max_tiles) > capacity[m]:
             return Unavailable(
-                f"fused stack {ops[0].name!r}..{ops[-1].name!r} needs {static[m] + math.ceil(dynamic[m] / max_tiles)} "
+                f"fused stack {ops[0].name!r}..{ops[-1].name!r} needs {per_tile(m, max_tiles)} "
                 f"bytes of {m!r} per tile at {max_tiles} tiles, more than it holds ({capacity[m]})"
             )
-        if static[m] + dynamic[m] > capacity[m]:
-            n = max(1, math.ceil(dynamic[m] / (capacity[m] - static[m])))
-            while static[m] + math.ceil(dynamic[m] / n) > capacity[m]:
+        if per_tile(m, 1) > capacity[m]:
+            n = max(2, math.ceil(dynamic[m] / (capacity[m] - static[m] - halo[m])))
+            while per_tile(m, n) > capacity[m]:
                 n += 1
             tiles = max(tiles, n)
     links: dict[str, int] = defaultdict(int)  # core-to-core link -> bits passed over it
@@ -444,7 +454,9 @@ def _price_stack(graph: Graph, ops: Sequence[Op], placed: Sequence[Core], hw: Ac
             for core in _distinct_cores(placed)]
     tiles = best_tile_count(sum(busy) - max(busy), sum(w.fill_drain_cycles for w in works), tiles, max_tiles)
     ramp = math.ceil((sum(busy) - max(busy)) / tiles)
-    working_sets = {m: static[m] + math.ceil(dynamic[m] / tiles) for m in memories}
+    if not all(per_tile(m, tiles) <= capacity[m] for m in memories):  # one tile fits, but not the halo of two
+        tiles = 1
+    working_sets = {m: per_tile(m, tiles) for m in memories}
     preload: dict[str, int] = defaultdict(int)
     for m in memories:
         held = {t for op, c, w in zip(ops, placed, works, strict=True) if c.memory == m and not c.double_buffered
@@ -453,6 +465,27 @@ def _price_stack(graph: Graph, ops: Sequence[Op], placed: Sequence[Core], hw: Ac
     return _compose(hw, placed, works, tiles, {m: (r, w) for m, (r, w) in dram.items()},
                     {name: (link_by_name[name], bits) for name, bits in links.items()}, working_sets, ramp,
                     {m: (link_out[m], link_in[m]) for m in memories}, fused=True, preload_bytes=preload)
+
+
+_WINDOW_ON_INPUT = frozenset({OpKind.CONV, OpKind.CONV_DW, OpKind.MAXPOOL, OpKind.AVGPOOL, OpKind.MAXPOOL_BACKWARD})
+_WINDOW_ON_OUTPUT_GRID = frozenset({OpKind.CONV_DX, OpKind.AVGPOOL_BACKWARD})
+
+
+def halo_bytes(graph: Graph, op: Op) -> int:
+    """Bytes of rows that consecutive tiles of a windowed op share (its halo), kept in local memory
+    from one tile to the next in a fused stack. An op sliding an FY-row window with stride SY and
+    dilation DY over its first input (conv, conv_dw, pooling) shares (FY - 1) * DY + 1 - SY input
+    rows between tiles; one whose first input is on the output grid (conv_dx, avgpool_backward
+    read dY) shares ceil(((FY - 1) * DY + 1 - SY) / SY) rows of it. A row is one image row of the
+    tensor (bytes / (B * H), NCHW)."""
+    if op.kind not in _WINDOW_ON_INPUT | _WINDOW_ON_OUTPUT_GRID or "SY" not in op.attrs:
+        return 0
+    span = (op.dims["FY"] - 1) * op.attrs.get("DY", 1) + 1 - op.attrs["SY"]
+    rows = span if op.kind in _WINDOW_ON_INPUT else -(-span // op.attrs["SY"])
+    if rows <= 0:
+        return 0
+    x = graph.tensors[op.inputs[0]]
+    return rows * x.size_bytes // (x.shape[0] * x.shape[2])
 
 
 def best_tile_count(ramp_cycles: int, fill_cycles_per_tile: int, fewest: int, most: int) -> int:
