@@ -14,28 +14,16 @@ from __future__ import annotations
 
 import argparse
 import math
-import random
 import sys
 import time
 
 from common import emit, header
+from monet_opt.generate import layered_dag
 from monet_opt.io import write_text_atomic
 from monet_opt.solvers.common import Deadline, SolverOptions
 from monet_opt.solvers.remat.family import best_heuristic, solve_remat
 from monet_opt.solvers.remat.ga import GAConfig, run_ga
-from monet_opt.solvers.remat.problem import RematProblem, evaluate_schedule, store_all_peak
-
-
-def layered_dag(n: int, seed: int) -> RematProblem:
-    rng = random.Random(seed)
-    width = max(2, round(math.sqrt(n) / 2))
-    layer_of = [i // width for i in range(n)]
-    preds = []
-    for i in range(n):
-        earlier = [j for j in range(max(0, (layer_of[i] - 2) * width), layer_of[i] * width)]
-        preds.append(tuple(sorted(rng.sample(earlier, min(len(earlier), rng.randint(1, 3))))) if earlier else ())
-    return RematProblem(f"layered{n}", tuple(f"v{i}" for i in range(n)), tuple(preds),
-                        tuple(rng.randint(1, 10) for _ in range(n)), tuple(rng.randint(1, 100) for _ in range(n)))
+from monet_opt.solvers.remat.problem import evaluate_schedule, store_all_peak
 
 
 def number(value: float | None) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -165,6 +166,28 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         write_text_atomic(Path(args.out) / "report.md", solve_report(data))
     print(json.dumps(data, indent=1) if args.json else solve_report(data))
     return max(int(stage.result.exit_code) for stage in solved.stages)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from monet_opt.bench import METHODS_BY_KIND, print_progress, run_bench, suite_instances
+
+    instances = suite_instances(args.instances, args.suite)
+    methods = None
+    if args.methods:
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        known = {m for ms in METHODS_BY_KIND.values() for m in ms}
+        unknown = [m for m in methods if m not in known]
+        if unknown:
+            raise InputError(f"--methods: unknown method {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    deadline = Deadline(args.started, math.inf if args.time_limit is None else args.time_limit)
+    rows, left = run_bench(instances, methods, args.out, deadline, args.row_time_limit, args.workers,
+                           None if args.quiet else print_progress)
+    print((Path(args.out) / "bench.md").read_text(encoding="utf-8"), end="")
+    print(f"{len(rows)} rows in {args.out}/bench.csv, bench.md, quality.png, time_to_quality.png"
+          + (f"; {left} rows left for a resumed run (the same command)" if left else ""))
+    if any(r.status == "bug" for r in rows):
+        return int(ExitCode.BUG)
+    return int(ExitCode.NO_ANSWER) if left else 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -443,6 +466,23 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     add_output_arguments(solve_cmd, "result.json, report.md, and the plan's plan.json, gantt.png, memory.png, "
                                     "trace.json")
     solve_cmd.set_defaults(handler=_cmd_solve)
+
+    bench = commands.add_parser("bench", help="every instance of a suite x every method: a validated table with plots "
+                                "(resumes where it stopped)")
+    bench.add_argument("--suite", choices=["quick", "full"], default="quick", help="quick, or full (quick included)")
+    bench.add_argument("--methods", metavar="M,...", help="training: joint, sequential, ga, heuristic; remat: cpsat, "
+                       "milp, ga, greedy; allocation: cpsat, ga, greedy (default: every method of each kind)")
+    bench.add_argument("--instances", default=str(DEFAULT_INSTANCE.parent), metavar="DIR",
+                       help="the instances directory (default: instances/ of the source tree)")
+    bench.add_argument("--out", default="bench-results", metavar="DIR",
+                       help="rows.jsonl (kept across runs), bench.csv, bench.md, plots (default bench-results)")
+    bench.add_argument("--time-limit", type=_positive_float, metavar="S",
+                       help="wall-clock seconds for the whole command; rows not started by then wait for a rerun")
+    bench.add_argument("--row-time-limit", type=_positive_float, metavar="S",
+                       help="seconds per row (default: each instance's time_limit)")
+    bench.add_argument("--workers", type=_positive_int, default=2, help="solver threads (default 2)")
+    bench.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    bench.set_defaults(handler=_cmd_bench)
 
     evaluate = commands.add_parser("evaluate", help="simulate one training (or inference) step with the default plan")
     add_workload_arguments(evaluate, positional=False)

@@ -1,6 +1,7 @@
 """Problem instances: one YAML file says what to train, on which accelerator, under which budgets,
 which decisions to optimise and how (`monet solve`).
 
+    kind: training                     (optional) as opposed to the suite's abstract instances (bench.py)
     name: str                          (optional; default: the file's stem)
     suite: quick | full                (optional; default quick) which benchmark suite it belongs to
     workload: MODEL | FILE.onnx        built-in name, or an ONNX file relative to the instance
@@ -61,6 +62,7 @@ def _decision(name: str, extra: dict[str, Any]) -> dict[str, Any]:
 SCHEMA = {
     "type": "object", "additionalProperties": False, "required": ["workload", "hardware", "optimise"],
     "properties": {
+        "kind": {"enum": ["training"]},
         "name": {"type": "string", "minLength": 1},
         "suite": {"enum": ["quick", "full"]},
         "workload": {"type": "string", "minLength": 1},
