@@ -55,6 +55,10 @@ def write(directory, data, name="instance.yaml"):
      "optimise.checkpointing: mode inference has no backward pass"),
     ({"optimise": {"fusion": {"objective": "dram"}, "checkpointing": {}}},
      "optimise.checkpointing.objective: 'latency' contradicts optimise.fusion.objective 'dram'"),
+    ({"precision": "int8"}, "precision: precision 'int8' is for inference"),
+    ({"precision": "int8", "partial_sum": "fp32", "mode": "inference", "budgets": None,
+      "optimise": {"fusion": {}}}, "partial-sum type 'fp32' does not suit int8 operands"),
+    ({"precision": "int4"}, "precision: 'int4' is not one of"),
 ])
 def test_bad_instances_name_the_key(files, changes, message):
     path = write(files, instance(**changes))
