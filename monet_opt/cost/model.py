@@ -56,8 +56,9 @@ operand X stays resident in n_X = ceil(S_X / (M/2)) chunks while the others stre
                        ceil(write bits / write bandwidth))            (separate ports)
     dram_cycles  = ceil(DRAM bytes * 8 / min(DRAM port, DRAM link bandwidth))
     preload_cycles = 0 on a double-buffered core (loads of the next tile overlap compute), else
-                     ceil(ceil(DRAM read bytes / tiles) * 8 / that bandwidth): the first tile's
-                     operands arrive before compute starts
+                     ceil(ceil(H / tiles) * 8 / that bandwidth), H = the DRAM bytes of the inputs
+                     the op reads more than once (held in local memory while it runs; an operand
+                     read once streams through): the first tile's operands arrive before compute
     latency_cycles = preload + max(compute_cycles, local_cycles, dram_cycles - preload) + fill_drain_cycles
 
     energy_pj = compute (MACs * mac_energy_pj(wider operand type), or vector ops * op_energy_pj(type))
@@ -220,10 +221,10 @@ def _core_work(graph: Graph, op: Op, core: Core, memory: Memory) -> _CoreWork:
 
 
 def _pe_array_work(graph: Graph, op: Op, core: Core, memory: Memory) -> _CoreWork:
-    """A MAC op on a PE array: compute cycles, fill/drain, and the bits it reads and writes in the
-    core's local memory (module docstring, "Local-memory traffic"), with its register energy in the
-    compute energy. Evaluates the temporal loop orders that favour each operand in turn and keeps
-    the one of least energy (then fewest local bits)."""
+    """A MAC op on a PE array: compute cycles, fill/drain, the bits it reads and writes in the
+    core's local memory and its register energy (module docstring, "Local-memory traffic"), and the
+    inputs it fetches more than once. Evaluates the temporal loop orders that favour each operand
+    in turn and keeps the one of least energy (then fewest local bits)."""
     tensors = graph.tensors
     loops = conv_loop_dims(op)
     unroll = core.unroll
