@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def header() -> str:
-    cpu = platform.processor() or platform.machine()
-    return "\n".join([
-        f"date:    {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"machine: {platform.system()} {platform.machine()} {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        f"command: python {' '.join(sys.argv)}",
-    ])
+    from monet_opt.io import provenance
+
+    return provenance(f"python {' '.join(sys.argv)}")
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:

@@ -100,6 +100,7 @@ class BenchRow:
     validated: bool
     note: str
     incumbents: tuple[tuple[float, float], ...] = ()  # (seconds from the row's start, objective)
+    space: str = ""  # what the status is proven over (the answer's `space`)
 
 
 _ABSTRACT_SCHEMA = {
@@ -239,7 +240,7 @@ def run_row(bench: BenchInstance, method: str, time_limit_s: float, workers: int
         bench.name, bench.suite, bench.kind, method, data["status"], data["objective"], data["objective_unit"],
         data["bound"], data["gap"], shifted(data["time_to_first_s"]), shifted(data["time_to_best_s"]),
         time.perf_counter() - started, bool(data["validated"]), "" if data["validated"] else "no validated answer",
-        tuple((i["time_s"] + offset, i["objective"]) for i in data["incumbents"]),
+        tuple((i["time_s"] + offset, i["objective"]) for i in data["incumbents"]), str(data["space"]),
     )
 
 
@@ -262,9 +263,10 @@ def read_rows(out_dir: str | Path) -> list[BenchRow]:
 
 def run_bench(instances: Sequence[BenchInstance], methods: Sequence[str] | None, out_dir: str | Path,
               deadline: Deadline, row_time_limit_s: float | None = None, workers: int = 2,
-              progress: Callable[[str], None] | None = None) -> tuple[list[BenchRow], int]:
+              progress: Callable[[str], None] | None = None, provenance: str = "") -> tuple[list[BenchRow], int]:
     """Run every pending (instance, method) row, appending each to `out_dir`/rows.jsonl as it
-    finishes, then write the tables and plots. Returns (all rows, rows left for a resumed run)."""
+    finishes, then write the tables (headed by `provenance`: date, machine, command) and plots.
+    Returns (all rows, rows left for a resumed run)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = read_rows(out)
@@ -291,13 +293,13 @@ def run_bench(instances: Sequence[BenchInstance], methods: Sequence[str] | None,
             progress(f"[{k + 1}/{len(pending)}] {bench.name} {method}: {row.status}, {objective}, {row.wall_s:.1f} s")
     order = {(b.name, m): i for i, (b, m) in enumerate((b, m) for b in instances for m in METHODS_BY_KIND[b.kind])}
     rows.sort(key=lambda r: order.get((r.instance, r.method), len(order)))
-    write_tables(rows, out)
+    write_tables(rows, out, provenance)
     write_plots(rows, out)
     return rows, left
 
 
 COLUMNS = ("instance", "suite", "kind", "method", "status", "objective", "objective_unit", "bound", "gap",
-           "time_to_first_s", "time_to_best_s", "wall_s", "validated", "note")
+           "time_to_first_s", "time_to_best_s", "wall_s", "validated", "note", "space")
 
 
 def _relative_to_best(rows: Sequence[BenchRow]) -> dict[tuple[str, str], float]:
@@ -310,9 +312,9 @@ def _relative_to_best(rows: Sequence[BenchRow]) -> dict[tuple[str, str], float]:
             for r in rows if r.objective is not None and r.validated}
 
 
-def write_tables(rows: Sequence[BenchRow], out_dir: str | Path) -> None:
-    """bench.csv (every column) and bench.md (the readable table, objective also relative to the
-    instance's best row)."""
+def write_tables(rows: Sequence[BenchRow], out_dir: str | Path, provenance: str = "") -> None:
+    """bench.csv (every column) and bench.md (`provenance`, then the readable table, objective also
+    relative to the instance's best row)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
@@ -324,8 +326,9 @@ def write_tables(rows: Sequence[BenchRow], out_dir: str | Path) -> None:
     def number(value: float | None, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 
-    lines = ["| instance | kind | method | status | objective | vs best | bound | gap | first [s] | best [s] | "
-             "wall [s] | validated |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ([f"    {line}" for line in provenance.splitlines()] + [""] if provenance else []) + [
+        "| instance | kind | method | status | objective | vs best | bound | gap | first [s] | best [s] | "
+        "wall [s] | validated |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = relative.get((r.instance, r.method))
         lines.append(
@@ -335,7 +338,9 @@ def write_tables(rows: Sequence[BenchRow], out_dir: str | Path) -> None:
             f"| {'-' if r.gap is None else f'{r.gap:.2%}'} | {number(r.time_to_first_s, '.1f')} "
             f"| {number(r.time_to_best_s, '.1f')} | {r.wall_s:.1f} | {'yes' if r.validated else 'no'} |")
     notes = [f"- {r.instance} / {r.method}: {r.note}" for r in rows if r.note]
-    write_text_atomic(Path(out_dir) / "bench.md", "\n".join(lines + ([""] + notes if notes else [])) + "\n")
+    footer = ["", "A status is proven over its row's space (the `space` column of bench.csv: e.g. a checkpoint "
+              "plan of one fused partition, or a schedule space); `vs best` divides by the instance's best row."]
+    write_text_atomic(Path(out_dir) / "bench.md", "\n".join(lines + ([""] + notes if notes else []) + footer) + "\n")
 
 
 def write_plots(rows: Sequence[BenchRow], out_dir: str | Path) -> None:

@@ -18,7 +18,7 @@ from monet_opt.cost import CostTable
 from monet_opt.errors import InputError, MonetError
 from monet_opt.hardware import Accelerator, builtin_hardware, load_accelerator
 from monet_opt.hardware.describe import accelerator_to_dict, format_accelerator
-from monet_opt.io import check_output_dir, check_output_file, write_json_atomic
+from monet_opt.io import check_output_dir, check_output_file, provenance, write_json_atomic
 from monet_opt.report import format_result, result_to_dict, write_reports
 from monet_opt.report.answer import format_answer, number_text
 from monet_opt.schedule import default_plan, simulate
@@ -181,7 +181,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             raise InputError(f"--methods: unknown method {unknown[0]!r} (known: {', '.join(sorted(known))})")
     deadline = Deadline(args.started, math.inf if args.time_limit is None else args.time_limit)
     rows, left = run_bench(instances, methods, args.out, deadline, args.row_time_limit, args.workers,
-                           None if args.quiet else print_progress)
+                           None if args.quiet else print_progress, provenance(args.command_line))
     print((Path(args.out) / "bench.md").read_text(encoding="utf-8"), end="")
     print(f"{len(rows)} rows in {args.out}/bench.csv, bench.md, quality.png, time_to_quality.png"
           + (f"; {left} rows left for a resumed run (the same command)" if left else ""))
@@ -646,6 +646,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error (already printed, one line)
         return int(exc.code or 0)
     args.started = started
+    args.command_line = "monet " + " ".join(argv)
     try:
         return args.handler(args)
     except MonetError as exc:

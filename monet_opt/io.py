@@ -135,3 +135,18 @@ def check_output_file(path: str | Path, option: str) -> None:
     if path.is_dir():
         raise InputError(f"{option} {path}: is a directory")
     check_output_dir(path.parent, f"{option} {path}: directory")
+
+
+def provenance(command: str) -> str:
+    """Three lines saying when, on what and by which command a result was produced (benchmark
+    outputs and `monet bench` tables start with them, so that a rerun can be compared)."""
+    import os
+    import platform
+    from datetime import datetime, timezone
+
+    cpu = platform.processor() or platform.machine()
+    return "\n".join([
+        f"date:    {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"machine: {platform.system()} {platform.machine()} {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        f"command: {command}",
+    ])
