@@ -354,7 +354,7 @@ def write_plots(rows: Sequence[BenchRow], out_dir: str | Path) -> None:
     relative = _relative_to_best(rows)
     instances = list(dict.fromkeys(r.instance for r in rows))
     methods = list(dict.fromkeys(r.method for r in rows))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(instances) * max(1, len(methods)) / 2), 4))
+    fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 0.8 * len(instances))), 4.5))
     width = 0.8 / max(1, len(methods))
     for j, method in enumerate(methods):
         xs = [i + j * width for i, name in enumerate(instances) if (name, method) in relative]
