@@ -302,12 +302,18 @@ COLUMNS = ("instance", "suite", "kind", "method", "status", "objective", "object
            "time_to_first_s", "time_to_best_s", "wall_s", "validated", "note", "space")
 
 
-def _relative_to_best(rows: Sequence[BenchRow]) -> dict[tuple[str, str], float]:
-    """objective / the best objective of the same instance, for every row with an answer."""
+def _best_by_instance(rows: Sequence[BenchRow]) -> dict[str, float]:
+    """The least validated objective of each instance that has one."""
     best: dict[str, float] = {}
     for r in rows:
         if r.objective is not None and r.validated:
             best[r.instance] = min(best.get(r.instance, r.objective), r.objective)
+    return best
+
+
+def _relative_to_best(rows: Sequence[BenchRow]) -> dict[tuple[str, str], float]:
+    """objective / the best objective of the same instance, for every row with an answer."""
+    best = _best_by_instance(rows)
     return {(r.instance, r.method): r.objective / best[r.instance] if best[r.instance] else 1.0
             for r in rows if r.objective is not None and r.validated}
 
@@ -369,7 +375,7 @@ def write_plots(rows: Sequence[BenchRow], out_dir: str | Path) -> None:
     fig.tight_layout()
     _save(fig, Path(out_dir) / "quality.png")
     plt.close(fig)
-    best = {r.instance: r.objective / relative[r.instance, r.method] for r in rows if (r.instance, r.method) in relative}
+    best = _best_by_instance(rows)
     fig, ax = plt.subplots(figsize=(7, 4))
     for r in rows:
         if r.incumbents and r.instance in best and best[r.instance]:

@@ -206,11 +206,11 @@ class _CoreWork:
 def _core_work(graph: Graph, op: Op, core: Core, memory: Memory) -> _CoreWork:
     """Compute cycles, fill/drain and local-memory traffic of one op on one core (no DRAM); a
     vector operation is priced at the widest type it reads (index types aside)."""
+    if core.is_pe_array:
+        return _pe_array_work(graph, op, core, memory)
     tensors = graph.tensors
     inputs = [tensors[t] for t in dict.fromkeys(op.inputs + op.updates)]
     outputs = [tensors[t] for t in op.outputs + op.updates]
-    if core.is_pe_array:
-        return _pe_array_work(graph, op, core, memory)
     work = op.macs if op.kind in MAC_KINDS else op.vector_ops
     cycles = max(1, math.ceil(work / core.vector_lanes))
     types = [t.dtype for t in inputs if t.dtype not in (DType.INT64, DType.INT32)] or [inputs[0].dtype]
@@ -237,6 +237,7 @@ def _pe_array_work(graph: Graph, op: Op, core: Core, memory: Memory) -> _CoreWor
     active_lanes = math.prod(min(lanes, loops[d]) for d, lanes in unroll.items())
     spatial = {port: math.prod(min(lanes, loops[d]) for d, lanes in unroll.items() if d in dims)
                for port, (dims, _) in ports.items()}
+    distinct = {port: math.prod(counts[d] for d in dims) for port, (dims, _) in ports.items()}  # per lane
     elements = {port: r.size_bits // ports[port][1] for port, r in core.registers.items()}
     stationary = [(x, port) for x, port in ((b, "weight"), (o, "output"), (a, "input")) if set(unroll) <= ports[port][0]]
     if stationary:  # every PE holds the stationary operand (indexed by every unrolled dim) in at least one element
@@ -263,14 +264,13 @@ def _pe_array_work(graph: Graph, op: Op, core: Core, memory: Memory) -> _CoreWor
                         reuse *= counts[d]
             fetches = temporal // reuse
             if port == "output":
-                distinct = math.prod(counts[d] for d in dims)
-                partial = (fetches - distinct) * spatial[port] * bits
+                partial = (fetches - distinct[port]) * spatial[port] * bits
                 read_bits += partial
-                write_bits += partial + distinct * spatial[port] * o.dtype.bits
+                write_bits += partial + distinct[port] * spatial[port] * o.dtype.bits
             else:
                 x = a if port == "input" else b
                 read_bits += fetches * spatial[port] * x.dtype.bits
-                if fetches > math.prod(counts[d] for d in dims):
+                if fetches > distinct[port]:
                     reread.append(x.name)
             if port in core.registers:
                 r = core.registers[port]
