@@ -2,7 +2,9 @@
 validated, as a table (CSV and Markdown) with plots, resumable after an interruption.
 
 Instances are the YAML files at the top of the instances directory, each with `suite: quick|full`
-(`full` runs both). Three kinds:
+(`full` runs both). The shipped quick suite holds instances on which every method of the kind
+returns a validated plan within the row's time limit (a comparison of quality); tight budgets and
+large graphs, where some methods find nothing, are in the full suite. Three kinds:
 
     kind: training     (default) an instance of `monet solve` (see monet_opt/instance.py)
     kind: remat        an abstract rematerialisation instance:

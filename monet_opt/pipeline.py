@@ -2,9 +2,14 @@
 simulator, against the layer-by-layer store-all baseline (`monet solve`, `monet_opt.solve`).
 
 Combinations (`Instance.combine`):
-- sequential: fusion (the partition, budget-blind), then checkpointing of that partition under the
-  activation budget, then allocation of the fused stacks on every core; each stage takes the
-  previous answer as fixed.
+- sequential: fusion (the partition), then checkpointing of that partition under the activation
+  budget, then allocation of the fused stacks on every core; each stage takes the previous answer
+  as fixed. When checkpointing follows, the fusion stage keeps the budget within the heuristics'
+  reach (`solvers/fusion/joint.py`, `fuse_within_reach`): while the heuristic checkpoint plan of
+  least activation peak (rules and Chen's sweep) of its partition is above the budget and a fused
+  stack runs at that peak, that stack's ops are kept alone and fusion is solved again by the same
+  method (peak splitting); its status then names the ops kept alone. Fusion prices every value in
+  DRAM and does not see the checkpointing objective: that is what `joint` adds.
 - joint: fusion and checkpointing chosen together (`solvers/fusion/joint.py`: exact joint search on
   graphs up to 40 ops, else the alternation of the two exact models), then allocation as above.
 Allocation after checkpointing is not built: a checkpoint plan's activation peak holds for its
@@ -125,7 +130,7 @@ def solve_instance(instance: Instance, workers: int = 2, progress: bool = True,
         if progress:
             print(f"monet solve: {decision} ...", file=sys.stderr, flush=True)
         if decision == "fusion":
-            result, fusion_space_used = _fusion(instance, graph, table, options, stage_deadline)
+            result, fusion_space_used = _fusion(instance, graph, hw, table, limits, options, stage_deadline)
             partition = result.payload
         elif decision == "fusion+checkpointing":
             result = _joint(instance, graph, hw, limits, options, stage_deadline)
@@ -152,19 +157,26 @@ def _stage_deadline(instance: Instance, decision: str, deadline: Deadline, stage
     return deadline.share(1 / stages_left)
 
 
-def _fusion(instance: Instance, graph: Graph, table: CostTable, options: SolverOptions, deadline: Deadline
-            ) -> tuple[Result, FusionSpace]:
+def _fusion(instance: Instance, graph: Graph, hw: Accelerator, table: CostTable, limits: dict[str, int],
+            options: SolverOptions, deadline: Deadline) -> tuple[Result, FusionSpace]:
+    """The fusion stage: its result and the space it was solved over (peak splitting: module docstring)."""
+    from monet_opt.solvers.checkpoint.space import OBJECTIVES
+    from monet_opt.solvers.contract import solve
     from monet_opt.solvers.fusion.family import fusion_family
+    from monet_opt.solvers.fusion.joint import FusedCheckpointProblem, fuse_within_reach
     from monet_opt.solvers.fusion.space import FusionObjective, fusion_space
     from monet_opt.solvers.genetic import GAConfig
-    from monet_opt.solvers.contract import solve
 
     decision = instance.decisions["fusion"]
     space = fusion_space(graph, table, decision.max_stack, FusionObjective(decision.objective), deadline,
                          enumerate_stacks=decision.method == "cpsat")
-    result = solve(fusion_family(GAConfig(seed=instance.seed)), space, space.objective, decision.method, options,
-                   deadline)
-    return result, space
+    family = fusion_family(GAConfig(seed=instance.seed))
+    checkpointing = instance.decisions.get("checkpointing")
+    if checkpointing is None:
+        return solve(family, space, space.objective, decision.method, options, deadline), space
+    problem = FusedCheckpointProblem(graph, hw, decision.max_stack, OBJECTIVES[checkpointing.objective],
+                                     _activation_budget(instance, graph, hw, limits), limits)
+    return fuse_within_reach(family, space, decision.method, problem, options, deadline)
 
 
 def _checkpointing(instance: Instance, graph: Graph, hw: Accelerator, limits: dict[str, int],

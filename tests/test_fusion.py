@@ -451,6 +451,80 @@ def test_joint_fusion_and_checkpointing_equals_brute_force():
                             Deadline.start(120))
 
 
+def test_sequential_combination_is_provably_worse_than_joint_on_a_hand_made_instance():
+    """small_mlp on the toy with the small vector memory, stacks of up to 3 ops, least latency,
+    activation budget = the unfused store-all peak (2,176 bytes). Derived by hand:
+
+    Sizes (fp32, batch 8): x, fc1, act, grad/act, grad/fc1 8x16x4 = 512 bytes each; fc2 and
+    grad/fc2 8x4x4 = 128; labels 8x4 = 32; loss 4. Weights and their gradients are static.
+
+    Sequential. Fusion prices every value in DRAM; its unique optimum is F = {fc1,act,fc2} 512 +
+    loss 21 + {loss.backward,fc2.dx,act.backward} 268 + {fc2.dw,w2.update} 216 +
+    {fc1.dw,w1.update} 464 = 1,481 cycles. Its store-all peak is at the backward stack, which
+    writes grad/fc2 and grad/fc1 at once (grad/act stays inside it) while x, labels, fc1, act and
+    fc2 are live: 512+32+512+512+128+128+512 = 2,336 > 2,176, and no plan of F goes lower
+    (grad/fc2 and grad/fc1 are not decisions; fc1 and act are read in that stack or after it).
+    Peak splitting breaks that stack into its three ops; {fc2.dw,w2.update} runs last, so act and
+    grad/fc2 stay live across act.backward: x+fc1+act+grad/fc2+grad/act+grad/fc1 = 512+512+512+
+    128+512+512 = 2,688, the floor of all 8 checkpoint plans of that partition. The sequential
+    combination has no plan within the budget.
+
+    Joint. J = {fc1,act,fc2} 512 + loss 21 + {loss.backward,fc2.dw,w2.update} 244 +
+    {fc2.dx,act.backward} 248 + {fc1.dw,w1.update} 464 = 1,489 cycles, 8 more than F under
+    fusion's pricing, stores everything: act and fc2 die in the second stack, grad/act stays
+    inside the third, so the peak is at the second stack: x+labels+fc1+act+fc2+grad/fc2 =
+    512+32+512+512+128+128 = 1,824 bytes, within the budget."""
+    from checkpoint_reference import all_plans
+    from monet_opt.errors import InfeasibleError
+    from monet_opt.solvers.checkpoint.family import CHECKPOINT
+    from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
+    from monet_opt.solvers.common import Deadline
+    from monet_opt.solvers.contract import CostUnderBudget, solve
+    from monet_opt.solvers.fusion.family import FUSION
+    from monet_opt.solvers.fusion.joint import FusedCheckpointProblem, fuse_and_checkpoint, fuse_within_reach
+
+    graph = small_mlp()
+    hw = toy(**FUSED_CHECKPOINT_HARDWARE["small vector memory"])
+    budget = CheckpointSpace(graph, hw).store_all.dynamic_dram_peak_bytes
+    assert budget == 512 + 512 + 512 + 128 + 512  # unfused, at fc2.dx: x, fc1, act, grad/fc2, grad/act
+    space = fusion_space(graph, CostTable(graph, hw), 3, FusionObjective.LATENCY, prune=False)
+    price_of = {c.ops: c.latency_cycles for c in space.candidates}
+    forward, loss = ("fc1", "act", "fc2"), ("loss",)
+    f_stacks = [forward, loss, ("loss.backward", "fc2.dx", "act.backward"), ("fc2.dw", "w2.update"),
+                ("fc1.dw", "w1.update")]
+    j_stacks = [forward, loss, ("loss.backward", "fc2.dw", "w2.update"), ("fc2.dx", "act.backward"),
+                ("fc1.dw", "w1.update")]
+    assert [price_of[s] for s in f_stacks] == [512, 21, 268, 216, 464]
+    assert [price_of[s] for s in j_stacks] == [512, 21, 244, 248, 464]
+    values = sorted((space.value(p), sorted(c.ops for c in p)) for p in valid_partitions(space))
+    assert values[0] == (1481, sorted(f_stacks)) and values[1][0] > 1481  # F is the unique fusion optimum
+
+    cores_of = {c.ops: c.cores for c in space.candidates}
+
+    def floor(stacks):  # the least activation peak over every checkpoint plan of the partition
+        checkpoint_space = CheckpointSpace(graph, hw, stacks=[(s, cores_of[s]) for s in stacks])
+        return min(e.dynamic_dram_peak_bytes for _, _, e in all_plans(checkpoint_space))
+
+    split = [forward, loss, ("loss.backward",), ("fc2.dx",), ("act.backward",), ("fc2.dw", "w2.update"),
+             ("fc1.dw", "w1.update")]
+    assert floor(f_stacks) == 2336 and floor(split) == 2688
+
+    problem = FusedCheckpointProblem(graph, hw, 3, OBJECTIVES["latency"], budget)
+    fused, fused_space = fuse_within_reach(FUSION, fusion_space(graph, CostTable(graph, hw), 3,
+                                                                FusionObjective.LATENCY),
+                                           "cpsat", problem, OPTIONS, Deadline.start(60))
+    assert sorted(c.ops for c in fused.payload) == sorted(split)
+    assert fused_space.alone == {"loss.backward", "fc2.dx", "act.backward"}
+    with pytest.raises(InfeasibleError, match="smallest feasible budget is 2688 bytes"):
+        solve(CHECKPOINT, problem.checkpoint(fused.payload), CostUnderBudget(budget), "cpsat", OPTIONS)
+
+    joint = fuse_and_checkpoint(problem, OPTIONS, Deadline.start(60))
+    assert joint.validated and joint.status.value == "optimal"
+    assert joint.objective == 512 + 21 + 244 + 248 + 464 == 1489
+    assert joint.measurement.peak == 512 + 32 + 512 + 512 + 128 + 128 == 1824
+    assert sorted(map(tuple, joint.details["fused_stacks"])) == sorted(s for s in j_stacks if len(s) > 1)
+
+
 LOCAL_BUDGET_BYTES = 1300  # of the vector memory's 2,600
 
 

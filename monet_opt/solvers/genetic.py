@@ -1,6 +1,8 @@
 """NSGA-II over integer genomes (DEAP), shared by the checkpointing GAs (MONET's settings).
 
-Random initialisation (each gene uniform over its alleles), uniform (binomial) crossover with
+Initialisation: the `initial` genomes given by the caller (e.g. the rule plans, so that the search
+starts from a feasible plan wherever a rule gives one), then random genomes (each gene uniform over
+its alleles) up to the population size; uniform (binomial) crossover with
 probability `crossover_probability` per pair, mutation with probability `mutation_probability` per
 individual in which each gene is redrawn among its other alleles with probability 1/len (a bit
 flip for binary genes), NSGA-II survivor selection over two minimised objectives. Deterministic
@@ -77,8 +79,10 @@ class FitnessMemo(Generic[Key, Objectives]):
 
 
 def nsga2_search(alleles: Sequence[int], evaluate: Callable[[Genome], tuple[float, float]],
-                 config: GAConfig, deadline: Deadline) -> dict[Genome, tuple[float, float]]:
-    """Every genome evaluated (gene i takes values 0..alleles[i]-1), with its two objectives."""
+                 config: GAConfig, deadline: Deadline, initial: Sequence[Genome] = ()
+                 ) -> dict[Genome, tuple[float, float]]:
+    """Every genome evaluated (gene i takes values 0..alleles[i]-1), with its two objectives;
+    `initial` genomes open the first population."""
     fitness = FitnessMemo(evaluate)
 
     def mutate(ind: Individual) -> None:
@@ -87,7 +91,9 @@ def nsga2_search(alleles: Sequence[int], evaluate: Callable[[Genome], tuple[floa
                 ind[i] = (ind[i] + random.randrange(1, count)) % count
 
     with seeded_random(config.seed):
-        population = [Individual([random.randrange(c) for c in alleles]) for _ in range(config.population)]
+        population = [Individual(list(g)) for g in initial[:config.population]]
+        population += [Individual([random.randrange(c) for c in alleles])
+                       for _ in range(config.population - len(population))]
         for ind in population:
             if deadline.expired() and fitness.seen:
                 return fitness.seen

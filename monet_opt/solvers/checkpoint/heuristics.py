@@ -10,7 +10,9 @@
   b sweeps a geometric grid, the cheapest plan within the budget wins;
 - GA (MONET's NSGA-II): one gene per saved activation, 0 = DRAM, 1 = recompute, 2 = on chip
   (where eligible and where keeping that value alone on chip fits), objectives (cost, dynamic DRAM
-  peak); plans that overflow a local memory get an infinite peak.
+  peak); plans that overflow a local memory get an infinite peak. The first population opens
+  with the heuristic plan of least peak (rules and Chen's sweep) and the rule plans, so the GA
+  answers wherever one of them fits.
 Recompute plans fuse neighbouring recomputations where that is cheaper (`greedy_groups`).
 """
 
@@ -86,6 +88,15 @@ def greedy_plan(space: CheckpointSpace, weights: CostWeights, budget_bytes: int 
     return min(evaluated, key=lambda pair: pair[1].objective(weights), default=None)
 
 
+def lowest_peak_plan(space: CheckpointSpace, weights: CostWeights) -> tuple[Decisions, Evaluation]:
+    """The plan of least dynamic DRAM peak among the rule plans and Chen's sweep (ties: the
+    cheaper), with its evaluation: the heuristic floor of the activation peak."""
+    plans = [(d, space.evaluate(d)) for d in (rule_decisions(space, rule, weights) for rule in RULES)]
+    swept = greedy_plan(space, weights, None)
+    plans += [swept] if swept is not None else []
+    return min(plans, key=lambda pair: (pair[1].dynamic_dram_peak_bytes, pair[1].objective(weights)))
+
+
 def on_chip_alone_fits(space: CheckpointSpace) -> set[str]:
     """Eligible activations whose plan with only them ON_CHIP fits every local memory: the GA's
     third allele. (On a design whose working sets fill the local memories, such as edge-tpu-quad,
@@ -114,7 +125,12 @@ def run_checkpoint_ga(space: CheckpointSpace, weights: CostWeights, budget_bytes
         peak = evaluation.dynamic_dram_peak_bytes if evaluation.local_overflow_bytes == 0 else math.inf
         return evaluation.objective(weights), peak
 
-    evaluated = nsga2_search([len(c) for c in choices], evaluate, config, deadline)
+    lowest = lowest_peak_plan(space, weights)[0]
+    rules = [{a: lowest.residency.get(a, Residency.DRAM) for a in genes}, sqrt_residency(space),
+             {a: Residency.RECOMPUTE for a in genes}, {}]
+    initial = [tuple(c.index(r.get(a, Residency.DRAM)) if r.get(a, Residency.DRAM) in c else 0
+                     for a, c in zip(genes, choices, strict=True)) for r in rules]
+    evaluated = nsga2_search([len(c) for c in choices], evaluate, config, deadline, initial)
     front = [(cost, peak, plans[g][0]) for cost, peak, g in
              pareto_front([(cost, peak, g) for g, (cost, peak) in evaluated.items()]) if peak != math.inf]
     if budget_bytes is None:

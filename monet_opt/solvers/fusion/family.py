@@ -25,7 +25,7 @@ from monet_opt.solvers.contract import (
     Claim, Family, Measurement, Method, MethodKind, Proposal, Result, Verdict, registry, solve,
 )
 from monet_opt.solvers.fusion.cpsat import solve_fusion_cpsat
-from monet_opt.solvers.fusion.heuristics import MONET_GA, layer_by_layer, rule_partition, run_fusion_ga
+from monet_opt.solvers.fusion.heuristics import MONET_GA, layer_by_layer, rule_partition, run_fusion_ga, start_partition
 from monet_opt.schedule.plan import serial_sequence
 from monet_opt.solvers.fusion.space import UNITS, Candidate, FusionObjective, FusionSpace, objective_value, plan_of
 from monet_opt.solvers.genetic import GAConfig
@@ -66,7 +66,7 @@ def _ga(config: GAConfig | None):
 
 def _cpsat(space: FusionSpace, objective: FusionObjective, options: SolverOptions, deadline: Deadline
            ) -> Proposal[Partition]:
-    hint = min((layer_by_layer(space), rule_partition(space)), key=space.value)
+    hint = min((layer_by_layer(space), rule_partition(space), start_partition(space)), key=space.value)
     partition, stats = solve_fusion_cpsat(space, options, deadline, hint)
     from_warm_start = partition is None or space.value(hint) < space.value(partition)
     if from_warm_start:  # CP-SAT found nothing better in time: the warm start, with CP-SAT's bound if any
@@ -123,6 +123,9 @@ def _space(space: FusionSpace, proposal: Proposal[Partition]) -> str:
     text = (f"partitions of the {len(space.graph.ops)} ops into connected, convex stacks of at most {space.max_stack} "
             "ops with an acyclic stack graph, each stack on the cores of the placement rule, run serially; every "
             "value not passed inside a stack in DRAM")
+    if space.alone:
+        text += (f"; {len(space.alone)} ops kept alone so that a checkpoint plan within the activation budget "
+                 f"exists (peak splitting): {', '.join(sorted(space.alone))}")
     if space.complete or space.counts is None:
         return text
     return text + f"; only the {space.counts.kept} candidates enumerated before the deadline"

@@ -6,7 +6,8 @@
   earliest consumer of the last op added that is such an op, while the stack stays a valid
   candidate (connected, convex, at most `max_stack` ops, fits);
 - ga: one gene per edge of the op graph (1 = fuse its two ops), NSGA-II over (latency, energy)
-  (`genetic.nsga2_search`), MONET's or Stream's settings. A genome decodes to the connected
+  (`genetic.nsga2_search`), MONET's or Stream's settings, opening with the space's `start`
+  partition where it has one. A genome decodes to the connected
   components of its fused edges, each split into valid candidates (`split`), then `repair`.
 
 `repair` makes any list of op blocks a valid partition: a block that is not a valid candidate is
@@ -51,7 +52,8 @@ class _Validator:
     def __call__(self, ops: Sequence[str]) -> Candidate | None:
         key = self.ordered(ops)
         if key not in self.known:
-            valid = (len(key) <= self.space.max_stack and nx.is_weakly_connected(self.space.graph.dag.subgraph(key))
+            valid = (len(key) <= self.space.max_stack and (len(key) == 1 or not self.space.alone & set(key))
+                     and nx.is_weakly_connected(self.space.graph.dag.subgraph(key))
                      and is_convex(self.space.graph, key, self.position))
             self.known[key] = priced(self.space.table, key, self.space.residency) if valid else None
         return self.known[key]
@@ -95,6 +97,11 @@ def repair(space: FusionSpace, blocks: Sequence[Sequence[str]], validate: _Valid
 
 def layer_by_layer(space: FusionSpace) -> list[Candidate]:
     return list(space.singles.values())
+
+
+def start_partition(space: FusionSpace) -> list[Candidate]:
+    """The space's `start` partition made valid (`repair`), or layer by layer when it has none."""
+    return repair(space, space.start) if space.start else layer_by_layer(space)
 
 
 def rule_partition(space: FusionSpace) -> list[Candidate]:
@@ -141,5 +148,7 @@ def run_fusion_ga(space: FusionSpace, config: GAConfig, deadline: Deadline) -> l
         partition = decode(genome)
         return float(sum(c.latency_cycles for c in partition)), sum(c.energy_pj for c in partition)
 
-    seen = nsga2_search([2] * len(edges), evaluate, config, deadline)
+    block_of = {op: i for i, block in enumerate(space.start) for op in block}
+    initial = [tuple(int(block_of[u] == block_of[v]) for u, v in edges)] if space.start else []
+    seen = nsga2_search([2] * len(edges), evaluate, config, deadline, initial)
     return decode(min(seen, key=lambda g: (space.value(decode(g)), seen[g])))

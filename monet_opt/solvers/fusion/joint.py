@@ -23,7 +23,7 @@ simulates it and its status is proven over that partition only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,12 +31,12 @@ from monet_opt.cost.model import Cost, CostTable
 from monet_opt.errors import InfeasibleError
 from monet_opt.hardware.model import DRAM, Accelerator
 from monet_opt.solvers.checkpoint.family import CHECKPOINT, CheckpointProblem, smallest_feasible_budget
-from monet_opt.solvers.checkpoint.heuristics import RULES, rule_decisions
+from monet_opt.solvers.checkpoint.heuristics import lowest_peak_plan
 from monet_opt.solvers.checkpoint.space import CheckpointSpace, CostWeights
 from monet_opt.solvers.common import Deadline, SolverOptions, SolveStatus
-from monet_opt.solvers.contract import CostUnderBudget, Result, solve
+from monet_opt.solvers.contract import CostUnderBudget, Family, Result, solve
 from monet_opt.solvers.fusion.cpsat import solve_fusion_cpsat
-from monet_opt.solvers.fusion.heuristics import layer_by_layer, rule_partition
+from monet_opt.solvers.fusion.heuristics import layer_by_layer, rule_partition, start_partition
 from monet_opt.solvers.fusion.space import Candidate, FusionObjective, FusionSpace, fusion_space
 from monet_opt.workload.ir import Graph, Phase, TensorRole
 
@@ -200,31 +200,72 @@ def alternate(problem: FusedCheckpointProblem, quiet: SolverOptions, deadline: D
 
 def _fitting_partition(problem: FusedCheckpointProblem, space: FusionSpace, options: SolverOptions,
                        deadline: Deadline) -> tuple[list[Candidate], CheckpointProblem]:
-    """The best partition of `space` whose rule checkpoint plans (store-all, recompute-all, sqrt)
-    reach the budget, by peak splitting: while the lowest of their activation peaks is above the
-    budget and a fused stack runs at that peak, forbid every candidate that shares an op with it
-    and solve again. Fused stacks allocate all their outputs at once, which can lift the activation
-    floor above what recomputation can reach; splitting the stack at the peak lowers it."""
-    excluded: set[str] = set()
+    """The best partition of `space` whose heuristic checkpoint plans reach the budget, by peak
+    splitting (`peak_split`), re-solving the partition model until no split is needed."""
     while True:
-        allowed = replace(space, stacks=tuple(c for c in space.stacks if not excluded & set(c.ops)))
-        hint = min((layer_by_layer(allowed), rule_partition(allowed)), key=allowed.value)
-        partition, _ = solve_fusion_cpsat(allowed, options, deadline.share(SHARE_PER_SOLVE), hint)
+        hint = min((layer_by_layer(space), rule_partition(space), start_partition(space)), key=space.value)
+        partition, _ = solve_fusion_cpsat(space, options, deadline.share(SHARE_PER_SOLVE), hint)
         partition = partition or hint
-        checkpoint = problem.checkpoint(partition)
         if deadline.expired():
-            return partition, checkpoint
-        checkpoint_space = checkpoint.space
-        lowest = min((checkpoint_space.evaluate(rule_decisions(checkpoint_space, rule, problem.weights))
-                      for rule in RULES), key=lambda e: e.dynamic_dram_peak_bytes)
-        if lowest.dynamic_dram_peak_bytes <= problem.budget_bytes or deadline.expired():
-            return partition, checkpoint
-        curve = lowest.simulation.memory_curves[DRAM]
-        at = max(curve, key=lambda point: point[1])[0]
-        running = [t for t in lowest.simulation.tasks if t.start_cycle <= at < t.end_cycle and len(t.ops) > 1]
-        if not running:
-            return partition, checkpoint
-        excluded |= set(running[0].ops)
+            return partition, problem.checkpoint(partition)
+        split = peak_split(space, partition, problem.checkpoint, problem.budget_bytes, deadline)
+        if split is None:
+            return partition, problem.checkpoint(partition)
+        space = split
+
+
+def fuse_within_reach(family: Family, space: FusionSpace, method: str, problem: FusedCheckpointProblem,
+                      options: SolverOptions, deadline: Deadline) -> tuple[Result, FusionSpace]:
+    """The sequential combination's fusion stage: `family`'s answer by `method` over `space`,
+    peak-split (`peak_split`) and solved again until the heuristic checkpoint plans of its partition
+    reach `problem`'s budget (or no fused stack is at their peak, or time is up); each solve may use
+    half of the time left. Returns the last answer and the space it was solved over (which names
+    the ops kept alone)."""
+    while True:
+        share = deadline.share(SHARE_PER_SOLVE)
+        result = solve(family, space, space.objective, method, replace(options, time_limit_s=share.remaining_s()),
+                       share)
+        if result.payload is None or deadline.expired():
+            return result, space
+        split = peak_split(space, result.payload, problem.checkpoint, problem.budget_bytes, deadline)
+        if split is None:
+            return result, space
+        space = split
+
+
+def peak_split(space: FusionSpace, partition: Sequence[Candidate],
+               checkpoint_of: Callable[[Sequence[Candidate]], CheckpointProblem], budget_bytes: int,
+               deadline: Deadline) -> FusionSpace | None:
+    """Peak splitting of a fusion answer: while the fused stack at the activation peak
+    (`stack_at_activation_peak`) of the partition's checkpoint problem (`checkpoint_of`) keeps the
+    budget out of the heuristics' reach, break that stack into single ops, in the partition itself.
+    None when nothing was split; else `space` keeping every broken stack's ops alone and starting
+    from the split partition, for the fusion method to solve again (it may fuse elsewhere, so the
+    caller splits its new answer in turn; every round keeps more ops alone, so it ends)."""
+    alone: set[str] = set()
+    current = list(partition)
+    while not deadline.expired():
+        ops = stack_at_activation_peak(checkpoint_of(current), budget_bytes)
+        if not ops:
+            break
+        alone.update(ops)
+        current = [c for c in current if c.ops != ops] + [space.singles[op] for op in ops]
+    return space.keeping_alone(alone, current) if alone else None
+
+
+def stack_at_activation_peak(checkpoint: CheckpointProblem, budget_bytes: int) -> tuple[str, ...]:
+    """The ops of the fused stack that runs at the activation peak of the heuristic plan of least
+    peak (`lowest_peak_plan`: the rule plans and Chen's sweep) when that peak is above
+    `budget_bytes`; () when it is not or no fused stack runs at that peak. A fused stack allocates
+    all its outputs at once, which can lift the activation floor above what recomputation reaches;
+    keeping that stack's ops alone (`FusionSpace.keeping_alone`) lowers it: peak splitting."""
+    lowest = lowest_peak_plan(checkpoint.space, checkpoint.weights)[1]
+    if lowest.dynamic_dram_peak_bytes <= budget_bytes:
+        return ()
+    curve = lowest.simulation.memory_curves[DRAM]
+    at = max(curve, key=lambda point: point[1])[0]
+    running = [t for t in lowest.simulation.tasks if t.start_cycle <= at < t.end_cycle and len(t.ops) > 1]
+    return tuple(running[0].ops) if running else ()
 
 
 @dataclass(frozen=True)

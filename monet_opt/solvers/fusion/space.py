@@ -18,8 +18,8 @@ dropping it keeps the optimum exact (for EDP: dominated when neither latency nor
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from monet_opt.cost.model import Cost, CostTable
@@ -77,10 +77,20 @@ class FusionSpace:
     counts: CandidateCounts | None  # None: stacks not enumerated (methods that build their own)
     complete: bool  # False: the deadline stopped the enumeration (the space is a subset)
     residency: Mapping[str, Residency] = field(default_factory=dict)  # checkpoint decisions priced in
+    alone: frozenset[str] = frozenset()  # ops no stack may hold (peak splitting, solvers/fusion/joint.py)
+    start: tuple[tuple[str, ...], ...] = ()  # a partition (op blocks) the searches start from, if any
 
     @property
     def candidates(self) -> tuple[Candidate, ...]:
         return tuple(self.singles.values()) + self.stacks
+
+    def keeping_alone(self, ops: Iterable[str], start: Sequence[Candidate]) -> FusionSpace:
+        """This space with `ops` also kept out of every stack of 2+ ops, its searches starting
+        from `start` with those ops taken out of their stacks."""
+        alone = self.alone | frozenset(ops)
+        blocks = [b for c in start for b in ([c.ops] if not alone & set(c.ops) else [(op,) for op in c.ops])]
+        return replace(self, stacks=tuple(c for c in self.stacks if not alone & set(c.ops)), alone=alone,
+                       start=tuple(blocks))
 
     def value(self, candidates: Sequence[Candidate]) -> float:
         """The objective of a partition (of its chosen candidates)."""
