@@ -259,7 +259,7 @@ def stack_at_activation_peak(checkpoint: CheckpointProblem, budget_bytes: int) -
     `budget_bytes`; () when it is not or no fused stack runs at that peak. A fused stack allocates
     all its outputs at once, which can lift the activation floor above what recomputation reaches;
     keeping that stack's ops alone (`FusionSpace.keeping_alone`) lowers it: peak splitting."""
-    lowest = lowest_peak_plan(checkpoint.space, checkpoint.weights)[1]
+    lowest = lowest_peak_plan(checkpoint.space, checkpoint.weights, budget_bytes)[1]
     if lowest.dynamic_dram_peak_bytes <= budget_bytes:
         return ()
     curve = lowest.simulation.memory_curves[DRAM]
