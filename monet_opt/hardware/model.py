@@ -296,7 +296,7 @@ SCHEMA = _object(
 )
 
 
-def _schema_error_message(error: Any) -> str:
+def schema_error_message(error: Any) -> str:
     path = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in error.absolute_path).replace(".[", "[")
     where = path or "top level"
     if error.validator == "additionalProperties":
@@ -324,7 +324,7 @@ def accelerator_from_dict(data: Any, source: str) -> Accelerator:
 
     errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
-        raise InputError(f"{source}: {_schema_error_message(jsonschema.exceptions.best_match(errors))}")
+        raise InputError(f"{source}: {schema_error_message(jsonschema.exceptions.best_match(errors))}")
 
     def fail(path: str, problem: str) -> InputError:
         return InputError(f"{source}: {path}: {problem}")

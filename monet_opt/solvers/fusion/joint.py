@@ -30,9 +30,10 @@ from typing import Any
 from monet_opt.cost.model import Cost, CostTable
 from monet_opt.errors import InfeasibleError
 from monet_opt.hardware.model import DRAM, Accelerator
+from monet_opt.schedule.plan import Residency
 from monet_opt.solvers.checkpoint.family import CHECKPOINT, CheckpointProblem, smallest_feasible_budget
-from monet_opt.solvers.checkpoint.heuristics import lowest_peak_plan
-from monet_opt.solvers.checkpoint.space import CheckpointSpace, CostWeights
+from monet_opt.solvers.checkpoint.heuristics import decisions_for, lowest_peak_plan
+from monet_opt.solvers.checkpoint.space import CheckpointSpace, CostWeights, Evaluation
 from monet_opt.solvers.common import Deadline, SolverOptions, SolveStatus
 from monet_opt.solvers.contract import CostUnderBudget, Family, Result, solve
 from monet_opt.solvers.fusion.cpsat import solve_fusion_cpsat
@@ -244,8 +245,9 @@ def peak_split(space: FusionSpace, partition: Sequence[Candidate],
     caller splits its new answer in turn; every round keeps more ops alone, so it ends)."""
     alone: set[str] = set()
     current = list(partition)
+    residency: Mapping[str, Residency] | None = None
     while not deadline.expired():
-        ops = stack_at_activation_peak(checkpoint_of(current), budget_bytes)
+        ops, residency = stack_at_activation_peak(checkpoint_of(current), budget_bytes, residency)
         if not ops:
             break
         alone.update(ops)
@@ -253,18 +255,34 @@ def peak_split(space: FusionSpace, partition: Sequence[Candidate],
     return space.keeping_alone(alone, current) if alone else None
 
 
-def stack_at_activation_peak(checkpoint: CheckpointProblem, budget_bytes: int) -> tuple[str, ...]:
+def stack_at_activation_peak(checkpoint: CheckpointProblem, budget_bytes: int,
+                             residency: Mapping[str, Residency] | None = None
+                             ) -> tuple[tuple[str, ...], Mapping[str, Residency]]:
     """The ops of the fused stack that runs at the activation peak of the heuristic plan of least
     peak (`lowest_peak_plan`: the rule plans and Chen's sweep) when that peak is above
-    `budget_bytes`; () when it is not or no fused stack runs at that peak. A fused stack allocates
-    all its outputs at once, which can lift the activation floor above what recomputation reaches;
-    keeping that stack's ops alone (`FusionSpace.keeping_alone`) lowers it: peak splitting."""
-    lowest = lowest_peak_plan(checkpoint.space, checkpoint.weights, budget_bytes)[1]
+    `budget_bytes`, () when it is not or no fused stack runs at that peak; and that plan's
+    residencies. A fused stack allocates all its outputs at once, which can lift the activation
+    floor above what recomputation reaches; keeping that stack's ops alone
+    (`FusionSpace.keeping_alone`) lowers it: peak splitting. `residency` (the previous answer's
+    plan, when splitting one partition repeatedly) is tried first: when it reaches the budget or a
+    fused stack runs at its peak, the sweep (about 25 simulations) is not needed."""
+    space = checkpoint.space
+    if residency is not None:
+        evaluation = space.evaluate(decisions_for(space, residency, checkpoint.weights))
+        ops = _fused_at_peak(evaluation) if evaluation.dynamic_dram_peak_bytes > budget_bytes else ()
+        if evaluation.dynamic_dram_peak_bytes <= budget_bytes or ops:
+            return ops, residency
+    decisions, lowest = lowest_peak_plan(space, checkpoint.weights, budget_bytes)
     if lowest.dynamic_dram_peak_bytes <= budget_bytes:
-        return ()
-    curve = lowest.simulation.memory_curves[DRAM]
+        return (), decisions.residency
+    return _fused_at_peak(lowest), decisions.residency
+
+
+def _fused_at_peak(evaluation: Evaluation) -> tuple[str, ...]:
+    """The ops of a fused stack that runs when the plan's DRAM occupancy peaks (() if none)."""
+    curve = evaluation.simulation.memory_curves[DRAM]
     at = max(curve, key=lambda point: point[1])[0]
-    running = [t for t in lowest.simulation.tasks if t.start_cycle <= at < t.end_cycle and len(t.ops) > 1]
+    running = [t for t in evaluation.simulation.tasks if t.start_cycle <= at < t.end_cycle and len(t.ops) > 1]
     return tuple(running[0].ops) if running else ()
 
 

@@ -1,0 +1,152 @@
+"""Design spaces (monet_opt/space.py) and the evaluation of their points (monet_opt/sweep.py)."""
+
+import json
+
+import pytest
+import yaml
+
+from hw_fixtures import toy_data
+from monet_opt.errors import InputError
+from monet_opt.space import (area_proxy, grid_points, load_space, pareto_front, point_accelerator, point_values,
+                             sample_points)
+from monet_opt.sweep import evaluate_point
+from monet_opt.workload.builder import GraphBuilder
+
+
+def write_space(tmp_path, parameters, constraints=(), **extra):
+    (tmp_path / "toy.yaml").write_text(yaml.safe_dump(toy_data()))
+    data = {"name": "toyspace", "base": "toy.yaml", "parameters": parameters, **extra}
+    if constraints:
+        data["constraints"] = list(constraints)
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def one_matmul():
+    """x (64x32) times w (32x32), no loss: tests/test_cost.py prices it by hand on the toy."""
+    g = GraphBuilder("mm")
+    return g.build([g.matmul("mm", g.input("x", (64, 32)), g.weight("w", (32, 32)))])
+
+
+def test_points_are_indexed_in_mixed_radix_and_set_every_matching_key(tmp_path):
+    space = load_space(write_space(tmp_path, {
+        "k": {"values": [16, 32], "set": ["cores[pe].pe_array.unroll.K"]},
+        "mem": {"range": {"from": 1024, "to": 4096, "factor": 2}, "set": ["memories[*sram].capacity_bytes"]},
+    }))
+    assert space.size == 2 * 3 and [p.values for p in space.parameters] == [(16, 32), (1024, 2048, 4096)]
+    assert [point_values(space, i) for i in (0, 1, 3, 5)] == [
+        {"k": 16, "mem": 1024}, {"k": 16, "mem": 2048}, {"k": 32, "mem": 1024}, {"k": 32, "mem": 4096}]
+    hw = point_accelerator(space, 4)
+    assert hw.name == "toyspace/4" and hw.core("pe").unroll == {"K": 32, "C": 32}
+    assert hw.memories["sram"].capacity_bytes == hw.memories["vsram"].capacity_bytes == 2048
+
+
+def test_constraints_filter_the_grid_and_samples_are_reproducible(tmp_path):
+    space = load_space(write_space(tmp_path, {
+        "k": {"values": [8, 16, 32, 64], "set": ["cores[pe].pe_array.unroll.K"]},
+        "c": {"range": {"from": 8, "to": 64, "step": 8}, "set": ["cores[pe].pe_array.unroll.C"]},
+    }, constraints=["k * c <= 512", "not (k == 8 and c > 32)"]))
+    # by hand: k=8: c in 8..32 (4 values; c > 32 excluded by the second rule); k=16: c <= 32 (4);
+    # k=32: c <= 16 (2); k=64: c = 8 (1)
+    grid = grid_points(space)
+    assert len(grid) == 4 + 4 + 2 + 1
+    assert all(point_values(space, i)["k"] * point_values(space, i)["c"] <= 512 for i in grid)
+    drawn = sample_points(space, 5, seed=7)
+    assert drawn == sample_points(space, 5, seed=7) and len(set(drawn)) == 5 and set(drawn) <= set(grid)
+    assert sample_points(space, 5, seed=8) != drawn
+    assert sorted(sample_points(space, 100, seed=1)) == grid  # more than there are: every satisfying point
+
+
+def test_a_hand_computed_two_parameter_space_gives_the_hand_computed_front(tmp_path):
+    """One matmul on the toy (tests/test_cost.py: 128 cycles, 2,154,496 pJ of which 65,536 are
+    MACs at 1 pJ). Clock 1 or 2 GHz, MAC energy 1 or 3 pJ: latency 128 or 64 ns; energy 2,154,496
+    or 2,154,496 + 2 x 65,536 = 2,285,568 pJ. (2 GHz, 1 pJ) dominates every other point, so it is
+    the front alone. With the constraint "a 2 GHz clock needs the 3 pJ MAC" it is excluded; then
+    (1 GHz, 1 pJ) and (2 GHz, 3 pJ) trade latency for energy and form the front, and (1 GHz, 3 pJ)
+    is dominated by (1 GHz, 1 pJ)."""
+    parameters = {"clock": {"values": [1.0e9, 2.0e9], "set": ["clock_hz"]},
+                  "mac_pj": {"values": [1, 3], "set": ["cores[pe].pe_array.mac_energy_pj"]}}
+    space = load_space(write_space(tmp_path, parameters))
+    graphs = {"inference": one_matmul()}
+    rows = [evaluate_point(space, i, graphs)[0] for i in range(space.size)]
+    assert [(r.latency_cycles, r.energy_pj) for r in rows] == [(128, 2154496), (128, 2285568), (128, 2154496),
+                                                               (128, 2285568)]
+    assert [r.latency_s for r in rows] == pytest.approx([128e-9, 128e-9, 64e-9, 64e-9])
+    points = [(r.latency_s, r.energy_pj) for r in rows]
+    assert pareto_front(points) == [2]
+    constrained = load_space(write_space(tmp_path, parameters, constraints=["clock <= 1e9 or mac_pj >= 3"]))
+    kept = grid_points(constrained)
+    assert kept == [0, 1, 3]
+    assert [kept[i] for i in pareto_front([points[i] for i in kept])] == [0, 3]
+
+
+def test_infeasible_points_are_kept_with_the_reason(tmp_path):
+    space = load_space(write_space(tmp_path, {
+        "dram": {"values": [1 << 40, 4096], "set": ["dram.capacity_bytes"]}}))
+    graphs = {"inference": one_matmul()}  # x 8 KiB + w 4 KiB + output 8 KiB in DRAM
+    fits, tight = (evaluate_point(space, i, graphs)[0] for i in (0, 1))
+    assert fits.feasible and fits.reason == ""
+    assert not tight.feasible and "dram" in tight.reason and tight.latency_cycles is not None
+
+
+def test_area_proxy_by_hand(tmp_path):
+    space = load_space(write_space(tmp_path, {"k": {"values": [16], "set": ["cores[pe].pe_array.unroll.K"]}},
+                                   area={"mm2_per_mac": 0.01, "mm2_per_vector_lane": 0.02, "mm2_per_mib_sram": 1.5,
+                                         "mm2_per_kib_registers": 0.0}))
+    hw = point_accelerator(space, 0)
+    # 16 x 32 MACs, 16 lanes, 1 GiB + 1 MiB of SRAM
+    assert area_proxy(hw, space.area) == pytest.approx(512 * 0.01 + 16 * 0.02 + (1024 + 1) * 1.5)
+
+
+@pytest.mark.parametrize("parameters, constraints, message", [
+    ({"k": {"values": [1], "set": ["cores[pe].pe_array.unroll.X"]}}, (), "parameters.k.set\\[0\\]: .*no key 'X'"),
+    ({"k": {"values": [1], "set": ["cores[tpu*].pe_array.unroll.K"]}}, (), "no entry of cores is named like 'tpu\\*'"),
+    ({"k": {"values": [1], "set": ["cores[pe]"]}}, (), "must end at a key"),
+    ({"k": {"values": [1, 1], "set": ["clock_hz"]}}, (), "parameters.k.values: repeated value"),
+    ({"k": {"values": [1], "range": {"from": 1, "to": 2, "step": 1}, "set": ["clock_hz"]}}, (),
+     "parameters.k: give exactly one of values or range"),
+    ({"k": {"range": {"from": 4, "to": 2, "step": 1}, "set": ["clock_hz"]}}, (), "to \\(2\\) is below from \\(4\\)"),
+    ({"k": {"values": [1], "set": ["clock_hz"], "colour": 1}}, (), "parameters.k.colour: unknown key"),
+    ({"k": {"values": [1], "set": ["clock_hz"]}}, ("k * j < 3",), "constraints\\[0\\]: 'j' is not a parameter"),
+    ({"k": {"values": [1], "set": ["clock_hz"]}}, ("__import__('os')",), "constraints\\[0\\]: .*only arithmetic"),
+    ({"k": {"values": [1], "set": ["clock_hz"]}}, ("k <",), "constraints\\[0\\]: 'k <' is not an expression"),
+])
+def test_bad_spaces_name_the_key(tmp_path, parameters, constraints, message):
+    with pytest.raises(InputError, match=message):
+        load_space(write_space(tmp_path, parameters, constraints))
+
+
+def test_unknown_base_is_refused(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(json.dumps({"base": "no-such-chip", "parameters": {"k": {"values": [1], "set": ["clock_hz"]}}}))
+    with pytest.raises(InputError, match="base: unknown hardware 'no-such-chip'"):
+        load_space(path)
+
+
+def test_the_shipped_spaces_load_and_their_points_validate():
+    edge = load_space("instances/spaces/edge.yaml")
+    assert edge.size == 4 * 6 * 4 * 5 * 4 * 4 * 4
+    assert len(grid_points(edge)) == edge.size - 4 * 5 * 4 * 4 * 4  # k x c > 2048: only (128, 32)
+    for index in sample_points(edge, 3, seed=0):
+        hw = point_accelerator(edge, index)
+        values = point_values(edge, index)
+        assert hw.core("tpu3").unroll == {"K": values["k_lanes"], "C": values["c_lanes"]}
+        assert hw.core("tpu0").registers["weight"].size_bits == values["weight_register_bits"]
+    datacenter = load_space("instances/spaces/datacenter.yaml")
+    hw = point_accelerator(datacenter, datacenter.size - 1)  # every parameter at its largest value
+    assert hw.core("array").unroll == {"K": 512, "C": 512} and hw.dram.bandwidth_bits_per_cycle == 8192
+    assert hw.memories["buffer"].capacity_bytes == 32 << 20
+
+
+def test_the_readme_design_space_example_runs(monkeypatch, capsys):
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    block = re.search(r"<!-- example: design space -->\s*```python\n(.*?)```", (root / "README.md").read_text(), re.S)
+    assert block, "the README lost its design-space example"
+    monkeypatch.chdir(root)
+    exec(compile(block.group(1), "README.md", "exec"), {})
+    front, _, total = capsys.readouterr().out.split()[:3]
+    assert 1 <= int(front) <= int(total) <= 20
