@@ -190,6 +190,30 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return int(ExitCode.NO_ANSWER) if left else 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from monet_opt.space import grid_points, load_space, sample_points
+    from monet_opt.sweep import SweepSpec, print_progress, run_sweep
+
+    space = load_space(args.space)
+    if args.grid == (args.samples is not None):
+        raise InputError("sweep: give exactly one of --samples N or --grid")
+    modes = ("training", "inference") if args.mode == "both" else (args.mode,)
+    graphs = {mode: workload_graphs(args, mode)[1] for mode in modes}
+    indices = grid_points(space) if args.grid else sample_points(space, args.samples, args.seed)
+    if not indices:
+        raise InputError(f"{args.space}: constraints: no point of the space satisfies them")
+    workload = " ".join(f"{key}={getattr(args, key)}" for key in ("workload", "batch", "seq_len", "image_size",
+                                                                 "classes", "optimizer", "precision", "partial_sum"))
+    spec = SweepSpec(str(args.space), Path(args.space).read_text(encoding="utf-8"), workload, modes, tuple(indices),
+                     args.points_per_task)
+    table = run_sweep(space, spec, graphs, args.out, args.executor, args.address, args.workers,
+                      None if args.quiet else print_progress)
+    feasible = sum(1 for f in table.column("feasible").to_pylist() if f)
+    print(f"{len(indices)} points x {len(modes)} modes: {table.num_rows} rows ({feasible} feasible) in "
+          f"{args.out}/results.parquet")
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out:
         check_output_dir(args.out)
@@ -483,6 +507,24 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     bench.add_argument("--workers", type=_positive_int, default=2, help="solver threads (default 2)")
     bench.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     bench.set_defaults(handler=_cmd_bench)
+
+    sweep = commands.add_parser("sweep", help="price the points of a hardware design space on a workload "
+                                "(resumes where it stopped)")
+    sweep.add_argument("space", metavar="SPACE.yaml", help="a design space (README: Design spaces)")
+    add_workload_arguments(sweep, positional=False)
+    sweep.add_argument("--mode", choices=["training", "inference", "both"], default="both", help="default: both")
+    sweep.add_argument("--samples", type=_positive_int, metavar="N", help="N points drawn uniformly (with --seed)")
+    sweep.add_argument("--grid", action="store_true", help="every point that satisfies the constraints")
+    sweep.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    sweep.add_argument("--executor", choices=["local", "dask"], default="local",
+                       help="local: a process pool; dask: Dask distributed (default local)")
+    sweep.add_argument("--address", metavar="A", help="a Dask scheduler address (default: a LocalCluster)")
+    sweep.add_argument("--workers", type=_positive_int, default=2, help="processes (local) or LocalCluster workers")
+    sweep.add_argument("--points-per-task", type=_positive_int, default=100, help="points per task (default 100)")
+    sweep.add_argument("--out", default="sweep-results", metavar="DIR",
+                       help="sweep.json, parts/ (kept across runs), results.parquet (default sweep-results)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    sweep.set_defaults(handler=_cmd_sweep)
 
     evaluate = commands.add_parser("evaluate", help="simulate one training (or inference) step with the default plan")
     add_workload_arguments(evaluate, positional=False)

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from monet_opt.errors import InputError
-from monet_opt.io import load_data
+from monet_opt.io import load_mapping
 from monet_opt.training.derive import ACCUMULATORS, PRECISIONS, precision_named
 
 DECISIONS = ("fusion", "checkpointing", "allocation")
@@ -146,16 +146,9 @@ def _amount(value: Any, where: str) -> str:
 
 def load_instance(path: str | Path) -> Instance:
     """The instance in `path`, checked (module docstring); InputError naming the file and key."""
-    import jsonschema
-
     path = Path(path)
     source = str(path)
-    data = load_data(path)
-    if not isinstance(data, Mapping):
-        raise InputError(f"{source}: expected a mapping at the top level")
-    errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        raise InputError(f"{source}: {_schema_message(jsonschema.exceptions.best_match(errors))}")
+    data = load_mapping(path, SCHEMA, _schema_message)
     budgets = data.get("budgets", {})
     optimise = data["optimise"]
     mode = data.get("mode", "training")

@@ -8,7 +8,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -150,3 +150,23 @@ def provenance(command: str) -> str:
         f"machine: {platform.system()} {platform.machine()} {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}",
         f"command: {command}",
     ])
+
+
+def load_mapping(path: str | Path, schema: Mapping[str, Any], message: Callable[[Any], str]) -> Mapping[str, Any]:
+    """A JSON or YAML file (`load_data`) whose top level is a mapping valid against the JSON Schema
+    `schema`; InputError naming the file and, through `message` (a jsonschema error -> text), the
+    key of the most relevant violation."""
+    data = load_data(path)
+    if not isinstance(data, Mapping):
+        raise InputError(f"{path}: expected a mapping at the top level")
+    check_schema(data, schema, str(path), message)
+    return data
+
+
+def check_schema(data: Any, schema: Mapping[str, Any], source: str, message: Callable[[Any], str]) -> None:
+    """InputError "`source`: `message`(error)" for the most relevant violation of `schema`, if any."""
+    import jsonschema  # here, not at import: commands that read no file start faster
+
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise InputError(f"{source}: {message(jsonschema.exceptions.best_match(errors))}")

@@ -45,7 +45,7 @@ from typing import Any
 
 from monet_opt.errors import InputError
 from monet_opt.hardware.model import LIBRARY_DIR, Accelerator, accelerator_from_dict, schema_error_message
-from monet_opt.io import load_data
+from monet_opt.io import load_data, load_mapping
 from monet_opt.solvers.genetic import pareto_front as genetic_pareto_front
 
 _NUMBER = {"type": "number"}
@@ -115,16 +115,9 @@ class DesignSpace:
 
 def load_space(path: str | Path) -> DesignSpace:
     """The design space in `path`, checked (module docstring); InputError naming the file and key."""
-    import jsonschema
-
     path = Path(path)
     source = str(path)
-    data = load_data(path)
-    if not isinstance(data, Mapping):
-        raise InputError(f"{source}: expected a mapping at the top level")
-    errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        raise InputError(f"{source}: {_space_schema_message(jsonschema.exceptions.best_match(errors))}")
+    data = load_mapping(path, SCHEMA, _space_schema_message)
     base_path = Path(data["base"])
     if not base_path.suffix and (LIBRARY_DIR / f"{data['base']}.yaml").is_file():
         base_path = LIBRARY_DIR / f"{data['base']}.yaml"

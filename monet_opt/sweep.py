@@ -11,15 +11,31 @@ run on no core of the point (the reason says which); infeasible points are kept,
 One row per (point, mode) (`PointResult`), in the order the points were chosen. Rows depend only
 on the space file, the workload and the point's index, so a sweep split across processes or
 machines gives the same rows as one run.
+
+Running a sweep (`run_sweep`, `monet sweep`): the chosen point indices are cut into batches of
+`batch_size` (batch k = indices k*batch_size ...), each batch is one task for the executor (`local`:
+a process pool of `workers` processes; `dask`: a Dask distributed client, on a `LocalCluster` of
+`workers` single-threaded workers when no scheduler address is given), and each finished batch is
+written at once as `parts/part-KKKKK.parquet` (temporary file, then rename). A rerun in the same
+directory with the same space, workload, modes and points (`sweep.json` records them and a
+different sweep is refused) skips the batches whose part exists, so an interrupted sweep finishes
+with every point exactly once. At the end `results.parquet` holds every row in point order, with
+one column per parameter (`p_NAME`) and per memory's peak (`peak_MEMORY_bytes`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 from monet_opt.cost import CostTable
-from monet_opt.errors import InfeasibleError
+from monet_opt.errors import InfeasibleError, InputError
+from monet_opt.io import atomic_path, write_text_atomic
 from monet_opt.hardware.model import DRAM
 from monet_opt.schedule import default_plan, simulate
 from monet_opt.space import DesignSpace, area_proxy, point_accelerator, point_values
@@ -73,3 +89,117 @@ def evaluate_point(space: DesignSpace, index: int, graphs: Mapping[str, Graph]) 
 def evaluate_points(space: DesignSpace, indices: Sequence[int], graphs: Mapping[str, Graph]) -> list[PointResult]:
     """`evaluate_point` for each index, in order (one batch of a sweep)."""
     return [row for index in indices for row in evaluate_point(space, index, graphs)]
+
+
+EXECUTORS = ("local", "dask")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """What a sweep directory holds (its `sweep.json`): a rerun must ask for the same."""
+
+    space_source: str
+    space_text: str  # the space file as read: an edited space is a different sweep
+    workload: str
+    modes: tuple[str, ...]
+    indices: tuple[int, ...]
+    batch_size: int
+
+
+def _batches(spec: SweepSpec) -> list[tuple[int, tuple[int, ...]]]:
+    size = spec.batch_size
+    return [(k, spec.indices[k * size:(k + 1) * size]) for k in range((len(spec.indices) + size - 1) // size)]
+
+
+def _part_path(out: Path, batch: int) -> Path:
+    return out / "parts" / f"part-{batch:05d}.parquet"
+
+
+def rows_table(rows: Sequence[PointResult], space: DesignSpace, memories: Sequence[str]) -> Any:
+    """The rows as a pyarrow Table (module docstring: the columns)."""
+    import pyarrow as pa
+
+    columns: dict[str, list[Any]] = {"index": [r.index for r in rows], "mode": [r.mode for r in rows]}
+    for parameter in space.parameters:
+        columns[f"p_{parameter.name}"] = [float(r.values[parameter.name]) for r in rows]
+    for name in ("area", "feasible", "reason", "latency_cycles", "latency_s", "energy_pj", "dram_peak_bytes",
+                 "static_dram_bytes"):
+        columns[name] = [getattr(r, name) for r in rows]
+    for memory in memories:
+        columns[f"peak_{memory}_bytes"] = [r.peak_memory_bytes.get(memory) for r in rows]
+    return pa.table(columns)
+
+
+def _evaluate_batch(space: DesignSpace, indices: Sequence[int], graphs: Mapping[str, Graph]) -> list[PointResult]:
+    return evaluate_points(space, indices, graphs)
+
+
+def run_sweep(space: DesignSpace, spec: SweepSpec, graphs: Mapping[str, Graph], out: str | Path,
+              executor: str = "local", address: str | None = None, workers: int = 2,
+              progress: Callable[[str], None] | None = None) -> Any:
+    """Evaluate every point of `spec` (module docstring) into `out`; returns the results table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = Path(out)
+    manifest = out / "sweep.json"
+    if manifest.exists():
+        recorded = json.loads(manifest.read_text(encoding="utf-8"))
+        if recorded != json.loads(json.dumps(asdict(spec))):
+            raise InputError(f"{out}: holds a different sweep (sweep.json: another space, workload, modes or "
+                             "points); use a new --out directory")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(manifest, json.dumps(asdict(spec), indent=1) + "\n")
+    (out / "parts").mkdir(exist_ok=True)
+    memories = sorted(point_accelerator(space, spec.indices[0]).memories) if spec.indices else []
+    pending = {k: batch for k, batch in _batches(spec) if not _part_path(out, k).exists()}
+    already = done = len(spec.indices) - sum(len(b) for b in pending.values())
+    started = time.perf_counter()
+    for k, rows in _run_batches(space, list(pending.items()), graphs, executor, address, workers):
+        with atomic_path(_part_path(out, k)) as tmp:
+            pq.write_table(rows_table(rows, space, memories), tmp)
+        done += len(pending[k])
+        if progress is not None:
+            rate = (done - already) / max(time.perf_counter() - started, 1e-9)
+            progress(f"monet sweep: {done}/{len(spec.indices)} points, {rate:.1f} points/s")
+    parts = [pq.read_table(_part_path(out, k)) for k, _ in _batches(spec)]
+    table = pa.concat_tables(parts) if parts else rows_table([], space, memories)
+    with atomic_path(out / "results.parquet") as tmp:
+        pq.write_table(table, tmp)
+    return table
+
+
+def _run_batches(space: DesignSpace, batches: Sequence[tuple[int, tuple[int, ...]]], graphs: Mapping[str, Graph],
+                 executor: str, address: str | None, workers: int) -> Iterator[tuple[int, list[PointResult]]]:
+    """(batch number, its rows) as each batch finishes, on the chosen executor."""
+    if not batches:
+        return
+    if executor == "local":
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(_evaluate_batch, space, batch, graphs): k for k, batch in batches}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        return
+    if executor != "dask":
+        raise InputError(f"--executor: unknown executor {executor!r} (known: {', '.join(EXECUTORS)})")
+    from distributed import Client, LocalCluster, as_completed as dask_completed
+
+    cluster = None if address else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                dashboard_address=None)
+    try:
+        with Client(address or cluster) as client:
+            space_future, graphs_future = client.scatter([space, dict(graphs)], broadcast=True)
+            futures = {client.submit(_evaluate_batch, space_future, batch, graphs_future, pure=False): k
+                       for k, batch in batches}
+            for future in dask_completed(futures):
+                yield futures[future], future.result()
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def print_progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

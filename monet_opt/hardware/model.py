@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from monet_opt.errors import InputError
-from monet_opt.io import load_data
+from monet_opt.io import check_schema, load_data
 from monet_opt.workload.ir import MAC_KINDS, DType, OpKind
 
 DRAM = "dram"
@@ -320,11 +320,7 @@ def schema_error_message(error: Any) -> str:
 
 def accelerator_from_dict(data: Any, source: str) -> Accelerator:
     """Validate `data` (parsed YAML) and build the Accelerator; InputError naming `source` and the key path."""
-    import jsonschema  # here, not at import: commands that read no hardware file start faster
-
-    errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        raise InputError(f"{source}: {schema_error_message(jsonschema.exceptions.best_match(errors))}")
+    check_schema(data, SCHEMA, source, schema_error_message)
 
     def fail(path: str, problem: str) -> InputError:
         return InputError(f"{source}: {path}: {problem}")
