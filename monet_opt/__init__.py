@@ -21,3 +21,14 @@ def solve(instance: str | Path | Instance, workers: int = 2, progress: bool = Fa
 
     loaded = instance if isinstance(instance, Instance) else load_instance(instance)
     return solve_instance(loaded, workers, progress)
+
+
+
+def __getattr__(name: str) -> object:
+    """`monet_opt.sweep`, loaded on first use: `monet_opt.sweeping.sweep` (`monet sweep` as a
+    function, returning the results as a pyarrow table)."""
+    if name == "sweep":
+        from monet_opt.sweeping import sweep
+
+        return sweep
+    raise AttributeError(f"module 'monet_opt' has no attribute {name!r}")

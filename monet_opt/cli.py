@@ -191,26 +191,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from monet_opt.space import grid_points, load_space, sample_points
-    from monet_opt.sweep import SweepSpec, print_progress, run_sweep
+    from monet_opt.sweeping import WorkloadSpec, print_progress, sweep
 
-    space = load_space(args.space)
-    if args.grid == (args.samples is not None):
-        raise InputError("sweep: give exactly one of --samples N or --grid")
     modes = ("training", "inference") if args.mode == "both" else (args.mode,)
-    graphs = {mode: workload_graphs(args, mode)[1] for mode in modes}
-    indices = grid_points(space) if args.grid else sample_points(space, args.samples, args.seed)
-    if not indices:
-        raise InputError(f"{args.space}: constraints: no point of the space satisfies them")
-    workload = " ".join(f"{key}={getattr(args, key)}" for key in ("workload", "batch", "seq_len", "image_size",
-                                                                 "classes", "optimizer", "precision", "partial_sum"))
-    spec = SweepSpec(str(args.space), Path(args.space).read_text(encoding="utf-8"), workload, modes, tuple(indices),
-                     args.points_per_task)
-    table = run_sweep(space, spec, graphs, args.out, args.executor, args.address, args.workers,
-                      None if args.quiet else print_progress)
+    workload = WorkloadSpec(args.workload, args.batch, args.seq_len, args.image_size, args.classes, args.optimizer,
+                            args.precision, args.partial_sum)
+    table = sweep(args.space, workload, modes, args.samples, args.seed, args.grid, args.executor, args.address,
+                  args.workers, args.points_per_task, args.out, None if args.quiet else print_progress)
     feasible = sum(1 for f in table.column("feasible").to_pylist() if f)
-    print(f"{len(indices)} points x {len(modes)} modes: {table.num_rows} rows ({feasible} feasible) in "
-          f"{args.out}/results.parquet")
+    print(f"{table.num_rows // len(modes)} points x {len(modes)} modes: {table.num_rows} rows ({feasible} feasible) "
+          f"in {args.out}/results.parquet, fronts.png")
     return 0
 
 

@@ -8,7 +8,7 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-NAMES = ("tour", "checkpointing", "allocation", "fusion")
+NAMES = ("tour", "checkpointing", "allocation", "fusion", "sweep")
 
 
 def test_every_notebook_is_listed_and_committed_without_outputs():
@@ -24,6 +24,7 @@ def test_every_notebook_is_listed_and_committed_without_outputs():
 @pytest.mark.parametrize("name", NAMES)
 def test_the_notebook_runs_and_concludes_from_its_numbers(name, monkeypatch):
     monkeypatch.setenv("MONET_NOTEBOOK_TIME_LIMIT_S", "2")
+    monkeypatch.setenv("MONET_NOTEBOOK_SWEEP_POINTS", "40")
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
@@ -31,6 +32,8 @@ def test_the_notebook_runs_and_concludes_from_its_numbers(name, monkeypatch):
     if name == "tour":
         assert "training ops" in text and "baseline:" in text and "validated True" in text
         assert sum(o.output_type == "display_data" for c in nb.cells if c.cell_type == "code" for o in c.outputs) == 2
+    elif name == "sweep":
+        assert "40 designs" in text and "Pareto-optimal designs:" in text and "designs on the training front" in text
     else:
         assert text.count("CP-SAT proved") == 2 if name != "fusion" else text.count("CP-SAT proved") == 1
         assert "over the exact answer" in text

@@ -1,4 +1,4 @@
-"""Design spaces (monet_opt/space.py) and the evaluation of their points (monet_opt/sweep.py)."""
+"""Design spaces (monet_opt/space.py) and the evaluation of their points (monet_opt/sweeping.py)."""
 
 import json
 
@@ -9,7 +9,7 @@ from hw_fixtures import toy_data
 from monet_opt.errors import InputError
 from monet_opt.space import (area_proxy, grid_points, load_space, pareto_front, point_accelerator, point_values,
                              sample_points)
-from monet_opt.sweep import evaluate_point
+from monet_opt.sweeping import evaluate_point
 from monet_opt.workload.builder import GraphBuilder
 
 

@@ -1,4 +1,4 @@
-"""Sweeps (monet_opt/sweep.py, `monet sweep`): executors agree, interrupted sweeps resume exactly once."""
+"""Sweeps (monet_opt/sweeping.py, `monet sweep`): executors agree, interrupted sweeps resume exactly once."""
 
 import os
 import signal
@@ -12,7 +12,7 @@ import pytest
 
 from monet_opt.cli import main
 from monet_opt.space import load_space, sample_points
-from monet_opt.sweep import SweepSpec, run_sweep
+from monet_opt.sweeping import SweepSpec, run_sweep
 from test_space import one_matmul, write_space
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,8 @@ written at once as `parts/part-KKKKK.parquet` (temporary file, then rename). A r
 directory with the same space, workload, modes and points (`sweep.json` records them and a
 different sweep is refused) skips the batches whose part exists, so an interrupted sweep finishes
 with every point exactly once. At the end `results.parquet` holds every row in point order, with
-one column per parameter (`p_NAME`) and per memory's peak (`peak_MEMORY_bytes`).
+one column per parameter (`p_NAME`) and per memory's peak (`peak_MEMORY_bytes`), and `fronts.png`
+the latency-energy Pareto fronts of each mode side by side (`plot_fronts`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.io import atomic_path, write_text_atomic
 from monet_opt.hardware.model import DRAM
 from monet_opt.schedule import default_plan, simulate
-from monet_opt.space import DesignSpace, area_proxy, point_accelerator, point_values
+from monet_opt.space import DesignSpace, area_proxy, pareto_front, point_accelerator, point_values
 from monet_opt.workload.ir import Graph
 
 MODES = ("training", "inference")
@@ -203,3 +204,102 @@ def _run_batches(space: DesignSpace, batches: Sequence[tuple[int, tuple[int, ...
 
 def print_progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """A workload as `monet sweep` names it: a built-in model or ONNX file and its options."""
+
+    name: str
+    batch: int | None = None
+    seq_len: int | None = None
+    image_size: int | None = None
+    classes: int | None = None
+    optimizer: str = "adam"
+    precision: str = "fp32"
+    partial_sum: str | None = None
+
+    def graphs(self, modes: Sequence[str]) -> dict[str, Graph]:
+        """The graph of each mode: the training step, or the inference pass without the loss."""
+        from monet_opt.training import Optimizer, derive_training_graph, inference_graph, precision_named
+        from monet_opt.workload import load_forward_graph
+
+        forward = load_forward_graph(self.name, batch=self.batch, seq_len=self.seq_len, image_size=self.image_size,
+                                     num_classes=self.classes)
+        graphs = {}
+        for mode in modes:
+            precision = precision_named(self.precision, mode == "training", self.partial_sum)
+            graphs[mode] = (derive_training_graph(forward, Optimizer(self.optimizer), precision) if mode == "training"
+                            else inference_graph(forward, precision))
+        return graphs
+
+
+def sweep(space: str | Path, workload: str | WorkloadSpec, modes: Sequence[str] = MODES, samples: int | None = None,
+          seed: int = 0, grid: bool = False, executor: str = "local", address: str | None = None, workers: int = 2,
+          points_per_task: int = 100, out: str | Path | None = None,
+          progress: Callable[[str], None] | None = None) -> Any:
+    """`monet sweep` as a function (module docstring): the results table (pyarrow). `out` None: a
+    temporary directory, removed afterwards. InputError for a bad space, workload or option."""
+    import tempfile
+
+    from monet_opt.space import grid_points, load_space, sample_points
+
+    loaded = load_space(space)
+    if grid == (samples is not None):
+        raise InputError("sweep: give exactly one of --samples N or --grid")
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise InputError(f"sweep: mode {unknown[0] if unknown else '(none)'!r} is not one of {', '.join(MODES)}")
+    spec_workload = WorkloadSpec(workload) if isinstance(workload, str) else workload
+    graphs = spec_workload.graphs(modes)
+    indices = grid_points(loaded) if grid else sample_points(loaded, samples or 0, seed)
+    if not indices:
+        raise InputError(f"{space}: constraints: no point of the space satisfies them")
+    spec = SweepSpec(str(space), Path(space).read_text(encoding="utf-8"), repr(spec_workload), tuple(modes),
+                     tuple(indices), points_per_task)
+    if out is not None:
+        table = run_sweep(loaded, spec, graphs, out, executor, address, workers, progress)
+        plot_fronts(table, Path(out) / "fronts.png")
+        return table
+    with tempfile.TemporaryDirectory() as directory:
+        return run_sweep(loaded, spec, graphs, directory, executor, address, workers, progress)
+
+
+def front_indices(table: Any, mode: str) -> set[int]:
+    """Point indices on the latency-energy Pareto front of `mode` (feasible rows only)."""
+    rows = [r for r in table.to_pylist() if r["mode"] == mode and r["feasible"]]
+    return {rows[i]["index"] for i in pareto_front([(r["latency_s"], r["energy_pj"]) for r in rows])}
+
+
+def plot_fronts(table: Any, path: str | Path) -> None:
+    """Latency against energy of every feasible point, one panel per mode, each mode's Pareto front
+    drawn; points on one mode's front and not the other's are marked in both panels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modes = [m for m in MODES if m in set(table.column("mode").to_pylist())]
+    fronts = {m: front_indices(table, m) for m in modes}
+    only = {m: fronts[m] - set().union(*(fronts[o] for o in modes if o != m)) for m in modes} if len(modes) > 1 else {}
+    figure, axes = plt.subplots(1, len(modes), figsize=(6 * len(modes), 4.5), squeeze=False)
+    for axis, mode in zip(axes[0], modes, strict=True):
+        rows = [r for r in table.to_pylist() if r["mode"] == mode and r["feasible"]]
+        axis.scatter([r["latency_s"] * 1e3 for r in rows], [r["energy_pj"] * 1e-9 for r in rows], s=6, c="0.75",
+                     label="feasible designs")
+        front = sorted((r for r in rows if r["index"] in fronts[mode]), key=lambda r: r["latency_s"])
+        axis.plot([r["latency_s"] * 1e3 for r in front], [r["energy_pj"] * 1e-9 for r in front], "o-", ms=4,
+                  label=f"{mode} front")
+        for other, marker in zip(only, ("^", "s"), strict=False):
+            marked = [r for r in rows if r["index"] in only[other]]
+            axis.scatter([r["latency_s"] * 1e3 for r in marked], [r["energy_pj"] * 1e-9 for r in marked],
+                         marker=marker, s=40, facecolors="none", edgecolors="C3" if other == "training" else "C2",
+                         label=f"on the {other} front only")
+        axis.set_xlabel("latency [ms]")
+        axis.set_ylabel("energy [mJ]")
+        axis.set_title(mode)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=110, format="png")
+    plt.close(figure)
