@@ -197,7 +197,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     workload = WorkloadSpec(args.workload, args.batch, args.seq_len, args.image_size, args.classes, args.optimizer,
                             args.precision, args.partial_sum)
     table = sweep(args.space, workload, modes, args.samples, args.seed, args.grid, args.executor, args.address,
-                  args.workers, args.points_per_task, args.out, None if args.quiet else print_progress)
+                  args.workers, args.points_per_task, args.out, None if args.quiet else print_progress, args.plan)
     feasible = sum(1 for f in table.column("feasible").to_pylist() if f)
     print(f"{table.num_rows // len(modes)} points x {len(modes)} modes: {table.num_rows} rows ({feasible} feasible) "
           f"in {args.out}/results.parquet, fronts.png")
@@ -503,6 +503,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     sweep.add_argument("space", metavar="SPACE.yaml", help="a design space (README: Design spaces)")
     add_workload_arguments(sweep, positional=False)
     sweep.add_argument("--mode", choices=["training", "inference", "both"], default="both", help="default: both")
+    sweep.add_argument("--plan", choices=["default", "rule"], default="default",
+                       help="default: layer by layer on the earliest core; rule: the fixed fusion rule, stack by stack")
     sweep.add_argument("--samples", type=_positive_int, metavar="N", help="N points drawn uniformly (with --seed)")
     sweep.add_argument("--grid", action="store_true", help="every point that satisfies the constraints")
     sweep.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")

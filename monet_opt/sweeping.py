@@ -1,8 +1,11 @@
 """Design-space sweeps: every chosen point of a design space (`monet_opt.space`) priced on a workload.
 
 A point is evaluated per mode (training: the training step; inference: one forward pass without
-the loss) with the default plan (layer by layer, every value in DRAM, each op on the eligible core
-that finishes it earliest: `schedule.default_plan`), simulated by the validation scheduler: its
+the loss) with one of two plans (`PLANS`): `default`, layer by layer, every value in DRAM, each op
+on the eligible core that finishes it earliest (`schedule.default_plan`); or `rule`, the fixed
+fusion rule (each conv or matmul with the elementwise and normalisation ops after it, stacks of up
+to RULE_MAX_STACK ops: `solvers/fusion/heuristics.py`) run stack by stack on the cores of the
+placement rule. The plan is simulated by the validation scheduler: its
 latency (cycles and seconds at the point's clock), energy, the peak of every memory, the static and
 the peak DRAM bytes, and whether it is feasible. A point is infeasible when the plan violates a
 capacity (DRAM or a local memory: the first violation is kept as the reason) or when some op can
@@ -38,7 +41,7 @@ from monet_opt.cost import CostTable
 from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.io import atomic_path, write_text_atomic
 from monet_opt.hardware.model import DRAM
-from monet_opt.schedule import default_plan, simulate
+from monet_opt.schedule import Plan, default_plan, simulate
 from monet_opt.space import DesignSpace, area_proxy, pareto_front, point_accelerator, point_values
 from monet_opt.workload.ir import Graph
 
@@ -63,7 +66,25 @@ class PointResult:
     peak_memory_bytes: Mapping[str, int]
 
 
-def evaluate_point(space: DesignSpace, index: int, graphs: Mapping[str, Graph]) -> list[PointResult]:
+PLANS = ("default", "rule")
+RULE_MAX_STACK = 4
+
+
+def point_plan(graph: Graph, table: CostTable, plan: str) -> Plan:
+    """The plan named `plan` (module docstring) for `graph` priced by `table`."""
+    if plan == "default":
+        return default_plan(graph, table)
+    if plan != "rule":
+        raise InputError(f"--plan: unknown plan {plan!r} (known: {', '.join(PLANS)})")
+    from monet_opt.solvers.fusion.heuristics import rule_partition
+    from monet_opt.solvers.fusion.space import FusionObjective, fusion_space, plan_of
+
+    space = fusion_space(graph, table, RULE_MAX_STACK, FusionObjective.LATENCY, enumerate_stacks=False)
+    return plan_of(graph, rule_partition(space))
+
+
+def evaluate_point(space: DesignSpace, index: int, graphs: Mapping[str, Graph], plan: str = "default"
+                   ) -> list[PointResult]:
     """The point's rows, one per mode of `graphs` (mode -> graph), in the order of MODES."""
     hw = point_accelerator(space, index)
     values = point_values(space, index)
@@ -73,13 +94,13 @@ def evaluate_point(space: DesignSpace, index: int, graphs: Mapping[str, Graph]) 
         graph = graphs[mode]
         try:
             table = CostTable(graph, hw)
-            result = simulate(graph, hw, default_plan(graph, table), table)
+            result = simulate(graph, hw, point_plan(graph, table, plan), table)
         except InfeasibleError as exc:
             rows.append(PointResult(index, mode, values, area, False, str(exc), None, None, None, None, None, {}))
             continue
         capacity = [v.message for v in result.violations if v.kind == "capacity"]
         if result.violations and not capacity:
-            raise AssertionError(f"{hw.name}: the default plan is invalid: {result.violations[0].message}")
+            raise AssertionError(f"{hw.name}: the {plan} plan is invalid: {result.violations[0].message}")
         rows.append(PointResult(index, mode, values, area, not capacity, capacity[0] if capacity else "",
                                 result.latency_cycles, result.latency_cycles / hw.clock_hz, result.energy_pj,
                                 result.peak_memory_bytes.get(DRAM), result.static_dram_bytes,
@@ -87,9 +108,10 @@ def evaluate_point(space: DesignSpace, index: int, graphs: Mapping[str, Graph]) 
     return rows
 
 
-def evaluate_points(space: DesignSpace, indices: Sequence[int], graphs: Mapping[str, Graph]) -> list[PointResult]:
+def evaluate_points(space: DesignSpace, indices: Sequence[int], graphs: Mapping[str, Graph], plan: str = "default"
+                    ) -> list[PointResult]:
     """`evaluate_point` for each index, in order (one batch of a sweep)."""
-    return [row for index in indices for row in evaluate_point(space, index, graphs)]
+    return [row for index in indices for row in evaluate_point(space, index, graphs, plan)]
 
 
 EXECUTORS = ("local", "dask")
@@ -105,6 +127,7 @@ class SweepSpec:
     modes: tuple[str, ...]
     indices: tuple[int, ...]
     batch_size: int
+    plan: str = "default"
 
 
 def _batches(spec: SweepSpec) -> list[tuple[int, tuple[int, ...]]]:
@@ -131,8 +154,9 @@ def rows_table(rows: Sequence[PointResult], space: DesignSpace, memories: Sequen
     return pa.table(columns)
 
 
-def _evaluate_batch(space: DesignSpace, indices: Sequence[int], graphs: Mapping[str, Graph]) -> list[PointResult]:
-    return evaluate_points(space, indices, graphs)
+def _evaluate_batch(space: DesignSpace, indices: Sequence[int], graphs: Mapping[str, Graph], plan: str
+                    ) -> list[PointResult]:
+    return evaluate_points(space, indices, graphs, plan)
 
 
 def run_sweep(space: DesignSpace, spec: SweepSpec, graphs: Mapping[str, Graph], out: str | Path,
@@ -157,7 +181,7 @@ def run_sweep(space: DesignSpace, spec: SweepSpec, graphs: Mapping[str, Graph], 
     pending = {k: batch for k, batch in _batches(spec) if not _part_path(out, k).exists()}
     already = done = len(spec.indices) - sum(len(b) for b in pending.values())
     started = time.perf_counter()
-    for k, rows in _run_batches(space, list(pending.items()), graphs, executor, address, workers):
+    for k, rows in _run_batches(space, list(pending.items()), graphs, spec.plan, executor, address, workers):
         with atomic_path(_part_path(out, k)) as tmp:
             pq.write_table(rows_table(rows, space, memories), tmp)
         done += len(pending[k])
@@ -172,7 +196,8 @@ def run_sweep(space: DesignSpace, spec: SweepSpec, graphs: Mapping[str, Graph], 
 
 
 def _run_batches(space: DesignSpace, batches: Sequence[tuple[int, tuple[int, ...]]], graphs: Mapping[str, Graph],
-                 executor: str, address: str | None, workers: int) -> Iterator[tuple[int, list[PointResult]]]:
+                 plan: str, executor: str, address: str | None, workers: int
+                 ) -> Iterator[tuple[int, list[PointResult]]]:
     """(batch number, its rows) as each batch finishes, on the chosen executor."""
     if not batches:
         return
@@ -180,7 +205,7 @@ def _run_batches(space: DesignSpace, batches: Sequence[tuple[int, tuple[int, ...
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_evaluate_batch, space, batch, graphs): k for k, batch in batches}
+            futures = {pool.submit(_evaluate_batch, space, batch, graphs, plan): k for k, batch in batches}
             for future in as_completed(futures):
                 yield futures[future], future.result()
         return
@@ -193,7 +218,7 @@ def _run_batches(space: DesignSpace, batches: Sequence[tuple[int, tuple[int, ...
     try:
         with Client(address or cluster) as client:
             space_future, graphs_future = client.scatter([space, dict(graphs)], broadcast=True)
-            futures = {client.submit(_evaluate_batch, space_future, batch, graphs_future, pure=False): k
+            futures = {client.submit(_evaluate_batch, space_future, batch, graphs_future, plan, pure=False): k
                        for k, batch in batches}
             for future in dask_completed(futures):
                 yield futures[future], future.result()
@@ -237,7 +262,7 @@ class WorkloadSpec:
 def sweep(space: str | Path, workload: str | WorkloadSpec, modes: Sequence[str] = MODES, samples: int | None = None,
           seed: int = 0, grid: bool = False, executor: str = "local", address: str | None = None, workers: int = 2,
           points_per_task: int = 100, out: str | Path | None = None,
-          progress: Callable[[str], None] | None = None) -> Any:
+          progress: Callable[[str], None] | None = None, plan: str = "default") -> Any:
     """`monet sweep` as a function (module docstring): the results table (pyarrow). `out` None: a
     temporary directory, removed afterwards. InputError for a bad space, workload or option."""
     import tempfile
@@ -255,8 +280,10 @@ def sweep(space: str | Path, workload: str | WorkloadSpec, modes: Sequence[str] 
     indices = grid_points(loaded) if grid else sample_points(loaded, samples or 0, seed)
     if not indices:
         raise InputError(f"{space}: constraints: no point of the space satisfies them")
+    if plan not in PLANS:
+        raise InputError(f"--plan: unknown plan {plan!r} (known: {', '.join(PLANS)})")
     spec = SweepSpec(str(space), Path(space).read_text(encoding="utf-8"), repr(spec_workload), tuple(modes),
-                     tuple(indices), points_per_task)
+                     tuple(indices), points_per_task, plan)
     if out is not None:
         table = run_sweep(loaded, spec, graphs, out, executor, address, workers, progress)
         plot_fronts(table, Path(out) / "fronts.png")

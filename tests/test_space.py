@@ -150,3 +150,26 @@ def test_the_readme_design_space_example_runs(monkeypatch, capsys):
     exec(compile(block.group(1), "README.md", "exec"), {})
     front, _, total = capsys.readouterr().out.split()[:3]
     assert 1 <= int(front) <= int(total) <= 20
+
+
+def test_the_rule_plan_fuses_each_matmul_with_the_relu_after_it(tmp_path):
+    """mm -> relu -> mm2 on the toy: the rule stacks {mm, relu} and leaves mm2 alone; the point's
+    latency is the two stacks' prices run one after the other."""
+    from monet_opt.cost import CostTable
+    from monet_opt.solvers.fusion.space import priced
+    from monet_opt.sweeping import point_plan
+
+    g = GraphBuilder("mlp")
+    y = g.matmul("mm2", g.relu("relu", g.matmul("mm", g.input("x", (64, 32)), g.weight("w", (32, 32)))),
+                 g.weight("w2", (32, 32)))
+    graph = g.build([y])
+    space = load_space(write_space(tmp_path, {"k": {"values": [32], "set": ["cores[pe].pe_array.unroll.K"]}}))
+    hw = point_accelerator(space, 0)
+    table = CostTable(graph, hw)
+    plan = point_plan(graph, table, "rule")
+    assert sorted(plan.stacks.values()) == [("mm", "relu"), ("mm2",)]
+    [rule] = evaluate_point(space, 0, {"inference": graph}, "rule")
+    assert rule.feasible
+    assert rule.latency_cycles == priced(table, ("mm", "relu")).latency_cycles + priced(table, ("mm2",)).latency_cycles
+    [default] = evaluate_point(space, 0, {"inference": graph})
+    assert default.feasible and default.latency_cycles != rule.latency_cycles
