@@ -50,7 +50,7 @@ MODES = ("training", "inference")
 
 @dataclass(frozen=True)
 class PointResult:
-    """One design point in one mode, priced with the default plan (module docstring)."""
+    """One design point in one mode, priced with the sweep's plan (module docstring)."""
 
     index: int
     mode: str
@@ -154,11 +154,6 @@ def rows_table(rows: Sequence[PointResult], space: DesignSpace, memories: Sequen
     return pa.table(columns)
 
 
-def _evaluate_batch(space: DesignSpace, indices: Sequence[int], graphs: Mapping[str, Graph], plan: str
-                    ) -> list[PointResult]:
-    return evaluate_points(space, indices, graphs, plan)
-
-
 def run_sweep(space: DesignSpace, spec: SweepSpec, graphs: Mapping[str, Graph], out: str | Path,
               executor: str = "local", address: str | None = None, workers: int = 2,
               progress: Callable[[str], None] | None = None) -> Any:
@@ -205,7 +200,7 @@ def _run_batches(space: DesignSpace, batches: Sequence[tuple[int, tuple[int, ...
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_evaluate_batch, space, batch, graphs, plan): k for k, batch in batches}
+            futures = {pool.submit(evaluate_points, space, batch, graphs, plan): k for k, batch in batches}
             for future in as_completed(futures):
                 yield futures[future], future.result()
         return
@@ -218,7 +213,7 @@ def _run_batches(space: DesignSpace, batches: Sequence[tuple[int, tuple[int, ...
     try:
         with Client(address or cluster) as client:
             space_future, graphs_future = client.scatter([space, dict(graphs)], broadcast=True)
-            futures = {client.submit(_evaluate_batch, space_future, batch, graphs_future, plan, pure=False): k
+            futures = {client.submit(evaluate_points, space_future, batch, graphs_future, plan, pure=False): k
                        for k, batch in batches}
             for future in dask_completed(futures):
                 yield futures[future], future.result()
