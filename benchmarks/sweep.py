@@ -41,7 +41,7 @@ def main() -> None:
         print(f"{executor}: {count} points ...", file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory() as out:
             started = time.perf_counter()
-            table = run_sweep(space, spec, graphs, out, executor, workers=2,
+            table, _ = run_sweep(space, spec, graphs, out, executor, workers=2,
                               progress=print_progress if count >= 1000 else None)
             seconds = time.perf_counter() - started
         rates[executor] = count / seconds

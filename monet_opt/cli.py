@@ -196,9 +196,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     modes = ("training", "inference") if args.mode == "both" else (args.mode,)
     workload = WorkloadSpec(args.workload, args.batch, args.seq_len, args.image_size, args.classes, args.optimizer,
                             args.precision, args.partial_sum)
-    table = sweep(args.space, workload, modes, args.samples, args.seed, args.grid, args.executor, args.address,
-                  args.workers, args.points_per_task, args.out, None if args.quiet else print_progress, args.plan)
+    deadline = Deadline(args.started, math.inf if args.time_limit is None else args.time_limit)
+    table, left = sweep(args.space, workload, modes, args.samples, args.seed, args.grid, args.executor, args.address,
+                        args.workers, args.points_per_task, args.out, None if args.quiet else print_progress,
+                        args.plan, deadline)
     feasible = sum(1 for f in table.column("feasible").to_pylist() if f)
+    if left:
+        print(f"{table.num_rows // len(modes)} points done ({feasible} feasible rows) in {args.out}/parts; {left} "
+              "points left for a resumed run (the same command)")
+        return int(ExitCode.NO_ANSWER)
     print(f"{table.num_rows // len(modes)} points x {len(modes)} modes: {table.num_rows} rows ({feasible} feasible) "
           f"in {args.out}/results.parquet, fronts.png")
     return 0
@@ -515,6 +521,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     sweep.add_argument("--points-per-task", type=_positive_int, default=100, help="points per task (default 100)")
     sweep.add_argument("--out", default="sweep-results", metavar="DIR",
                        help="sweep.json, parts/ (kept across runs), results.parquet (default sweep-results)")
+    sweep.add_argument("--time-limit", type=_positive_float, metavar="S",
+                       help="wall-clock seconds for the whole command: no task starts after it (exit 4; the same "
+                            "command resumes)")
     sweep.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     sweep.set_defaults(handler=_cmd_sweep)
 

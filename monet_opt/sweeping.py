@@ -30,6 +30,7 @@ the latency-energy Pareto fronts of each mode side by side (`plot_fronts`).
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -42,6 +43,7 @@ from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.io import atomic_path, write_text_atomic
 from monet_opt.hardware.model import DRAM
 from monet_opt.schedule import Plan, default_plan, simulate
+from monet_opt.solvers.common import Deadline
 from monet_opt.space import DesignSpace, area_proxy, pareto_front, point_accelerator, point_values
 from monet_opt.workload.ir import Graph
 
@@ -156,8 +158,11 @@ def rows_table(rows: Sequence[PointResult], space: DesignSpace, memories: Sequen
 
 def run_sweep(space: DesignSpace, spec: SweepSpec, graphs: Mapping[str, Graph], out: str | Path,
               executor: str = "local", address: str | None = None, workers: int = 2,
-              progress: Callable[[str], None] | None = None) -> Any:
-    """Evaluate every point of `spec` (module docstring) into `out`; returns the results table."""
+              progress: Callable[[str], None] | None = None, deadline: Deadline | None = None) -> tuple[Any, int]:
+    """Evaluate every point of `spec` (module docstring) into `out`: (the table of every finished
+    point, how many points are left). No task starts after `deadline`; the tasks running then
+    finish and are kept, so the command ends at most one task's time after it. `results.parquet` is
+    written when no point is left."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -176,47 +181,69 @@ def run_sweep(space: DesignSpace, spec: SweepSpec, graphs: Mapping[str, Graph], 
     pending = {k: batch for k, batch in _batches(spec) if not _part_path(out, k).exists()}
     already = done = len(spec.indices) - sum(len(b) for b in pending.values())
     started = time.perf_counter()
-    for k, rows in _run_batches(space, list(pending.items()), graphs, spec.plan, executor, address, workers):
+    for k, rows in _run_batches(space, list(pending.items()), graphs, spec.plan, executor, address, workers,
+                                deadline or Deadline.start(math.inf)):
         with atomic_path(_part_path(out, k)) as tmp:
             pq.write_table(rows_table(rows, space, memories), tmp)
         done += len(pending[k])
         if progress is not None:
             rate = (done - already) / max(time.perf_counter() - started, 1e-9)
             progress(f"monet sweep: {done}/{len(spec.indices)} points, {rate:.1f} points/s")
-    parts = [pq.read_table(_part_path(out, k)) for k, _ in _batches(spec)]
+    parts = [pq.read_table(path) for k, _ in _batches(spec) if (path := _part_path(out, k)).exists()]
     table = pa.concat_tables(parts) if parts else rows_table([], space, memories)
-    with atomic_path(out / "results.parquet") as tmp:
-        pq.write_table(table, tmp)
-    return table
+    left = len(spec.indices) - done
+    if not left:
+        with atomic_path(out / "results.parquet") as tmp:
+            pq.write_table(table, tmp)
+    return table, left
 
 
 def _run_batches(space: DesignSpace, batches: Sequence[tuple[int, tuple[int, ...]]], graphs: Mapping[str, Graph],
-                 plan: str, executor: str, address: str | None, workers: int
+                 plan: str, executor: str, address: str | None, workers: int, deadline: Deadline
                  ) -> Iterator[tuple[int, list[PointResult]]]:
-    """(batch number, its rows) as each batch finishes, on the chosen executor."""
-    if not batches:
-        return
+    """(batch number, its rows) as each batch finishes, on the chosen executor; at most two tasks
+    per worker are queued at a time, and none is submitted after the deadline."""
+    queue = list(batches)
     if executor == "local":
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(evaluate_points, space, batch, graphs, plan): k for k, batch in batches}
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-        return
+            running: dict[Any, int] = {}
+            while True:
+                while queue and len(running) < 2 * workers and not deadline.expired():
+                    k, batch = queue.pop(0)
+                    running[pool.submit(evaluate_points, space, batch, graphs, plan)] = k
+                if not running:
+                    return
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    yield running.pop(future), future.result()
     if executor != "dask":
         raise InputError(f"--executor: unknown executor {executor!r} (known: {', '.join(EXECUTORS)})")
+    if not queue or deadline.expired():
+        return
     from distributed import Client, LocalCluster, as_completed as dask_completed
 
     cluster = None if address else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                 dashboard_address=None)
     try:
         with Client(address or cluster) as client:
+            window = 2 * max(len(client.scheduler_info()["workers"]), 1)
             space_future, graphs_future = client.scatter([space, dict(graphs)], broadcast=True)
-            futures = {client.submit(evaluate_points, space_future, batch, graphs_future, plan, pure=False): k
-                       for k, batch in batches}
-            for future in dask_completed(futures):
-                yield futures[future], future.result()
+            number: dict[Any, int] = {}
+
+            def submit(completed: Any) -> None:
+                while queue and sum(1 for f in number if not f.done()) < window and not deadline.expired():
+                    k, batch = queue.pop(0)
+                    future = client.submit(evaluate_points, space_future, batch, graphs_future, plan, pure=False)
+                    number[future] = k
+                    completed.add(future)
+
+            completed = dask_completed()
+            submit(completed)
+            for future in completed:
+                yield number.pop(future), future.result()
+                submit(completed)
     finally:
         if cluster is not None:
             cluster.close()
@@ -257,9 +284,12 @@ class WorkloadSpec:
 def sweep(space: str | Path, workload: str | WorkloadSpec, modes: Sequence[str] = MODES, samples: int | None = None,
           seed: int = 0, grid: bool = False, executor: str = "local", address: str | None = None, workers: int = 2,
           points_per_task: int = 100, out: str | Path | None = None,
-          progress: Callable[[str], None] | None = None, plan: str = "default") -> Any:
-    """`monet sweep` as a function (module docstring): the results table (pyarrow). `out` None: a
-    temporary directory, removed afterwards. InputError for a bad space, workload or option."""
+          progress: Callable[[str], None] | None = None, plan: str = "default",
+          deadline: Deadline | None = None) -> tuple[Any, int]:
+    """`monet sweep` as a function (module docstring): (the table of every finished point
+    (pyarrow), how many points are left: non-zero only when `deadline` stopped it; the same call
+    with the same `out` then finishes them). `out` None: a temporary directory, removed afterwards.
+    InputError for a bad space, workload or option."""
     import tempfile
 
     from monet_opt.space import grid_points, load_space, sample_points
@@ -280,11 +310,12 @@ def sweep(space: str | Path, workload: str | WorkloadSpec, modes: Sequence[str] 
     spec = SweepSpec(str(space), Path(space).read_text(encoding="utf-8"), repr(spec_workload), tuple(modes),
                      tuple(indices), points_per_task, plan)
     if out is not None:
-        table = run_sweep(loaded, spec, graphs, out, executor, address, workers, progress)
-        plot_fronts(table, Path(out) / "fronts.png")
-        return table
+        table, left = run_sweep(loaded, spec, graphs, out, executor, address, workers, progress, deadline)
+        if not left:
+            plot_fronts(table, Path(out) / "fronts.png")
+        return table, left
     with tempfile.TemporaryDirectory() as directory:
-        return run_sweep(loaded, spec, graphs, directory, executor, address, workers, progress)
+        return run_sweep(loaded, spec, graphs, directory, executor, address, workers, progress, deadline)
 
 
 def front_indices(table: Any, mode: str) -> set[int]:

@@ -31,8 +31,9 @@ def test_dask_on_a_local_cluster_gives_the_rows_of_the_local_pool(tmp_path):
     indices = tuple(sample_points(space, 12, seed=3))
     spec = SweepSpec(str(path), path.read_text(), "one matmul", ("inference",), indices, 5)
     graphs = {"inference": one_matmul()}
-    local = run_sweep(space, spec, graphs, tmp_path / "local", "local", workers=2)
-    dask = run_sweep(space, spec, graphs, tmp_path / "dask", "dask", workers=2)
+    local, left_local = run_sweep(space, spec, graphs, tmp_path / "local", "local", workers=2)
+    dask, left_dask = run_sweep(space, spec, graphs, tmp_path / "dask", "dask", workers=2)
+    assert left_local == left_dask == 0
     assert local.to_pylist() == dask.to_pylist()
     assert local.column("index").to_pylist() == list(indices)  # point order, one row per point and mode
 
@@ -80,3 +81,20 @@ def test_sweep_command_line_errors_exit_2_and_write_nothing(tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_the_time_limit_stops_new_tasks_and_the_same_command_resumes(tmp_path, capsys):
+    out = tmp_path / "out"
+    command = ["sweep", str(ROOT / "instances/spaces/edge.yaml"), "--workload", "resnet18-cifar", "--mode",
+               "training", "--samples", "40", "--points-per-task", "2", "--workers", "1", "--out", str(out),
+               "--quiet"]
+    started = time.perf_counter()
+    assert main([*command, "--time-limit", "2"]) == 4
+    assert time.perf_counter() - started < 2 + 5  # at most the running tasks (2 x 2 points) after the limit
+    printed = capsys.readouterr().out
+    assert "points left for a resumed run" in printed and not (out / "results.parquet").exists()
+    assert 0 < len(list((out / "parts").glob("part-*.parquet"))) < 20
+    assert main(command) == 0
+    table = pq.read_table(out / "results.parquet")
+    assert table.column("index").to_pylist() == sample_points(load_space(ROOT / "instances/spaces/edge.yaml"), 40,
+                                                              seed=0)
