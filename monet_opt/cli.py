@@ -199,7 +199,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     deadline = Deadline(args.started, math.inf if args.time_limit is None else args.time_limit)
     table, left = sweep(args.space, workload, modes, args.samples, args.seed, args.grid, args.executor, args.address,
                         args.workers, args.points_per_task, args.out, None if args.quiet else print_progress,
-                        args.plan, deadline)
+                        args.plan, deadline, args.point_time_limit)
     feasible = sum(1 for f in table.column("feasible").to_pylist() if f)
     if left:
         print(f"{table.num_rows // len(modes)} points done ({feasible} feasible rows) in {args.out}/parts; {left} "
@@ -294,8 +294,10 @@ def _report(result: Result, args: argparse.Namespace, answer_file: str, workload
 
 
 def _cmd_checkpoint_graph(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from monet_opt.solvers.genetic import GAConfig
-    from monet_opt.solvers.remat.family import remat_family
+    from monet_opt.solvers.remat.family import default_order, remat_family
     from monet_opt.solvers.remat.problem import load_problem, store_all_peak
     from monet_opt.solvers.remat.sweep import budget_sweep, write_remat_sweep
 
@@ -305,6 +307,7 @@ def _cmd_checkpoint_graph(args: argparse.Namespace) -> int:
     if args.out:
         check_output_dir(args.out)
     problem = load_problem(args.graph)
+    problem = replace(problem, free_order=(args.order or default_order(problem)) == "free")
     ga = GAConfig(population=args.population, generations=args.generations, seed=args.seed)
     if args.sweep:
         rows = budget_sweep(problem, args.sweep, options, ga, deadline,
@@ -509,8 +512,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     sweep.add_argument("space", metavar="SPACE.yaml", help="a design space (README: Design spaces)")
     add_workload_arguments(sweep, positional=False)
     sweep.add_argument("--mode", choices=["training", "inference", "both"], default="both", help="default: both")
-    sweep.add_argument("--plan", choices=["default", "rule"], default="default",
-                       help="default: layer by layer on the earliest core; rule: the fixed fusion rule, stack by stack")
+    sweep.add_argument("--plan", choices=["default", "rule", "optimised"], default="default",
+                       help="default: layer by layer on the earliest core; rule: the fixed fusion rule, stack by "
+                            "stack; optimised: fusion by CP-SAT for the least energy-delay product, per point")
+    sweep.add_argument("--point-time-limit", type=_positive_float, metavar="S",
+                       help="seconds of search per point and mode with --plan optimised (default 5)")
     sweep.add_argument("--samples", type=_positive_int, metavar="N", help="N points drawn uniformly (with --seed)")
     sweep.add_argument("--grid", action="store_true", help="every point that satisfies the constraints")
     sweep.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
@@ -518,11 +524,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                        help="local: a process pool; dask: Dask distributed (default local)")
     sweep.add_argument("--address", metavar="A", help="a Dask scheduler address (default: a LocalCluster)")
     sweep.add_argument("--workers", type=_positive_int, default=2, help="processes (local) or LocalCluster workers")
-    sweep.add_argument("--points-per-task", type=_positive_int, default=100, help="points per task (default 100)")
+    sweep.add_argument("--points-per-task", type=_positive_int, metavar="N",
+                       help="points per task (default 100; 1 with --plan optimised)")
     sweep.add_argument("--out", default="sweep-results", metavar="DIR",
                        help="sweep.json, parts/ (kept across runs), results.parquet (default sweep-results)")
     sweep.add_argument("--time-limit", type=_positive_float, metavar="S",
-                       help="wall-clock seconds for the whole command: no task starts after it (exit 4; the same "
+                       help="wall-clock seconds for the whole command: no point starts after it (exit 4; the same "
                             "command resumes)")
     sweep.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     sweep.set_defaults(handler=_cmd_sweep)
@@ -559,6 +566,9 @@ def _populate_checkpoint_graph(graph: argparse.ArgumentParser) -> None:
     graph.add_argument("graph", metavar="FILE.json|FILE.yaml",
                        help="node-link JSON (node attributes cost_cpu, cost_ram) or the project's YAML")
     add_budget_arguments(graph, "absolute budget (the graph's size unit) or a percentage of the store-all peak")
+    graph.add_argument("--order", choices=["fixed", "free"],
+                       help="first executions in the graph's reference order, or in any topological order (cpsat "
+                            "searches it; default: free for graphs of at most 60 nodes, else fixed)")
     add_solving_arguments(graph, REMAT, (100, 50), "result.json (or sweep.csv and sweep.png)", _cmd_checkpoint_graph)
 
 

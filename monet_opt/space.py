@@ -6,8 +6,13 @@
       NAME:
         values: [v1, v2, ...]       a list of numbers, or
         range: {from: A, to: B, step: S}    A, A+S, ... up to B (inclusive), or
-        range: {from: A, to: B, factor: F}  A, A*F, ... up to B (inclusive; F > 1)
-        set: [PATH, ...]            the base's keys the value replaces (at least one)
+        range: {from: A, to: B, factor: F}  A, A*F, ... up to B (inclusive; F > 1), or
+        choices: {OPTION: VALUE, ...}       named options (a categorical parameter: the dataflow)
+        set: [PATH, ...]            (optional) the base's keys the value replaces
+    replicate:                      (optional) core families whose size varies
+      - cores: PATTERN              the family: the base's cores named like PATTERN (e.g. "tpu*")
+        rows: N | PARAMETER         the family becomes rows x cols copies of its first member
+        cols: N | PARAMETER
     constraints: [EXPR, ...]        (optional) every design point satisfies each, e.g.
                                     "k_lanes * c_lanes <= 4096"
     area: {...}                     (optional) the area proxy's coefficients (`area_proxy`)
@@ -17,10 +22,31 @@ in brackets, matched against each entry's `name` (shell-style: `*`, `?`): `cores
 unroll.K` is the K unrolling of every core whose name starts with "tpu", `memories[tpu*.sram].
 capacity_bytes` the capacity of their memories, `dram.bandwidth_bits_per_cycle` the DRAM port.
 Every path must reach an existing key of the base (a typo is an error, not a new key), and every
-pattern must match at least one entry. An integer value stays an integer.
+pattern must match at least one entry of the base; at a design point whose replication leaves no
+entry for a pattern (the mesh links of a single core) that path sets nothing. An integer value
+stays an integer.
+
+A choice's VALUE is any YAML value (a number, a mapping such as `{K: k_lanes, C: c_lanes}`); in
+it, a string that names a numeric parameter stands for that parameter's value at the point. So a
+dataflow parameter sets `cores[tpu*].pe_array.unroll` to one of several unrollings whose lane
+counts are themselves parameters. A parameter without `set` changes nothing by itself: a choice,
+a replication or a constraint must name it.
+
+Replication (the number of cores): the family's first member is the template; its copies are
+named by the template's name without its trailing digits, then 0, 1, ... (`tpu0` ... `tpu7`).
+A memory only the template uses is copied for each copy (named by replacing the template's name
+in it: `tpu0.sram` -> `tpu5.sram`); a shared memory stays shared. The links among the family are
+replaced by a rows x cols mesh (each copy linked to its right and lower neighbour) whose links are
+copies of the base's first family-to-family link, named `PREFIX.A-B` (PREFIX: that link's name up
+to its first dot); each point-to-point link between the template and a core outside the family is
+copied for every copy (the template's name replaced in its name); buses (three or more endpoints)
+list every copy where they listed the family. Copies not adjacent in the mesh exchange data over
+a bus, as non-adjacent cores of any accelerator do. Replication happens before the `set` paths,
+so `cores[tpu*]` reaches every copy.
 
 Constraints are arithmetic over the parameter names (+ - * / // % **, comparisons, and, or, not,
-parentheses, numbers); nothing else is evaluated.
+parentheses, numbers, and strings to compare a choice with: `dataflow == "KC"`); nothing else is
+evaluated.
 
 A design point is one value per parameter, identified by its index in the product of the value
 lists (mixed radix, the first parameter most significant): `point_values(space, index)`. Sampling
@@ -55,16 +81,22 @@ SCHEMA = {
         "name": {"type": "string", "minLength": 1},
         "base": {"type": "string", "minLength": 1},
         "parameters": {"type": "object", "minProperties": 1, "additionalProperties": {
-            "type": "object", "additionalProperties": False, "required": ["set"],
-            "oneOf": [{"required": ["values"]}, {"required": ["range"]}],
+            "type": "object", "additionalProperties": False,
+            "oneOf": [{"required": ["values"]}, {"required": ["range"]}, {"required": ["choices"]}],
             "properties": {
                 "values": {"type": "array", "minItems": 1, "items": _NUMBER},
+                "choices": {"type": "object", "minProperties": 1},
                 "range": {"type": "object", "additionalProperties": False, "required": ["from", "to"],
                           "oneOf": [{"required": ["step"]}, {"required": ["factor"]}],
                           "properties": {"from": _NUMBER, "to": _NUMBER, "step": {"type": "number", "exclusiveMinimum": 0},
                                          "factor": {"type": "number", "exclusiveMinimum": 1}}},
                 "set": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
             }}},
+        "replicate": {"type": "array", "items": {
+            "type": "object", "additionalProperties": False, "required": ["cores", "rows", "cols"],
+            "properties": {"cores": {"type": "string", "minLength": 1},
+                           "rows": {"type": ["integer", "string"], "minimum": 1},
+                           "cols": {"type": ["integer", "string"], "minimum": 1}}}},
         "constraints": {"type": "array", "items": {"type": "string", "minLength": 1}},
         "area": {"type": "object", "additionalProperties": False, "properties": {
             "mm2_per_mac": {"type": "number", "minimum": 0},
@@ -77,11 +109,28 @@ MAX_RANGE_VALUES = 10_000
 """Most values a range may expand to."""
 
 
+Value = float | int | str  # a choice parameter's values are its option names
+
+
 @dataclass(frozen=True)
 class Parameter:
     name: str
-    values: tuple[float | int, ...]
+    values: tuple[Value, ...]
     paths: tuple[str, ...]
+    choices: Mapping[str, Any] | None = None  # option name -> YAML value (module docstring)
+
+    @property
+    def is_choice(self) -> bool:
+        return self.choices is not None
+
+
+@dataclass(frozen=True)
+class Replication:
+    """A core family resized to rows x cols copies of its first member (module docstring)."""
+
+    cores: str  # name pattern
+    rows: int | str  # a number or a parameter name
+    cols: int | str
 
 
 @dataclass(frozen=True)
@@ -106,6 +155,7 @@ class DesignSpace:
     parameters: tuple[Parameter, ...]
     constraints: tuple[str, ...]
     area: AreaCoefficients
+    replications: tuple[Replication, ...] = ()
 
     @property
     def size(self) -> int:
@@ -128,11 +178,24 @@ def load_space(path: str | Path) -> DesignSpace:
     base = load_data(base_path)
     accelerator_from_dict(base, str(base_path))  # the base must be valid on its own
     parameters = tuple(_parameter(source, name, spec, base) for name, spec in data["parameters"].items())
+    numeric = {p.name for p in parameters if not p.is_choice}
+    named: set[str] = set()
+    for parameter in parameters:
+        if parameter.is_choice:
+            named |= _check_choices(parameter, numeric, f"{source}: parameters.{parameter.name}.choices")
+    replications = tuple(_replication(source, i, spec, base, parameters)
+                         for i, spec in enumerate(data.get("replicate", ())))
+    named |= {n for r in replications for n in (r.rows, r.cols) if isinstance(n, str)}
     constraints = tuple(data.get("constraints", ()))
     for i, text in enumerate(constraints):
-        _check_expression(text, {p.name for p in parameters}, f"{source}: constraints[{i}]")
+        named |= _check_expression(text, {p.name for p in parameters}, f"{source}: constraints[{i}]")
+    for parameter in parameters:
+        if not parameter.paths and parameter.name not in named:
+            raise InputError(f"{source}: parameters.{parameter.name}: changes nothing (give set, or name it in a "
+                             "choice, a replication or a constraint)")
     space = DesignSpace(data.get("name", path.stem), source, base, str(data["base"]), parameters, constraints,
-                        AreaCoefficients(**data.get("area", {})))
+                        AreaCoefficients(**data.get("area", {})), replications)
+    point_accelerator(space, 0)  # a replication or a choice that breaks the base fails here, once
     return space
 
 
@@ -141,7 +204,7 @@ def _space_schema_message(error: Any) -> str:
         where = ".".join(str(p) for p in error.absolute_path)
         if where.endswith(".range"):
             return f"{where}: give exactly one of step or factor"
-        return f"{where}: give exactly one of values or range"
+        return f"{where}: give exactly one of values, range or choices"
     if error.validator == "minProperties":
         return "parameters: name at least one parameter"
     return schema_error_message(error)
@@ -151,17 +214,66 @@ def _parameter(source: str, name: str, spec: Mapping[str, Any], base: Mapping[st
     where = f"{source}: parameters.{name}"
     if not name.isidentifier():
         raise InputError(f"{where}: a parameter name must be an identifier (letters, digits, _)")
-    if "values" in spec:
-        values = tuple(spec["values"])
+    if "choices" in spec:
+        if any(not isinstance(option, str) or not option for option in spec["choices"]):
+            raise InputError(f"{where}.choices: option names are strings")
+        values: tuple[Value, ...] = tuple(spec["choices"])
     else:
-        values = _expand_range(spec["range"], f"{where}.range")
-    values = tuple(int(v) if float(v).is_integer() and not isinstance(v, bool) else float(v) for v in values)
-    if len(set(values)) != len(values):
-        raise InputError(f"{where}.values: repeated value")
-    for i, text in enumerate(spec["set"]):
+        numbers = tuple(spec["values"]) if "values" in spec else _expand_range(spec["range"], f"{where}.range")
+        values = tuple(int(v) if float(v).is_integer() and not isinstance(v, bool) else float(v) for v in numbers)
+        if len(set(values)) != len(values):
+            raise InputError(f"{where}.values: repeated value")
+    for i, text in enumerate(spec.get("set", ())):
         if not list(_targets(base, text, f"{where}.set[{i}]")):
             raise InputError(f"{where}.set[{i}]: {text!r} reaches no key of the base")
-    return Parameter(name, values, tuple(spec["set"]))
+    return Parameter(name, values, tuple(spec.get("set", ())), dict(spec["choices"]) if "choices" in spec else None)
+
+
+def _check_choices(parameter: Parameter, numeric: set[str], where: str) -> set[str]:
+    """The numeric parameters the choices name; InputError for a name that is a choice parameter."""
+    named: set[str] = set()
+
+    def visit(value: Any, at: str) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                visit(item, f"{at}.{key}")
+        elif isinstance(value, list):
+            for k, item in enumerate(value):
+                visit(item, f"{at}[{k}]")
+        elif isinstance(value, str) and value.isidentifier() and value in numeric:
+            named.add(value)
+        elif isinstance(value, str) and value == parameter.name:
+            raise InputError(f"{at}: a choice cannot name its own parameter")
+
+    assert parameter.choices is not None
+    for option, value in parameter.choices.items():
+        visit(value, f"{where}.{option}")
+    return named
+
+
+def _replication(source: str, i: int, spec: Mapping[str, Any], base: Mapping[str, Any],
+                 parameters: Sequence[Parameter]) -> Replication:
+    where = f"{source}: replicate[{i}]"
+    family = [c["name"] for c in base["cores"] if fnmatch.fnmatchcase(c["name"], spec["cores"])]
+    if not family:
+        raise InputError(f"{where}.cores: no core of the base is named like {spec['cores']!r}")
+    if not _stem(family[0]):
+        raise InputError(f"{where}.cores: the template {family[0]!r} is all digits; its copies need a name stem")
+    by_name = {p.name: p for p in parameters}
+    for key in ("rows", "cols"):
+        value = spec[key]
+        if isinstance(value, str):
+            parameter = by_name.get(value)
+            if parameter is None:
+                raise InputError(f"{where}.{key}: {value!r} is not a parameter (known: {', '.join(by_name)})")
+            bad = [v for v in parameter.values if not isinstance(v, int) or v < 1]
+            if bad:
+                raise InputError(f"{where}.{key}: parameter {value!r} takes {bad[0]!r}; a mesh side is an integer >= 1")
+    return Replication(spec["cores"], spec["rows"], spec["cols"])
+
+
+def _stem(name: str) -> str:
+    return name.rstrip("0123456789")
 
 
 def _expand_range(spec: Mapping[str, float], where: str) -> tuple[float, ...]:
@@ -180,9 +292,9 @@ def _expand_range(spec: Mapping[str, float], where: str) -> tuple[float, ...]:
     return tuple(values)
 
 
-def _targets(data: Any, path: str, where: str) -> Iterator[tuple[Any, str | int]]:
+def _targets(data: Any, path: str, where: str, must_match: bool = True) -> Iterator[tuple[Any, str | int]]:
     """Every (container, key) that `path` reaches in `data` (module docstring); InputError for a
-    key that does not exist or a pattern that matches nothing."""
+    key that does not exist, or a pattern that matches nothing when `must_match`."""
     nodes: list[Any] = [data]
     parts = path.split(".")
     # a dot inside brackets belongs to the pattern: rejoin those pieces
@@ -208,7 +320,7 @@ def _targets(data: Any, path: str, where: str) -> Iterator[tuple[Any, str | int]
                 raise InputError(f"{where}: {part!r}: brackets select entries of a list by name: key[pattern]")
             matched = [i for i, entry in enumerate(node[key])
                        if isinstance(entry, Mapping) and fnmatch.fnmatchcase(str(entry.get("name", "")), pattern[:-1])]
-            if not matched:
+            if not matched and must_match:
                 raise InputError(f"{where}: {part!r}: no entry of {key} is named like {pattern[:-1]!r}")
             if last:
                 raise InputError(f"{where}: {path!r}: must end at a key, not at list entries")
@@ -223,7 +335,8 @@ _OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.m
               ast.Not: operator.not_}
 
 
-def _check_expression(text: str, names: set[str], where: str) -> None:
+def _check_expression(text: str, names: set[str], where: str) -> set[str]:
+    """The parameters `text` names; InputError unless it is arithmetic over parameters and constants."""
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
@@ -233,9 +346,10 @@ def _check_expression(text: str, names: set[str], where: str) -> None:
             raise InputError(f"{where}: {node.id!r} is not a parameter (known: {', '.join(sorted(names))})")
         allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.Name, ast.Load, ast.And,
                    ast.Or, *_OPERATORS)
-        if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float)) or \
+        if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str)) or \
                 not isinstance(node, (*allowed, ast.Constant)):
-            raise InputError(f"{where}: {text!r}: only arithmetic and comparisons of parameters and numbers")
+            raise InputError(f"{where}: {text!r}: only arithmetic and comparisons of parameters, numbers and strings")
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
 
 
 def evaluate_expression(text: str, values: Mapping[str, float]) -> Any:
@@ -306,14 +420,85 @@ def sample_points(space: DesignSpace, samples: int, seed: int) -> list[int]:
 
 
 def point_accelerator(space: DesignSpace, index: int) -> Accelerator:
-    """The base accelerator with the point's values set, named NAME/INDEX."""
+    """The base accelerator with the point's values set, named NAME/INDEX: replications first,
+    then every parameter's paths (module docstring)."""
     data = copy.deepcopy(dict(space.base))
-    for parameter, value in zip(space.parameters, point_values(space, index).values(), strict=True):
+    values = point_values(space, index)
+    for replication in space.replications:
+        rows, cols = (values[n] if isinstance(n, str) else n for n in (replication.rows, replication.cols))
+        _replicate(data, replication.cores, int(rows), int(cols))
+    for parameter in space.parameters:
+        value = values[parameter.name]
+        if parameter.choices is not None:
+            value = _substitute(parameter.choices[str(value)], values)
         for path in parameter.paths:
-            for container, key in _targets(data, path, f"{space.source}: parameters.{parameter.name}"):
-                container[key] = value
+            for container, key in _targets(data, path, f"{space.source}: parameters.{parameter.name}",
+                                           must_match=not space.replications):
+                container[key] = copy.deepcopy(value)
     data["name"] = f"{space.name}/{index}"
     return accelerator_from_dict(data, f"{space.source}: point {index}")
+
+
+def _substitute(value: Any, values: Mapping[str, Value]) -> Any:
+    """`value` with every string naming a numeric parameter replaced by its value at the point."""
+    if isinstance(value, Mapping):
+        return {key: _substitute(item, values) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_substitute(item, values) for item in value]
+    if isinstance(value, str) and value in values and not isinstance(values[value], str):
+        return values[value]
+    return value
+
+
+def _replicate(data: dict[str, Any], pattern: str, rows: int, cols: int) -> None:
+    """Resize the core family named like `pattern` in hardware data `data` to a rows x cols mesh of
+    copies of its first member (module docstring), in place."""
+    cores = data["cores"]
+    family = [c["name"] for c in cores if fnmatch.fnmatchcase(c["name"], pattern)]
+    template = next(c for c in cores if c["name"] == family[0])
+    names = [f"{_stem(template['name'])}{k}" for k in range(rows * cols)]
+    memory = template["memory"]
+    private = all(c["memory"] != memory for c in cores if c["name"] != template["name"])
+
+    def renamed(text: str, name: str) -> str:
+        return text.replace(template["name"], name) if template["name"] in text else f"{text}.{name}"
+
+    first = next(i for i, c in enumerate(cores) if c["name"] in family)
+    family_memories = {c["memory"] for c in cores if c["name"] in family}
+    shared = {c["memory"] for c in cores if c["name"] not in family}
+    copies = [{**copy.deepcopy(template), "name": n, "memory": renamed(memory, n) if private else memory}
+              for n in names]
+    data["cores"] = [c for c in cores[:first] if c["name"] not in family] + copies + \
+        [c for c in cores[first:] if c["name"] not in family]
+    if private:
+        memory_entry = next(m for m in data["memories"] if m["name"] == memory)
+        kept = [m for m in data["memories"] if m["name"] not in family_memories - shared]
+        data["memories"] = kept + [{**copy.deepcopy(memory_entry), "name": renamed(memory, n)} for n in names]
+    links = data.get("links", [])
+    mesh_template = next((link for link in links if len(link["endpoints"]) == 2
+                          and all(e in family for e in link["endpoints"])), None)
+    new_links: list[dict[str, Any]] = []
+    for link in links:
+        inside = [e for e in link["endpoints"] if e in family]
+        if not inside:
+            new_links.append(link)
+        elif len(link["endpoints"]) > 2:
+            at = link["endpoints"].index(inside[0])
+            outside = [e for e in link["endpoints"] if e not in family]
+            new_links.append({**link, "endpoints": outside[:at] + names + outside[at:]})
+        elif len(inside) == 1 and inside[0] == template["name"]:
+            new_links += [{**link, "name": renamed(link["name"], n),
+                           "endpoints": [n if e == template["name"] else e for e in link["endpoints"]]}
+                          for n in names]
+    if mesh_template is not None:
+        prefix = mesh_template["name"].split(".")[0]
+        for r in range(rows):
+            for c in range(cols):
+                a = names[r * cols + c]
+                for b in ([names[r * cols + c + 1]] if c + 1 < cols else []) + \
+                        ([names[(r + 1) * cols + c]] if r + 1 < rows else []):
+                    new_links.append({**mesh_template, "name": f"{prefix}.{a}-{b}", "endpoints": [a, b]})
+    data["links"] = new_links
 
 
 def area_proxy(hw: Accelerator, area: AreaCoefficients) -> float:

@@ -1,30 +1,43 @@
 """Design-space sweeps: every chosen point of a design space (`monet_opt.space`) priced on a workload.
 
 A point is evaluated per mode (training: the training step; inference: one forward pass without
-the loss) with one of two plans (`PLANS`): `default`, layer by layer, every value in DRAM, each op
-on the eligible core that finishes it earliest (`schedule.default_plan`); or `rule`, the fixed
+the loss) with one of three plans (`PLANS`): `default`, layer by layer, every value in DRAM, each
+op on the eligible core that finishes it earliest (`schedule.default_plan`); `rule`, the fixed
 fusion rule (each conv or matmul with the elementwise and normalisation ops after it, stacks of up
 to RULE_MAX_STACK ops: `solvers/fusion/heuristics.py`) run stack by stack on the cores of the
-placement rule. The plan is simulated by the validation scheduler: its
+placement rule; or `optimised`, the fusion partition of least energy-delay product (stacks of up
+to OPTIMISED_MAX_STACK ops, each on the cores of the placement rule, run one after the other)
+found by the exact fusion model (CP-SAT, one worker, seed 0) within the point's time limit, model
+building included (`formulations/fusion.md`), or the default or the rule plan when the simulator
+measures a smaller energy-delay product for it (the default plan may overlap ops on several cores,
+which the serial fusion plan does not): `plan_used` says which. The optimised row records the
+search's status and gap (`plan_status`, `plan_gap`: "optimal" is over those partitions; "feasible"
+or "heuristic" when the time limit cut the search, whose answer then depends on the machine's
+speed); the fixed plans record "not searched". The plan is
+simulated by the validation scheduler: its
 latency (cycles and seconds at the point's clock), energy, the peak of every memory, the static and
 the peak DRAM bytes, and whether it is feasible. A point is infeasible when the plan violates a
 capacity (DRAM or a local memory: the first violation is kept as the reason) or when some op can
 run on no core of the point (the reason says which); infeasible points are kept, never dropped.
 
 One row per (point, mode) (`PointResult`), in the order the points were chosen. Rows depend only
-on the space file, the workload and the point's index, so a sweep split across processes or
-machines gives the same rows as one run.
+on the space file, the workload, the plan and the point's index (and, for an optimised search cut
+by its time limit, on the time it had), so a sweep split across processes or machines gives the
+same rows as one run.
 
 Running a sweep (`run_sweep`, `monet sweep`): the chosen point indices are cut into batches of
 `batch_size` (batch k = indices k*batch_size ...), each batch is one task for the executor (`local`:
 a process pool of `workers` processes; `dask`: a Dask distributed client, on a `LocalCluster` of
 `workers` single-threaded workers when no scheduler address is given), and each finished batch is
-written at once as `parts/part-KKKKK.parquet` (temporary file, then rename). A rerun in the same
-directory with the same space, workload, modes and points (`sweep.json` records them and a
+written at once as `parts/part-KKKKK.parquet` (temporary file, then rename). The graphs and the
+space go to each process once per task (local) or once per worker (Dask: scattered); every point
+builds its own cost table, since the table prices the point's own cores. A rerun in the same
+directory with the same space, workload, modes, plan and points (`sweep.json` records them and a
 different sweep is refused) skips the batches whose part exists, so an interrupted sweep finishes
 with every point exactly once. At the end `results.parquet` holds every row in point order, with
-one column per parameter (`p_NAME`) and per memory's peak (`peak_MEMORY_bytes`), and `fronts.png`
-the latency-energy Pareto fronts of each mode side by side (`plot_fronts`).
+one column per parameter (`p_NAME`: a number, or the option's name for a choice) and per memory's
+peak (`peak_MEMORY_bytes`, null for a point without that memory), and `fronts.png` the
+latency-energy Pareto fronts of each mode side by side (`plot_fronts`).
 """
 
 from __future__ import annotations
@@ -66,28 +79,69 @@ class PointResult:
     dram_peak_bytes: int | None
     static_dram_bytes: int | None
     peak_memory_bytes: Mapping[str, int]
+    plan_used: str  # default, rule or optimised (`PointPlan`)
+    plan_status: str  # NOT_SEARCHED, or the optimised plan's search status (`PointPlan`)
+    plan_gap: float | None = None
 
 
-PLANS = ("default", "rule")
+PLANS = ("default", "rule", "optimised")
 RULE_MAX_STACK = 4
+OPTIMISED_MAX_STACK = 6
+OPTIMISED_TIME_LIMIT_S = 5.0  # per point and mode, model building included
+NOT_SEARCHED = "not searched"
 
 
-def point_plan(graph: Graph, table: CostTable, plan: str) -> Plan:
-    """The plan named `plan` (module docstring) for `graph` priced by `table`."""
+@dataclass(frozen=True)
+class PointPlan:
+    """A point's plan: which plan it is (`used`: default, rule or optimised) and what the fusion
+    search proved (`status`: NOT_SEARCHED for the fixed plans, else the search's status over the
+    fusion partitions, with its gap)."""
+
+    plan: Plan
+    used: str
+    status: str = NOT_SEARCHED
+    gap: float | None = None
+
+
+def point_plan(graph: Graph, table: CostTable, plan: str, time_limit_s: float = 0.0) -> PointPlan:
+    """The plan named `plan` (module docstring) for `graph` priced by `table`; `time_limit_s` bounds
+    the search of the optimised plan (model building included)."""
     if plan == "default":
-        return default_plan(graph, table)
-    if plan != "rule":
+        return PointPlan(default_plan(graph, table), "default")
+    if plan not in PLANS:
         raise InputError(f"--plan: unknown plan {plan!r} (known: {', '.join(PLANS)})")
     from monet_opt.solvers.fusion.heuristics import rule_partition
     from monet_opt.solvers.fusion.space import FusionObjective, fusion_space, plan_of
 
-    space = fusion_space(graph, table, RULE_MAX_STACK, FusionObjective.LATENCY, enumerate_stacks=False)
-    return plan_of(graph, rule_partition(space))
+    rule_space = fusion_space(graph, table, RULE_MAX_STACK, FusionObjective.LATENCY, enumerate_stacks=False)
+    rule = PointPlan(plan_of(graph, rule_partition(rule_space)), "rule")
+    if plan == "rule":
+        return rule
+    from monet_opt.solvers.common import SolverOptions
+    from monet_opt.solvers.contract import solve
+    from monet_opt.solvers.fusion.family import fusion_family
+    from monet_opt.solvers.genetic import GAConfig
+
+    deadline = Deadline.start(time_limit_s)
+    space = fusion_space(graph, table, OPTIMISED_MAX_STACK, FusionObjective.EDP, deadline, enumerate_stacks=True)
+    options = SolverOptions(time_limit_s=deadline.remaining_s(), workers=1, seed=0, progress=False)
+    result = solve(fusion_family(GAConfig(seed=0)), space, space.objective, "cpsat", options, deadline)
+    candidates = [PointPlan(default_plan(graph, table), "default"), rule]
+    if result.payload is not None:
+        candidates.append(PointPlan(plan_of(graph, result.payload), "optimised"))
+
+    def rank(candidate: PointPlan) -> tuple[bool, float]:
+        simulated = simulate(graph, table.hw, candidate.plan, table)
+        return bool(simulated.violations), simulated.latency_cycles * simulated.energy_pj
+
+    best = min(candidates, key=rank)  # fitting plans first; of equal EDP the first (the fixed plans)
+    return PointPlan(best.plan, best.used, result.status.value, result.stats.gap)
 
 
-def evaluate_point(space: DesignSpace, index: int, graphs: Mapping[str, Graph], plan: str = "default"
-                   ) -> list[PointResult]:
-    """The point's rows, one per mode of `graphs` (mode -> graph), in the order of MODES."""
+def evaluate_point(space: DesignSpace, index: int, graphs: Mapping[str, Graph], plan: str = "default",
+                   point_time_limit_s: float = 0.0) -> list[PointResult]:
+    """The point's rows, one per mode of `graphs` (mode -> graph), in the order of MODES;
+    `point_time_limit_s` bounds each mode's search when `plan` is optimised."""
     hw = point_accelerator(space, index)
     values = point_values(space, index)
     area = area_proxy(hw, space.area)
@@ -96,9 +150,11 @@ def evaluate_point(space: DesignSpace, index: int, graphs: Mapping[str, Graph], 
         graph = graphs[mode]
         try:
             table = CostTable(graph, hw)
-            result = simulate(graph, hw, point_plan(graph, table, plan), table)
+            chosen = point_plan(graph, table, plan, point_time_limit_s)
+            result = simulate(graph, hw, chosen.plan, table)
         except InfeasibleError as exc:
-            rows.append(PointResult(index, mode, values, area, False, str(exc), None, None, None, None, None, {}))
+            rows.append(PointResult(index, mode, values, area, False, str(exc), None, None, None, None, None, {},
+                                    plan, NOT_SEARCHED))
             continue
         capacity = [v.message for v in result.violations if v.kind == "capacity"]
         if result.violations and not capacity:
@@ -106,14 +162,20 @@ def evaluate_point(space: DesignSpace, index: int, graphs: Mapping[str, Graph], 
         rows.append(PointResult(index, mode, values, area, not capacity, capacity[0] if capacity else "",
                                 result.latency_cycles, result.latency_cycles / hw.clock_hz, result.energy_pj,
                                 result.peak_memory_bytes.get(DRAM), result.static_dram_bytes,
-                                dict(result.peak_memory_bytes)))
+                                dict(result.peak_memory_bytes), chosen.used, chosen.status, chosen.gap))
     return rows
 
 
-def evaluate_points(space: DesignSpace, indices: Sequence[int], graphs: Mapping[str, Graph], plan: str = "default"
-                    ) -> list[PointResult]:
-    """`evaluate_point` for each index, in order (one batch of a sweep)."""
-    return [row for index in indices for row in evaluate_point(space, index, graphs, plan)]
+def evaluate_points(space: DesignSpace, indices: Sequence[int], graphs: Mapping[str, Graph], plan: str = "default",
+                    point_time_limit_s: float = 0.0, stop_at_epoch_s: float = math.inf) -> list[PointResult] | None:
+    """`evaluate_point` for each index, in order (one batch of a sweep); None when a point would
+    start after `stop_at_epoch_s` (time.time() seconds): the batch is then left for a rerun."""
+    rows: list[PointResult] = []
+    for index in indices:
+        if time.time() >= stop_at_epoch_s:
+            return None
+        rows += evaluate_point(space, index, graphs, plan, point_time_limit_s)
+    return rows
 
 
 EXECUTORS = ("local", "dask")
@@ -130,6 +192,7 @@ class SweepSpec:
     indices: tuple[int, ...]
     batch_size: int
     plan: str = "default"
+    point_time_limit_s: float = 0.0  # the optimised plan's search per point and mode
 
 
 def _batches(spec: SweepSpec) -> list[tuple[int, tuple[int, ...]]]:
@@ -141,29 +204,41 @@ def _part_path(out: Path, batch: int) -> Path:
     return out / "parts" / f"part-{batch:05d}.parquet"
 
 
-def rows_table(rows: Sequence[PointResult], space: DesignSpace, memories: Sequence[str]) -> Any:
-    """The rows as a pyarrow Table (module docstring: the columns)."""
+def rows_table(rows: Sequence[PointResult], space: DesignSpace) -> Any:
+    """The rows as a pyarrow Table (module docstring: the columns), one `peak_MEMORY_bytes` column
+    per memory of any of the rows (null where a point has no such memory)."""
     import pyarrow as pa
 
-    columns: dict[str, list[Any]] = {"index": [r.index for r in rows], "mode": [r.mode for r in rows]}
+    columns: dict[str, Any] = {"index": [r.index for r in rows], "mode": [r.mode for r in rows]}
     for parameter in space.parameters:
-        columns[f"p_{parameter.name}"] = [float(r.values[parameter.name]) for r in rows]
+        columns[f"p_{parameter.name}"] = [r.values[parameter.name] if parameter.is_choice
+                                          else float(r.values[parameter.name]) for r in rows]
     for name in ("area", "feasible", "reason", "latency_cycles", "latency_s", "energy_pj", "dram_peak_bytes",
-                 "static_dram_bytes"):
+                 "static_dram_bytes", "plan_used", "plan_status", "plan_gap"):
         columns[name] = [getattr(r, name) for r in rows]
-    for memory in memories:
-        columns[f"peak_{memory}_bytes"] = [r.peak_memory_bytes.get(memory) for r in rows]
+    for memory in sorted({m for r in rows for m in r.peak_memory_bytes}):
+        columns[f"peak_{memory}_bytes"] = pa.array([r.peak_memory_bytes.get(memory) for r in rows], pa.int64())
     return pa.table(columns)
+
+
+def concat_rows(tables: Sequence[Any], space: DesignSpace) -> Any:
+    """Tables of `rows_table` as one, in order: the memory columns are the union of theirs, sorted."""
+    import pyarrow as pa
+
+    if not tables:
+        return rows_table([], space)
+    table = pa.concat_tables(tables, promote_options="default")
+    fixed = [c for c in table.column_names if not c.startswith("peak_")]
+    return table.select(fixed + sorted(c for c in table.column_names if c.startswith("peak_")))
 
 
 def run_sweep(space: DesignSpace, spec: SweepSpec, graphs: Mapping[str, Graph], out: str | Path,
               executor: str = "local", address: str | None = None, workers: int = 2,
               progress: Callable[[str], None] | None = None, deadline: Deadline | None = None) -> tuple[Any, int]:
     """Evaluate every point of `spec` (module docstring) into `out`: (the table of every finished
-    point, how many points are left). No task starts after `deadline`; the tasks running then
-    finish and are kept, so the command ends at most one task's time after it. `results.parquet` is
-    written when no point is left."""
-    import pyarrow as pa
+    point, how many points are left). No task starts after `deadline`, and a task running then
+    stops before its next point (its batch is left for a rerun), so the command ends at most one
+    point's time after it. `results.parquet` is written when no point is left."""
     import pyarrow.parquet as pq
 
     out = Path(out)
@@ -177,20 +252,21 @@ def run_sweep(space: DesignSpace, spec: SweepSpec, graphs: Mapping[str, Graph], 
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(manifest, json.dumps(asdict(spec), indent=1) + "\n")
     (out / "parts").mkdir(exist_ok=True)
-    memories = sorted(point_accelerator(space, spec.indices[0]).memories) if spec.indices else []
     pending = {k: batch for k, batch in _batches(spec) if not _part_path(out, k).exists()}
     already = done = len(spec.indices) - sum(len(b) for b in pending.values())
     started = time.perf_counter()
-    for k, rows in _run_batches(space, list(pending.items()), graphs, spec.plan, executor, address, workers,
+    for k, rows in _run_batches(space, list(pending.items()), graphs, spec, executor, address, workers,
                                 deadline or Deadline.start(math.inf)):
+        if rows is None:
+            continue
         with atomic_path(_part_path(out, k)) as tmp:
-            pq.write_table(rows_table(rows, space, memories), tmp)
+            pq.write_table(rows_table(rows, space), tmp)
         done += len(pending[k])
         if progress is not None:
             rate = (done - already) / max(time.perf_counter() - started, 1e-9)
             progress(f"monet sweep: {done}/{len(spec.indices)} points, {rate:.1f} points/s")
     parts = [pq.read_table(path) for k, _ in _batches(spec) if (path := _part_path(out, k)).exists()]
-    table = pa.concat_tables(parts) if parts else rows_table([], space, memories)
+    table = concat_rows(parts, space)
     left = len(spec.indices) - done
     if not left:
         with atomic_path(out / "results.parquet") as tmp:
@@ -199,11 +275,14 @@ def run_sweep(space: DesignSpace, spec: SweepSpec, graphs: Mapping[str, Graph], 
 
 
 def _run_batches(space: DesignSpace, batches: Sequence[tuple[int, tuple[int, ...]]], graphs: Mapping[str, Graph],
-                 plan: str, executor: str, address: str | None, workers: int, deadline: Deadline
-                 ) -> Iterator[tuple[int, list[PointResult]]]:
-    """(batch number, its rows) as each batch finishes, on the chosen executor; at most two tasks
-    per worker are queued at a time, and none is submitted after the deadline."""
+                 spec: SweepSpec, executor: str, address: str | None, workers: int, deadline: Deadline
+                 ) -> Iterator[tuple[int, list[PointResult] | None]]:
+    """(batch number, its rows or None when the deadline stopped it) as each batch finishes, on the
+    chosen executor; at most two tasks per worker are queued at a time, and none is submitted
+    after the deadline."""
     queue = list(batches)
+    stop_at_epoch_s = time.time() + deadline.remaining_s() if math.isfinite(deadline.limit_s) else math.inf
+    plan, point_limit_s = spec.plan, spec.point_time_limit_s
     if executor == "local":
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -212,7 +291,7 @@ def _run_batches(space: DesignSpace, batches: Sequence[tuple[int, tuple[int, ...
             while True:
                 while queue and len(running) < 2 * workers and not deadline.expired():
                     k, batch = queue.pop(0)
-                    running[pool.submit(evaluate_points, space, batch, graphs, plan)] = k
+                    running[pool.submit(evaluate_points, space, batch, graphs, plan, point_limit_s, stop_at_epoch_s)] = k
                 if not running:
                     return
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -235,7 +314,8 @@ def _run_batches(space: DesignSpace, batches: Sequence[tuple[int, tuple[int, ...
             def submit(completed: Any) -> None:
                 while queue and sum(1 for f in number if not f.done()) < window and not deadline.expired():
                     k, batch = queue.pop(0)
-                    future = client.submit(evaluate_points, space_future, batch, graphs_future, plan, pure=False)
+                    future = client.submit(evaluate_points, space_future, batch, graphs_future, plan, point_limit_s,
+                                           stop_at_epoch_s, pure=False)
                     number[future] = k
                     completed.add(future)
 
@@ -283,13 +363,15 @@ class WorkloadSpec:
 
 def sweep(space: str | Path, workload: str | WorkloadSpec, modes: Sequence[str] = MODES, samples: int | None = None,
           seed: int = 0, grid: bool = False, executor: str = "local", address: str | None = None, workers: int = 2,
-          points_per_task: int = 100, out: str | Path | None = None,
+          points_per_task: int | None = None, out: str | Path | None = None,
           progress: Callable[[str], None] | None = None, plan: str = "default",
-          deadline: Deadline | None = None) -> tuple[Any, int]:
+          deadline: Deadline | None = None, point_time_limit_s: float | None = None) -> tuple[Any, int]:
     """`monet sweep` as a function (module docstring): (the table of every finished point
     (pyarrow), how many points are left: non-zero only when `deadline` stopped it; the same call
     with the same `out` then finishes them). `out` None: a temporary directory, removed afterwards.
-    InputError for a bad space, workload or option."""
+    `points_per_task` None: 100 for the fixed plans, 1 for the optimised one; `point_time_limit_s`
+    (optimised plan only) None: OPTIMISED_TIME_LIMIT_S. InputError for a bad space, workload or
+    option."""
     import tempfile
 
     from monet_opt.space import grid_points, load_space, sample_points
@@ -307,8 +389,12 @@ def sweep(space: str | Path, workload: str | WorkloadSpec, modes: Sequence[str] 
         raise InputError(f"{space}: constraints: no point of the space satisfies them")
     if plan not in PLANS:
         raise InputError(f"--plan: unknown plan {plan!r} (known: {', '.join(PLANS)})")
+    if point_time_limit_s is not None and plan != "optimised":
+        raise InputError("--point-time-limit: only with --plan optimised (the other plans are not searched)")
+    optimised = plan == "optimised"
     spec = SweepSpec(str(space), Path(space).read_text(encoding="utf-8"), repr(spec_workload), tuple(modes),
-                     tuple(indices), points_per_task, plan)
+                     tuple(indices), points_per_task or (1 if optimised else 100), plan,
+                     (point_time_limit_s or OPTIMISED_TIME_LIMIT_S) if optimised else 0.0)
     if out is not None:
         table, left = run_sweep(loaded, spec, graphs, out, executor, address, workers, progress, deadline)
         if not left:

@@ -87,3 +87,35 @@ def chain_optimum(n, budget):
         return min(options, default=math.inf)
 
     return best(n, budget, 0) + n  # forward executions + one execution of each backward node
+
+
+def brute_force_any_order(preds, cost, size, budget):
+    """Minimum total cost of any schedule within `budget` (math.inf if none): first executions in
+    any topological order, recomputations anywhere, freed copies at any time.
+
+    Dijkstra over states (computed set, live set) as bit masks: from a state, either drop one live
+    value (free), or run a node that is not live and whose inputs are all live, paying its cost,
+    when the live values plus its output fit the budget. A schedule ends once every node has run.
+    """
+    import heapq
+
+    n = len(preds)
+    full = (1 << n) - 1
+    needs = [sum(1 << p for p in ps) for ps in preds]
+    dist = {(0, 0): 0}
+    heap = [(0, 0, 0)]
+    while heap:
+        d, computed, live = heapq.heappop(heap)
+        if dist[(computed, live)] < d:
+            continue
+        if computed == full:
+            return d + 0
+        held = sum(size[i] for i in range(n) if live >> i & 1)
+        moves = [((computed, live & ~(1 << i)), d) for i in range(n) if live >> i & 1]
+        moves += [((computed | 1 << v, live | 1 << v), d + cost[v]) for v in range(n)
+                  if not live >> v & 1 and needs[v] & ~live == 0 and held + size[v] <= budget]
+        for state, value in moves:
+            if value < dist.get(state, math.inf):
+                dist[state] = value
+                heapq.heappush(heap, (value, *state))
+    return math.inf

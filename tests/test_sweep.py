@@ -75,7 +75,9 @@ def test_sweep_command_line_errors_exit_2_and_write_nothing(tmp_path, capsys):
     space = str(ROOT / "instances/spaces/edge.yaml")
     for args, message in ((["--samples", "3", "--grid"], "give exactly one of --samples N or --grid"),
                           ([], "give exactly one of --samples N or --grid"),
-                          (["--samples", "3", "--workload", "nope"], "unknown")):
+                          (["--samples", "3", "--workload", "nope"], "unknown"),
+                          (["--samples", "3", "--point-time-limit", "2"], "--point-time-limit: only with --plan "
+                                                                          "optimised")):
         workload = [] if "--workload" in args else ["--workload", "resnet18-cifar"]
         assert main(["sweep", space, *workload, *args, "--out", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err

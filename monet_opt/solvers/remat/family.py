@@ -6,7 +6,9 @@ must cost exactly what its method claims. Targets: `CostUnderBudget` (least tota
 the peak at most the budget) and `MinimumPeak` (the smallest feasible budget). Methods:
 - cpsat (exact): the stage model of `cpsat.py`, warm-started from the best heuristic; above
   `max_pairs` (stage, value) pairs a restricted model (`restricted_window` in the JSON; never
-  "optimal"); it never answers worse than its warm start (`from_warm_start`);
+  "optimal"); it never answers worse than its warm start (`from_warm_start`). For a problem with
+  `free_order`, the fixed-order model's answer then hints the free-order model of `free_order.py`
+  (`order` in the JSON: which order was searched);
 - milp (exact): Checkmate's MILP (`milp.py`), the reference;
 - ga (search): MONET's NSGA-II over keep bits;
 - greedy (search): Chen's budget sweep, the cheapest schedule within the budget;
@@ -18,6 +20,7 @@ are reported in the graph's own units.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from monet_opt.errors import InfeasibleError, InputError
@@ -31,6 +34,7 @@ from monet_opt.solvers.remat.baselines import (
     evict_on_demand, greedy, peak_descent, recompute_all_but_inputs, sqrt_n, store_all,
 )
 from monet_opt.solvers.remat.cpsat import MAX_MODEL_PAIRS, min_peak_cpsat, solve_cpsat
+from monet_opt.solvers.remat.free_order import FREE_ORDER_MAX_NODES, solve_free_order
 from monet_opt.solvers.remat.ga import run_ga
 from monet_opt.solvers.remat.milp import solve_milp
 from monet_opt.solvers.remat.problem import RematProblem, evaluate_schedule, store_all_peak
@@ -41,6 +45,22 @@ WARM_START_SHARE = 0.25
 """The warm start's share of CP-SAT's time limit (model building and the solve get the rest)."""
 Schedule = tuple[int, ...]
 SPACE = "frontier-advancing schedules (first executions in the graph's reference order)"
+FREE_SPACE = ("schedules with first executions in any topological order (between two first executions, "
+              "each recomputed value runs once, in the reference order)")
+FIXED_ORDER_SHARE = 0.3
+"""With the order free: the fixed-order model's share of the time left after the warm start (its
+optimum is the free-order model's hint)."""
+
+
+def searches_free_order(problem: RematProblem) -> bool:
+    """Whether cpsat searches the free-order space (the problem asks for it)."""
+    return problem.free_order
+
+
+def default_order(problem: RematProblem) -> str:
+    """The order searched when none is asked for: free where the free-order model stays tractable
+    (at most FREE_ORDER_MAX_NODES nodes), else fixed."""
+    return "free" if problem.n <= FREE_ORDER_MAX_NODES else "fixed"
 
 
 def local_lower_bound(problem: RematProblem) -> int:
@@ -95,7 +115,8 @@ def warm_start(problem: RematProblem, budget: int, seed: int, deadline: Deadline
 
 def _answer(schedule: Sequence[int] | None, claimed: float | None, stats: SolveStats,
             report: dict[str, Any] | None = None) -> Proposal[Schedule]:
-    return Proposal(None if schedule is None else tuple(schedule), Claim(objective=claimed), stats, report or {})
+    return Proposal(None if schedule is None else tuple(schedule), Claim(objective=claimed), stats,
+                    {"order": "fixed", **(report or {})})
 
 
 def _budget(target: RematTarget, method: str) -> int:
@@ -108,20 +129,35 @@ def _cpsat(max_pairs: int):
     def run(problem: RematProblem, target: RematTarget, options: SolverOptions, deadline: Deadline
             ) -> Proposal[Schedule]:
         """Exact stage model with the best heuristic as hint (see the module docstring)."""
+        free = searches_free_order(problem)
+        order = {"order": "free" if free else "fixed"}
         if isinstance(target, MinimumPeak):
-            schedule, stats = min_peak_cpsat(problem, options, deadline, max_pairs)
+            if free:
+                schedule, stats = solve_free_order(problem, None, options, deadline)
+            else:
+                schedule, stats = min_peak_cpsat(problem, options, deadline, max_pairs)
             # the replayed peak is the answer (the stage model's accounting may round it up)
-            return _answer(schedule, None, stats)
+            return _answer(schedule, None, stats, order)
         hint = warm_start(problem, target.budget, options.seed, deadline.share(WARM_START_SHARE))
         warm_cost = None if hint is None else evaluate_schedule(problem, hint).cost
-        schedule, stats, window = solve_cpsat(problem, target.budget, options, deadline, hint, max_pairs)
+        if free:
+            fixed = replace(problem, free_order=False)
+            fixed_schedule, _, _ = solve_cpsat(fixed, target.budget, options, deadline.share(FIXED_ORDER_SHARE), hint,
+                                               max_pairs)
+            if fixed_schedule is not None and (warm_cost is None or
+                                               evaluate_schedule(problem, fixed_schedule).cost < warm_cost):
+                hint, warm_cost = fixed_schedule, evaluate_schedule(problem, fixed_schedule).cost
+            schedule, stats = solve_free_order(problem, target.budget, options, deadline, hint)
+            window = None
+        else:
+            schedule, stats, window = solve_cpsat(problem, target.budget, options, deadline, hint, max_pairs)
         from_warm_start = warm_cost is not None and stats.status is not SolveStatus.OPTIMAL and (
             schedule is None or warm_cost < evaluate_schedule(problem, schedule).cost)
         if from_warm_start:  # CP-SAT found nothing better in time: the warm start, with CP-SAT's bound if any
             schedule = hint
             status = SolveStatus.FEASIBLE if stats.bound is not None else SolveStatus.HEURISTIC
             stats = SolveStats(status, warm_cost, stats.bound, stats.solve_time_s, None, None, stats.incumbents)
-        report = {"restricted_window": window, "from_warm_start": from_warm_start,
+        report = {**order, "restricted_window": window, "from_warm_start": from_warm_start,
                   "warm_start_cost": None if warm_cost is None else warm_cost / problem.cost_scale}
         return _answer(schedule, stats.objective, stats, report)
     return run
@@ -170,10 +206,15 @@ def _referee(problem: RematProblem, target: RematTarget, schedule: Schedule, cla
 
 def smallest_feasible_budget(problem: RematProblem, options: SolverOptions, deadline: Deadline,
                              max_pairs: int = MAX_MODEL_PAIRS) -> tuple[FeasibleBudget, Schedule]:
-    """The minimum peak memory over all schedules, by CP-SAT within the deadline (exact when
-    proven, else bounds), and a schedule that achieves the upper end (the cheaper-peak of store-all
+    """The minimum peak memory over all schedules (of the problem's order: free-order model when
+    `searches_free_order`), by CP-SAT within the deadline (exact when proven, else bounds), and a schedule that achieves the upper end (the cheaper-peak of store-all
     and sqrt(n) when CP-SAT finds none in time, store-all alone once the time is up)."""
-    schedule, stats = min_peak_cpsat(problem, options, deadline, max_pairs)
+    if searches_free_order(problem):
+        schedule, stats = solve_free_order(problem, None, options, deadline)
+    else:
+        schedule, stats = min_peak_cpsat(problem, options, deadline, max_pairs)
+        if problem.free_order:  # a fixed-order bound says nothing about other orders
+            stats = replace(stats, bound=None)
     if schedule is None:
         schedule = store_all(problem)
         try:
@@ -209,6 +250,8 @@ def _describe(problem: RematProblem, target: RematTarget, schedule: Schedule | N
 
 
 def _space(problem: RematProblem, proposal: Proposal[Schedule]) -> str:
+    if proposal.report.get("order") == "free":
+        return FREE_SPACE
     window = proposal.report.get("restricted_window")
     if window is not None:
         return f"{SPACE}, each value kept at most {window} stages after its last direct reader (restricted model)"

@@ -2,7 +2,8 @@
 
 A schedule is a sequence of node executions (a repeat is a recomputation). Rules:
 - every node runs at least once, and first executions follow the reference order (Checkmate's
-  frontier-advancing schedules; recomputations interleave freely);
+  frontier-advancing schedules; recomputations interleave freely), or, for a problem with
+  `free_order`, any topological order;
 - a node runs only after each of its inputs has run (it reads the most recent copy);
 - memory at a step is the size of the node being computed plus the sizes of every copy computed
   earlier that is still needed: read by the current execution or by a later one before that value
@@ -40,6 +41,7 @@ class RematProblem:
     size: tuple[int, ...]
     cost_scale: int = 1  # model cost = original cost * cost_scale
     size_scale: int = 1
+    free_order: bool = False  # first executions in any topological order, not only the reference order
 
     @property
     def n(self) -> int:
@@ -95,7 +97,7 @@ def evaluate_schedule(problem: RematProblem, sequence: Sequence[int]) -> Schedul
             else:
                 last_use[latest[p]] = pos
         if not seen[v]:
-            if v != frontier:
+            if v != frontier and not problem.free_order:
                 problems.append(f"step {pos}: first execution of {problem.nodes[v]!r} is out of the reference order")
             seen[v] = True
             while frontier < n and seen[frontier]:
