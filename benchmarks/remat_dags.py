@@ -8,6 +8,12 @@ graphs: layers of `width` nodes, each node reading 1-3 nodes of the previous two
 
     python benchmarks/remat_dags.py [--sizes 100 250 500 1000] [--time-limit 60] [--workers 2]
                                     [--skip-ga] [--out benchmarks/results/remat_dags_60s.txt]
+
+`--graphs DIR` solves every node-link JSON graph in DIR instead (e.g. ../shared/remat-graphs: the
+public random layered DAGs and Checkmate's ResNet-50 and FCN-8 training graphs), at budgets
+ceil(fraction x store-all peak) (Moccasin's definition), with two more columns: the whole solve's
+wall time and the cost over the sum of all compute costs (the cost without recomputation), the
+form in which the peers publish their results.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import argparse
 import math
 import sys
 import time
+from pathlib import Path
 
 from common import emit, header
 from monet_opt.generate import layered_dag
@@ -23,7 +30,7 @@ from monet_opt.io import write_text_atomic
 from monet_opt.solvers.common import Deadline, SolverOptions
 from monet_opt.solvers.remat.family import best_heuristic, solve_remat
 from monet_opt.solvers.remat.ga import GAConfig, run_ga
-from monet_opt.solvers.remat.problem import evaluate_schedule, store_all_peak
+from monet_opt.solvers.remat.problem import evaluate_schedule, load_problem, store_all_peak
 
 
 def number(value: float | None) -> str:
@@ -47,6 +54,7 @@ def at_time(stats, seconds: float, warm_cost: float | None) -> tuple[float | Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 250, 500, 1000])
+    parser.add_argument("--graphs", metavar="DIR", help="solve the node-link JSON graphs in DIR instead")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.8, 0.9])
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--checkpoint", type=float, default=60.0,
@@ -63,15 +71,22 @@ def main() -> None:
                           "answer; window: CP-SAT's model is restricted to this window (band above 120,000 pairs; "
                           "its bound is then the sum of the costs), '-': exact model",
             f"{'nodes':>6}{'budget':>8}{'band':>9}{'window':>7}{'status':>14}{'warm':>7}{'cpsat':>9}{'bound':>9}{'gap':>8}{'first [s]':>10}"
-            f"{'best [s]':>10}{'cost' + mark:>11}{'gap' + mark:>10}{'greedy':>9}{'ga':>9}{'ga [s]':>8}"]
-    for n in args.sizes:
-        problem = layered_dag(n, seed=n)
+            f"{'best [s]':>10}{'cost' + mark:>11}{'gap' + mark:>10}{'greedy':>9}{'ga':>9}{'ga [s]':>8}"
+            + (f"{'wall [s]':>9}{'over sum':>10}  graph" if args.graphs else "")]
+    if args.graphs:
+        problems = [load_problem(path) for path in sorted(Path(args.graphs).glob("*.json"))]
+    else:
+        problems = [layered_dag(n, seed=n) for n in args.sizes]
+    for problem in problems:
+        n = problem.n
         peak = store_all_peak(problem)
         band = sum(max(0, problem.last_descendant[i] - i) for i in range(n))
         for fraction in args.fractions:
-            budget = int(fraction * peak)
-            print(f"layered{n} at {fraction:.0%}...", file=sys.stderr, flush=True)
+            budget = math.ceil(fraction * peak) if args.graphs else int(fraction * peak)
+            print(f"{problem.name} at {fraction:.0%}...", file=sys.stderr, flush=True)
+            solve_started = time.perf_counter()
             result = solve_remat(problem, budget, "cpsat", SolverOptions(args.time_limit, args.workers, 0))
+            wall_s = time.perf_counter() - solve_started
             heuristic = best_heuristic(problem, budget)
             greedy_cost = evaluate_schedule(problem, heuristic).cost if heuristic else None
             started = time.perf_counter()
@@ -84,6 +99,8 @@ def main() -> None:
             data = result.to_dict()
             early_cost, early_gap = at_time(s, args.checkpoint, data["warm_start_cost"])
             status = s.status.value + ("/warm" if data["from_warm_start"] else "")
+            total = sum(problem.cost) / problem.cost_scale
+            over_sum = "-" if data["objective"] is None else f"{100 * (data['objective'] / total - 1):+.3f}%"
             window = "-" if data["restricted_window"] is None else str(data["restricted_window"])
             warm = "-" if data["warm_start_cost"] is None else f"{data['warm_start_cost']:.0f}"
             rows.append(
@@ -95,6 +112,7 @@ def main() -> None:
                 f"{'-' if early_cost is None else f'{early_cost:.0f}':>11}"
                 f"{'-' if early_gap is None else f'{100 * early_gap:.2f}%':>10}"
                 f"{str(greedy_cost):>9}{'-' if args.skip_ga else str(ga_cost):>9}{ga_seconds if not args.skip_ga else 0:>8.1f}"
+                + (f"{wall_s:>9.1f}{over_sum:>10}  {problem.name}" if args.graphs else "")
             )
             if args.out:  # keep partial results of long runs
                 write_text_atomic(args.out, "\n".join(rows) + "\n")

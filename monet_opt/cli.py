@@ -25,7 +25,10 @@ from monet_opt.schedule import default_plan, simulate
 from monet_opt.solvers.budget import Budget
 from monet_opt.solvers.common import Deadline, SolverOptions, parse_cpsat_params
 from monet_opt.solvers.contract import CostUnderBudget, ExitCode, Family, Result, SolverBug, solve
-from monet_opt.training import ACCUMULATORS, PRECISIONS, Optimizer, derive_training_graph, inference_graph, precision_named
+from monet_opt.training import (
+    ACCUMULATORS, PRECISIONS, Optimizer, UpdatePlacement, derive_training_graph, inference_graph, memory_report,
+    precision_named,
+)
 from monet_opt.training.summary import format_summary, workload_summary
 from monet_opt.workload import BUILTIN_MODELS, Graph, load_forward_graph
 from monet_opt.workload.serialize import graph_to_dict
@@ -73,6 +76,9 @@ def add_workload_arguments(p: argparse.ArgumentParser, positional: bool = True, 
     p.add_argument("--image-size", type=_positive_int, help="input height = width of a CNN")
     p.add_argument("--classes", type=_positive_int, help="number of classes of a CNN")
     p.add_argument("--optimizer", choices=[o.value for o in Optimizer], default="adam", help="default: adam")
+    p.add_argument("--updates", choices=[u.value for u in UpdatePlacement], default="end",
+                   help="each weight's optimizer update after the backward pass (end, default; weight gradients "
+                        "static) or right after its gradient is complete (backward; each gradient freed by it)")
     p.add_argument("--precision", choices=list(PRECISIONS), default="fp32", metavar="PRECISION",
                    help=f"element types per role: {', '.join(PRECISIONS)} (training: "
                         f"{', '.join(n for n, x in PRECISIONS.items() if x.training)}; default fp32)")
@@ -89,12 +95,16 @@ def workload_graphs(args: argparse.Namespace, mode: str = "training") -> tuple[G
     precision = precision_named(args.precision, mode == "training", args.partial_sum)
     if mode != "training":
         return forward, inference_graph(forward, precision)
-    return forward, derive_training_graph(forward, Optimizer(args.optimizer), precision)
+    return forward, derive_training_graph(forward, Optimizer(args.optimizer), precision, UpdatePlacement(args.updates))
 
 
 def _cmd_workload_show(args: argparse.Namespace) -> int:
     forward, training = workload_graphs(args)
-    summary = workload_summary(forward, training)
+    precision = precision_named(args.precision, True, args.partial_sum)
+    peaks = {u.value: memory_report(training if u.value == args.updates else
+                                    derive_training_graph(forward, Optimizer(args.optimizer), precision, u)
+                                    ).store_all_peak_bytes for u in UpdatePlacement}
+    summary = workload_summary(forward, training, UpdatePlacement(args.updates), peaks)
     print(json.dumps(summary, indent=1) if args.json else format_summary(summary))
     return 0
 
@@ -195,7 +205,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     modes = ("training", "inference") if args.mode == "both" else (args.mode,)
     workload = WorkloadSpec(args.workload, args.batch, args.seq_len, args.image_size, args.classes, args.optimizer,
-                            args.precision, args.partial_sum)
+                            args.precision, args.partial_sum, args.updates)
     deadline = Deadline(args.started, math.inf if args.time_limit is None else args.time_limit)
     table, left = sweep(args.space, workload, modes, args.samples, args.seed, args.grid, args.executor, args.address,
                         args.workers, args.points_per_task, args.out, None if args.quiet else print_progress,

@@ -7,6 +7,8 @@ which decisions to optimise and how (`monet solve`).
     workload: MODEL | FILE.onnx        built-in name, or an ONNX file relative to the instance
     batch, seq_len, image_size, classes: int > 0   (optional) workload options
     optimizer: sgd | momentum | adam   (optional; default adam)
+    updates: end | backward            (optional; default end) each optimizer update after the backward
+                                       pass, or right after its weight's gradient is complete
     precision: NAME                    (optional; default fp32) fp32, bf16-mixed, fp16-mixed, fp8-mixed;
                                        inference also bf16, fp16, fp8-e4m3, fp8-e5m2, int16, int8
     partial_sum: TYPE                  (optional) MAC partial sums: int16 | int32 | fp16 | bf16 | fp32
@@ -68,6 +70,7 @@ SCHEMA = {
         "workload": {"type": "string", "minLength": 1},
         "batch": _POSITIVE_INT, "seq_len": _POSITIVE_INT, "image_size": _POSITIVE_INT, "classes": _POSITIVE_INT,
         "optimizer": {"enum": ["sgd", "momentum", "adam"]},
+        "updates": {"enum": ["end", "backward"]},
         "precision": {"enum": list(PRECISIONS)},
         "partial_sum": {"enum": [a.value for a in ACCUMULATORS]},
         "mode": {"enum": ["training", "inference"]},
@@ -117,6 +120,7 @@ class Instance:
     combine: str = "sequential"
     time_limit_s: float = 60.0
     seed: int = 0
+    updates: str = "end"  # optimizer update placement (monet_opt.training.UpdatePlacement)
 
 
 def _schema_message(error: Any) -> str:
@@ -188,5 +192,5 @@ def load_instance(path: str | Path) -> Instance:
                            else _amount(budgets["activations"], f"{source}: budgets.activations")),
         local_budgets={m: _amount(v, f"{source}: budgets.local.{m}") for m, v in budgets.get("local", {}).items()},
         decisions=decisions, combine=data.get("combine", "sequential"), time_limit_s=float(data.get("time_limit", 60)),
-        seed=int(data.get("seed", 0)),
+        seed=int(data.get("seed", 0)), updates=data.get("updates", "end"),
     )

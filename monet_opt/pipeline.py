@@ -33,7 +33,7 @@ from monet_opt.schedule.simulate import SimulationResult
 from monet_opt.solvers.budget import Budget
 from monet_opt.solvers.common import Deadline, SolverOptions
 from monet_opt.solvers.contract import Result
-from monet_opt.training import Optimizer, derive_training_graph, inference_graph, precision_named
+from monet_opt.training import Optimizer, UpdatePlacement, derive_training_graph, inference_graph, precision_named
 from monet_opt.workload import Graph, load_forward_graph
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def instance_graph(instance: Instance) -> Graph:
     precision = precision_named(instance.precision, instance.mode == "training", instance.partial_sum)
     if instance.mode == "inference":
         return inference_graph(forward, precision)
-    return derive_training_graph(forward, Optimizer(instance.optimizer), precision)
+    return derive_training_graph(forward, Optimizer(instance.optimizer), precision, UpdatePlacement(instance.updates))
 
 
 def solve_instance(instance: Instance, workers: int = 2, progress: bool = True,

@@ -345,10 +345,13 @@ class WorkloadSpec:
     optimizer: str = "adam"
     precision: str = "fp32"
     partial_sum: str | None = None
+    updates: str = "end"  # optimizer update placement (monet_opt.training.UpdatePlacement)
 
     def graphs(self, modes: Sequence[str]) -> dict[str, Graph]:
         """The graph of each mode: the training step, or the inference pass without the loss."""
-        from monet_opt.training import Optimizer, derive_training_graph, inference_graph, precision_named
+        from monet_opt.training import (
+            Optimizer, UpdatePlacement, derive_training_graph, inference_graph, precision_named,
+        )
         from monet_opt.workload import load_forward_graph
 
         forward = load_forward_graph(self.name, batch=self.batch, seq_len=self.seq_len, image_size=self.image_size,
@@ -356,7 +359,8 @@ class WorkloadSpec:
         graphs = {}
         for mode in modes:
             precision = precision_named(self.precision, mode == "training", self.partial_sum)
-            graphs[mode] = (derive_training_graph(forward, Optimizer(self.optimizer), precision) if mode == "training"
+            graphs[mode] = (derive_training_graph(forward, Optimizer(self.optimizer), precision,
+                                                  UpdatePlacement(self.updates)) if mode == "training"
                             else inference_graph(forward, precision))
         return graphs
 

@@ -25,6 +25,15 @@ def test_show_resnet18_acceptance(capsys):
     # Adam in fp32: weights, gradients and two states = 16 bytes per parameter, plus the BN running
     # statistics: 64 + 4*64 + (4*128 + 128) + (5*256) + (5*512) = 4,800 channels x 2 x 4 bytes
     assert s["static_bytes"] == 16 * 11_689_512 + 4800 * 2 * 4
+    # updates in the backward pass: the weight gradients (4 bytes per parameter) leave the static
+    # bytes; each lives from the op completing it to its update, so the peak drops by less
+    b = run_json(capsys, "workload", "show", "resnet18", "--batch", "1", "--image-size", "224", "--classes", "1000",
+                 "--updates", "backward", "--json")
+    assert b["static_bytes"] == s["static_bytes"] - 4 * 11_689_512 and b["updates"] == "backward"
+    peaks = s["store_all_peak_bytes_by_updates"]
+    assert peaks == b["store_all_peak_bytes_by_updates"] and peaks["end"] == s["store_all_peak_bytes"]
+    assert peaks["backward"] == b["store_all_peak_bytes"]
+    assert peaks["end"] - 4 * 11_689_512 < peaks["backward"] < peaks["end"]
 
 
 def test_show_gpt2_small_and_options(capsys):

@@ -265,7 +265,7 @@ def test_fuse_command_on_resnet18_cifar(tmp_path):
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
         code = main(["fuse", "--workload", "resnet18-cifar", "--hardware", "edge-tpu-quad", "--max-stack", "4",
-                     "--time-limit", "60", "--json", "--out", str(tmp_path), "--schedule"])
+                     "--time-limit", "25", "--json", "--out", str(tmp_path), "--schedule"])
     data = json.loads(out.getvalue())
     assert code == 0 and data["validated"] and data["status"] == "optimal"
     multi = data["multi_core"]

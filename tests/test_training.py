@@ -135,3 +135,42 @@ def test_memory_order_must_be_topological():
     order[0], order[1] = order[1], order[0]
     with pytest.raises(InputError, match="before its producer"):
         memory_report(t, order)
+
+
+def test_optimizer_updates_in_the_backward_pass_free_each_weight_gradient_by_hand():
+    """x (4x8) -> l1 (w1 8x16) -> l2 (w2 16x16) -> l3 (w3 16x2) -> softmax_xent, fp32, SGD. Bytes: x
+    128, l1 256, l2 256, l3 32, labels 16 (int32), loss 4, grad/l3 32, grad/l2 256, grad/l1 256;
+    weights and their gradients 512 + 1024 + 128 = 1664 each. Ops: l1 l2 l3 loss loss.backward
+    l3.dx l3.dw l2.dx l2.dw l1.dw (steps 0-9), then the updates.
+    Updates at the end: static 1664 + 1664 = 3328. At l3.dx (step 5) live x (read at 9), l1 (read
+    at 8), l2 (read at 6), grad/l3 (4-6), grad/l2 (5-8): 128 + 256 + 256 + 32 + 256 = 928; peak 4256.
+    Updates in the backward pass (w3.update after l3.dw, w2.update after l2.dw, w1.update after
+    l1.dw): static 1664. At l2.dw (step 9) live x, l1, grad/l2, grad/l1 (8-11) and grad/w2 (9-10):
+    128 + 256 + 256 + 256 + 1024 = 1920; peak 3584. The serial simulation measures the same."""
+    from dataclasses import replace
+
+    from hw_fixtures import toy_data
+    from monet_opt.cost import CostTable
+    from monet_opt.hardware.model import accelerator_from_dict
+    from monet_opt.schedule import default_plan, simulate
+    from monet_opt.training import UpdatePlacement
+    from monet_opt.workload.serialize import graph_from_dict, graph_to_dict
+
+    g = GraphBuilder("mlp3")
+    h1 = g.matmul("l1", g.input("x", (4, 8)), g.weight("w1", (8, 16)))
+    h2 = g.matmul("l2", h1, g.weight("w2", (16, 16)))
+    h3 = g.matmul("l3", h2, g.weight("w3", (16, 2)))
+    forward = g.build([g.softmax_xent("loss", h3, g.input("labels", (4,), DType.INT32))])
+    hw = accelerator_from_dict(toy_data(), "toy")
+    expected = {UpdatePlacement.END: (3328, 4256), UpdatePlacement.BACKWARD: (1664, 3584)}
+    for updates, (static, peak) in expected.items():
+        graph = derive_training_graph(forward, Optimizer.SGD, updates=updates)
+        report = memory_report(graph)
+        assert (report.static_bytes, report.store_all_peak_bytes) == (static, peak)
+        table = CostTable(graph, hw)
+        simulated = simulate(graph, hw, replace(default_plan(graph, table), serial=True), table)
+        assert not simulated.violations
+        assert (simulated.static_dram_bytes, simulated.peak_memory_bytes["dram"]) == (static, peak)
+        assert graph_from_dict(graph_to_dict(graph), "round trip") == graph
+    names = [op.name for op in derive_training_graph(forward, Optimizer.SGD, updates=UpdatePlacement.BACKWARD).ops]
+    assert names[6:] == ["l3.dw", "w3.update", "l2.dx", "l2.dw", "w2.update", "l1.dw", "w1.update"]

@@ -26,11 +26,14 @@ softmax_xent   softmax_xent_backward (logits, labels) -> dlogits (the loss gradi
 
 A value read by several forward ops receives one gradient contribution from each; they are summed
 by a chain of `add` ops (phase backward) right after the last contribution is produced. Every weight
-gets exactly one optimizer-update op, after the whole backward pass (`optimizer.step()`), which
-reads the weight, its gradient and its states and updates weight and states in place.
+gets exactly one optimizer-update op, which reads the weight, its gradient and its states and
+updates weight and states in place. Where it runs (`UpdatePlacement`): after the whole backward
+pass (`optimizer.step()`; each weight gradient is then a static buffer for the whole step), or
+right after the op that completes the weight's gradient (the "optimizer step in the backward pass"
+of training frameworks; each weight gradient then lives only from that op to its update).
 
 Ops are emitted in the reference execution order: forward in order, backward in reverse forward
-order, then the optimizer updates.
+order, the optimizer updates at the end or each right after its weight's gradient.
 """
 
 from __future__ import annotations
@@ -154,13 +157,23 @@ def precision_named(name: str, training: bool, accumulator: str | None = None) -
     return replace(precision, accumulator=acc)
 
 
+class UpdatePlacement(StrEnum):
+    """When each weight's optimizer update runs."""
+
+    END = "end"  # after the whole backward pass (`optimizer.step()`): weight gradients are static
+    BACKWARD = "backward"  # as soon as the weight's gradient is complete: the gradient is freed by it
+
+
 class _Derivation:
     """Mutable state of one derivation; `derive_training_graph` is the public entry point."""
 
-    def __init__(self, forward: Graph, optimizer: Optimizer, precision: Precision) -> None:
+    def __init__(self, forward: Graph, optimizer: Optimizer, precision: Precision,
+                 placement: UpdatePlacement = UpdatePlacement.END) -> None:
         self.forward = forward
         self.optimizer = optimizer
         self.precision = precision
+        self.placement = placement
+        self.updated: set[str] = set()
         self.tensors: dict[str, Tensor] = {}
         for t in forward.tensors.values():
             self._add_tensor(t.name, t.shape, t.role, t.dtype)
@@ -173,7 +186,8 @@ class _Derivation:
         if name in self.tensors:
             raise InputError(f"{self.forward.name}: derived tensor name {name!r} collides with an existing tensor")
         probe = Tensor(name, shape, dtype, role)
-        self.tensors[name] = replace(probe, dtype=self.precision.dtype_for(probe))
+        transient = role is TensorRole.WEIGHT_GRAD and self.placement is UpdatePlacement.BACKWARD
+        self.tensors[name] = replace(probe, dtype=self.precision.dtype_for(probe), transient=transient)
         return name
 
     def shape(self, name: str) -> tuple[int, ...]:
@@ -229,7 +243,12 @@ class _Derivation:
             return
         if len(parts) == 1:
             self.grad_of[t] = grad
-            return
+        else:
+            self._sum_contributions(t, parts)
+        if self.placement is UpdatePlacement.BACKWARD and self.forward.tensors[t].role is TensorRole.WEIGHT:
+            self.update(t)
+
+    def _sum_contributions(self, t: str, parts: list[str]) -> None:
         is_weight = self.forward.tensors[t].role is TensorRole.WEIGHT
         acc = parts[0]
         for i, part in enumerate(parts[1:], start=1):
@@ -352,15 +371,22 @@ class _Derivation:
 
     # ------------------------------------------------------------ optimizer
     def optimizer_step(self) -> None:
+        """The updates not yet emitted (all of them with the updates at the end), in weight order."""
         for name, t in self.forward.tensors.items():
-            if t.role is not TensorRole.WEIGHT or name not in self.grad_of:
-                continue
-            states = [self._add_tensor(f"state/{name}/{s}", t.shape, TensorRole.OPTIMIZER_STATE)
-                      for s in OPTIMIZER_STATES[self.optimizer]]
-            if self.precision.master_weight is not None:
-                states.append(self._add_tensor(f"master/{name}", t.shape, TensorRole.MASTER_WEIGHT))
-            self.emit(f"{name}.update", _UPDATE_KIND[self.optimizer], Phase.OPTIMIZER,
-                      [name, self.grad_of[name], *states], [], {"N": t.numel}, updates=(name, *states))
+            if t.role is TensorRole.WEIGHT and name in self.grad_of and name not in self.updated:
+                self.update(name)
+
+    def update(self, name: str) -> None:
+        """The optimizer update of weight `name`: reads the weight, its gradient and its states and
+        updates weight and states in place."""
+        t = self.forward.tensors[name]
+        states = [self._add_tensor(f"state/{name}/{s}", t.shape, TensorRole.OPTIMIZER_STATE)
+                  for s in OPTIMIZER_STATES[self.optimizer]]
+        if self.precision.master_weight is not None:
+            states.append(self._add_tensor(f"master/{name}", t.shape, TensorRole.MASTER_WEIGHT))
+        self.emit(f"{name}.update", _UPDATE_KIND[self.optimizer], Phase.OPTIMIZER,
+                  [name, self.grad_of[name], *states], [], {"N": t.numel}, updates=(name, *states))
+        self.updated.add(name)
 
 
 _BACKWARD_KIND = {
@@ -386,10 +412,12 @@ def _input_is_differentiable(op: Op, position: int) -> bool:
 
 
 def derive_training_graph(
-    forward: Graph, optimizer: Optimizer = Optimizer.ADAM, precision: Precision = Precision()
+    forward: Graph, optimizer: Optimizer = Optimizer.ADAM, precision: Precision = Precision(),
+    updates: UpdatePlacement = UpdatePlacement.END,
 ) -> Graph:
     """The training graph of a forward graph ending in one softmax_xent loss: forward ops, backward
-    ops in reverse order, one optimizer update per weight, tensors typed by `precision`, and the
+    ops in reverse order, one optimizer update per weight (after the backward pass, or right after
+    the op that completes the weight's gradient: `updates`), tensors typed by `precision`, and the
     saved-for-backward map (forward values -> the backward ops reading them)."""
     losses = [op for op in forward.ops if op.kind is OpKind.SOFTMAX_XENT]
     if len(losses) != 1:
@@ -398,7 +426,7 @@ def derive_training_graph(
         raise InputError(f"{forward.name}: already a training graph")
     if not precision.training:
         raise InputError(f"{forward.name}: {precision.activation.value} is an inference precision, not a training one")
-    state = _Derivation(forward, optimizer, precision)
+    state = _Derivation(forward, optimizer, precision, updates)
     for op in state.plan_gradients(losses[0]):
         state.backward(op)
     state.optimizer_step()
@@ -411,7 +439,8 @@ def derive_training_graph(
                 if t in forward_values:
                     saved.setdefault(t, []).append(op.name)
     return Graph(
-        name=f"{forward.name}-train-{optimizer.value}",
+        name=f"{forward.name}-train-{optimizer.value}"
+             + ("-updates-in-backward" if updates is UpdatePlacement.BACKWARD else ""),
         tensors=state.tensors,
         ops=tuple(state.ops),
         inputs=forward.inputs,

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
+from monet_opt.training.derive import UpdatePlacement
 from monet_opt.training.memory import memory_report
 from monet_opt.workload.ir import Graph, Phase
 
 
-def workload_summary(forward: Graph, training: Graph) -> dict[str, Any]:
-    """Summary of a training graph (and the forward graph it came from) as a JSON-ready dict.
+def workload_summary(forward: Graph, training: Graph, updates: UpdatePlacement = UpdatePlacement.END,
+                     store_all_peaks_by_updates: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """Summary of a training graph (and the forward graph it came from, its updates placed as
+    `updates`) as a JSON-ready dict; `store_all_peaks_by_updates`: the store-all peak of the same
+    step with the updates at the end and in the backward pass.
 
     Byte counts follow `monet_opt.training.memory`; MACs are `Op.macs` summed per phase.
     """
@@ -34,6 +39,8 @@ def workload_summary(forward: Graph, training: Graph) -> dict[str, Any]:
         "saved_input_bytes": mem.saved_input_bytes,
         "store_all_peak_bytes": mem.store_all_peak_bytes,
         "store_all_peak_op": mem.peak_op,
+        "updates": updates.value,
+        "store_all_peak_bytes_by_updates": dict(store_all_peaks_by_updates or {updates.value: mem.store_all_peak_bytes}),
     }
 
 
@@ -62,6 +69,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         + ", ".join(f"{role} {format_bytes(b)}" for role, b in s["static_bytes_by_role"].items()) + ")",
         f"saved for backward  {format_bytes(s['saved_activation_bytes'])} in activations, "
         f"{format_bytes(s['saved_input_bytes'])} in inputs ({s['saved_tensors']} tensors)",
-        f"store-all peak      {format_bytes(s['store_all_peak_bytes'])} (at {s['store_all_peak_op']})",
+        f"store-all peak      {format_bytes(s['store_all_peak_bytes'])} (at {s['store_all_peak_op']}; optimizer "
+        f"updates {'at the end' if s['updates'] == 'end' else 'in the backward pass'})",
     ]
+    peaks = s["store_all_peak_bytes_by_updates"]
+    if len(peaks) > 1:
+        lines.append(f"  by update placement: at the end {format_bytes(peaks['end'])}, in the backward pass "
+                     f"{format_bytes(peaks['backward'])} (each weight gradient freed by its update)")
     return "\n".join(lines)

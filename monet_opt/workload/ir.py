@@ -211,12 +211,15 @@ def count_vector_ops(kind: OpKind, dims: Mapping[str, int]) -> int:
 
 @dataclass(frozen=True)
 class Tensor:
-    """A value of the graph: its shape, element type and role."""
+    """A value of the graph: its shape, element type and role. `transient`: a tensor of a static
+    role that lives from its production to its last use instead (a weight gradient whose update
+    runs in the backward pass)."""
 
     name: str
     shape: tuple[int, ...]
     dtype: DType
     role: TensorRole
+    transient: bool = False
 
     @property
     def numel(self) -> int:
@@ -229,7 +232,7 @@ class Tensor:
 
     @property
     def is_static(self) -> bool:
-        return self.role in STATIC_ROLES
+        return self.role in STATIC_ROLES and not self.transient
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ def graph_to_dict(graph: Graph) -> dict[str, Any]:
         "outputs": list(graph.outputs),
         "tensors": [
             {"name": t.name, "shape": list(t.shape), "dtype": t.dtype.value, "role": t.role.value,
-             "size_bytes": t.size_bytes}
+             "transient": t.transient, "size_bytes": t.size_bytes}
             for t in graph.tensors.values()
         ],
         "ops": [
@@ -69,6 +69,7 @@ def graph_from_dict(data: Any, source: str = "graph") -> Graph:
             tuple(int(d) for d in field(t, "shape", p, list)),
             enum(DType, field(t, "dtype", p, str), f"{p}.dtype"),
             enum(TensorRole, field(t, "role", p, str), f"{p}.role"),
+            field(t, "transient", p, bool) if "transient" in t else False,
         )
     ops = []
     for i, o in enumerate(field(data, "ops", "", list)):

@@ -12,7 +12,7 @@ One cumulative constraint per stage bounds the sum of sizes by the budget.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from ortools.sat.python import cp_model
 
@@ -70,19 +70,34 @@ def _out_of_time(deadline: Deadline) -> SolveStats:
     return SolveStats(SolveStatus.UNKNOWN, None, None, deadline.elapsed_s(), None, None, ())
 
 
+@dataclass(frozen=True)
+class Window:
+    """Stages first..stop-1 of a schedule whose other stages stay as they are (large-neighbourhood
+    search, `lns.py`): `kept_in` the values that may be kept into stage `first` (those the schedule
+    keeps into it, and node first-1), `kept_out` the values that must be kept into stage `stop`."""
+
+    first: int
+    stop: int
+    kept_in: frozenset[int]
+    kept_out: frozenset[int]
+
+
 class _Model:
     def __init__(self, problem: RematProblem, target: CostUnderBudget | MinimumPeak,
-                 horizon: Sequence[int] | None = None, deadline: Deadline | None = None) -> None:
+                 horizon: Sequence[int] | None = None, deadline: Deadline | None = None,
+                 window: Window | None = None) -> None:
         """Raises OutOfTime when `deadline` passes while the model is built (large models take
-        seconds: 11 s for the 500-node layered DAG's 102k pairs)."""
+        seconds: 11 s for the 500-node layered DAG's 102k pairs). With a `window`, only its stages
+        have variables; the boundary values are constants (`Window`)."""
         self.problem = problem
         budget = target.budget if isinstance(target, CostUnderBudget) else None
         n = problem.n
         last = list(problem.last_descendant) if horizon is None else horizon
+        stages = range(n) if window is None else range(window.first, window.stop)
         m = self.model = cp_model.CpModel()
         self.R: dict[tuple[int, int], cp_model.IntVar] = {}
         self.S: dict[tuple[int, int], cp_model.IntVar] = {}
-        for t in range(n):
+        for t in stages:
             if deadline is not None:
                 deadline.check()
             for i in range(t):
@@ -92,7 +107,10 @@ class _Model:
                     m.add(self.R[t, i] + self.S[t, i] <= 1)
         R, S = self.R, self.S
         succ = problem.succs
-        for t in range(n):
+        # kept_out: the values the stages after the window find kept into its stop (constants)
+        kept_out = frozenset() if window is None else window.kept_out
+        boundary = None if window is None else window.stop
+        for t in stages:
             if deadline is not None:
                 deadline.check()
             for k in [k for k in range(t) if (t, k) in R] + [t]:
@@ -108,11 +126,17 @@ class _Model:
             for i in range(t):
                 if (t, i) not in S:
                     continue
-                if i < t - 1:
+                if i < t - 1 and (t - 1, i) in S:
                     m.add(S[t, i] <= R[t - 1, i] + S[t - 1, i])
+                elif i < t - 1 and (window is None or t > window.first or i not in window.kept_in):
+                    m.add(S[t, i] == 0)
                 # a value is recomputed or kept only to be read in this stage or kept for the next
                 uses = [R[t, j] for j in succ[i] if j < t and (t, j) in R]
                 carried = [S[t + 1, i]] if (t + 1, i) in S else []
+                if t + 1 == boundary and i in kept_out:
+                    carried = [1]
+                    if i < t:
+                        m.add(R[t, i] + S[t, i] >= 1)
                 reads_t = 1 if t in succ[i] else 0
                 m.add(R[t, i] <= sum(uses) + sum(carried) + reads_t)
                 m.add(S[t, i] <= sum(uses) + sum(carried) + reads_t)
@@ -120,7 +144,7 @@ class _Model:
         floor = self.peak_floor = max(problem.size[v] + sum(problem.size[p] for p in problem.preds[v]) for v in range(n))
         self.peak = m.new_int_var(floor, max(floor, sum(problem.size)), "peak") if budget is None else None
         capacity = self.peak if budget is None else budget
-        for t in range(n):
+        for t in stages:
             if deadline is not None:
                 deadline.check()
             intervals, demands = [m.new_interval_var(t, 1, t + 1, f"node{t}")], [problem.size[t]]
@@ -137,6 +161,8 @@ class _Model:
                         m.add(end >= j).only_enforce_if(R[t, j])
                 if (t + 1, i) in S:
                     m.add(end >= t).only_enforce_if(S[t + 1, i])
+                if t + 1 == boundary and i in kept_out:
+                    m.add(end >= t)
                 intervals.append(m.new_optional_interval_var(i, end - i + 1, end + 1, R[t, i], f"r{t}_{i}"))
                 intervals.append(m.new_optional_interval_var(0, end + 1, end + 1, S[t, i], f"s{t}_{i}"))
                 demands += [problem.size[i], problem.size[i]]
@@ -144,7 +170,8 @@ class _Model:
             # Redundant linear cut (exact at node t's position): node t, its inputs and every value
             # kept for stage t+1 are live there. It puts memory into the LP relaxation.
             inputs = set(problem.preds[t])
-            m.add(problem.size[t] + sum(problem.size[i] for i in inputs)
+            kept_on = [problem.size[i] for i in kept_out if t + 1 == boundary and i < t and i not in inputs]
+            m.add(problem.size[t] + sum(problem.size[i] for i in inputs) + sum(kept_on)
                   + sum(problem.size[i] * S[t + 1, i] for i in range(t) if i not in inputs and (t + 1, i) in S)
                   <= capacity)
         self.recompute_cost = sum(problem.cost[i] * r for (t, i), r in R.items())

@@ -6,7 +6,8 @@ must cost exactly what its method claims. Targets: `CostUnderBudget` (least tota
 the peak at most the budget) and `MinimumPeak` (the smallest feasible budget). Methods:
 - cpsat (exact): the stage model of `cpsat.py`, warm-started from the best heuristic; above
   `max_pairs` (stage, value) pairs a restricted model (`restricted_window` in the JSON; never
-  "optimal"); it never answers worse than its warm start (`from_warm_start`). For a problem with
+  "optimal"); above LNS_MIN_PAIRS pairs it improves its warm start by windows (`lns.py`) instead;
+  it never answers worse than its warm start (`from_warm_start`). For a problem with
   `free_order`, the fixed-order model's answer then hints the free-order model of `free_order.py`
   (`order` in the JSON: which order was searched);
 - milp (exact): Checkmate's MILP (`milp.py`), the reference;
@@ -24,7 +25,9 @@ from dataclasses import replace
 from typing import Any
 
 from monet_opt.errors import InfeasibleError, InputError
-from monet_opt.solvers.common import Deadline, OutOfTime, SolverOptions, SolveStats, SolveStatus, heuristic_stats
+from monet_opt.solvers.common import (
+    Deadline, Incumbent, OutOfTime, SolverOptions, SolveStats, SolveStatus, heuristic_stats,
+)
 from monet_opt.solvers.contract import (
     Claim, CostUnderBudget, Family, FeasibleBudget, Measurement, Method, MethodKind, MinimumPeak, Proposal, Result,
     Verdict, budget_infeasible_error, objective_disagreement, registry, solve,
@@ -33,9 +36,10 @@ from monet_opt.solvers.genetic import GAConfig
 from monet_opt.solvers.remat.baselines import (
     evict_on_demand, greedy, peak_descent, recompute_all_but_inputs, sqrt_n, store_all,
 )
-from monet_opt.solvers.remat.cpsat import MAX_MODEL_PAIRS, min_peak_cpsat, solve_cpsat
+from monet_opt.solvers.remat.cpsat import MAX_MODEL_PAIRS, band_pairs, min_peak_cpsat, solve_cpsat
 from monet_opt.solvers.remat.free_order import FREE_ORDER_MAX_NODES, solve_free_order
 from monet_opt.solvers.remat.ga import run_ga
+from monet_opt.solvers.remat.lns import improve
 from monet_opt.solvers.remat.milp import solve_milp
 from monet_opt.solvers.remat.problem import RematProblem, evaluate_schedule, store_all_peak
 from monet_opt.solvers.remat.stages import sequence_to_stages, stages_to_sequence
@@ -47,6 +51,13 @@ Schedule = tuple[int, ...]
 SPACE = "frontier-advancing schedules (first executions in the graph's reference order)"
 FREE_SPACE = ("schedules with first executions in any topological order (between two first executions, "
               "each recomputed value runs once, in the reference order)")
+PEAK_DESCENT_MAX_NODES = 250
+"""Largest graph on which the warm start always tries the peak descent (seconds there; minutes on
+the 1000-node DAG, where it runs only when no faster heuristic fits)."""
+LNS_MIN_PAIRS = 50_000
+"""Above this many (stage, value) pairs the exact model finds nothing better than its warm start
+within minutes (ResNet-50's training graph, 62k pairs: nothing in 60 s; the 500-node layered DAG,
+102k: its first schedule after 130 s), so cpsat improves the warm start by windows (`lns.py`)."""
 FIXED_ORDER_SHARE = 0.3
 """With the order free: the fixed-order model's share of the time left after the warm start (its
 optimum is the free-order model's hint)."""
@@ -85,6 +96,15 @@ def _cheapest_within(problem: RematProblem, budget: int, candidates: list[list[i
     return min(fitting, key=lambda pair: pair[0])[1] if fitting else None
 
 
+def _fitting_stage_form(problem: RematProblem, budget: int, schedule: Sequence[int] | None) -> list[int] | None:
+    """The schedule in the stage form when that still fits the budget (where the search by windows
+    can start from it), else None."""
+    if schedule is None:
+        return None
+    form = in_stage_form(problem, schedule)
+    return form if evaluate_schedule(problem, form).peak <= budget else None
+
+
 def in_stage_form(problem: RematProblem, schedule: Sequence[int]) -> list[int]:
     """The schedule with each stage's recomputations in index order, the form the CP-SAT model
     writes (`stages.py`); its peak may differ from the original's."""
@@ -93,23 +113,33 @@ def in_stage_form(problem: RematProblem, schedule: Sequence[int]) -> list[int]:
 
 
 def warm_start(problem: RematProblem, budget: int, seed: int, deadline: Deadline) -> list[int] | None:
-    """CP-SAT's hint: the cheapest of the cheap heuristics (store-all, sqrt(n), Chen's greedy sweep)
-    within the budget; else the cheaper of evict-on-demand and the peak descent, each in CP-SAT's
-    stage form when that still fits (the model accepts it as it is); else a short GA. Every part
-    stops at the deadline (measured on the 1000-node DAG: the greedy sweep 12 s, evict-on-demand
-    1 s); None when nothing fits."""
-    hint = best_heuristic(problem, budget, deadline)
-    if hint is None:
-        fitting = []  # (cost, 0 for the stage form else 1, schedule)
-        for schedule in (evict_on_demand(problem, budget, deadline), peak_descent(problem, budget, deadline=deadline)):
-            if schedule is not None:
-                for rank, form in enumerate((in_stage_form(problem, schedule), schedule)):
-                    replay = evaluate_schedule(problem, form)
-                    if replay.peak <= budget:
-                        fitting.append((replay.cost, rank, form))
-        hint = min(fitting, key=lambda entry: entry[:2], default=(None, None, None))[2]
-    if hint is None:
-        hint, _, _ = run_ga(problem, budget, GAConfig(population=40, generations=20, seed=seed), deadline)
+    """CP-SAT's hint: the cheapest within the budget of evict-on-demand, store-all, sqrt(n), Chen's
+    greedy sweep and, on graphs of at most PEAK_DESCENT_MAX_NODES nodes or when none of those fits,
+    the peak descent (fastest first: evict-on-demand takes 0.2 s on ResNet-50's training graph and
+    3 s on the 1000-node DAG, the greedy sweep 12 s there, the peak descent 2-4 s at 250 nodes and
+    10-350 s above), each in CP-SAT's stage form when that still fits (the model accepts it as it
+    is); else a short GA. Every part stops at the deadline; None when nothing fits."""
+    makers = (lambda: evict_on_demand(problem, budget, deadline), lambda: store_all(problem),
+              lambda: sqrt_n(problem, deadline), lambda: greedy(problem, budget, deadline=deadline),
+              lambda: None if fitting and problem.n > PEAK_DESCENT_MAX_NODES
+              else peak_descent(problem, budget, deadline=deadline))
+    fitting: list[tuple[int, int, list[int]]] = []  # (cost, 0 for the stage form else 1, schedule)
+    for make in makers:
+        if deadline.expired():
+            break
+        try:
+            schedule = make()
+        except OutOfTime:
+            break
+        if schedule is None:
+            continue
+        for rank, form in enumerate((in_stage_form(problem, schedule), list(schedule))):
+            replay = evaluate_schedule(problem, form)
+            if replay.peak <= budget:
+                fitting.append((replay.cost, rank, form))
+    if fitting:
+        return min(fitting, key=lambda entry: entry[:2])[2]
+    hint, _, _ = run_ga(problem, budget, GAConfig(population=40, generations=20, seed=seed), deadline)
     return hint
 
 
@@ -149,6 +179,16 @@ def _cpsat(max_pairs: int):
                 hint, warm_cost = fixed_schedule, evaluate_schedule(problem, fixed_schedule).cost
             schedule, stats = solve_free_order(problem, target.budget, options, deadline, hint)
             window = None
+        elif band_pairs(problem) > LNS_MIN_PAIRS and (start := _fitting_stage_form(problem, target.budget, hint)):
+            schedule, history = improve(problem, target.budget, start, options, deadline)
+            trivial = float(sum(problem.cost))  # every node runs once: a bound valid for every schedule
+            incumbents = tuple(Incumbent(t, float(c), trivial) for t, c in history)
+            cost = evaluate_schedule(problem, schedule).cost
+            stats = SolveStats(SolveStatus.FEASIBLE, cost, trivial, deadline.elapsed_s(),
+                               incumbents[0].time_s if incumbents else None,
+                               incumbents[-1].time_s if incumbents else None, incumbents)
+            window = None
+            order["lns_improvements"] = len(history)
         else:
             schedule, stats, window = solve_cpsat(problem, target.budget, options, deadline, hint, max_pairs)
         from_warm_start = warm_cost is not None and stats.status is not SolveStatus.OPTIMAL and (

@@ -20,6 +20,7 @@ from ortools.sat.python import cp_model
 from monet_opt.solvers.common import Deadline, OutOfTime, SolverOptions, SolveStats, SolveStatus
 from monet_opt.solvers.cpsat_runner import run_cpsat
 from monet_opt.solvers.remat.problem import RematProblem
+from monet_opt.solvers.remat.stages import kept_into_stages
 
 FREE_ORDER_MAX_NODES = 60
 """Largest graph on which `monet checkpoint graph` searches the free order by default: measured in
@@ -199,17 +200,7 @@ def free_stages(problem: RematProblem, sequence: Sequence[int]
             stage = recompute[stage_of_pos[pos]]
             stage.setdefault(v, len(stage))
         first.add(v)
-    latest: dict[int, int] = {}
-    last_use: dict[int, int] = {}
-    for pos, v in enumerate(sequence):
-        for p in problem.preds[v]:
-            last_use[latest[p]] = pos
-        latest[v] = pos
-    kept: list[set[int]] = [set() for _ in range(n)]
-    for pos, end in last_use.items():
-        for t in range(stage_of_pos[pos] + 1, stage_of_pos[end] + 1):
-            kept[t].add(sequence[pos])
-    return recompute, kept, order
+    return recompute, kept_into_stages(problem, sequence, stage_of_pos), order
 
 
 def _out_of_time(deadline: Deadline) -> SolveStats:

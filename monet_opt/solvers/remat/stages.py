@@ -29,15 +29,20 @@ def sequence_to_stages(problem: RematProblem, sequence: Sequence[int]) -> tuple[
         else:
             stage_of_pos.append(stage + 1)  # a recomputation belongs to the stage of the next first execution
             recompute[stage + 1].add(v)
-    kept: list[set[int]] = [set() for _ in range(n)]
+    return recompute, kept_into_stages(problem, sequence, stage_of_pos)
+
+
+def kept_into_stages(problem: RematProblem, sequence: Sequence[int], stage_of_pos: Sequence[int]) -> list[set[int]]:
+    """S[t] of a sequence whose position p belongs to stage stage_of_pos[p]: the values whose copy
+    is read in a later stage than the one that computed it are kept into every stage in between."""
     latest: dict[int, int] = {}
     last_use: dict[int, int] = {}
     for pos, v in enumerate(sequence):
         for p in problem.preds[v]:
             last_use[latest[p]] = pos
         latest[v] = pos
+    kept: list[set[int]] = [set() for _ in range(problem.n)]
     for pos, end in last_use.items():
-        v = sequence[pos]
         for t in range(stage_of_pos[pos] + 1, stage_of_pos[end] + 1):
-            kept[t].add(v)
-    return recompute, kept
+            kept[t].add(sequence[pos])
+    return kept

@@ -1,0 +1,93 @@
+"""Large-neighbourhood search over fixed-order schedules (formulations/checkpointing.md, section 2,
+large instances): improve a schedule window by window with the exact stage model inside.
+
+A window is a run of consecutive stages. Its model (`cpsat.Window`) has the stage model's variables
+for those stages only; the stages before and after stay as they are: the window may keep into its
+first stage only what the schedule keeps there (and the node just before), and must keep into the
+stage after it exactly what the schedule keeps there. Any answer of the window model therefore
+splices into the schedule without changing the memory of the other stages, and the spliced
+schedule is replayed by the evaluator before it is kept (peak within the budget, cost lower).
+
+Windows of `window_stages` stages, half-overlapping, are visited in decreasing order of the
+recomputation cost they hold; a pass that improves nothing doubles the window (up to the whole
+graph); the search stops at the deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from monet_opt.solvers.common import Deadline, OutOfTime, SolverOptions, SolveStatus
+from monet_opt.solvers.contract import CostUnderBudget
+from monet_opt.solvers.cpsat_runner import run_cpsat
+from monet_opt.solvers.remat.cpsat import Window, _Model
+from monet_opt.solvers.remat.problem import RematProblem, evaluate_schedule
+from monet_opt.solvers.remat.stages import sequence_to_stages, stages_to_sequence
+
+WINDOW_STAGES = 40
+WINDOW_TIME_S = 3.0  # most seconds of CP-SAT per window
+
+
+def improve(problem: RematProblem, budget: int, schedule: Sequence[int], options: SolverOptions,
+            deadline: Deadline, window_stages: int = WINDOW_STAGES) -> tuple[list[int], list[tuple[float, int]]]:
+    """A schedule at most as costly as `schedule` (a fixed-order schedule in the stage form of
+    `stages.py`, within `budget`), and each improvement as (seconds since the deadline's start,
+    the cost reached)."""
+    n = problem.n
+    recompute, kept = sequence_to_stages(problem, schedule)
+    cost = evaluate_schedule(problem, schedule).cost
+    history: list[tuple[float, int]] = []
+    size = max(2, min(window_stages, n - 1))
+    while not deadline.expired():
+        step = max(1, size // 2)
+        firsts = list(range(1, max(2, n - size + 1), step))
+        if firsts[-1] + size < n:
+            firsts.append(n - size)
+        firsts.sort(key=lambda a: -sum(problem.cost[i] for t in range(a, min(n, a + size)) for i in recompute[t]))
+        gained = False
+        for first in firsts:
+            if deadline.expired():
+                break
+            stop = min(n, first + size)
+            answer = _solve_window(problem, budget, recompute, kept, first, stop, options, deadline)
+            if answer is None:
+                continue
+            candidate = [set(r) for r in recompute]
+            candidate[first:stop] = answer
+            sequence = stages_to_sequence(candidate)
+            replay = evaluate_schedule(problem, sequence)
+            if replay.valid and replay.peak <= budget and replay.cost < cost:
+                recompute, kept = sequence_to_stages(problem, sequence)
+                cost, gained = replay.cost, True
+                history.append((deadline.elapsed_s(), cost))
+        if not gained:
+            if size >= n - 1:
+                break
+            size = min(n - 1, 2 * size)
+    return stages_to_sequence(recompute), history
+
+
+def _solve_window(problem: RematProblem, budget: int, recompute: Sequence[set[int]], kept: Sequence[set[int]],
+                  first: int, stop: int, options: SolverOptions, deadline: Deadline) -> list[set[int]] | None:
+    """The cheapest recomputations of stages first..stop-1 with the rest of the schedule fixed,
+    or None when CP-SAT finds nothing better in its time."""
+    window = Window(first, stop, frozenset(kept[first]) | {first - 1},
+                    frozenset(kept[stop]) if stop < problem.n else frozenset())
+    current = sum(problem.cost[i] for t in range(first, stop) for i in recompute[t])
+    if current == 0:
+        return None
+    share = Deadline.start(min(WINDOW_TIME_S, deadline.remaining_s()))
+    try:
+        model = _Model(problem, CostUnderBudget(budget), None, share, window)
+    except OutOfTime:
+        return None
+    for (t, i), var in model.R.items():
+        model.model.add_hint(var, i in recompute[t])
+    for (t, i), var in model.S.items():
+        model.model.add_hint(var, i in kept[t])
+    model.model.add(model.recompute_cost <= current - 1)
+    solver, stats = run_cpsat(model.model, replace(options, progress=False), share)
+    if stats.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
+        return None
+    return [{i for i in range(t) if (t, i) in model.R and solver.value(model.R[t, i])} for t in range(first, stop)]
