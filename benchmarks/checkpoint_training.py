@@ -20,19 +20,17 @@ Two tables per workload:
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
 
-from common import emit, header
+from common import checkpoint_training_arguments, emit, header
 from monet_opt.errors import InfeasibleError
-from monet_opt.hardware import load_accelerator
 from monet_opt.solvers.budget import Budget
 from monet_opt.solvers.checkpoint.family import CheckpointProblem, smallest_feasible_budget, solve_checkpoint
 from monet_opt.solvers.checkpoint.heuristics import fits, greedy_plan, rule_decisions, run_checkpoint_ga
 from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace, checkmate_abstraction
-from monet_opt.solvers.common import Deadline, SolverOptions
+from monet_opt.solvers.common import Deadline
 from monet_opt.solvers.genetic import GAConfig
 from monet_opt.solvers.remat.family import solve_remat
 from monet_opt.solvers.remat.problem import store_all_peak
@@ -45,17 +43,8 @@ def pct(value: float | None, base: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workloads", nargs="+", default=["resnet18", "gpt2-mini"])
-    parser.add_argument("--hardware", default="edge-tpu-quad")
-    parser.add_argument("--budgets", type=int, nargs="+", default=[50, 60, 70, 80, 90])
-    parser.add_argument("--time-limit", type=float, default=60.0)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out")
-    args = parser.parse_args()
-    options = SolverOptions(args.time_limit, args.workers, 0)
+    args, options, hw = checkpoint_training_arguments(__doc__.splitlines()[0])
     objective = OBJECTIVES["latency"]
-    hw = load_accelerator(args.hardware)
     lines = [header(), "", f"hardware {hw.name}; objective latency (cycles); CP-SAT and MILP time limit "
                            f"{args.time_limit:g} s, {args.workers} workers; overheads relative to store-all"]
     for workload in args.workloads:

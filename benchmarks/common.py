@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
@@ -35,3 +36,21 @@ def emit(text: str, out: str | None) -> None:
         from monet_opt.io import write_text_atomic
 
         write_text_atomic(out, text + "\n")
+
+
+def checkpoint_training_arguments(description: str):
+    """The options of the checkpointing benchmarks on training graphs (workloads, hardware, budgets in
+    percent of the store-all dynamic peak, time limit per solve, workers, output file), the solver
+    options they give and the accelerator: (args, options, hw)."""
+    from monet_opt.hardware import load_accelerator
+    from monet_opt.solvers.common import SolverOptions
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--workloads", nargs="+", default=["resnet18", "gpt2-mini"])
+    parser.add_argument("--hardware", default="edge-tpu-quad")
+    parser.add_argument("--budgets", type=int, nargs="+", default=[50, 60, 70, 80, 90])
+    parser.add_argument("--time-limit", type=float, default=60.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    return args, SolverOptions(args.time_limit, args.workers, 0), load_accelerator(args.hardware)

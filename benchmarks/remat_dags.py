@@ -8,6 +8,7 @@ graphs: layers of `width` nodes, each node reading 1-3 nodes of the previous two
 
     python benchmarks/remat_dags.py [--sizes 100 250 500 1000] [--time-limit 60] [--workers 2]
                                     [--skip-ga] [--out benchmarks/results/remat_dags_60s.txt]
+    python benchmarks/remat_dags.py --graphs ../shared/remat-graphs [--names resnet50 fcn8] ...
 
 `--graphs DIR` solves every node-link JSON graph in DIR instead (e.g. ../shared/remat-graphs: the
 public random layered DAGs and Checkmate's ResNet-50 and FCN-8 training graphs), at budgets
@@ -55,6 +56,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 250, 500, 1000])
     parser.add_argument("--graphs", metavar="DIR", help="solve the node-link JSON graphs in DIR instead")
+    parser.add_argument("--names", nargs="+", metavar="NAME", help="with --graphs: only these graphs (file names "
+                                                                   "without .json)")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.8, 0.9])
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--checkpoint", type=float, default=60.0,
@@ -68,13 +71,17 @@ def main() -> None:
                           f"first executions; '{mark}': best incumbent and its gap by then (gap against the bound "
                           "recorded with that incumbent; the warm start counts from the start); warm: the warm "
                           "start's cost; status '/warm': CP-SAT found nothing better and the warm start is the "
-                          "answer; window: CP-SAT's model is restricted to this window (band above 120,000 pairs; "
-                          "its bound is then the sum of the costs), '-': exact model",
+                          "answer; window: CP-SAT's model is restricted to this window (no warm start in the stage form "
+                          "and band above 120,000 pairs; its bound is then the sum of the costs), '-': exact model "
+                          "(above 50,000 pairs with a warm start: the search by windows, bound the sum of the costs); "
+                          "wall: the whole solve; 'no schedule': none found in time, with the smallest peak the "
+                          "feasibility phase reached (percent of store-all)",
             f"{'nodes':>6}{'budget':>8}{'band':>9}{'window':>7}{'status':>14}{'warm':>7}{'cpsat':>9}{'bound':>9}{'gap':>8}{'first [s]':>10}"
             f"{'best [s]':>10}{'cost' + mark:>11}{'gap' + mark:>10}{'greedy':>9}{'ga':>9}{'ga [s]':>8}"
-            + (f"{'wall [s]':>9}{'over sum':>10}  graph" if args.graphs else "")]
+            + f"{'wall [s]':>9}" + (f"{'over sum':>10}  graph" if args.graphs else "")]
     if args.graphs:
-        problems = [load_problem(path) for path in sorted(Path(args.graphs).glob("*.json"))]
+        problems = [load_problem(path) for path in sorted(Path(args.graphs).glob("*.json"))
+                    if not args.names or path.stem in args.names]
     else:
         problems = [layered_dag(n, seed=n) for n in args.sizes]
     for problem in problems:
@@ -112,7 +119,10 @@ def main() -> None:
                 f"{'-' if early_cost is None else f'{early_cost:.0f}':>11}"
                 f"{'-' if early_gap is None else f'{100 * early_gap:.2f}%':>10}"
                 f"{str(greedy_cost):>9}{'-' if args.skip_ga else str(ga_cost):>9}{ga_seconds if not args.skip_ga else 0:>8.1f}"
-                + (f"{wall_s:>9.1f}{over_sum:>10}  {problem.name}" if args.graphs else "")
+                + f"{wall_s:>9.1f}" + (f"{over_sum:>10}  {problem.name}" if args.graphs else "")
+                + ("" if result.payload is not None or data.get("smallest_budget_found") is None else
+                   f"  no schedule; smallest peak found {data['smallest_budget_found']:.10g} "
+                   f"({100 * data['smallest_budget_found'] * problem.size_scale / peak:.1f}%)")
             )
             if args.out:  # keep partial results of long runs
                 write_text_atomic(args.out, "\n".join(rows) + "\n")

@@ -57,6 +57,9 @@ def main() -> None:
         for method in ("cpsat", "ga", "greedy", "sqrt", "store-all", "recompute-all"):
             runs.append(("resnet18 checkpoint 50%", method, ["checkpoint", "training", "--workload", "resnet18",
                                                              "--hardware", "edge-tpu-quad", "--budget", "50%"]))
+        runs.append(("resnet18 ckpt bwd 50% free", "cpsat", ["checkpoint", "training", "--workload", "resnet18",
+                                                             "--updates", "backward", "--hardware", "edge-tpu-quad",
+                                                             "--budget", "50%", "--order", "free"]))
         for method in ("cpsat", "ga", "greedy"):
             runs.append(("resnet18 allocate edge-hetero", method, ["allocate", "--workload", "resnet18",
                                                                   "--hardware", "edge-hetero"]))

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import version as package_version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monet_opt.cost import CostTable
 from monet_opt.errors import InputError, MonetError
@@ -32,6 +33,9 @@ from monet_opt.training import (
 from monet_opt.training.summary import format_summary, workload_summary
 from monet_opt.workload import BUILTIN_MODELS, Graph, load_forward_graph
 from monet_opt.workload.serialize import graph_to_dict
+
+if TYPE_CHECKING:
+    from monet_opt.solvers.checkpoint.space import CheckpointSpace
 
 # The solver families (OR-Tools, DEAP, PuLP) and the plots (matplotlib) are imported by the
 # commands that use them, so that `monet --help` and the other commands start quickly.
@@ -297,6 +301,10 @@ def _report(result: Result, args: argparse.Namespace, answer_file: str, workload
         print(f"monet: {result.method} found no answer that satisfies the constraints "
               f"({result.stats.solve_time_s:.2f} s of the {args.time_limit:g} s limit; not proven infeasible)",
               file=sys.stderr)
+        if data.get("smallest_budget_found") is not None:
+            where = f" (order {data['smallest_budget_order']})" if data.get("smallest_budget_order") else ""
+            print(f"monet: the smallest budget of any schedule found is {data['smallest_budget_found']:,.10g}{where}",
+                  file=sys.stderr)
     elif result.exit_code is ExitCode.VIOLATES:
         print(f"monet: the {result.method} answer violates a constraint: {result.measurement.violations[0]}",
               file=sys.stderr)
@@ -359,7 +367,7 @@ def _cmd_checkpoint_training(args: argparse.Namespace) -> int:
     limits = _local_budgets(args.local_budget, hw)
     training = workload_graphs(args)[1]
     space = CheckpointSpace(training, hw, local_budget_bytes=limits)
-    problem = CheckpointProblem(space, OBJECTIVES[args.objective])
+    problem = CheckpointProblem(space, OBJECTIVES[args.objective], free_order=args.order == "free")
     ga = GAConfig(population=args.population, generations=args.generations, seed=args.seed)
     if args.sweep:
         rows = training_budget_sweep(problem, args.sweep, options, ga, deadline,
@@ -371,9 +379,24 @@ def _cmd_checkpoint_training(args: argparse.Namespace) -> int:
                         budget_label="activation budget: dynamic DRAM peak [bytes]")
         _print_sweep(rows, args.json)
         return 0
-    target = CostUnderBudget(budget.resolve(space.store_all.dynamic_dram_peak_bytes))
+    target = CostUnderBudget(_dynamic_budget(budget, args.budget_scope, space))
     result = solve(checkpoint_family(ga), problem, target, args.method, options, deadline)
     return _report(result, args, "checkpoint.json", workload=args.workload)
+
+
+def _dynamic_budget(budget: Budget, scope: str, space: CheckpointSpace) -> int:
+    """The dynamic DRAM budget (bytes) of --budget: itself (scope "dynamic", percentages of the
+    store-all dynamic peak), or (scope "dram") the whole DRAM budget, percentages of the store-all
+    DRAM peak, less the static DRAM bytes, which every plan of the space holds all step long."""
+    store_all = space.store_all
+    if scope == "dynamic":
+        return budget.resolve(store_all.dynamic_dram_peak_bytes)
+    static = store_all.simulation.static_dram_bytes
+    whole = budget.resolve(static + store_all.dynamic_dram_peak_bytes)
+    if whole <= static:
+        raise InputError(f"--budget-scope dram: a DRAM budget of {whole} bytes does not even hold the {static} "
+                         "static bytes (weights, optimizer states, gradients updated at the end)")
+    return whole - static
 
 
 def _cmd_allocate(args: argparse.Namespace) -> int:
@@ -592,6 +615,14 @@ def _populate_checkpoint_training(training: argparse.ArgumentParser) -> None:
                                    "of the store-all peak")
     training.add_argument("--objective", choices=list(OBJECTIVES), default="latency",
                           help="what the plan minimises (default latency)")
+    training.add_argument("--budget-scope", choices=["dynamic", "dram"], default="dynamic",
+                          help="what --budget bounds: the dynamic DRAM peak (default) or the whole DRAM peak, static "
+                               "weights, optimizer states and gradients included (a percentage is then of the "
+                               "store-all DRAM peak)")
+    training.add_argument("--order", choices=["fixed", "free"], default="fixed",
+                          help="ops run in the training graph's reference order (default), or cpsat chooses the order "
+                               "too: every valid order when there are at most 24, else the reference order and two "
+                               "list schedules, each solved exactly")
     training.add_argument("--local-budget", action="append", metavar="MEMORY=B|P%",
                           help="bound a local memory below its capacity (bytes or %% of it; repeatable)")
     add_solving_arguments(training, CHECKPOINT, (100, 50), "checkpoint.json and the plan's result.json, gantt.png, "

@@ -22,7 +22,9 @@ which decisions to optimise and how (`monet solve`).
       fusion: {method: cpsat|ga|rule|none, objective: latency|energy|dram|edp, max_stack: int,
                time_limit: s}
       checkpointing: {method: cpsat|ga|greedy|store-all|recompute-all|sqrt, objective: latency|energy,
-                      time_limit: s}
+                      order: fixed|free, time_limit: s}
+                                       order: as `monet checkpoint training --order` (default fixed;
+                                       free only without optimise.fusion)
       allocation: {method: cpsat|ga|greedy, time_limit: s}
     combine: sequential | joint        (optional; default sequential)
     time_limit: s                      (optional; default 60) wall clock of the whole solve
@@ -80,7 +82,8 @@ SCHEMA = {
                                    "local": {"type": "object", "additionalProperties": _AMOUNT}}},
         "optimise": {"type": "object", "additionalProperties": False, "minProperties": 1,
                      "properties": {"fusion": _decision("fusion", {"max_stack": _POSITIVE_INT}),
-                                    "checkpointing": _decision("checkpointing", {}),
+                                    "checkpointing": _decision("checkpointing",
+                                                               {"order": {"enum": ["fixed", "free"]}}),
                                     "allocation": _decision("allocation", {})}},
         "combine": {"enum": ["sequential", "joint"]},
         "time_limit": _POSITIVE_NUMBER,
@@ -97,6 +100,7 @@ class Decision:
     objective: str
     time_limit_s: float | None = None
     max_stack: int = 6  # fusion only
+    order: str = "fixed"  # checkpointing only: the ops in the reference order, or the order a decision too
 
 
 @dataclass(frozen=True)
@@ -167,7 +171,11 @@ def load_instance(path: str | Path) -> Instance:
     for name, settings in optimise.items():
         settings = settings or {}
         decisions[name] = Decision(settings.get("method", "cpsat"), settings.get("objective", "latency"),
-                                   settings.get("time_limit"), settings.get("max_stack", 6))
+                                   settings.get("time_limit"), settings.get("max_stack", 6),
+                                   settings.get("order", "fixed"))
+    if "checkpointing" in decisions and decisions["checkpointing"].order == "free" and "fusion" in decisions:
+        raise InputError(f"{source}: optimise.checkpointing.order: free is built for unfused plans only "
+                         "(drop optimise.fusion or use order: fixed)")
     if "checkpointing" in decisions and "fusion" in decisions \
             and decisions["checkpointing"].objective != decisions["fusion"].objective:
         raise InputError(f"{source}: optimise.checkpointing.objective: {decisions['checkpointing'].objective!r} "

@@ -190,8 +190,8 @@ def _checkpointing(instance: Instance, graph: Graph, hw: Accelerator, limits: di
     stacks = None if partition is None else [(c.ops, c.cores) for c in partition]
     space = CheckpointSpace(graph, hw, local_budget_bytes=limits, stacks=stacks)
     budget = _activation_budget(instance, graph, hw, limits)
-    return solve(CHECKPOINT, CheckpointProblem(space, OBJECTIVES[decision.objective]), CostUnderBudget(budget),
-                 decision.method, options, deadline)
+    problem = CheckpointProblem(space, OBJECTIVES[decision.objective], free_order=decision.order == "free")
+    return solve(CHECKPOINT, problem, CostUnderBudget(budget), decision.method, options, deadline)
 
 
 def _activation_budget(instance: Instance, graph: Graph, hw: Accelerator, limits: dict[str, int]) -> int:

@@ -407,3 +407,38 @@ def test_the_search_by_windows_reaches_the_optimum_with_one_window_and_never_wor
         assert [c for _, c in history] == sorted({c for _, c in history}, reverse=True)  # strictly improving
         checked += 1
     assert checked >= 10
+
+
+def test_feasibility_first_at_the_smallest_feasible_budget():
+    """layered_dag(30, seed=1): CP-SAT proves the smallest peak 373 (store-all 511); no warm-start
+    heuristic fits there, the feasibility phase (evict-on-demand bisection, then the minimum-peak
+    model hinted with it) reaches it, and cpsat answers from it."""
+    from monet_opt.generate import layered_dag
+    from monet_opt.solvers.common import Deadline
+    from monet_opt.solvers.remat.cpsat import min_peak_cpsat
+    from monet_opt.solvers.remat.family import least_peak_schedule, warm_start
+
+    problem = layered_dag(30, seed=1)
+    schedule, stats = min_peak_cpsat(problem, FAST, Deadline.start(30))
+    assert stats.status is SolveStatus.OPTIMAL and evaluate_schedule(problem, schedule).peak == 373
+    assert store_all_peak(problem) == 511
+    assert warm_start(problem, 373, 0, Deadline.start(30)) is None
+    assert evaluate_schedule(problem, least_peak_schedule(problem, 373, FAST, Deadline.start(30))).peak == 373
+    assert solve_remat(problem, 373, "cpsat", FAST).to_dict().get("feasibility_phase") is None  # CP-SAT found one
+
+
+def test_cpsat_answers_from_the_feasibility_phase_when_its_model_finds_nothing(monkeypatch):
+    """The cost model finding nothing in its share (a time-out, simulated): the feasibility phase's
+    schedule is the answer, flagged, without a bound."""
+    from monet_opt.generate import layered_dag
+    from monet_opt.solvers.common import SolveStats
+    from monet_opt.solvers.remat import family
+
+    def nothing(problem, budget, options, deadline, *rest):
+        return None, SolveStats(SolveStatus.UNKNOWN, None, None, deadline.elapsed_s(), None, None, ()), None
+
+    monkeypatch.setattr(family, "solve_cpsat", nothing)
+    result = solve_remat(layered_dag(30, seed=1), 373, "cpsat", FAST)
+    data = result.to_dict()
+    assert result.validated and result.measurement.peak <= 373 and result.stats.status is SolveStatus.HEURISTIC
+    assert data["feasibility_phase"] and data["smallest_budget_found"] == 373 and data["from_warm_start"]

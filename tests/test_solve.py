@@ -59,6 +59,9 @@ def write(directory, data, name="instance.yaml"):
     ({"precision": "int8", "partial_sum": "fp32", "mode": "inference", "budgets": None,
       "optimise": {"fusion": {}}}, "partial-sum type 'fp32' does not suit int8 operands"),
     ({"precision": "int4"}, "precision: 'int4' is not one of"),
+    ({"optimise": {"fusion": {}, "checkpointing": {"order": "free"}}},
+     "optimise.checkpointing.order: free is built for unfused plans only"),
+    ({"optimise": {"checkpointing": {"order": "any"}}}, "optimise.checkpointing.order: 'any' is not one of"),
 ])
 def test_bad_instances_name_the_key(files, changes, message):
     path = write(files, instance(**changes))
@@ -96,6 +99,21 @@ def test_sequential_and_joint_on_a_small_cnn(files):
     # the partition that is fastest before checkpointing is not the one that is fastest after it
     assert joint.answer.objective < sequential.answer.objective
     assert joint.answer.status.value == "optimal" and "every partition" in joint.answer.space
+
+
+def test_checkpointing_with_the_order_free(files):
+    """The order as a decision from an instance: never worse than the reference order's optimum,
+    every order tried listed, the plan simulated in the order chosen."""
+    answers = {}
+    for order in ("fixed", "free"):
+        data = instance(optimise={"checkpointing": {"order": order}}, budgets={"activations": "72%"})
+        answers[order] = solve_instance(load_instance(write(files, data)), progress=False)
+    fixed, free = answers["fixed"], answers["free"]
+    assert fixed.answer.details["order"] == "fixed" and free.answer.details["order"] == "free"
+    assert free.answer.validated and free.answer.measurement.peak <= free.answer.target.budget
+    assert free.answer.objective <= fixed.answer.objective
+    assert free.answer.details["orders"][0] == {"order": "reference", "status": fixed.answer.status.value,
+                                                "objective": fixed.answer.objective}
 
 
 def test_solve_command_writes_the_report(files, capsys):

@@ -4,6 +4,7 @@ parameter passthrough, the search log, model export, and the incumbent curve."""
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 from ortools.sat.python import cp_model
@@ -65,12 +66,13 @@ def configure(solver: cp_model.CpSolver, options: SolverOptions, search_time_s: 
 
 def run_cpsat(model: cp_model.CpModel, options: SolverOptions, deadline: Deadline,
               subsolvers: tuple[str, ...] = SUBSOLVERS, scale: float = 1.0,
-              offset: float = 0.0) -> tuple[cp_model.CpSolver, SolveStats]:
+              offset: float = 0.0, first_solution_by_s: float | None = None) -> tuple[cp_model.CpSolver, SolveStats]:
     """Solve `model` within the deadline (see `configure`), recording incumbents; the solver (for
     values, valid when stats.objective is not None) and the stats (objective and bound mapped by
     x * scale + offset; times since the deadline's start). CP-SAT searches for the time left minus
     its overhead outside the search (`CPSAT_SECONDS_PER_CONSTRAINT`); it is not started when that
-    leaves nothing (status unknown, no bound)."""
+    leaves nothing (status unknown, no bound). `first_solution_by_s` (since the deadline's start):
+    the search stops there unless it has found a solution, leaving the rest of the time to others."""
     if options.export_model is not None:
         path = Path(options.export_model)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,7 +84,17 @@ def run_cpsat(model: cp_model.CpModel, options: SolverOptions, deadline: Deadlin
         return solver, SolveStats(SolveStatus.UNKNOWN, None, None, deadline.elapsed_s(), None, None, ())
     configure(solver, options, search_time_s, subsolvers)
     recorder = IncumbentRecorder(deadline, options.progress, scale, offset)
-    status = solver.solve(model, recorder)
+    timer = None
+    if first_solution_by_s is not None:
+        timer = threading.Timer(max(0.0, first_solution_by_s - deadline.elapsed_s()),
+                                lambda: None if recorder.incumbents else solver.stop_search())
+        timer.daemon = True
+        timer.start()
+    try:
+        status = solver.solve(model, recorder)
+    finally:
+        if timer is not None:
+            timer.cancel()
     mapped = tuple(Incumbent(i.time_s, i.objective * scale + offset, i.bound * scale + offset)
                    for i in recorder.incumbents)
     kind = {cp_model.OPTIMAL: SolveStatus.OPTIMAL, cp_model.FEASIBLE: SolveStatus.FEASIBLE,

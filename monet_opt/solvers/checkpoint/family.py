@@ -2,6 +2,12 @@
 `space.py` and the cost weights to minimise), checkpoint decisions as payloads, and the validation
 scheduler as referee (`schedule.check` on the serial plan).
 
+With `CheckpointProblem.free_order`, cpsat also decides the order in which the ops run: it solves
+the exact model on each candidate order of `order.py` (every valid order on small graphs, else the
+reference order and two list schedules) and keeps the best; the answer is optimal over all orders
+only when every order was solved to optimality (else feasible, with the no-recomputation bound of
+`no_recompute_bound`).
+
 Targets: `CostUnderBudget` (least weighted cost with the dynamic DRAM peak, i.e. activations and
 transient gradients, at most the budget in bytes) and `MinimumPeak` (the smallest such peak). Every
 local memory stays within its budget in both. Methods:
@@ -23,8 +29,9 @@ from monet_opt.schedule.simulate import Claim as PlanClaim
 from monet_opt.schedule.simulate import check
 from monet_opt.solvers.checkpoint.cpsat import solve_checkpoint_cpsat
 from monet_opt.solvers.checkpoint.heuristics import RULES, fits, greedy_plan, rule_decisions, run_checkpoint_ga
+from monet_opt.solvers.checkpoint.order import candidate_orders
 from monet_opt.solvers.checkpoint.space import MAX_GROUP_OPS, CheckpointSpace, CostWeights, Decisions, Evaluation
-from monet_opt.solvers.common import Deadline, SolverOptions, SolveStatus, heuristic_stats
+from monet_opt.solvers.common import Deadline, Incumbent, SolverOptions, SolveStats, SolveStatus, heuristic_stats
 from monet_opt.solvers.contract import (
     Claim, CostUnderBudget, Family, FeasibleBudget, Measurement, Method, MethodKind, MinimumPeak, Proposal, Result,
     Verdict, budget_infeasible_error, registry, solve,
@@ -32,16 +39,20 @@ from monet_opt.solvers.contract import (
 from monet_opt.solvers.genetic import GAConfig
 
 CheckpointTarget = CostUnderBudget | MinimumPeak
+WARM_START_SHARE = 0.25
+"""The share of cpsat's time that the warm start's budget sweep may take (it stops there)."""
 
 
 @dataclass(frozen=True)
 class CheckpointProblem:
     """`diagnose`: whether an infeasible budget is diagnosed (a minimum-peak solve for the smallest
-    feasible budget); searches over many spaces that only need the proof turn it off."""
+    feasible budget); searches over many spaces that only need the proof turn it off. `free_order`:
+    cpsat chooses the order in which the ops run too (module docstring; unfused spaces only)."""
 
     space: CheckpointSpace
     weights: CostWeights
     diagnose: bool = True
+    free_order: bool = False
 
 
 def _budget(target: CheckpointTarget) -> int | None:
@@ -64,10 +75,12 @@ def _measured(problem: CheckpointProblem, target: CheckpointTarget, decisions: D
     return Proposal(decisions, claim, heuristic_stats(_score(problem, target, evaluation), deadline))
 
 
-def best_heuristic(space: CheckpointSpace, weights: CostWeights, budget_bytes: int | None) -> Decisions | None:
-    """The cheapest plan of the rules and the greedy sweep that fits the budget (CP-SAT's warm start)."""
+def best_heuristic(space: CheckpointSpace, weights: CostWeights, budget_bytes: int | None,
+                   deadline: Deadline | None = None) -> Decisions | None:
+    """The cheapest plan of the rules and the greedy sweep that fits the budget (CP-SAT's warm start;
+    the sweep stops at `deadline`)."""
     plans = [(d, space.evaluate(d)) for d in (rule_decisions(space, rule, weights) for rule in RULES)]
-    greedy = greedy_plan(space, weights, budget_bytes)
+    greedy = greedy_plan(space, weights, budget_bytes, deadline)
     plans += [greedy] if greedy is not None else []
     if budget_bytes is None:
         fitting = [(e.dynamic_dram_peak_bytes, d) for d, e in plans if fits(space, e, e.dynamic_dram_peak_bytes)]
@@ -76,9 +89,17 @@ def best_heuristic(space: CheckpointSpace, weights: CostWeights, budget_bytes: i
     return min(fitting, key=lambda pair: pair[0], default=(None, None))[1]
 
 
+def no_recompute_bound(space: CheckpointSpace, weights: CostWeights) -> float:
+    """A lower bound on the weighted cost of every checkpoint plan of the space, in every order:
+    each original step at its cheapest on-chip combination, and no recomputation (which only adds)."""
+    return sum(min(weights.of(p.latency_cycles, p.energy_pj) for p in prices) for prices in space.step_prices)
+
+
 def _cpsat(problem: CheckpointProblem, target: CheckpointTarget, options: SolverOptions, deadline: Deadline
            ) -> Proposal[Decisions]:
-    hint = best_heuristic(problem.space, problem.weights, _budget(target))
+    if problem.free_order:
+        return _cpsat_free_order(problem, target, options, deadline)
+    hint = best_heuristic(problem.space, problem.weights, _budget(target), deadline.share(WARM_START_SHARE))
     decisions, claimed, stats = solve_checkpoint_cpsat(problem.space, problem.weights, target, options, deadline, hint)
     if decisions is None and hint is not None and stats.status is not SolveStatus.INFEASIBLE:
         # CP-SAT found nothing in time: the warm start, with CP-SAT's bound when it has one
@@ -89,6 +110,55 @@ def _cpsat(problem: CheckpointProblem, target: CheckpointTarget, options: Solver
                         {"from_warm_start": True})
     claim = None if claimed is None else Claim(plan=PlanClaim(latency_cycles=claimed[0], energy_pj=claimed[1]))
     return Proposal(decisions, claim, stats, {"from_warm_start": False})
+
+
+def _cpsat_free_order(problem: CheckpointProblem, target: CheckpointTarget, options: SolverOptions,
+                      deadline: Deadline) -> Proposal[Decisions]:
+    """The exact model on every candidate order (`candidate_orders`), the reference order first, each
+    with an equal share of the time left; the best simulated answer wins (module docstring)."""
+    candidates = candidate_orders(problem.space.graph)
+    tried: list[dict[str, Any]] = []
+    best: tuple[float, str, Decisions, Claim | None] | None = None
+    solved_all = True  # every order proven optimal or infeasible
+    for k, (name, order) in enumerate(candidates.orders):
+        if deadline.expired():
+            solved_all = False
+            tried.append({"order": name, "status": "not solved (time limit)", "objective": None})
+            continue
+        space = problem.space.reordered(None if k == 0 else order)
+        proposal = _cpsat(replace(problem, space=space, free_order=False), target, options,
+                          deadline.share(1 / (len(candidates.orders) - k)))
+        status = proposal.stats.status
+        solved_all &= status in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE)
+        score = None
+        if proposal.payload is not None:
+            score = _score(problem, target, space.evaluate(proposal.payload))
+            if best is None or score < best[0]:
+                best = (score, name, replace(proposal.payload, op_order=None if k == 0 else order), proposal.claim)
+        tried.append({"order": name, "status": status.value, "objective": score})
+    report: dict[str, Any] = {"order": "free", "orders_exhaustive": candidates.exhaustive, "orders": tried,
+                              "order_chosen": None if best is None else best[1]}
+    elapsed_s = deadline.elapsed_s()
+    space = problem.space
+    if best is None:
+        budget = _budget(target)
+        proven = (candidates.exhaustive and solved_all) or (budget is not None and budget < space.op_peak_bound_bytes)
+        if not proven and budget is not None and not deadline.expired():
+            lowest = _cpsat_free_order(problem, MinimumPeak(), options, deadline)
+            report["smallest_budget_found"] = lowest.stats.objective
+            report["smallest_budget_order"] = lowest.report["order_chosen"]
+        stats = SolveStats(SolveStatus.INFEASIBLE if proven else SolveStatus.UNKNOWN, None, None, elapsed_s,
+                           None, None, ())
+        return Proposal(None, None, stats, report)
+    score, _, decisions, claim = best
+    if candidates.exhaustive and solved_all:
+        status, bound = SolveStatus.OPTIMAL, score
+    elif isinstance(target, CostUnderBudget):
+        status, bound = SolveStatus.FEASIBLE, min(score, no_recompute_bound(space, problem.weights))
+    else:
+        status, bound = SolveStatus.FEASIBLE, float(min(score, space.op_peak_bound_bytes))
+    stats = SolveStats(status, score, bound, elapsed_s, elapsed_s, elapsed_s, (Incumbent(elapsed_s, score, bound),))
+    return Proposal(decisions, claim, stats, report)
 
 
 def _ga(config: GAConfig | None):
@@ -102,7 +172,7 @@ def _ga(config: GAConfig | None):
 
 def _greedy(problem: CheckpointProblem, target: CheckpointTarget, options: SolverOptions, deadline: Deadline
             ) -> Proposal[Decisions]:
-    found = greedy_plan(problem.space, problem.weights, _budget(target))
+    found = greedy_plan(problem.space, problem.weights, _budget(target), deadline)
     return _measured(problem, target, *(found or (None, None)), deadline)
 
 
@@ -116,7 +186,7 @@ def _rule(rule: str):
 
 def _referee(problem: CheckpointProblem, target: CheckpointTarget, decisions: Decisions, claim: Claim | None
              ) -> Verdict:
-    space = problem.space
+    space = problem.space.reordered(decisions.op_order)
     plan_claim = claim.plan if claim is not None and claim.plan is not None else PlanClaim()
     report = check(space.graph, space.hw, space.plan(decisions), plan_claim, limits_bytes=space.limits_bytes)
     evaluation = space.evaluation_of(report.result)
@@ -163,19 +233,29 @@ def _describe(problem: CheckpointProblem, target: CheckpointTarget, decisions: D
         "local_budget_bytes": dict(space.limits_bytes),
         "store_all": {"latency_cycles": base.latency_cycles, "energy_pj": base.energy_pj,
                       "peak_memory": base.dynamic_dram_peak_bytes},
+        "static_dram_bytes": base.simulation.static_dram_bytes,
         "latency_overhead": None if measured is None else measured.latency_cycles / base.latency_cycles - 1,
         "energy_overhead": None if measured is None else measured.energy_pj / base.energy_pj - 1,
         "choices": counts if decisions is not None else None,
         "residency": None if decisions is None else residency,
         "recompute_groups": None if decisions is None else [list(g) for g in decisions.groups],
+        "order": "fixed",
+        "op_order": None if decisions is None or decisions.op_order is None else list(decisions.op_order),
     }
 
 
 def _space(problem: CheckpointProblem, proposal: Proposal[Decisions]) -> str:
     stacks = problem.space.stacks
     fused = sum(1 for ops, _ in stacks if len(ops) > 1)
-    steps = (f"the fixed fusion partition ({len(stacks)} stacks, {fused} fused), run serially" if fused else
-             "the fixed default allocation, unfused ops run serially in the reference order")
+    if proposal.report.get("order") == "free":
+        orders = proposal.report["orders"]
+        which = (f"every valid order ({len(orders)})" if proposal.report["orders_exhaustive"] else
+                 f"{len(orders)} candidate orders ({', '.join(o['order'] for o in orders)}), not every valid order")
+        steps = f"the fixed default allocation, unfused ops run serially in {which}"
+    elif fused:
+        steps = f"the fixed fusion partition ({len(stacks)} stacks, {fused} fused), run serially"
+    else:
+        steps = "the fixed default allocation, unfused ops run serially in the reference order"
     return (f"checkpoint plans of {steps}; per saved activation DRAM, on chip or recompute; fused recomputation "
             f"chains of up to {MAX_GROUP_OPS} ops")
 
@@ -184,6 +264,11 @@ def _unit(problem: CheckpointProblem, target: CheckpointTarget) -> str:
     if isinstance(target, MinimumPeak):
         return "bytes"
     return {"latency": "cycles", "energy": "pJ"}.get(problem.weights.name, "weighted cycles + pJ")
+
+
+def _below_every_op_bound(problem: CheckpointProblem, target: CheckpointTarget) -> bool:
+    """A budget below `CheckpointSpace.op_peak_bound_bytes`: no plan in any order fits it."""
+    return isinstance(target, CostUnderBudget) and target.budget < problem.space.op_peak_bound_bytes
 
 
 def checkpoint_family(ga: GAConfig | None = None) -> Family:
@@ -195,6 +280,7 @@ def checkpoint_family(ga: GAConfig | None = None) -> Family:
         Method("greedy", _greedy, MethodKind.SEARCH, "Chen's budget sweep"),
         *(Method(rule, _rule(rule), MethodKind.RULE, f"the fixed {rule} plan") for rule in RULES))
     return Family("checkpoint", methods, _referee, _space, _describe, diagnose=_diagnose, objective_unit=_unit,
+                  infeasible_on_sight=_below_every_op_bound,
                   problem_name=lambda problem: f"{problem.space.graph.name}@{problem.space.hw.name}")
 
 

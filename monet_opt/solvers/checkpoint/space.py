@@ -27,6 +27,7 @@ from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.hardware.model import DRAM, Accelerator
 from monet_opt.schedule.plan import Plan, Residency, default_plan, serial_sequence
 from monet_opt.schedule.simulate import SimulationResult, insert_recomputation, simulate
+from monet_opt.solvers.checkpoint.order import reorder
 from monet_opt.solvers.remat.problem import RematProblem
 from monet_opt.workload.ir import Graph, Phase, TensorRole
 
@@ -77,11 +78,13 @@ class Group:
 
 @dataclass(frozen=True)
 class Decisions:
-    """A checkpoint plan in the space's terms: residency of each saved activation (absent: DRAM)
-    and the fused recompute groups."""
+    """A checkpoint plan in the space's terms: residency of each saved activation (absent: DRAM),
+    the fused recompute groups, and the order in which the ops run (None: the graph's reference
+    order; else a valid order of `order.py`, whose space `CheckpointSpace.reordered` gives)."""
 
     residency: Mapping[str, Residency]
     groups: tuple[tuple[str, ...], ...] = ()
+    op_order: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,15 @@ class CheckpointSpace:
             cost = self.table.get(ops, cores)
             if not isinstance(cost, Cost):
                 raise InfeasibleError(f"checkpoint allocation: {cost.reason}")
+
+    def reordered(self, op_order: Sequence[str] | None) -> CheckpointSpace:
+        """The same space with the ops run in `op_order` (an unfused space keeps its allocation and
+        local budgets); itself for None. InputError for an order that breaks a dependency."""
+        if op_order is None:
+            return self
+        if any(len(ops) > 1 for ops, _ in self.stacks):
+            raise InputError("checkpoint: the order is a decision only for unfused plans")
+        return CheckpointSpace(reorder(self.graph, op_order), self.hw, self.core_of_op, self.limits_bytes)
 
     def _ordered_stacks(self, stacks: Sequence[tuple[tuple[str, ...], tuple[str, ...]]] | None
                         ) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]:
@@ -421,6 +433,17 @@ class CheckpointSpace:
         overflow = max([0] + [result.peak_memory_bytes[m] - b for m, b in self.local_budget_bytes.items()])
         return Evaluation(result.latency_cycles, result.energy_pj,
                           result.peak_memory_bytes[DRAM] - result.static_dram_bytes, overflow, result)
+
+    @cached_property
+    def op_peak_bound_bytes(self) -> int:
+        """A lower bound on the dynamic DRAM peak of every plan in every order: while an op runs,
+        its dynamic inputs and outputs are all in DRAM except those that may stay on chip
+        (`on_chip_eligible`) or never leave a fused stack (`internal_values`, `recomputed_inside`);
+        the largest such sum over the ops (bytes)."""
+        g = self.graph
+        elsewhere = self.on_chip_eligible | self.internal_values | self.recomputed_inside
+        return max((sum(g.tensors[t].size_bytes for t in dict.fromkeys(op.inputs + op.outputs)
+                        if not g.tensors[t].is_static and t not in elsewhere) for op in g.ops), default=0)
 
     @cached_property
     def store_all(self) -> Evaluation:

@@ -199,13 +199,14 @@ def _restricted_stats(stats: SolveStats, trivial_bound: float) -> SolveStats:
 
 
 def solve_cpsat(problem: RematProblem, budget: int, options: SolverOptions, deadline: Deadline,
-                hint: Sequence[int] | None = None,
-                max_pairs: int = MAX_MODEL_PAIRS) -> tuple[list[int] | None, SolveStats, int | None]:
+                hint: Sequence[int] | None = None, max_pairs: int = MAX_MODEL_PAIRS,
+                first_solution_by_s: float | None = None) -> tuple[list[int] | None, SolveStats, int | None]:
     """Minimum total compute cost under `budget`: (schedule or None, stats, window). The objective
     and bound include the n first executions; no schedule when the deadline passes while the model
     is built. When the exact model would exceed `max_pairs`, the
     model is restricted to the largest window that fits (returned; None means exact) plus the
-    hint's own stages, so the hint stays feasible, and the bound is the trivial sum of costs."""
+    hint's own stages, so the hint stays feasible, and the bound is the trivial sum of costs.
+    `first_solution_by_s`: give up there without a schedule (`run_cpsat`)."""
     window = restriction_window(problem, max_pairs)
     try:
         model = _Model(problem, CostUnderBudget(budget),
@@ -214,7 +215,8 @@ def solve_cpsat(problem: RematProblem, budget: int, options: SolverOptions, dead
         return None, _out_of_time(deadline), window
     if hint is not None:
         model.hint(hint)
-    solver, stats = run_cpsat(model.model, options, deadline, offset=sum(problem.cost))
+    solver, stats = run_cpsat(model.model, options, deadline, offset=sum(problem.cost),
+                              first_solution_by_s=first_solution_by_s)
     schedule = model.schedule(solver) if stats.objective is not None else None
     if window is not None:
         stats = _restricted_stats(stats, float(sum(problem.cost)))
@@ -222,16 +224,22 @@ def solve_cpsat(problem: RematProblem, budget: int, options: SolverOptions, dead
 
 
 def min_peak_cpsat(problem: RematProblem, options: SolverOptions, deadline: Deadline,
-                   max_pairs: int = MAX_MODEL_PAIRS) -> tuple[list[int] | None, SolveStats]:
+                   max_pairs: int = MAX_MODEL_PAIRS, hint: Sequence[int] | None = None,
+                   good_enough: int | None = None) -> tuple[list[int] | None, SolveStats]:
     """The smallest peak memory of any schedule (recomputation unlimited): the smallest feasible
     budget. Above `max_pairs` the model is restricted (see `solve_cpsat`): the peak found is
-    achievable, and the bound is the local one (a node with its inputs)."""
+    achievable, and the bound is the local one (a node with its inputs). `hint`: a schedule to start
+    from (default store-all). `good_enough`: stop at the first schedule that peaks at most this (the
+    peak variable is floored there, so the stats' bound is then no lower bound)."""
     window = restriction_window(problem, max_pairs)
     try:
-        model = _Model(problem, MinimumPeak(), None if window is None else stage_horizon(problem, window), deadline)
+        model = _Model(problem, MinimumPeak(), None if window is None else stage_horizon(problem, window, hint),
+                       deadline)
     except OutOfTime:
         return None, _out_of_time(deadline)
-    model.hint(list(range(problem.n)))
+    if good_enough is not None:
+        model.model.add(model.peak >= good_enough)
+    model.hint(list(range(problem.n)) if hint is None else hint)
     solver, stats = run_cpsat(model.model, options, deadline)
     if window is not None:
         stats = _restricted_stats(stats, float(model.peak_floor))

@@ -7,7 +7,9 @@ the peak at most the budget) and `MinimumPeak` (the smallest feasible budget). M
 - cpsat (exact): the stage model of `cpsat.py`, warm-started from the best heuristic; above
   `max_pairs` (stage, value) pairs a restricted model (`restricted_window` in the JSON; never
   "optimal"); above LNS_MIN_PAIRS pairs it improves its warm start by windows (`lns.py`) instead;
-  it never answers worse than its warm start (`from_warm_start`). For a problem with
+  it never answers worse than its warm start (`from_warm_start`); when no warm start fits and
+  CP-SAT finds no schedule either, a feasibility phase (`least_peak_schedule`) looks for one with
+  the time kept for it, or reports the smallest peak it reached. For a problem with
   `free_order`, the fixed-order model's answer then hints the free-order model of `free_order.py`
   (`order` in the JSON: which order was searched);
 - milp (exact): Checkmate's MILP (`milp.py`), the reference;
@@ -51,9 +53,6 @@ Schedule = tuple[int, ...]
 SPACE = "frontier-advancing schedules (first executions in the graph's reference order)"
 FREE_SPACE = ("schedules with first executions in any topological order (between two first executions, "
               "each recomputed value runs once, in the reference order)")
-PEAK_DESCENT_MAX_NODES = 250
-"""Largest graph on which the warm start always tries the peak descent (seconds there; minutes on
-the 1000-node DAG, where it runs only when no faster heuristic fits)."""
 LNS_MIN_PAIRS = 50_000
 """Above this many (stage, value) pairs the exact model finds nothing better than its warm start
 within minutes (ResNet-50's training graph, 62k pairs: nothing in 60 s; the 500-node layered DAG,
@@ -114,15 +113,14 @@ def in_stage_form(problem: RematProblem, schedule: Sequence[int]) -> list[int]:
 
 def warm_start(problem: RematProblem, budget: int, seed: int, deadline: Deadline) -> list[int] | None:
     """CP-SAT's hint: the cheapest within the budget of evict-on-demand, store-all, sqrt(n), Chen's
-    greedy sweep and, on graphs of at most PEAK_DESCENT_MAX_NODES nodes or when none of those fits,
-    the peak descent (fastest first: evict-on-demand takes 0.2 s on ResNet-50's training graph and
-    3 s on the 1000-node DAG, the greedy sweep 12 s there, the peak descent 2-4 s at 250 nodes and
-    10-350 s above), each in CP-SAT's stage form when that still fits (the model accepts it as it
-    is); else a short GA. Every part stops at the deadline; None when nothing fits."""
+    greedy sweep and the peak descent (fastest first: evict-on-demand takes 0.2 s on ResNet-50's
+    training graph and 3 s on the 1000-node DAG, the greedy sweep 12 s there, the peak descent 2-4 s
+    at 250 nodes and 10-350 s above, so on the largest graphs it often meets the deadline and adds
+    nothing), each in CP-SAT's stage form when that still fits (the model accepts it as it is); else
+    a short GA. Every part stops at the deadline; None when nothing fits."""
     makers = (lambda: evict_on_demand(problem, budget, deadline), lambda: store_all(problem),
               lambda: sqrt_n(problem, deadline), lambda: greedy(problem, budget, deadline=deadline),
-              lambda: None if fitting and problem.n > PEAK_DESCENT_MAX_NODES
-              else peak_descent(problem, budget, deadline=deadline))
+              lambda: peak_descent(problem, budget, deadline=deadline))
     fitting: list[tuple[int, int, list[int]]] = []  # (cost, 0 for the stage form else 1, schedule)
     for make in makers:
         if deadline.expired():
@@ -141,6 +139,44 @@ def warm_start(problem: RematProblem, budget: int, seed: int, deadline: Deadline
         return min(fitting, key=lambda entry: entry[:2])[2]
     hint, _, _ = run_ga(problem, budget, GAConfig(population=40, generations=20, seed=seed), deadline)
     return hint
+
+
+FEASIBILITY_SHARE = 0.4
+"""When no warm start fits the budget: CP-SAT gives up if it has no schedule when only this share
+of the time left after the warm start remains, and the feasibility phase (`least_peak_schedule`)
+gets it; with a schedule, CP-SAT keeps the whole time."""
+
+
+def least_peak_schedule(problem: RematProblem, budget: int, options: SolverOptions, deadline: Deadline
+                        ) -> list[int] | None:
+    """Feasibility first, for a budget that no warm start fits: a schedule within `budget`, or else
+    one of smallest peak found. A bisection over evict-on-demand's budget between `budget` and the
+    store-all peak (half the time), then the minimum-peak CP-SAT model hinted with its best schedule
+    (in the stage form), stopping at the first schedule within `budget`. Returns the schedule of
+    least replayed peak found (None if none in time)."""
+    found: list[tuple[int, list[int]]] = []  # (replayed peak, schedule)
+    forms: list[tuple[int, list[int]]] = []  # the same in the stage form (CP-SAT accepts them as hints)
+    low, high = max(budget, local_lower_bound(problem)), store_all_peak(problem)
+    bisection = deadline.share(0.5)
+    while low <= high and not bisection.expired():
+        middle = (low + high) // 2
+        try:
+            schedule = evict_on_demand(problem, middle, bisection)
+        except OutOfTime:
+            break
+        if schedule is None:
+            low = middle + 1
+            continue
+        form = in_stage_form(problem, schedule)
+        forms.append((evaluate_schedule(problem, form).peak, form))
+        found += [forms[-1], (evaluate_schedule(problem, schedule).peak, list(schedule))]
+        high = min(middle, found[-1][0]) - 1
+    if not found or min(peak for peak, _ in found) > budget:
+        hint = min(forms, key=lambda entry: entry[0])[1] if forms else None
+        schedule, _ = min_peak_cpsat(problem, options, deadline, hint=hint, good_enough=budget)
+        if schedule is not None:
+            found.append((evaluate_schedule(problem, schedule).peak, schedule))
+    return min(found, key=lambda entry: entry[0])[1] if found else None
 
 
 def _answer(schedule: Sequence[int] | None, claimed: float | None, stats: SolveStats,
@@ -190,14 +226,26 @@ def _cpsat(max_pairs: int):
             window = None
             order["lns_improvements"] = len(history)
         else:
-            schedule, stats, window = solve_cpsat(problem, target.budget, options, deadline, hint, max_pairs)
+            # without a warm start CP-SAT often finds a schedule itself; if not by then, the feasibility
+            # phase gets the rest of the time
+            give_up = (None if hint is not None
+                       else deadline.elapsed_s() + (1 - FEASIBILITY_SHARE) * deadline.remaining_s())
+            schedule, stats, window = solve_cpsat(problem, target.budget, options, deadline, hint, max_pairs, give_up)
+        feasibility: dict[str, Any] = {}
+        if schedule is None and hint is None and stats.status is not SolveStatus.INFEASIBLE and not deadline.expired():
+            lowest = least_peak_schedule(problem, target.budget, options, deadline)
+            peak = None if lowest is None else evaluate_schedule(problem, lowest).peak
+            feasibility = {"feasibility_phase": True,
+                           "smallest_budget_found": None if peak is None else peak / problem.size_scale}
+            if peak is not None and peak <= target.budget:  # answered as a warm start would be
+                hint, warm_cost = lowest, evaluate_schedule(problem, lowest).cost
         from_warm_start = warm_cost is not None and stats.status is not SolveStatus.OPTIMAL and (
             schedule is None or warm_cost < evaluate_schedule(problem, schedule).cost)
         if from_warm_start:  # CP-SAT found nothing better in time: the warm start, with CP-SAT's bound if any
             schedule = hint
             status = SolveStatus.FEASIBLE if stats.bound is not None else SolveStatus.HEURISTIC
             stats = SolveStats(status, warm_cost, stats.bound, stats.solve_time_s, None, None, stats.incumbents)
-        report = {**order, "restricted_window": window, "from_warm_start": from_warm_start,
+        report = {**order, **feasibility, "restricted_window": window, "from_warm_start": from_warm_start,
                   "warm_start_cost": None if warm_cost is None else warm_cost / problem.cost_scale}
         return _answer(schedule, stats.objective, stats, report)
     return run
