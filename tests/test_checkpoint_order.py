@@ -128,7 +128,9 @@ def test_cli_free_order_and_whole_dram_budget(tmp_path, capsys):
     assert free["objective"] == min(o["objective"] for o in free["orders"]) <= fixed_cost
     assert free["status"] == "feasible" and free["bound"] <= free["objective"]
     assert "3 candidate orders" in free["space"]
-    assert free["order_chosen"] == "least_memory" and len(free["op_order"]) == 220  # ResNet-18's training ops
+    graph = derive_training_graph(load_forward_graph("resnet18"), updates=UpdatePlacement.BACKWARD)
+    assert free["order_chosen"] == "least_memory"
+    reorder(graph, free["op_order"])  # a valid order of the training graph's ops
     # the whole DRAM peak: static bytes + dynamic budget
     static = free["static_dram_bytes"]
     assert free["peak_memory_bytes"]["dram"] == static + free["peak_memory"]

@@ -68,23 +68,18 @@ def rule_decisions(space: CheckpointSpace, rule: str, weights: CostWeights) -> D
     return decisions_for(space, sqrt_residency(space), weights)
 
 
-def greedy_plan(space: CheckpointSpace, weights: CostWeights, budget_bytes: int | None,
-                deadline: Deadline | None = None) -> tuple[Decisions, Evaluation] | None:
+def greedy_plan(space: CheckpointSpace, weights: CostWeights, budget_bytes: int | None
+                ) -> tuple[Decisions, Evaluation] | None:
     """Chen's budget sweep: the cheapest of its plans within the budget (with `budget_bytes` None:
     the one with the smallest dynamic DRAM peak), or None when none fits. The sweep's end points
     are store-all (nothing recomputed) and every threshold of a geometric grid up to the sum of the
-    sizes (everything recomputed), so where store-all fits it is a candidate. Each plan is one
-    simulation (0.1 s on ResNet-18); at the deadline the sweep stops with the plans simulated."""
+    sizes (everything recomputed), so where store-all fits it is a candidate."""
     sizes = [space.graph.tensors[a].size_bytes for a in space.decisions]
     low, high = max(1, min(sizes, default=1)), max(1, sum(sizes))
     grid = sorted({low * (high / low) ** (i / 24) for i in range(25)})
     residencies = [{}] + [_threshold_residency(space, b) for b in grid]
     candidates = list({tuple(sorted(r.items())): decisions_for(space, r, weights) for r in residencies}.values())
-    evaluated = []
-    for decisions in candidates:
-        if evaluated and deadline is not None and deadline.expired():
-            break
-        evaluated.append((decisions, space.evaluate(decisions)))
+    evaluated = [(d, space.evaluate(d)) for d in candidates]
     if budget_bytes is None:
         evaluated = [pair for pair in evaluated if fits(space, pair[1], pair[1].dynamic_dram_peak_bytes)]
         return min(evaluated, key=lambda pair: (pair[1].dynamic_dram_peak_bytes, pair[1].objective(weights)),
@@ -93,15 +88,14 @@ def greedy_plan(space: CheckpointSpace, weights: CostWeights, budget_bytes: int 
     return min(evaluated, key=lambda pair: pair[1].objective(weights), default=None)
 
 
-def lowest_peak_plan(space: CheckpointSpace, weights: CostWeights, enough_bytes: int | None = None,
-                     deadline: Deadline | None = None) -> tuple[Decisions, Evaluation]:
+def lowest_peak_plan(space: CheckpointSpace, weights: CostWeights, enough_bytes: int | None = None
+                     ) -> tuple[Decisions, Evaluation]:
     """The plan of least dynamic DRAM peak among the rule plans and Chen's sweep (ties: the
     cheaper), with its evaluation: the heuristic floor of the activation peak. With `enough_bytes`,
-    the sweep (about 25 simulations) is skipped when a rule plan's peak is already within it; it
-    stops at `deadline`."""
+    the sweep (about 25 simulations) is skipped when a rule plan's peak is already within it."""
     plans = [(d, space.evaluate(d)) for d in (rule_decisions(space, rule, weights) for rule in RULES)]
     if enough_bytes is None or min(e.dynamic_dram_peak_bytes for _, e in plans) > enough_bytes:
-        swept = greedy_plan(space, weights, None, deadline)
+        swept = greedy_plan(space, weights, None)
         plans += [swept] if swept is not None else []
     return min(plans, key=lambda pair: (pair[1].dynamic_dram_peak_bytes, pair[1].objective(weights)))
 
