@@ -74,8 +74,9 @@ def main() -> None:
                           "answer; window: CP-SAT's model is restricted to this window (no warm start in the stage form "
                           "and band above 120,000 pairs; its bound is then the sum of the costs), '-': exact model "
                           "(above 50,000 pairs with a warm start: the search by windows, bound the sum of the costs); "
-                          "wall: the whole solve; 'no schedule': none found in time, with the smallest peak the "
-                          "feasibility phase reached (percent of store-all)",
+                          "wall: the whole solve; when no heuristic fits, the feasibility phase (soft-budget model from "
+                          "store-all) looks for the warm start; 'no schedule': none found in time, with the smallest "
+                          "peak reached (percent of store-all)",
             f"{'nodes':>6}{'budget':>8}{'band':>9}{'window':>7}{'status':>14}{'warm':>7}{'cpsat':>9}{'bound':>9}{'gap':>8}{'first [s]':>10}"
             f"{'best [s]':>10}{'cost' + mark:>11}{'gap' + mark:>10}{'greedy':>9}{'ga':>9}{'ga [s]':>8}"
             + f"{'wall [s]':>9}" + (f"{'over sum':>10}  graph" if args.graphs else "")]
@@ -120,7 +121,8 @@ def main() -> None:
                 f"{'-' if early_gap is None else f'{100 * early_gap:.2f}%':>10}"
                 f"{str(greedy_cost):>9}{'-' if args.skip_ga else str(ga_cost):>9}{ga_seconds if not args.skip_ga else 0:>8.1f}"
                 + f"{wall_s:>9.1f}" + (f"{over_sum:>10}  {problem.name}" if args.graphs else "")
-                + ("" if result.payload is not None or data.get("smallest_budget_found") is None else
+                + ("" if not data.get("feasibility_phase") else
+                   "  warm start from the feasibility phase" if result.payload is not None else
                    f"  no schedule; smallest peak found {data['smallest_budget_found']:.10g} "
                    f"({100 * data['smallest_budget_found'] * problem.size_scale / peak:.1f}%)")
             )

@@ -33,7 +33,7 @@ def random_dag(rng, n, max_in=3):
 @pytest.mark.parametrize("n, budgets", [
     (8, range(3, 10)),
     (16, [3, 4, 5, 7, 10, 13, 17]),
-    (32, [9, 14, 19, 26, 33]),
+    pytest.param(32, [9, 14, 19, 26, 33], marks=pytest.mark.slow),  # 13-52 s
     pytest.param(64, [52, 65], marks=pytest.mark.slow),
 ])
 def test_cpsat_matches_the_chain_dp(n, budgets):
@@ -45,6 +45,7 @@ def test_cpsat_matches_the_chain_dp(n, budgets):
         assert result.measurement.peak <= budget and result.validated
 
 
+@pytest.mark.slow  # 35 s: it checks the two test references against each other, not the package
 def test_chain_dp_agrees_with_brute_force():
     # the two references check each other where the exhaustive one is affordable
     for n in range(1, 6):
@@ -411,20 +412,85 @@ def test_the_search_by_windows_reaches_the_optimum_with_one_window_and_never_wor
 
 def test_feasibility_first_at_the_smallest_feasible_budget():
     """layered_dag(30, seed=1): CP-SAT proves the smallest peak 373 (store-all 511); no warm-start
-    heuristic fits there, the feasibility phase (evict-on-demand bisection, then the minimum-peak
-    model hinted with it) reaches it, and cpsat answers from it."""
+    heuristic fits there, the feasibility phase (soft-budget model from store-all) reaches it, and
+    cpsat answers from it; one unit below, the phase proves that nothing fits."""
     from monet_opt.generate import layered_dag
     from monet_opt.solvers.common import Deadline
     from monet_opt.solvers.remat.cpsat import min_peak_cpsat
-    from monet_opt.solvers.remat.family import least_peak_schedule, warm_start
+    from monet_opt.solvers.remat.family import warm_start
+    from monet_opt.solvers.remat.feasibility import least_excess_schedule
 
     problem = layered_dag(30, seed=1)
     schedule, stats = min_peak_cpsat(problem, FAST, Deadline.start(30))
     assert stats.status is SolveStatus.OPTIMAL and evaluate_schedule(problem, schedule).peak == 373
     assert store_all_peak(problem) == 511
     assert warm_start(problem, 373, 0, Deadline.start(30)) is None
-    assert evaluate_schedule(problem, least_peak_schedule(problem, 373, FAST, Deadline.start(30))).peak == 373
-    assert solve_remat(problem, 373, "cpsat", FAST).to_dict().get("feasibility_phase") is None  # CP-SAT found one
+    found, proven = least_excess_schedule(problem, 373, FAST, Deadline.start(30))
+    assert evaluate_schedule(problem, found).peak <= 373 and not proven
+    found, proven = least_excess_schedule(problem, 372, FAST, Deadline.start(30))
+    assert proven and evaluate_schedule(problem, found).peak > 372
+    data = solve_remat(problem, 373, "cpsat", FAST).to_dict()
+    assert data["feasibility_phase"] and data["smallest_budget_found"] == 373 and data["status"] == "optimal"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_hint_is_a_complete_solution_of_the_stage_model(seed):
+    """Every variable fixed to its hinted value: the model accepts the hint as a solution (CP-SAT
+    completes a partial hint only within a few conflicts) and its objective is the schedule's
+    recomputation cost (hard budget at the stage form's peak), or (sum of costs + 1) x its stage
+    excess + that cost (soft budget, below the peak; the stage accounting is at least the replay's)."""
+    from ortools.sat.python import cp_model
+
+    from monet_opt.solvers.contract import CostUnderBudget
+    from monet_opt.solvers.remat.baselines import evict_on_demand
+    from monet_opt.solvers.remat.cpsat import _Model
+    from monet_opt.solvers.remat.family import in_stage_form
+    from monet_opt.solvers.remat.problem import memory_excess, store_all_peak
+
+    problem = random_dag(random.Random(seed), 14)
+    schedule = None
+    for budget in range(store_all_peak(problem) * 7 // 10, store_all_peak(problem) + 1):
+        schedule = evict_on_demand(problem, budget)
+        if schedule is not None:
+            break
+    form = in_stage_form(problem, schedule)
+    replay = evaluate_schedule(problem, form)
+    recomputation_cost = replay.cost - sum(problem.cost)
+    for budget, soft in ((replay.peak, False), (replay.peak * 3 // 4, True)):
+        model = _Model(problem, CostUnderBudget(budget), soft_budget=soft)
+        model.hint(form)
+        variables = model.model.proto.variables
+        unfixed = [k for k, v in enumerate(variables) if len(v.domain) != 2 or v.domain[0] != v.domain[1]]
+        assert set(unfixed) <= set(model.model.proto.solution_hint.vars)
+        solver = cp_model.CpSolver()
+        solver.parameters.fix_variables_to_their_hinted_value = True
+        solver.parameters.num_workers = 1
+        assert solver.solve(model.model) == cp_model.OPTIMAL
+        if soft:
+            excess = solver.value(model.excess)
+            assert excess >= replay.peak - budget > 0 and memory_excess(problem, form, replay, budget) > 0
+            assert solver.objective_value == (sum(problem.cost) + 1) * excess + recomputation_cost
+        else:
+            assert solver.objective_value == recomputation_cost
+        assert model.schedule(solver) == form
+
+
+def test_lower_excess_by_windows_never_raises_the_excess():
+    """The feasibility phase's search by windows (forced with 8-stage windows on a 60-node layered
+    DAG at 75 %): each accepted window lowers the memory above the budget, so the answer's excess is
+    below store-all's, and it replays as a valid schedule."""
+    from monet_opt.generate import layered_dag
+    from monet_opt.solvers.common import Deadline
+    from monet_opt.solvers.remat.feasibility import lower_excess
+    from monet_opt.solvers.remat.problem import memory_excess
+
+    problem = layered_dag(60, seed=3)
+    budget = int(0.75 * store_all_peak(problem))
+    start = list(range(problem.n))
+    before = memory_excess(problem, start, evaluate_schedule(problem, start), budget)
+    found = lower_excess(problem, budget, start, FAST, Deadline.start(20), window_stages=8, horizon_window=10)
+    replay = evaluate_schedule(problem, found)
+    assert before > 0 and replay.valid and memory_excess(problem, found, replay, budget) < before
 
 
 def test_cpsat_answers_from_the_feasibility_phase_when_its_model_finds_nothing(monkeypatch):

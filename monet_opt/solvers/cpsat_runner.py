@@ -4,7 +4,6 @@ parameter passthrough, the search log, model export, and the incumbent curve."""
 from __future__ import annotations
 
 import sys
-import threading
 from pathlib import Path
 
 from ortools.sat.python import cp_model
@@ -29,11 +28,13 @@ class IncumbentRecorder(cp_model.CpSolverSolutionCallback):
     """Records (time since the deadline's start, objective, bound) at every improving solution,
     and with `progress` prints it on stderr (mapped by x * scale + offset, as the stats are)."""
 
-    def __init__(self, deadline: Deadline, progress: bool = False, scale: float = 1.0, offset: float = 0.0) -> None:
+    def __init__(self, deadline: Deadline, progress: bool = False, scale: float = 1.0, offset: float = 0.0,
+                 stop_below: float | None = None) -> None:
         super().__init__()
         self.deadline = deadline
         self.progress = progress
         self.scale, self.offset = scale, offset
+        self.stop_below = stop_below  # model objective under which the search stops
         self.incumbents: list[Incumbent] = []
 
     def on_solution_callback(self) -> None:
@@ -43,6 +44,8 @@ class IncumbentRecorder(cp_model.CpSolverSolutionCallback):
             print(f"cpsat: {found.objective * self.scale + self.offset:,.10g} (bound "
                   f"{found.bound * self.scale + self.offset:,.10g}) at {found.time_s:.2f} s", file=sys.stderr,
                   flush=True)
+        if self.stop_below is not None and found.objective < self.stop_below:
+            self.stop_search()
 
 
 def configure(solver: cp_model.CpSolver, options: SolverOptions, search_time_s: float,
@@ -66,13 +69,15 @@ def configure(solver: cp_model.CpSolver, options: SolverOptions, search_time_s: 
 
 def run_cpsat(model: cp_model.CpModel, options: SolverOptions, deadline: Deadline,
               subsolvers: tuple[str, ...] = SUBSOLVERS, scale: float = 1.0,
-              offset: float = 0.0, first_solution_by_s: float | None = None) -> tuple[cp_model.CpSolver, SolveStats]:
+              offset: float = 0.0, stop_below: float | None = None, stop_at_bound: float | None = None
+              ) -> tuple[cp_model.CpSolver, SolveStats]:
     """Solve `model` within the deadline (see `configure`), recording incumbents; the solver (for
     values, valid when stats.objective is not None) and the stats (objective and bound mapped by
     x * scale + offset; times since the deadline's start). CP-SAT searches for the time left minus
     its overhead outside the search (`CPSAT_SECONDS_PER_CONSTRAINT`); it is not started when that
-    leaves nothing (status unknown, no bound). `first_solution_by_s` (since the deadline's start):
-    the search stops there unless it has found a solution, leaving the rest of the time to others."""
+    leaves nothing (status unknown, no bound).
+    `stop_below`: the search stops at the first solution whose (model) objective is below it;
+    `stop_at_bound`: it stops as soon as the (model) objective's bound reaches it."""
     if options.export_model is not None:
         path = Path(options.export_model)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,18 +88,10 @@ def run_cpsat(model: cp_model.CpModel, options: SolverOptions, deadline: Deadlin
     if search_time_s <= 0:
         return solver, SolveStats(SolveStatus.UNKNOWN, None, None, deadline.elapsed_s(), None, None, ())
     configure(solver, options, search_time_s, subsolvers)
-    recorder = IncumbentRecorder(deadline, options.progress, scale, offset)
-    timer = None
-    if first_solution_by_s is not None:
-        timer = threading.Timer(max(0.0, first_solution_by_s - deadline.elapsed_s()),
-                                lambda: None if recorder.incumbents else solver.stop_search())
-        timer.daemon = True
-        timer.start()
-    try:
-        status = solver.solve(model, recorder)
-    finally:
-        if timer is not None:
-            timer.cancel()
+    recorder = IncumbentRecorder(deadline, options.progress, scale, offset, stop_below)
+    if stop_at_bound is not None:
+        solver.best_bound_callback = lambda bound: solver.stop_search() if bound >= stop_at_bound else None
+    status = solver.solve(model, recorder)
     mapped = tuple(Incumbent(i.time_s, i.objective * scale + offset, i.bound * scale + offset)
                    for i in recorder.incumbents)
     kind = {cp_model.OPTIMAL: SolveStatus.OPTIMAL, cp_model.FEASIBLE: SolveStatus.FEASIBLE,

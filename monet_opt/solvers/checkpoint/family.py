@@ -39,6 +39,9 @@ from monet_opt.solvers.contract import (
 from monet_opt.solvers.genetic import GAConfig
 
 CheckpointTarget = CostUnderBudget | MinimumPeak
+WARM_START_SHARE = 0.25
+"""The share of cpsat's time that the warm start's budget sweep may take beyond its bisection
+(`greedy_plan`)."""
 
 
 @dataclass(frozen=True)
@@ -73,10 +76,12 @@ def _measured(problem: CheckpointProblem, target: CheckpointTarget, decisions: D
     return Proposal(decisions, claim, heuristic_stats(_score(problem, target, evaluation), deadline))
 
 
-def best_heuristic(space: CheckpointSpace, weights: CostWeights, budget_bytes: int | None) -> Decisions | None:
-    """The cheapest plan of the rules and the greedy sweep that fits the budget (CP-SAT's warm start)."""
+def best_heuristic(space: CheckpointSpace, weights: CostWeights, budget_bytes: int | None,
+                   deadline: Deadline | None = None) -> Decisions | None:
+    """The cheapest plan of the rules and the greedy sweep that fits the budget (CP-SAT's warm start;
+    the sweep stops at `deadline` once its bisection is done)."""
     plans = [(d, space.evaluate(d)) for d in (rule_decisions(space, rule, weights) for rule in RULES)]
-    greedy = greedy_plan(space, weights, budget_bytes)
+    greedy = greedy_plan(space, weights, budget_bytes, deadline)
     plans += [greedy] if greedy is not None else []
     if budget_bytes is None:
         fitting = [(e.dynamic_dram_peak_bytes, d) for d, e in plans if fits(space, e, e.dynamic_dram_peak_bytes)]
@@ -95,7 +100,7 @@ def _cpsat(problem: CheckpointProblem, target: CheckpointTarget, options: Solver
            ) -> Proposal[Decisions]:
     if problem.free_order:
         return _cpsat_free_order(problem, target, options, deadline)
-    hint = best_heuristic(problem.space, problem.weights, _budget(target))
+    hint = best_heuristic(problem.space, problem.weights, _budget(target), deadline.share(WARM_START_SHARE))
     decisions, claimed, stats = solve_checkpoint_cpsat(problem.space, problem.weights, target, options, deadline, hint)
     if decisions is None and hint is not None and stats.status is not SolveStatus.INFEASIBLE:
         # CP-SAT found nothing in time: the warm start, with CP-SAT's bound when it has one
@@ -168,7 +173,7 @@ def _ga(config: GAConfig | None):
 
 def _greedy(problem: CheckpointProblem, target: CheckpointTarget, options: SolverOptions, deadline: Deadline
             ) -> Proposal[Decisions]:
-    found = greedy_plan(problem.space, problem.weights, _budget(target))
+    found = greedy_plan(problem.space, problem.weights, _budget(target), deadline)
     return _measured(problem, target, *(found or (None, None)), deadline)
 
 

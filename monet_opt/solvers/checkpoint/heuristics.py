@@ -68,34 +68,57 @@ def rule_decisions(space: CheckpointSpace, rule: str, weights: CostWeights) -> D
     return decisions_for(space, sqrt_residency(space), weights)
 
 
-def greedy_plan(space: CheckpointSpace, weights: CostWeights, budget_bytes: int | None
-                ) -> tuple[Decisions, Evaluation] | None:
+def greedy_plan(space: CheckpointSpace, weights: CostWeights, budget_bytes: int | None,
+                deadline: Deadline | None = None) -> tuple[Decisions, Evaluation] | None:
     """Chen's budget sweep: the cheapest of its plans within the budget (with `budget_bytes` None:
     the one with the smallest dynamic DRAM peak), or None when none fits. The sweep's end points
     are store-all (nothing recomputed) and every threshold of a geometric grid up to the sum of the
-    sizes (everything recomputed), so where store-all fits it is a candidate."""
+    sizes (everything recomputed), so where store-all fits it is a candidate.
+
+    Each plan is one simulation (about 0.1 s on ResNet-18), so with a `deadline` the sweep
+    evaluates every other plan first (the floor, always done: the peak is not even monotone in the
+    threshold, since recomputing everything saves nothing), then the others, nearest the best of
+    those first (cheapest within the budget, else lowest peak), while time remains.
+    """
     sizes = [space.graph.tensors[a].size_bytes for a in space.decisions]
     low, high = max(1, min(sizes, default=1)), max(1, sum(sizes))
     grid = sorted({low * (high / low) ** (i / 24) for i in range(25)})
     residencies = [{}] + [_threshold_residency(space, b) for b in grid]
     candidates = list({tuple(sorted(r.items())): decisions_for(space, r, weights) for r in residencies}.values())
-    evaluated = [(d, space.evaluate(d)) for d in candidates]
+    evaluated = {k: (candidates[k], space.evaluate(candidates[k]))
+                 for k in sorted({*range(0, len(candidates), 2), len(candidates) - 1})}
+
+    def fitting(k: int) -> bool:
+        evaluation = evaluated[k][1]
+        return fits(space, evaluation, evaluation.dynamic_dram_peak_bytes if budget_bytes is None else budget_bytes)
+
+    def rank(k: int) -> tuple[bool, float, float]:
+        evaluation = evaluated[k][1]
+        cost = evaluation.objective(weights)
+        return (not fitting(k), cost if budget_bytes is not None else 0.0, evaluation.dynamic_dram_peak_bytes)
+
+    pivot = min(evaluated, key=rank)
+    for k in sorted(range(len(candidates)), key=lambda k: (abs(k - pivot), k)):
+        if deadline is not None and deadline.expired():
+            break
+        if k not in evaluated:
+            evaluated[k] = (candidates[k], space.evaluate(candidates[k]))
+    plans = [evaluated[k] for k in sorted(evaluated) if fitting(k)]
     if budget_bytes is None:
-        evaluated = [pair for pair in evaluated if fits(space, pair[1], pair[1].dynamic_dram_peak_bytes)]
-        return min(evaluated, key=lambda pair: (pair[1].dynamic_dram_peak_bytes, pair[1].objective(weights)),
+        return min(plans, key=lambda pair: (pair[1].dynamic_dram_peak_bytes, pair[1].objective(weights)),
                    default=None)
-    evaluated = [pair for pair in evaluated if fits(space, pair[1], budget_bytes)]
-    return min(evaluated, key=lambda pair: pair[1].objective(weights), default=None)
+    return min(plans, key=lambda pair: pair[1].objective(weights), default=None)
 
 
-def lowest_peak_plan(space: CheckpointSpace, weights: CostWeights, enough_bytes: int | None = None
-                     ) -> tuple[Decisions, Evaluation]:
+def lowest_peak_plan(space: CheckpointSpace, weights: CostWeights, enough_bytes: int | None = None,
+                     deadline: Deadline | None = None) -> tuple[Decisions, Evaluation]:
     """The plan of least dynamic DRAM peak among the rule plans and Chen's sweep (ties: the
     cheaper), with its evaluation: the heuristic floor of the activation peak. With `enough_bytes`,
-    the sweep (about 25 simulations) is skipped when a rule plan's peak is already within it."""
+    the sweep (about 25 simulations) is skipped when a rule plan's peak is already within it; with
+    a `deadline`, the sweep stops there (`greedy_plan`)."""
     plans = [(d, space.evaluate(d)) for d in (rule_decisions(space, rule, weights) for rule in RULES)]
     if enough_bytes is None or min(e.dynamic_dram_peak_bytes for _, e in plans) > enough_bytes:
-        swept = greedy_plan(space, weights, None)
+        swept = greedy_plan(space, weights, None, deadline)
         plans += [swept] if swept is not None else []
     return min(plans, key=lambda pair: (pair[1].dynamic_dram_peak_bytes, pair[1].objective(weights)))
 

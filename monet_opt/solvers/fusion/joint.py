@@ -247,7 +247,7 @@ def peak_split(space: FusionSpace, partition: Sequence[Candidate],
     current = list(partition)
     residency: Mapping[str, Residency] | None = None
     while not deadline.expired():
-        ops, residency = stack_at_activation_peak(checkpoint_of(current), budget_bytes, residency)
+        ops, residency = stack_at_activation_peak(checkpoint_of(current), budget_bytes, residency, deadline)
         if not ops:
             break
         alone.update(ops)
@@ -256,7 +256,7 @@ def peak_split(space: FusionSpace, partition: Sequence[Candidate],
 
 
 def stack_at_activation_peak(checkpoint: CheckpointProblem, budget_bytes: int,
-                             residency: Mapping[str, Residency] | None = None
+                             residency: Mapping[str, Residency] | None = None, deadline: Deadline | None = None
                              ) -> tuple[tuple[str, ...], Mapping[str, Residency]]:
     """The ops of the fused stack that runs at the activation peak of the heuristic plan of least
     peak (`lowest_peak_plan`: the rule plans and Chen's sweep) when that peak is above
@@ -265,14 +265,15 @@ def stack_at_activation_peak(checkpoint: CheckpointProblem, budget_bytes: int,
     floor above what recomputation reaches; keeping that stack's ops alone
     (`FusionSpace.keeping_alone`) lowers it: peak splitting. `residency` (the previous answer's
     plan, when splitting one partition repeatedly) is tried first: when it reaches the budget or a
-    fused stack runs at its peak, the sweep (about 25 simulations) is not needed."""
+    fused stack runs at its peak, the sweep (about 25 simulations) is not needed; it stops at
+    `deadline` (`greedy_plan`)."""
     space = checkpoint.space
     if residency is not None:
         evaluation = space.evaluate(decisions_for(space, residency, checkpoint.weights))
         ops = _fused_at_peak(evaluation) if evaluation.dynamic_dram_peak_bytes > budget_bytes else ()
         if evaluation.dynamic_dram_peak_bytes <= budget_bytes or ops:
             return ops, residency
-    decisions, lowest = lowest_peak_plan(space, checkpoint.weights, budget_bytes)
+    decisions, lowest = lowest_peak_plan(space, checkpoint.weights, budget_bytes, deadline)
     if lowest.dynamic_dram_peak_bytes <= budget_bytes:
         return (), decisions.residency
     return _fused_at_peak(lowest), decisions.residency

@@ -19,7 +19,7 @@ import math
 from collections.abc import Iterable
 
 from monet_opt.solvers.common import Deadline, OutOfTime
-from monet_opt.solvers.remat.problem import RematProblem, ScheduleEvaluation, evaluate_schedule
+from monet_opt.solvers.remat.problem import RematProblem, evaluate_schedule, memory_excess
 
 
 def keep_policy_schedule(problem: RematProblem, keep: Iterable[int], deadline: Deadline | None = None) -> list[int]:
@@ -93,19 +93,6 @@ def greedy(problem: RematProblem, budget: int, points: int = 40, deadline: Deadl
     return best[1] if best else None
 
 
-def _excess(problem: RematProblem, schedule: list[int], result: ScheduleEvaluation, budget: int) -> int:
-    """Memory above the budget summed over the steps."""
-    delta = [0] * (len(schedule) + 1)
-    for start, end in result.lifetimes:
-        delta[start] += problem.size[schedule[start]]
-        delta[end + 1] -= problem.size[schedule[start]]
-    level = total = 0
-    for d in delta[:-1]:
-        level += d
-        total += max(0, level - budget)
-    return total
-
-
 def peak_descent(problem: RematProblem, budget: int, max_steps: int | None = None,
                  deadline: Deadline | None = None) -> list[int] | None:
     """Budget-directed keep-set descent: start from K = every node (store-all); while the
@@ -116,7 +103,7 @@ def peak_descent(problem: RematProblem, budget: int, max_steps: int | None = Non
     keep = set(range(problem.n))
     schedule = keep_policy_schedule(problem, keep)
     result = evaluate_schedule(problem, schedule)
-    excess = _excess(problem, schedule, result, budget)
+    excess = memory_excess(problem, schedule, result, budget)
     for _ in range(max_steps if max_steps is not None else problem.n):
         if excess == 0:
             return schedule
@@ -131,7 +118,7 @@ def peak_descent(problem: RematProblem, budget: int, max_steps: int | None = Non
             except OutOfTime:
                 return None
             replay = evaluate_schedule(problem, trial)
-            trial_excess = _excess(problem, trial, replay, budget)
+            trial_excess = memory_excess(problem, trial, replay, budget)
             if trial_excess < excess:
                 score = (replay.cost - result.cost) / (excess - trial_excess)
                 if best is None or score < best[0]:

@@ -85,10 +85,12 @@ class Window:
 class _Model:
     def __init__(self, problem: RematProblem, target: CostUnderBudget | MinimumPeak,
                  horizon: Sequence[int] | None = None, deadline: Deadline | None = None,
-                 window: Window | None = None) -> None:
+                 window: Window | None = None, soft_budget: bool = False) -> None:
         """Raises OutOfTime when `deadline` passes while the model is built (large models take
         seconds: 11 s for the 500-node layered DAG's 102k pairs). With a `window`, only its stages
-        have variables; the boundary values are constants (`Window`)."""
+        have variables; the boundary values are constants (`Window`). `soft_budget`: a stage may
+        exceed the budget by `over[t]` (memory units); the objective is then the total excess
+        first, the recomputation cost second (the feasibility phase's model, `feasibility.py`)."""
         self.problem = problem
         budget = target.budget if isinstance(target, CostUnderBudget) else None
         n = problem.n
@@ -97,6 +99,8 @@ class _Model:
         m = self.model = cp_model.CpModel()
         self.R: dict[tuple[int, int], cp_model.IntVar] = {}
         self.S: dict[tuple[int, int], cp_model.IntVar] = {}
+        self.E: dict[tuple[int, int], cp_model.IntVar] = {}  # last position of a value's copy in a stage
+        self.stages, self.budget = stages, budget
         for t in stages:
             if deadline is not None:
                 deadline.check()
@@ -108,8 +112,8 @@ class _Model:
         R, S = self.R, self.S
         succ = problem.succs
         # kept_out: the values the stages after the window find kept into its stop (constants)
-        kept_out = frozenset() if window is None else window.kept_out
-        boundary = None if window is None else window.stop
+        kept_out = self.kept_out = frozenset() if window is None else window.kept_out
+        boundary = self.boundary = None if window is None else window.stop
         for t in stages:
             if deadline is not None:
                 deadline.check()
@@ -143,15 +147,16 @@ class _Model:
         # no schedule peaks below max_v (m_v + inputs' sizes): a valid lower bound for the peak variable
         floor = self.peak_floor = max(problem.size[v] + sum(problem.size[p] for p in problem.preds[v]) for v in range(n))
         self.peak = m.new_int_var(floor, max(floor, sum(problem.size)), "peak") if budget is None else None
-        capacity = self.peak if budget is None else budget
+        self.over = {t: m.new_int_var(0, sum(problem.size), f"over{t}") for t in stages} if soft_budget else {}
         for t in stages:
             if deadline is not None:
                 deadline.check()
+            capacity = self.peak if budget is None else budget + (self.over[t] if soft_budget else 0)
             intervals, demands = [m.new_interval_var(t, 1, t + 1, f"node{t}")], [problem.size[t]]
             for i in range(t):
                 if (t, i) not in R:
                     continue
-                end = m.new_int_var(0, t, f"e{t}_{i}")
+                end = self.E[t, i] = m.new_int_var(0, t, f"e{t}_{i}")
                 m.add(end >= i).only_enforce_if(R[t, i])
                 for j in succ[i]:
                     if j == t:
@@ -175,14 +180,51 @@ class _Model:
                   + sum(problem.size[i] * S[t + 1, i] for i in range(t) if i not in inputs and (t + 1, i) in S)
                   <= capacity)
         self.recompute_cost = sum(problem.cost[i] * r for (t, i), r in R.items())
-        m.minimize(self.peak if budget is None else self.recompute_cost)
+        if soft_budget:  # weight: one unit of excess outweighs any recomputation
+            self.excess = sum(self.over.values())
+            m.minimize((sum(problem.cost) + 1) * self.excess + self.recompute_cost)
+        else:
+            m.minimize(self.peak if budget is None else self.recompute_cost)
 
     def hint(self, sequence: Sequence[int]) -> None:
-        recompute, kept = sequence_to_stages(self.problem, sequence)
-        for (t, i), var in self.R.items():
-            self.model.add_hint(var, i in recompute[t])
-        for (t, i), var in self.S.items():
-            self.model.add_hint(var, i in kept[t])
+        """Hint the stage form of `sequence` (every variable: CP-SAT completes a partial hint only
+        within a few conflicts, which large models exceed)."""
+        self.hint_stages(*sequence_to_stages(self.problem, sequence))
+
+    def hint_stages(self, recompute: Sequence[set[int]], kept: Sequence[set[int]]) -> None:
+        """Hint R and S from the stage sets, each end position at the least its constraints allow,
+        and the peak (or each stage's excess over the budget) the stage memory this accounting gives."""
+        problem, m = self.problem, self.model
+        peak = 0
+        for t in self.stages:
+            level = [0] * (t + 2)  # difference array over the stage's positions 0..t
+            level[t] += problem.size[t]
+            level[t + 1] -= problem.size[t]
+            for i in range(t):
+                if (t, i) not in self.R:
+                    continue
+                present = i in recompute[t] or i in kept[t]
+                end = i if i in recompute[t] else 0
+                for j in problem.succs[i]:
+                    if j == t and present or j < t and (t, j) in self.R and j in recompute[t]:
+                        end = max(end, j)
+                if t + 1 < problem.n and i in kept[t + 1] or t + 1 == self.boundary and i in self.kept_out:
+                    end = t
+                m.add_hint(self.R[t, i], i in recompute[t])
+                m.add_hint(self.S[t, i], i in kept[t])
+                m.add_hint(self.E[t, i], end)
+                if present:
+                    level[i if i in recompute[t] else 0] += problem.size[i]
+                    level[end + 1] -= problem.size[i]
+            running = stage_peak = 0
+            for d in level[:-1]:
+                running += d
+                stage_peak = max(stage_peak, running)
+            if self.over:
+                m.add_hint(self.over[t], max(0, stage_peak - self.budget))
+            peak = max(peak, stage_peak)
+        if self.peak is not None:
+            m.add_hint(self.peak, max(peak, self.peak_floor))
 
     def schedule(self, solver: cp_model.CpSolver) -> list[int]:
         recompute = [[i for i in range(t) if (t, i) in self.R and solver.value(self.R[t, i])] for t in range(self.problem.n)]
@@ -199,14 +241,13 @@ def _restricted_stats(stats: SolveStats, trivial_bound: float) -> SolveStats:
 
 
 def solve_cpsat(problem: RematProblem, budget: int, options: SolverOptions, deadline: Deadline,
-                hint: Sequence[int] | None = None, max_pairs: int = MAX_MODEL_PAIRS,
-                first_solution_by_s: float | None = None) -> tuple[list[int] | None, SolveStats, int | None]:
+                hint: Sequence[int] | None = None, max_pairs: int = MAX_MODEL_PAIRS
+                ) -> tuple[list[int] | None, SolveStats, int | None]:
     """Minimum total compute cost under `budget`: (schedule or None, stats, window). The objective
     and bound include the n first executions; no schedule when the deadline passes while the model
     is built. When the exact model would exceed `max_pairs`, the
     model is restricted to the largest window that fits (returned; None means exact) plus the
-    hint's own stages, so the hint stays feasible, and the bound is the trivial sum of costs.
-    `first_solution_by_s`: give up there without a schedule (`run_cpsat`)."""
+    hint's own stages, so the hint stays feasible, and the bound is the trivial sum of costs."""
     window = restriction_window(problem, max_pairs)
     try:
         model = _Model(problem, CostUnderBudget(budget),
@@ -215,8 +256,7 @@ def solve_cpsat(problem: RematProblem, budget: int, options: SolverOptions, dead
         return None, _out_of_time(deadline), window
     if hint is not None:
         model.hint(hint)
-    solver, stats = run_cpsat(model.model, options, deadline, offset=sum(problem.cost),
-                              first_solution_by_s=first_solution_by_s)
+    solver, stats = run_cpsat(model.model, options, deadline, offset=sum(problem.cost))
     schedule = model.schedule(solver) if stats.objective is not None else None
     if window is not None:
         stats = _restricted_stats(stats, float(sum(problem.cost)))
@@ -224,23 +264,44 @@ def solve_cpsat(problem: RematProblem, budget: int, options: SolverOptions, dead
 
 
 def min_peak_cpsat(problem: RematProblem, options: SolverOptions, deadline: Deadline,
-                   max_pairs: int = MAX_MODEL_PAIRS, hint: Sequence[int] | None = None,
-                   good_enough: int | None = None) -> tuple[list[int] | None, SolveStats]:
+                   max_pairs: int = MAX_MODEL_PAIRS, hint: Sequence[int] | None = None
+                   ) -> tuple[list[int] | None, SolveStats]:
     """The smallest peak memory of any schedule (recomputation unlimited): the smallest feasible
     budget. Above `max_pairs` the model is restricted (see `solve_cpsat`): the peak found is
     achievable, and the bound is the local one (a node with its inputs). `hint`: a schedule to start
-    from (default store-all). `good_enough`: stop at the first schedule that peaks at most this (the
-    peak variable is floored there, so the stats' bound is then no lower bound)."""
+    from (default store-all)."""
     window = restriction_window(problem, max_pairs)
     try:
         model = _Model(problem, MinimumPeak(), None if window is None else stage_horizon(problem, window, hint),
                        deadline)
     except OutOfTime:
         return None, _out_of_time(deadline)
-    if good_enough is not None:
-        model.model.add(model.peak >= good_enough)
     model.hint(list(range(problem.n)) if hint is None else hint)
     solver, stats = run_cpsat(model.model, options, deadline)
     if window is not None:
         stats = _restricted_stats(stats, float(model.peak_floor))
+    return (model.schedule(solver) if stats.objective is not None else None), stats
+
+
+def least_excess_cpsat(problem: RematProblem, budget: int, start: Sequence[int], options: SolverOptions,
+                       deadline: Deadline, horizon_window: int | None = None) -> tuple[list[int] | None, SolveStats]:
+    """For a budget no known schedule fits: the stage model with a soft budget (each stage may
+    exceed it; least total excess first, then least cost), started from `start` (any schedule; its
+    stage form is a complete hint, so the search improves it from the first second) and stopped at
+    the first schedule with no excess. `horizon_window`: values live at most this many stages after
+    their last direct reader (`stage_horizon`, extended to `start`'s own stages; None: the exact
+    model). Returns the schedule of least excess found (None only when the deadline passes while
+    the model is built) and the stats: objective and bound in model units of (sum of costs + 1) x
+    excess + recomputation cost. The search also stops when its bound reaches sum of costs + 1:
+    every schedule of the space then exceeds the budget (status INFEASIBLE for the exact model)."""
+    horizon = None if horizon_window is None else stage_horizon(problem, horizon_window, start)
+    try:
+        model = _Model(problem, CostUnderBudget(budget), horizon, deadline, soft_budget=True)
+    except OutOfTime:
+        return None, _out_of_time(deadline)
+    model.hint(start)
+    weight = sum(problem.cost) + 1
+    solver, stats = run_cpsat(model.model, options, deadline, stop_below=weight, stop_at_bound=weight)
+    if horizon_window is None and stats.bound is not None and stats.bound >= weight:
+        stats = replace(stats, status=SolveStatus.INFEASIBLE)
     return (model.schedule(solver) if stats.objective is not None else None), stats

@@ -7,9 +7,9 @@ the peak at most the budget) and `MinimumPeak` (the smallest feasible budget). M
 - cpsat (exact): the stage model of `cpsat.py`, warm-started from the best heuristic; above
   `max_pairs` (stage, value) pairs a restricted model (`restricted_window` in the JSON; never
   "optimal"); above LNS_MIN_PAIRS pairs it improves its warm start by windows (`lns.py`) instead;
-  it never answers worse than its warm start (`from_warm_start`); when no warm start fits and
-  CP-SAT finds no schedule either, a feasibility phase (`least_peak_schedule`) looks for one with
-  the time kept for it, or reports the smallest peak it reached. For a problem with
+  it never answers worse than its warm start (`from_warm_start`); when no warm start fits, a
+  feasibility phase (`feasibility.py`) looks for a schedule first, which then serves as the warm
+  start, or reports the smallest peak it reached, or proves that none fits. For a problem with
   `free_order`, the fixed-order model's answer then hints the free-order model of `free_order.py`
   (`order` in the JSON: which order was searched);
 - milp (exact): Checkmate's MILP (`milp.py`), the reference;
@@ -39,6 +39,7 @@ from monet_opt.solvers.remat.baselines import (
     evict_on_demand, greedy, peak_descent, recompute_all_but_inputs, sqrt_n, store_all,
 )
 from monet_opt.solvers.remat.cpsat import MAX_MODEL_PAIRS, band_pairs, min_peak_cpsat, solve_cpsat
+from monet_opt.solvers.remat.feasibility import least_excess_schedule
 from monet_opt.solvers.remat.free_order import FREE_ORDER_MAX_NODES, solve_free_order
 from monet_opt.solvers.remat.ga import run_ga
 from monet_opt.solvers.remat.lns import improve
@@ -141,44 +142,6 @@ def warm_start(problem: RematProblem, budget: int, seed: int, deadline: Deadline
     return hint
 
 
-FEASIBILITY_SHARE = 0.4
-"""When no warm start fits the budget: CP-SAT gives up if it has no schedule when only this share
-of the time left after the warm start remains, and the feasibility phase (`least_peak_schedule`)
-gets it; with a schedule, CP-SAT keeps the whole time."""
-
-
-def least_peak_schedule(problem: RematProblem, budget: int, options: SolverOptions, deadline: Deadline
-                        ) -> list[int] | None:
-    """Feasibility first, for a budget that no warm start fits: a schedule within `budget`, or else
-    one of smallest peak found. A bisection over evict-on-demand's budget between `budget` and the
-    store-all peak (half the time), then the minimum-peak CP-SAT model hinted with its best schedule
-    (in the stage form), stopping at the first schedule within `budget`. Returns the schedule of
-    least replayed peak found (None if none in time)."""
-    found: list[tuple[int, list[int]]] = []  # (replayed peak, schedule)
-    forms: list[tuple[int, list[int]]] = []  # the same in the stage form (CP-SAT accepts them as hints)
-    low, high = max(budget, local_lower_bound(problem)), store_all_peak(problem)
-    bisection = deadline.share(0.5)
-    while low <= high and not bisection.expired():
-        middle = (low + high) // 2
-        try:
-            schedule = evict_on_demand(problem, middle, bisection)
-        except OutOfTime:
-            break
-        if schedule is None:
-            low = middle + 1
-            continue
-        form = in_stage_form(problem, schedule)
-        forms.append((evaluate_schedule(problem, form).peak, form))
-        found += [forms[-1], (evaluate_schedule(problem, schedule).peak, list(schedule))]
-        high = min(middle, found[-1][0]) - 1
-    if not found or min(peak for peak, _ in found) > budget:
-        hint = min(forms, key=lambda entry: entry[0])[1] if forms else None
-        schedule, _ = min_peak_cpsat(problem, options, deadline, hint=hint, good_enough=budget)
-        if schedule is not None:
-            found.append((evaluate_schedule(problem, schedule).peak, schedule))
-    return min(found, key=lambda entry: entry[0])[1] if found else None
-
-
 def _answer(schedule: Sequence[int] | None, claimed: float | None, stats: SolveStats,
             report: dict[str, Any] | None = None) -> Proposal[Schedule]:
     return Proposal(None if schedule is None else tuple(schedule), Claim(objective=claimed), stats,
@@ -206,7 +169,21 @@ def _cpsat(max_pairs: int):
             return _answer(schedule, None, stats, order)
         hint = warm_start(problem, target.budget, options.seed, deadline.share(WARM_START_SHARE))
         warm_cost = None if hint is None else evaluate_schedule(problem, hint).cost
-        if free:
+        feasibility: dict[str, Any] = {}
+        proven_infeasible = None
+        if hint is None and not free:
+            lowest, proven = least_excess_schedule(problem, target.budget, options, deadline)
+            replay = evaluate_schedule(problem, lowest)
+            smallest = min(replay.peak, store_all_peak(problem))  # of the schedules found
+            feasibility = {"feasibility_phase": True, "smallest_budget_found": smallest / problem.size_scale}
+            if proven:
+                proven_infeasible = SolveStats(SolveStatus.INFEASIBLE, None, None, deadline.elapsed_s(), None, None, ())
+            elif replay.peak <= target.budget:
+                hint, warm_cost = lowest, replay.cost  # a warm start from here on
+        window = None
+        if proven_infeasible is not None:
+            schedule, stats = None, proven_infeasible
+        elif free:
             fixed = replace(problem, free_order=False)
             fixed_schedule, _, _ = solve_cpsat(fixed, target.budget, options, deadline.share(FIXED_ORDER_SHARE), hint,
                                                max_pairs)
@@ -214,7 +191,6 @@ def _cpsat(max_pairs: int):
                                                evaluate_schedule(problem, fixed_schedule).cost < warm_cost):
                 hint, warm_cost = fixed_schedule, evaluate_schedule(problem, fixed_schedule).cost
             schedule, stats = solve_free_order(problem, target.budget, options, deadline, hint)
-            window = None
         elif band_pairs(problem) > LNS_MIN_PAIRS and (start := _fitting_stage_form(problem, target.budget, hint)):
             schedule, history = improve(problem, target.budget, start, options, deadline)
             trivial = float(sum(problem.cost))  # every node runs once: a bound valid for every schedule
@@ -223,22 +199,9 @@ def _cpsat(max_pairs: int):
             stats = SolveStats(SolveStatus.FEASIBLE, cost, trivial, deadline.elapsed_s(),
                                incumbents[0].time_s if incumbents else None,
                                incumbents[-1].time_s if incumbents else None, incumbents)
-            window = None
             order["lns_improvements"] = len(history)
         else:
-            # without a warm start CP-SAT often finds a schedule itself; if not by then, the feasibility
-            # phase gets the rest of the time
-            give_up = (None if hint is not None
-                       else deadline.elapsed_s() + (1 - FEASIBILITY_SHARE) * deadline.remaining_s())
-            schedule, stats, window = solve_cpsat(problem, target.budget, options, deadline, hint, max_pairs, give_up)
-        feasibility: dict[str, Any] = {}
-        if schedule is None and hint is None and stats.status is not SolveStatus.INFEASIBLE and not deadline.expired():
-            lowest = least_peak_schedule(problem, target.budget, options, deadline)
-            peak = None if lowest is None else evaluate_schedule(problem, lowest).peak
-            feasibility = {"feasibility_phase": True,
-                           "smallest_budget_found": None if peak is None else peak / problem.size_scale}
-            if peak is not None and peak <= target.budget:  # answered as a warm start would be
-                hint, warm_cost = lowest, evaluate_schedule(problem, lowest).cost
+            schedule, stats, window = solve_cpsat(problem, target.budget, options, deadline, hint, max_pairs)
         from_warm_start = warm_cost is not None and stats.status is not SolveStatus.OPTIMAL and (
             schedule is None or warm_cost < evaluate_schedule(problem, schedule).cost)
         if from_warm_start:  # CP-SAT found nothing better in time: the warm start, with CP-SAT's bound if any

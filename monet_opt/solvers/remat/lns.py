@@ -27,6 +27,7 @@ from monet_opt.solvers.remat.stages import sequence_to_stages, stages_to_sequenc
 
 WINDOW_STAGES = 40
 WINDOW_TIME_S = 3.0  # most seconds of CP-SAT per window
+SOFT_WINDOW_TIME_S = 10.0  # the same for the feasibility phase's windows (`feasibility.py`)
 
 
 def improve(problem: RematProblem, budget: int, schedule: Sequence[int], options: SolverOptions,
@@ -50,7 +51,7 @@ def improve(problem: RematProblem, budget: int, schedule: Sequence[int], options
             if deadline.expired():
                 break
             stop = min(n, first + size)
-            answer = _solve_window(problem, budget, recompute, kept, first, stop, options, deadline)
+            answer = solve_window(problem, budget, recompute, kept, first, stop, options, deadline)
             if answer is None:
                 continue
             candidate = [set(r) for r in recompute]
@@ -68,26 +69,27 @@ def improve(problem: RematProblem, budget: int, schedule: Sequence[int], options
     return stages_to_sequence(recompute), history
 
 
-def _solve_window(problem: RematProblem, budget: int, recompute: Sequence[set[int]], kept: Sequence[set[int]],
-                  first: int, stop: int, options: SolverOptions, deadline: Deadline) -> list[set[int]] | None:
-    """The cheapest recomputations of stages first..stop-1 with the rest of the schedule fixed,
-    or None when CP-SAT finds nothing better in its time."""
+def solve_window(problem: RematProblem, budget: int, recompute: Sequence[set[int]], kept: Sequence[set[int]],
+                  first: int, stop: int, options: SolverOptions, deadline: Deadline, soft_budget: bool = False,
+                  horizon: Sequence[int] | None = None) -> list[set[int]] | None:
+    """The recomputations of stages first..stop-1 with the rest of the schedule fixed: the cheapest
+    (or, with `soft_budget`, those of least excess over the budget, then cheapest), or None when
+    CP-SAT finds nothing better in its time."""
     window = Window(first, stop, frozenset(kept[first]) | {first - 1},
                     frozenset(kept[stop]) if stop < problem.n else frozenset())
     current = sum(problem.cost[i] for t in range(first, stop) for i in recompute[t])
-    if current == 0:
+    if current == 0 and not soft_budget:
         return None
-    share = Deadline.start(min(WINDOW_TIME_S, deadline.remaining_s()))
+    share = Deadline.start(min(SOFT_WINDOW_TIME_S if soft_budget else WINDOW_TIME_S, deadline.remaining_s()))
     try:
-        model = _Model(problem, CostUnderBudget(budget), None, share, window)
+        model = _Model(problem, CostUnderBudget(budget), horizon, share, window, soft_budget)
     except OutOfTime:
         return None
-    for (t, i), var in model.R.items():
-        model.model.add_hint(var, i in recompute[t])
-    for (t, i), var in model.S.items():
-        model.model.add_hint(var, i in kept[t])
-    model.model.add(model.recompute_cost <= current - 1)
-    solver, stats = run_cpsat(model.model, replace(options, progress=False), share)
+    model.hint_stages(recompute, kept)
+    if not soft_budget:
+        model.model.add(model.recompute_cost <= current - 1)
+    solver, stats = run_cpsat(model.model, replace(options, progress=False), share,  # soft: stop once no excess is left
+                              stop_below=sum(problem.cost) + 1 if soft_budget else None)
     if stats.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
         return None
     return [{i for i in range(t) if (t, i) in model.R and solver.value(model.R[t, i])} for t in range(first, stop)]

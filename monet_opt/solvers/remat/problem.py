@@ -122,6 +122,25 @@ def evaluate_schedule(problem: RematProblem, sequence: Sequence[int]) -> Schedul
     return ScheduleEvaluation(cost, peak, tuple(problems), peak_step, lifetimes)
 
 
+def memory_levels(problem: RematProblem, sequence: Sequence[int], evaluation: ScheduleEvaluation) -> list[int]:
+    """Memory at each step of `sequence` (its `evaluate_schedule` result), by the module's rules."""
+    delta = [0] * (len(sequence) + 1)
+    for start, end in evaluation.lifetimes:
+        delta[start] += problem.size[sequence[start]]
+        delta[end + 1] -= problem.size[sequence[start]]
+    levels, level = [], 0
+    for d in delta[:-1]:
+        level += d
+        levels.append(level)
+    return levels
+
+
+def memory_excess(problem: RematProblem, sequence: Sequence[int], evaluation: ScheduleEvaluation, budget: int) -> int:
+    """Memory above `budget` summed over the steps of `sequence` (0 when it fits): the measure the
+    peak descent and the feasibility phase lower."""
+    return sum(max(0, level - budget) for level in memory_levels(problem, sequence, evaluation))
+
+
 def store_all_peak(problem: RematProblem) -> int:
     """Peak memory of the reference order without recomputation (budgets in % refer to it)."""
     return evaluate_schedule(problem, range(problem.n)).peak
