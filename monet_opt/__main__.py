@@ -1,5 +1,3 @@
-import sys
+from monet_opt.cli import run
 
-from monet_opt.cli import main
-
-sys.exit(main())
+run()

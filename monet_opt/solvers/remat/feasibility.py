@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from monet_opt.solvers.common import Deadline, SolverOptions, SolveStatus
 from monet_opt.solvers.remat.baselines import store_all
 from monet_opt.solvers.remat.cpsat import band_pairs, least_excess_cpsat, stage_horizon
-from monet_opt.solvers.remat.lns import WINDOW_STAGES, solve_window
+from monet_opt.solvers.remat.lns import WINDOW_STAGES, solve_window, spliced, window_firsts
 from monet_opt.solvers.remat.problem import (
     RematProblem, ScheduleEvaluation, evaluate_schedule, memory_excess, memory_levels,
 )
@@ -28,7 +28,8 @@ from monet_opt.solvers.remat.stages import sequence_to_stages, stages_to_sequenc
 FIRST_HORIZON_STAGES = 10
 """The first horizon of the soft model (stages after a value's last direct reader). 250-node
 layered DAG at 80 %: horizons of 0 and 5 stages hold no schedule within the budget (proven in 1 s
-and 7 s), 10 stages gives one in 7-8 s, 20 in 23 s, 30 in 31 s."""
+and 7 s), 10 stages gives one in 5-14 s (four runs), 20 in 23 s, 30 in 31 s. The 1000-node one
+needs more than 10 (`formulations/checkpointing.md`, section 2)."""
 FEASIBILITY_MODEL_PAIRS = 12_000
 """Largest soft model (pairs) solved whole; above, by windows of about this many pairs."""
 
@@ -81,9 +82,7 @@ def lower_excess(problem: RematProblem, budget: int, schedule: Sequence[int], op
     size = max(2, min(window_stages, n - 1))
     while excess > 0 and not deadline.expired():
         over = _stage_excess(problem, sequence, replay, budget)
-        step = max(1, size // 2)
-        firsts = sorted({min(first, n - size) for first in range(1, n, step)})
-        firsts = [a for a in firsts if any(over[a:a + size])]
+        firsts = [a for a in window_firsts(n, size) if any(over[a:a + size])]
         firsts.sort(key=lambda a: -sum(over[a:a + size]))
         gained = False
         for first in firsts:
@@ -95,9 +94,7 @@ def lower_excess(problem: RematProblem, budget: int, schedule: Sequence[int], op
                                    soft_budget=True, horizon=horizon)
             if answer is None:
                 continue
-            candidate = [set(r) for r in recompute]
-            candidate[first:stop] = answer
-            trial = stages_to_sequence(candidate)
+            trial = spliced(recompute, first, answer)
             trial_replay = evaluate_schedule(problem, trial)
             trial_excess = memory_excess(problem, trial, trial_replay, budget)
             if trial_replay.valid and trial_excess < excess:

@@ -41,10 +41,7 @@ def improve(problem: RematProblem, budget: int, schedule: Sequence[int], options
     history: list[tuple[float, int]] = []
     size = max(2, min(window_stages, n - 1))
     while not deadline.expired():
-        step = max(1, size // 2)
-        firsts = list(range(1, max(2, n - size + 1), step))
-        if firsts[-1] + size < n:
-            firsts.append(n - size)
+        firsts = window_firsts(n, size)
         firsts.sort(key=lambda a: -sum(problem.cost[i] for t in range(a, min(n, a + size)) for i in recompute[t]))
         gained = False
         for first in firsts:
@@ -54,9 +51,7 @@ def improve(problem: RematProblem, budget: int, schedule: Sequence[int], options
             answer = solve_window(problem, budget, recompute, kept, first, stop, options, deadline)
             if answer is None:
                 continue
-            candidate = [set(r) for r in recompute]
-            candidate[first:stop] = answer
-            sequence = stages_to_sequence(candidate)
+            sequence = spliced(recompute, first, answer)
             replay = evaluate_schedule(problem, sequence)
             if replay.valid and replay.peak <= budget and replay.cost < cost:
                 recompute, kept = sequence_to_stages(problem, sequence)
@@ -69,9 +64,22 @@ def improve(problem: RematProblem, budget: int, schedule: Sequence[int], options
     return stages_to_sequence(recompute), history
 
 
+def window_firsts(n: int, size: int) -> list[int]:
+    """First stages of the half-overlapping windows of `size` stages over stages 1..n-1 (stage 0
+    recomputes nothing), the last one ending at the last stage."""
+    return sorted({min(first, n - size) for first in range(1, n, max(1, size // 2))})
+
+
+def spliced(recompute: Sequence[set[int]], first: int, answer: Sequence[set[int]]) -> list[int]:
+    """The stage-form sequence with the recomputations of stages first.. replaced by `answer`."""
+    candidate = [set(r) for r in recompute]
+    candidate[first:first + len(answer)] = answer
+    return stages_to_sequence(candidate)
+
+
 def solve_window(problem: RematProblem, budget: int, recompute: Sequence[set[int]], kept: Sequence[set[int]],
-                  first: int, stop: int, options: SolverOptions, deadline: Deadline, soft_budget: bool = False,
-                  horizon: Sequence[int] | None = None) -> list[set[int]] | None:
+                 first: int, stop: int, options: SolverOptions, deadline: Deadline, soft_budget: bool = False,
+                 horizon: Sequence[int] | None = None) -> list[set[int]] | None:
     """The recomputations of stages first..stop-1 with the rest of the schedule fixed: the cheapest
     (or, with `soft_budget`, those of least excess over the budget, then cheapest), or None when
     CP-SAT finds nothing better in its time."""
