@@ -40,8 +40,8 @@ from monet_opt.solvers.genetic import GAConfig
 
 CheckpointTarget = CostUnderBudget | MinimumPeak
 WARM_START_SHARE = 0.25
-"""The share of cpsat's time that the warm start's budget sweep may take beyond its bisection
-(`greedy_plan`)."""
+"""The share of cpsat's time after which the warm start's budget sweep stops (its every other
+plan is evaluated in any case, `greedy_plan`)."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def _measured(problem: CheckpointProblem, target: CheckpointTarget, decisions: D
 def best_heuristic(space: CheckpointSpace, weights: CostWeights, budget_bytes: int | None,
                    deadline: Deadline | None = None) -> Decisions | None:
     """The cheapest plan of the rules and the greedy sweep that fits the budget (CP-SAT's warm start;
-    the sweep stops at `deadline` once its bisection is done)."""
+    the sweep stops at `deadline`, `greedy_plan`)."""
     plans = [(d, space.evaluate(d)) for d in (rule_decisions(space, rule, weights) for rule in RULES)]
     greedy = greedy_plan(space, weights, budget_bytes, deadline)
     plans += [greedy] if greedy is not None else []
@@ -143,7 +143,7 @@ def _cpsat_free_order(problem: CheckpointProblem, target: CheckpointTarget, opti
     space = problem.space
     if best is None:
         budget = _budget(target)
-        proven = (candidates.exhaustive and solved_all) or (budget is not None and budget < space.op_peak_bound_bytes)
+        proven = (candidates.exhaustive and solved_all) or _below_every_op_bound(problem, target)
         if not proven and budget is not None and not deadline.expired():
             lowest = _cpsat_free_order(problem, MinimumPeak(), options, deadline)
             report["smallest_budget_found"] = lowest.stats.objective

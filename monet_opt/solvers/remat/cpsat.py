@@ -264,19 +264,16 @@ def solve_cpsat(problem: RematProblem, budget: int, options: SolverOptions, dead
 
 
 def min_peak_cpsat(problem: RematProblem, options: SolverOptions, deadline: Deadline,
-                   max_pairs: int = MAX_MODEL_PAIRS, hint: Sequence[int] | None = None
-                   ) -> tuple[list[int] | None, SolveStats]:
+                   max_pairs: int = MAX_MODEL_PAIRS) -> tuple[list[int] | None, SolveStats]:
     """The smallest peak memory of any schedule (recomputation unlimited): the smallest feasible
     budget. Above `max_pairs` the model is restricted (see `solve_cpsat`): the peak found is
-    achievable, and the bound is the local one (a node with its inputs). `hint`: a schedule to start
-    from (default store-all)."""
+    achievable, and the bound is the local one (a node with its inputs)."""
     window = restriction_window(problem, max_pairs)
     try:
-        model = _Model(problem, MinimumPeak(), None if window is None else stage_horizon(problem, window, hint),
-                       deadline)
+        model = _Model(problem, MinimumPeak(), None if window is None else stage_horizon(problem, window), deadline)
     except OutOfTime:
         return None, _out_of_time(deadline)
-    model.hint(list(range(problem.n)) if hint is None else hint)
+    model.hint(list(range(problem.n)))
     solver, stats = run_cpsat(model.model, options, deadline)
     if window is not None:
         stats = _restricted_stats(stats, float(model.peak_floor))
