@@ -395,12 +395,12 @@ def test_the_search_by_windows_reaches_the_optimum_with_one_window_and_never_wor
     checked = 0
     for problem, fraction in [(random_dag(rng, rng.randint(8, 16)), f) for _ in range(12) for f in (0.7, 0.9)]:
         budget = max(1, int(fraction * store_all_peak(problem)))
-        start = warm_start(problem, budget, 0, Deadline.start(10))
+        start, _ = warm_start(problem, budget, 0, Deadline.start(10))
         if start is None or evaluate_schedule(problem, in_stage_form(problem, start)).peak > budget:
             continue
         start = in_stage_form(problem, start)
         exact = solve_remat(problem, budget, "cpsat", FAST)
-        whole, _ = improve(problem, budget, start, FAST, Deadline.start(60), window_stages=problem.n)
+        whole, _ = improve(problem, budget, start, FAST, Deadline.start(60), window_stages=problem.n, horizon_window=None)
         assert evaluate_schedule(problem, whole).cost == exact.objective and exact.status is SolveStatus.OPTIMAL
         small, history = improve(problem, budget, start, FAST, Deadline.start(60), window_stages=3)
         replay = evaluate_schedule(problem, small)
@@ -412,7 +412,8 @@ def test_the_search_by_windows_reaches_the_optimum_with_one_window_and_never_wor
 
 def test_feasibility_first_at_the_smallest_feasible_budget():
     """layered_dag(30, seed=1): CP-SAT proves the smallest peak 373 (store-all 511); no warm-start
-    heuristic fits there, the feasibility phase (soft-budget model from store-all) reaches it, and
+    heuristic fits there, the feasibility phase (soft-budget model from the schedule of least
+    excess that the heuristics made) reaches it, and
     cpsat answers from it; one unit below, the phase proves that nothing fits."""
     from monet_opt.generate import layered_dag
     from monet_opt.solvers.common import Deadline
@@ -424,10 +425,11 @@ def test_feasibility_first_at_the_smallest_feasible_budget():
     schedule, stats = min_peak_cpsat(problem, FAST, Deadline.start(30))
     assert stats.status is SolveStatus.OPTIMAL and evaluate_schedule(problem, schedule).peak == 373
     assert store_all_peak(problem) == 511
-    assert warm_start(problem, 373, 0, Deadline.start(30)) is None
-    found, proven = least_excess_schedule(problem, 373, FAST, Deadline.start(30))
+    hint, closest = warm_start(problem, 373, 0, Deadline.start(30))
+    assert hint is None and evaluate_schedule(problem, closest).peak > 373
+    found, proven = least_excess_schedule(problem, 373, closest, FAST, Deadline.start(30))
     assert evaluate_schedule(problem, found).peak <= 373 and not proven
-    found, proven = least_excess_schedule(problem, 372, FAST, Deadline.start(30))
+    found, proven = least_excess_schedule(problem, 372, list(range(problem.n)), FAST, Deadline.start(30))
     assert proven and evaluate_schedule(problem, found).peak > 372
     data = solve_remat(problem, 373, "cpsat", FAST).to_dict()
     assert data["feasibility_phase"] and data["smallest_budget_found"] == 373 and data["status"] == "optimal"

@@ -40,11 +40,12 @@ from monet_opt.solvers.remat.baselines import (
 )
 from monet_opt.solvers.remat.cpsat import MAX_MODEL_PAIRS, band_pairs, min_peak_cpsat, solve_cpsat
 from monet_opt.solvers.remat.feasibility import least_excess_schedule
+from monet_opt.solvers.remat.gap_descent import PORTFOLIO, gap_descent
 from monet_opt.solvers.remat.free_order import FREE_ORDER_MAX_NODES, solve_free_order
 from monet_opt.solvers.remat.ga import run_ga
 from monet_opt.solvers.remat.lns import improve
 from monet_opt.solvers.remat.milp import solve_milp
-from monet_opt.solvers.remat.problem import RematProblem, evaluate_schedule, store_all_peak
+from monet_opt.solvers.remat.problem import RematProblem, evaluate_schedule, memory_excess, store_all_peak
 from monet_opt.solvers.remat.stages import sequence_to_stages, stages_to_sequence
 
 RematTarget = CostUnderBudget | MinimumPeak
@@ -112,19 +113,26 @@ def in_stage_form(problem: RematProblem, schedule: Sequence[int]) -> list[int]:
     return stages_to_sequence(recompute)
 
 
-def warm_start(problem: RematProblem, budget: int, seed: int, deadline: Deadline) -> list[int] | None:
-    """CP-SAT's hint: the cheapest within the budget of evict-on-demand, store-all, sqrt(n), Chen's
-    greedy sweep and the peak descent (fastest first: evict-on-demand takes 0.2 s on ResNet-50's
-    training graph and 3 s on the 1000-node DAG, the greedy sweep 12 s there, the peak descent 2-4 s
-    at 250 nodes and 10-350 s above, so on the largest graphs it often meets the deadline and adds
-    nothing), each in CP-SAT's stage form when that still fits (the model accepts it as it is); else
-    a short GA. Every part stops at the deadline; None when nothing fits."""
-    makers = (lambda: evict_on_demand(problem, budget, deadline), lambda: store_all(problem),
-              lambda: sqrt_n(problem, deadline), lambda: greedy(problem, budget, deadline=deadline),
-              lambda: peak_descent(problem, budget, deadline=deadline))
+def warm_start(problem: RematProblem, budget: int, seed: int, deadline: Deadline) -> tuple[list[int] | None, list[int]]:
+    """(hint, closest): CP-SAT's hint, the cheapest schedule within the budget of the use-gap
+    descents (`gap_descent.PORTFOLIO`), evict-on-demand, store-all, sqrt(n), Chen's greedy sweep and
+    the peak descent, or else of a short GA (None when nothing fits); and the schedule of least
+    memory above the budget among them, in the stage form (the feasibility phase's start when
+    nothing fits). Fastest first: a use-gap descent takes 0.1-1 s on the 1000-node layered DAG and
+    2-6 s on the public one of 1000 nodes, evict-on-demand 0.2 s on ResNet-50's training graph and
+    4-30 s at 1000 nodes, the greedy sweep 12-20 s there, the peak descent 2-4 s at 250 nodes and
+    10-350 s above, so on the largest graphs the last ones often meet the deadline and add nothing.
+    Each schedule is taken in CP-SAT's stage form when that still fits (the model accepts it as it
+    is). Every part stops at the deadline."""
+    makers = [lambda: store_all(problem)]
+    makers += [lambda config=config: gap_descent(problem, budget, config, deadline)[0] for config in PORTFOLIO]
+    makers += [lambda: evict_on_demand(problem, budget, deadline), lambda: sqrt_n(problem, deadline),
+               lambda: greedy(problem, budget, deadline=deadline),
+               lambda: peak_descent(problem, budget, deadline=deadline)]
     fitting: list[tuple[int, int, list[int]]] = []  # (cost, 0 for the stage form else 1, schedule)
+    closest: tuple[int, list[int]] | None = None  # (memory excess, stage form)
     for make in makers:
-        if deadline.expired():
+        if deadline.expired() and closest is not None:
             break
         try:
             schedule = make()
@@ -136,10 +144,15 @@ def warm_start(problem: RematProblem, budget: int, seed: int, deadline: Deadline
             replay = evaluate_schedule(problem, form)
             if replay.peak <= budget:
                 fitting.append((replay.cost, rank, form))
+            if rank == 0:
+                excess = memory_excess(problem, form, replay, budget)
+                if closest is None or excess < closest[0]:
+                    closest = (excess, form)
+    assert closest is not None  # store-all runs first, whatever the deadline
     if fitting:
-        return min(fitting, key=lambda entry: entry[:2])[2]
+        return min(fitting, key=lambda entry: entry[:2])[2], closest[1]
     hint, _, _ = run_ga(problem, budget, GAConfig(population=40, generations=20, seed=seed), deadline)
-    return hint
+    return hint, closest[1]
 
 
 def _answer(schedule: Sequence[int] | None, claimed: float | None, stats: SolveStats,
@@ -167,12 +180,12 @@ def _cpsat(max_pairs: int):
                 schedule, stats = min_peak_cpsat(problem, options, deadline, max_pairs)
             # the replayed peak is the answer (the stage model's accounting may round it up)
             return _answer(schedule, None, stats, order)
-        hint = warm_start(problem, target.budget, options.seed, deadline.share(WARM_START_SHARE))
+        hint, closest = warm_start(problem, target.budget, options.seed, deadline.share(WARM_START_SHARE))
         warm_cost = None if hint is None else evaluate_schedule(problem, hint).cost
         feasibility: dict[str, Any] = {}
         proven_infeasible = None
         if hint is None and not free:
-            lowest, proven = least_excess_schedule(problem, target.budget, options, deadline)
+            lowest, proven = least_excess_schedule(problem, target.budget, closest, options, deadline)
             replay = evaluate_schedule(problem, lowest)
             smallest = min(replay.peak, store_all_peak(problem))  # of the schedules found
             feasibility = {"feasibility_phase": True, "smallest_budget_found": smallest / problem.size_scale}

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from monet_opt.solvers.common import Deadline, SolverOptions, SolveStatus
-from monet_opt.solvers.remat.baselines import store_all
 from monet_opt.solvers.remat.cpsat import band_pairs, least_excess_cpsat, stage_horizon
 from monet_opt.solvers.remat.lns import WINDOW_STAGES, solve_window, spliced, window_firsts
 from monet_opt.solvers.remat.problem import (
@@ -34,12 +33,12 @@ FEASIBILITY_MODEL_PAIRS = 12_000
 """Largest soft model (pairs) solved whole; above, by windows of about this many pairs."""
 
 
-def least_excess_schedule(problem: RematProblem, budget: int, options: SolverOptions, deadline: Deadline
-                          ) -> tuple[list[int], bool]:
+def least_excess_schedule(problem: RematProblem, budget: int, start: Sequence[int], options: SolverOptions,
+                          deadline: Deadline) -> tuple[list[int], bool]:
     """(schedule, proven): the first schedule found within `budget`, or else the one of least memory
-    excess found by the deadline (store-all at worst); `proven` when the exact soft model proves
-    that no schedule fits the budget."""
-    schedule = store_all(problem)
+    excess found by the deadline (`start`, a schedule in the stage form, at worst); `proven` when
+    the exact soft model proves that no schedule fits the budget."""
+    schedule = list(start)
     excess = memory_excess(problem, schedule, evaluate_schedule(problem, schedule), budget)
     horizon: int | None = FIRST_HORIZON_STAGES
     exact_pairs = band_pairs(problem)

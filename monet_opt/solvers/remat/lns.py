@@ -10,7 +10,12 @@ schedule is replayed by the evaluator before it is kept (peak within the budget,
 
 Windows of `window_stages` stages, half-overlapping, are visited in decreasing order of the
 recomputation cost they hold; a pass that improves nothing doubles the window (up to the whole
-graph); the search stops at the deadline.
+graph); the search stops at the deadline. Inside a window, values live at most
+`horizon_window` stages after their last direct reader (`cpsat.stage_horizon`, extended to the
+schedule's own stages, so the current schedule stays a solution): the window's model then holds
+the values that can matter there rather than every value whose descendants are still to come
+(1000-node layered DAG at 80 %, windows of 40 stages: 6027 to 5891 in 45 s with a horizon of 10
+stages; no improvement in 45 s without one).
 """
 
 from __future__ import annotations
@@ -21,20 +26,22 @@ from dataclasses import replace
 from monet_opt.solvers.common import Deadline, OutOfTime, SolverOptions, SolveStatus
 from monet_opt.solvers.contract import CostUnderBudget
 from monet_opt.solvers.cpsat_runner import run_cpsat
-from monet_opt.solvers.remat.cpsat import Window, _Model
+from monet_opt.solvers.remat.cpsat import Window, _Model, stage_horizon
 from monet_opt.solvers.remat.problem import RematProblem, evaluate_schedule
 from monet_opt.solvers.remat.stages import sequence_to_stages, stages_to_sequence
 
 WINDOW_STAGES = 40
+HORIZON_STAGES = 10
 WINDOW_TIME_S = 3.0  # most seconds of CP-SAT per window
 SOFT_WINDOW_TIME_S = 10.0  # the same for the feasibility phase's windows (`feasibility.py`)
 
 
 def improve(problem: RematProblem, budget: int, schedule: Sequence[int], options: SolverOptions,
-            deadline: Deadline, window_stages: int = WINDOW_STAGES) -> tuple[list[int], list[tuple[float, int]]]:
+            deadline: Deadline, window_stages: int = WINDOW_STAGES, horizon_window: int | None = HORIZON_STAGES
+            ) -> tuple[list[int], list[tuple[float, int]]]:
     """A schedule at most as costly as `schedule` (a fixed-order schedule in the stage form of
     `stages.py`, within `budget`), and each improvement as (seconds since the deadline's start,
-    the cost reached)."""
+    the cost reached). `horizon_window` None: each window is the exact stage model of its stages."""
     n = problem.n
     recompute, kept = sequence_to_stages(problem, schedule)
     cost = evaluate_schedule(problem, schedule).cost
@@ -48,7 +55,9 @@ def improve(problem: RematProblem, budget: int, schedule: Sequence[int], options
             if deadline.expired():
                 break
             stop = min(n, first + size)
-            answer = solve_window(problem, budget, recompute, kept, first, stop, options, deadline)
+            horizon = (None if horizon_window is None else
+                       stage_horizon(problem, horizon_window, stages_to_sequence(recompute)))
+            answer = solve_window(problem, budget, recompute, kept, first, stop, options, deadline, horizon=horizon)
             if answer is None:
                 continue
             sequence = spliced(recompute, first, answer)
