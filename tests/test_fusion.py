@@ -408,38 +408,60 @@ def small_mlp():
                                  Optimizer.SGD)
 
 
-def test_joint_fusion_and_checkpointing_equals_brute_force():
-    """Every valid partition (stacks of up to 3 ops) x every checkpoint plan of it, each judged by
-    the simulator alone: the joint search returns the least latency or energy within a budget
-    (smallest feasible peak, unfused store-all peak, largest peak), proven optimal over the joint
-    space; below the smallest feasible peak, infeasible, with the unfused plan's distance."""
+@pytest.fixture(scope="module")
+def joint_plans():
+    """small_mlp on the toy with the small vector memory: (graph, hw, plans) with plans the
+    (latency, energy, dynamic DRAM peak, fused) of every plan of every valid partition (stacks of up
+    to 3 ops) x every checkpoint plan of it that fits the local memories, each judged by the
+    simulator alone."""
+    from checkpoint_reference import all_plans
+    from monet_opt.solvers.checkpoint.space import CheckpointSpace
+
+    graph = small_mlp()
+    hw = toy(**FUSED_CHECKPOINT_HARDWARE["small vector memory"])
+    space = fusion_space(graph, CostTable(graph, hw), 3, FusionObjective.LATENCY, prune=False)
+    plans = []
+    for partition in valid_partitions(space):
+        checkpoint_space = CheckpointSpace(graph, hw, stacks=[(c.ops, c.cores) for c in partition])
+        fused = any(len(c.ops) > 1 for c in partition)
+        plans += [(e.latency_cycles, e.energy_pj, e.dynamic_dram_peak_bytes, fused)
+                  for _, _, e in all_plans(checkpoint_space) if e.local_overflow_bytes == 0]
+    return graph, hw, plans
+
+
+def joint_search_agrees(graph, hw, plans, budget: int, objective: str) -> None:
+    """The joint search at `budget` returns the least `objective` of the plans within it, proven
+    optimal over the joint space."""
+    from monet_opt.solvers.checkpoint.space import OBJECTIVES
+    from monet_opt.solvers.common import Deadline
+    from monet_opt.solvers.fusion.joint import FusedCheckpointProblem, fuse_and_checkpoint
+
+    column = {"latency": 0, "energy": 1}[objective]
+    expected = min(p[column] for p in plans if p[2] <= budget)
+    result = fuse_and_checkpoint(FusedCheckpointProblem(graph, hw, 3, OBJECTIVES[objective], budget), OPTIONS,
+                                 Deadline.start(60))
+    assert result.validated and result.measurement.peak <= budget
+    assert result.status.value == "optimal" and "every partition" in result.space
+    assert result.objective == pytest.approx(expected, rel=1e-12), (budget, objective)
+    assert result.details["combination"].startswith("joint search, exact")
+
+
+def test_joint_fusion_and_checkpointing_equals_brute_force(joint_plans):
+    """Against the enumeration: the joint search returns the least latency or energy within the
+    unfused store-all peak and the largest peak, proven optimal over the joint space; fusion pays
+    there; below the smallest feasible peak, infeasible, with the unfused plan's distance."""
     from checkpoint_reference import all_plans
     from monet_opt.errors import InfeasibleError
     from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
     from monet_opt.solvers.common import Deadline
     from monet_opt.solvers.fusion.joint import FusedCheckpointProblem, fuse_and_checkpoint
 
-    graph = small_mlp()
-    hw = toy(**FUSED_CHECKPOINT_HARDWARE["small vector memory"])
-    space = fusion_space(graph, CostTable(graph, hw), 3, FusionObjective.LATENCY, prune=False)
-    plans = []  # (latency, energy, dynamic DRAM peak, fused) of every plan that fits the local memories
-    for partition in valid_partitions(space):
-        checkpoint_space = CheckpointSpace(graph, hw, stacks=[(c.ops, c.cores) for c in partition])
-        fused = any(len(c.ops) > 1 for c in partition)
-        plans += [(e.latency_cycles, e.energy_pj, e.dynamic_dram_peak_bytes, fused)
-                  for _, _, e in all_plans(checkpoint_space) if e.local_overflow_bytes == 0]
+    graph, hw, plans = joint_plans
     peaks = sorted({p[2] for p in plans})
     store_all = CheckpointSpace(graph, hw).store_all.dynamic_dram_peak_bytes
     assert peaks[0] < store_all < peaks[-1]
-    for budget, objective, column in ((peaks[0], "latency", 0), (store_all, "latency", 0), (store_all, "energy", 1),
-                                      (peaks[-1], "energy", 1)):
-        expected = min(p[column] for p in plans if p[2] <= budget)
-        result = fuse_and_checkpoint(FusedCheckpointProblem(graph, hw, 3, OBJECTIVES[objective], budget), OPTIONS,
-                                     Deadline.start(60))
-        assert result.validated and result.measurement.peak <= budget
-        assert result.status.value == "optimal" and "every partition" in result.space
-        assert result.objective == pytest.approx(expected, rel=1e-12), (budget, objective)
-        assert result.details["combination"].startswith("joint search, exact")
+    for budget, objective in ((store_all, "latency"), (store_all, "energy"), (peaks[-1], "energy")):
+        joint_search_agrees(graph, hw, plans, budget, objective)
     best_fused = min(p[0] for p in plans if p[3] and p[2] <= store_all)
     assert best_fused < min(p[0] for p in plans if not p[3] and p[2] <= store_all)  # fusion pays here
     unfused_floor = min(e.dynamic_dram_peak_bytes for _, _, e in all_plans(CheckpointSpace(graph, hw)))
@@ -449,6 +471,12 @@ def test_joint_fusion_and_checkpointing_equals_brute_force():
                        rf".*the unfused plan needs {unfused_floor} bytes \({unfused_floor - peaks[0] + 1} above"):
         fuse_and_checkpoint(FusedCheckpointProblem(graph, hw, 2, OBJECTIVES["latency"], peaks[0] - 1), OPTIONS,
                             Deadline.start(120))
+
+
+@pytest.mark.slow  # 25-40 s: the tightest budgets are the joint search's hardest
+def test_joint_search_at_the_smallest_feasible_peak_equals_brute_force(joint_plans):
+    graph, hw, plans = joint_plans
+    joint_search_agrees(graph, hw, plans, min(p[2] for p in plans), "latency")
 
 
 def test_sequential_combination_is_provably_worse_than_joint_on_a_hand_made_instance():

@@ -2,8 +2,9 @@
 no warm-start heuristic fits, or else the schedule of least memory above it.
 
 The stage model with a soft budget (`cpsat.least_excess_cpsat`: each stage may exceed the budget,
-least total excess first, least cost second) starts from store-all, whose stage form is a complete
-hint, so the search improves a schedule from its first second instead of looking for one. Values
+least total excess first, least cost second) starts from the warm-start heuristics' schedule of
+least excess (store-all at worst), whose stage form is a complete hint, so the search improves a
+schedule from its first second instead of looking for one. Values
 are first restricted to a short horizon after their last direct reader (`cpsat.stage_horizon`):
 the model is a fraction of the exact one and its search converges many times faster (250-node
 layered DAG at 80 %: a schedule in 5-14 s with a horizon of 10 stages, none in 60 s with the
