@@ -407,7 +407,8 @@ def test_the_search_by_windows_reaches_the_optimum_with_one_window_and_never_wor
             continue
         start = in_stage_form(problem, start)
         exact = solve_remat(problem, budget, "cpsat", FAST)
-        whole, _ = improve(problem, budget, start, FAST, Deadline.start(60), window_stages=problem.n, horizon_window=None)
+        whole, _ = improve(problem, budget, start, FAST, Deadline.start(60), window_stages=problem.n,
+                           horizon_window=None)
         assert evaluate_schedule(problem, whole).cost == exact.objective and exact.status is SolveStatus.OPTIMAL
         small, history = improve(problem, budget, start, FAST, Deadline.start(60), window_stages=3)
         replay = evaluate_schedule(problem, small)
@@ -419,9 +420,9 @@ def test_the_search_by_windows_reaches_the_optimum_with_one_window_and_never_wor
 
 def test_feasibility_first_at_the_smallest_feasible_budget():
     """layered_dag(30, seed=1): CP-SAT proves the smallest peak 373 (store-all 511); no warm-start
-    heuristic fits there, the feasibility phase (soft-budget model from the schedule of least
-    excess that the heuristics made) reaches it, and
-    cpsat answers from it; one unit below, the phase proves that nothing fits."""
+    heuristic fits there, the feasibility phase (soft-budget model from the heuristics' schedule
+    of least excess) reaches it, and cpsat answers from it; one unit below, the phase proves that
+    nothing fits."""
     from monet_opt.generate import layered_dag
     from monet_opt.solvers.common import Deadline
     from monet_opt.solvers.remat.cpsat import min_peak_cpsat
