@@ -66,11 +66,12 @@ def test_the_level_is_the_replayed_stage_memory_and_fitting_schedules_cost_at_le
 
 def test_the_1000_node_layered_dag_fits_80_percent():
     """layered_dag(1000) at 80 % of store-all: evict-on-demand, Chen's sweep and sqrt(n) find no
-    schedule there (formulations/checkpointing.md, section 4); the first descent does, with 8.7 %
-    more compute than no recomputation at all (6027 against 5546)."""
+    schedule there (formulations/checkpointing.md, section 4); the first descent does, with less
+    than 10 % more compute than the lower bound of no recomputation at all (some is needed: the
+    budget is below the store-all peak)."""
     problem = layered_dag(1000, seed=1000)
     budget = int(0.8 * store_all_peak(problem))
     schedule, level = gap_descent(problem, budget, PORTFOLIO[0])
     replay = evaluate_schedule(problem, schedule)
     assert replay.valid and replay.peak <= level <= budget
-    assert (replay.cost, sum(problem.cost)) == (6027, 5546)
+    assert sum(problem.cost) < replay.cost < 1.1 * sum(problem.cost)
