@@ -80,6 +80,7 @@ def lower_excess(problem: RematProblem, budget: int, schedule: Sequence[int], op
     replay = evaluate_schedule(problem, sequence)
     excess = memory_excess(problem, sequence, replay, budget)
     size = max(2, min(window_stages, n - 1))
+    horizon = None if horizon_window is None else stage_horizon(problem, horizon_window, sequence)
     while excess > 0 and not deadline.expired():
         over = _stage_excess(problem, sequence, replay, budget)
         firsts = [a for a in window_firsts(n, size) if any(over[a:a + size])]
@@ -89,7 +90,6 @@ def lower_excess(problem: RematProblem, budget: int, schedule: Sequence[int], op
             if deadline.expired() or excess == 0:
                 break
             stop = min(n, first + size)
-            horizon = None if horizon_window is None else stage_horizon(problem, horizon_window, sequence)
             answer = solve_window(problem, budget, recompute, kept, first, stop, options, deadline,
                                    soft_budget=True, horizon=horizon)
             if answer is None:
@@ -100,6 +100,8 @@ def lower_excess(problem: RematProblem, budget: int, schedule: Sequence[int], op
             if trial_replay.valid and trial_excess < excess:
                 recompute, kept = sequence_to_stages(problem, trial)
                 sequence, replay, excess, gained = trial, trial_replay, trial_excess, True
+                if horizon_window is not None:  # the horizon extends to the schedule's own stages
+                    horizon = stage_horizon(problem, horizon_window, sequence)
         if not gained:
             if size >= n - 1:
                 break

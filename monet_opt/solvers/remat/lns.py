@@ -47,6 +47,7 @@ def improve(problem: RematProblem, budget: int, schedule: Sequence[int], options
     cost = evaluate_schedule(problem, schedule).cost
     history: list[tuple[float, int]] = []
     size = max(2, min(window_stages, n - 1))
+    horizon = None if horizon_window is None else stage_horizon(problem, horizon_window, schedule)
     while not deadline.expired():
         firsts = window_firsts(n, size)
         firsts.sort(key=lambda a: -sum(problem.cost[i] for t in range(a, min(n, a + size)) for i in recompute[t]))
@@ -55,8 +56,6 @@ def improve(problem: RematProblem, budget: int, schedule: Sequence[int], options
             if deadline.expired():
                 break
             stop = min(n, first + size)
-            horizon = (None if horizon_window is None else
-                       stage_horizon(problem, horizon_window, stages_to_sequence(recompute)))
             answer = solve_window(problem, budget, recompute, kept, first, stop, options, deadline, horizon=horizon)
             if answer is None:
                 continue
@@ -64,6 +63,8 @@ def improve(problem: RematProblem, budget: int, schedule: Sequence[int], options
             replay = evaluate_schedule(problem, sequence)
             if replay.valid and replay.peak <= budget and replay.cost < cost:
                 recompute, kept = sequence_to_stages(problem, sequence)
+                if horizon_window is not None:  # the horizon extends to the schedule's own stages
+                    horizon = stage_horizon(problem, horizon_window, sequence)
                 cost, gained = replay.cost, True
                 history.append((deadline.elapsed_s(), cost))
         if not gained:
