@@ -383,12 +383,13 @@ def test_fusion_and_checkpointing_alternated_never_lose_to_checkpointing_alone()
     goal = OBJECTIVES["latency"]
     for budget, fused_wins in ((peak, False), (int(1.2 * peak), True)):
         alone = solve_checkpoint(unfused, goal, budget, "cpsat", OPTIONS)
-        best, stacks, rounds, error = alternate(FusedCheckpointProblem(graph, hw, 4, goal, budget), OPTIONS,
-                                                Deadline.start(60))
-        assert best.validated and best.measurement.peak <= budget and error is None
+        found = alternate(FusedCheckpointProblem(graph, hw, 4, goal, budget), OPTIONS, Deadline.start(60), [])
+        best = found.best
+        assert best.validated and best.measurement.peak <= budget and found.unfused_error is None
         assert (best.objective < alone.objective) == fused_wins and best.objective <= alone.objective
-        assert bool(stacks) == fused_wins and rounds
-    _, _, _, error = alternate(FusedCheckpointProblem(graph, hw, 4, goal, peak // 2), OPTIONS, Deadline.start(60))
+        assert bool(found.best_stacks) == fused_wins and found.rounds
+    error = alternate(FusedCheckpointProblem(graph, hw, 4, goal, peak // 2), OPTIONS, Deadline.start(60),
+                      []).unfused_error
     assert isinstance(error, InfeasibleError) and "smallest feasible budget" in str(error)
     joint = fuse_and_checkpoint(FusedCheckpointProblem(graph, hw, 2, goal, peak), OPTIONS, Deadline.start(60))
     assert joint.validated and joint.status.value == "optimal" and joint.measurement.peak <= peak
@@ -639,3 +640,103 @@ def test_a_recomputation_before_a_stack_whose_last_op_comes_late_runs_in_serial_
     budget = int(0.8 * CheckpointSpace(graph, hw).store_all.dynamic_dram_peak_bytes)
     result = solve_checkpoint(space, OBJECTIVES["latency"], budget, "cpsat", OPTIONS)
     assert result.validated and result.status.value == "optimal"
+
+
+def late_stack_mlp():
+    """x (4x16) -> fc1 (16) -> ReLU -> fc2 (4) -> GELU -> fc3 (8) -> cross-entropy, SGD, fp32, on
+    the toy machine, with loss.backward, fc3.dw and w3.update fused: the stack's last op is an
+    update at the end of the step, yet fc3.dx waits for it, so it runs first in the backward pass
+    and every recomputation of the step runs before it (one slot, several anchors)."""
+    from monet_opt.training.derive import Optimizer, derive_training_graph
+    from monet_opt.solvers.checkpoint.space import CheckpointSpace
+    from monet_opt.workload.ir import DType
+
+    g = GraphBuilder("late-mlp")
+    a1 = g.relu("act1", g.matmul("fc1", g.input("x", (4, 16)), g.weight("w1", (16, 16))))
+    a2 = g.gelu("act2", g.matmul("fc2", a1, g.weight("w2", (16, 4))))
+    y = g.matmul("fc3", a2, g.weight("w3", (4, 8)))
+    graph = derive_training_graph(g.build([g.softmax_xent("loss", y, g.input("labels", (4,), DType.INT32))]),
+                                  Optimizer.SGD)
+    hw = toy()
+    table = CostTable(graph, hw)
+    fused = ("loss.backward", "fc3.dw", "w3.update")
+    partition = [priced(table, fused)] + [priced(table, (op.name,)) for op in graph.ops if op.name not in fused]
+    return CheckpointSpace(graph, hw, stacks=[(c.ops, c.cores) for c in partition])
+
+
+def test_recomputations_before_one_stack_run_in_the_order_of_their_anchors():
+    """Recomputing act1 (its anchor: fc2.dw) and act2 (anchor: fc3.dw, earlier in the backward
+    pass) of `late_stack_mlp`: both run before the fused stack, act2's first. By hand (bytes, fp32,
+    batch 4): while act1.recompute runs, DRAM holds x 256 and labels 16 (read by fc1.dw and
+    loss.backward), fc3's output 128 (loss.backward), fc2's output 64 (GELU's backward reads its
+    input), act2's copy 64, fc1's recomputed output 256 and act1's copy 256: 1040 bytes, the peak.
+    Ordering the two recomputations by forward index instead (act1's chain first) never has act2's
+    copy and fc1's output live together, and would claim 1024 bytes. The exact model now agrees
+    with the simulator on this plan and on every other plan of the partition."""
+    from checkpoint_reference import all_plans
+    from monet_opt.schedule.plan import Residency
+    from monet_opt.solvers.checkpoint.cpsat import modelled_peak_bytes
+    from monet_opt.solvers.checkpoint.family import solve_checkpoint
+    from monet_opt.solvers.checkpoint.space import OBJECTIVES, Decisions
+
+    space = late_stack_mlp()
+    decisions = Decisions({"act1": Residency.RECOMPUTE, "act2": Residency.RECOMPUTE})
+    evaluation = space.evaluate(decisions)
+    order = [t.name for t in sorted(evaluation.simulation.tasks, key=lambda t: t.start_cycle)]
+    assert order[order.index("loss") + 1:order.index("loss.backward+2")] == [
+        "act2.recompute", "fc1.recompute", "act1.recompute"]
+    assert evaluation.dynamic_dram_peak_bytes == 1040
+    assert modelled_peak_bytes(space, decisions) == 1040
+    plans = list(all_plans(space))
+    assert len(plans) >= 8
+    for residency, groups, plan_evaluation in plans:
+        assert modelled_peak_bytes(space, Decisions(residency, groups)) == plan_evaluation.dynamic_dram_peak_bytes
+    result = solve_checkpoint(space, OBJECTIVES["latency"], 1039, "cpsat", OPTIONS)
+    assert result.validated and result.measurement.peak <= 1039
+
+
+@pytest.mark.parametrize("search", ["alternation", "joint search"])
+def test_a_refuted_answer_never_loses_the_validated_one(monkeypatch, capsys, search):
+    """An injected checkpoint method that misstates the latency of every fused partition's plan:
+    the referee rejects each of those answers, and the search still returns the validated unfused
+    optimum it had (the alternation's first step; a partition of the joint space), lists the
+    rejected answers, and never claims optimality over the joint space. The joint search is cut
+    to 20 partitions (JOINT_MAX_PARTITIONS) so that the alternation after it has time."""
+    from dataclasses import replace
+
+    from checkpoint_reference import two_layer_block
+    from monet_opt.schedule.simulate import Claim as PlanClaim
+    from monet_opt.solvers.checkpoint.family import CHECKPOINT, solve_checkpoint
+    from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
+    from monet_opt.solvers.common import Deadline
+    from monet_opt.solvers.contract import Claim, Method, MethodKind
+    from monet_opt.solvers.fusion import joint
+
+    exact = CHECKPOINT.methods["cpsat"].run
+
+    def misstating(problem, target, options, deadline):
+        proposal = exact(problem, target, options, deadline)
+        if proposal.payload is None or all(len(ops) == 1 for ops, _ in problem.space.stacks):
+            return proposal
+        return replace(proposal, claim=Claim(plan=PlanClaim(latency_cycles=1)))
+
+    monkeypatch.setattr(joint, "CHECKPOINT", CHECKPOINT.with_method(
+        Method("cpsat", misstating, MethodKind.EXACT, "misstates fused plans")))
+    monkeypatch.setattr(joint, "JOINT_MAX_PARTITIONS", 20)
+    if search == "alternation":
+        monkeypatch.setattr(joint, "JOINT_MAX_OPS", 0)
+    graph = two_layer_block()
+    hw = toy(**FUSED_CHECKPOINT_HARDWARE["small vector memory"])
+    unfused = CheckpointSpace(graph, hw)
+    budget = int(1.2 * unfused.store_all.dynamic_dram_peak_bytes)
+    goal = OBJECTIVES["latency"]
+    result = joint.fuse_and_checkpoint(joint.FusedCheckpointProblem(graph, hw, 2, goal, budget), OPTIONS,
+                                       Deadline.start(60))
+    alone = solve_checkpoint(unfused, goal, budget, "cpsat", OPTIONS)
+    assert alone.status.value == "optimal"
+    assert result.validated and result.objective == alone.objective and result.details["fused_stacks"] == []
+    refuted = result.details["refuted"]
+    assert refuted and all(r["fused_stacks"] and "latency: claimed 1 cycles" in r["message"] for r in refuted)
+    joint_space = result.space.startswith("every partition")
+    assert joint_space == (search == "joint search") and not (joint_space and result.status.value == "optimal")
+    assert capsys.readouterr().err.count("the referee rejected a checkpoint answer") == 1

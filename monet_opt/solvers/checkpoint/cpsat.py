@@ -82,14 +82,14 @@ class _Model:
                 m.add_implication(self.z[j], self.R[o])
                 m.add(self.A[o] == self.A[gr.ops[0]]).only_enforce_if(self.z[j])
         self.alone = {}
-        width = len(s.forward) + 1
+        width = s.width
         self.Q = {}
         for o in s.recomputable:
             self.alone[o] = m.new_bool_var(f"alone[{o}]")
             m.add(self.alone[o] + sum(self.z[j] for j in in_groups[o]) == self.R[o])
             shift = sum(self.z[j] * (s.forward_index[s.groups[j].ops[-1]] - s.forward_index[o])
                         for j in in_groups[o] if s.groups[j].ops[-1] != o)
-            self.Q[o] = m.new_int_var(0, width * len(g.ops), f"Q[{o}]")
+            self.Q[o] = m.new_int_var(0, s.horizon, f"Q[{o}]")
             m.add(self.Q[o] == self.A[o] * width + s.forward_index[o] + shift)
         internal: dict[str, list[int]] = {}
         for j, gr in enumerate(s.groups):
@@ -130,7 +130,7 @@ class _Model:
             add_step(self.z[j], gr.prices, s.memory_of_op(gr.ops[0]), self.Q[gr.ops[-1]], eligible)
 
         # ---- memory intervals: (memory, size, start, end inclusive, presence)
-        horizon = width * len(g.ops)
+        horizon = s.horizon
         intervals: list[tuple[str, int, cp_model.LinearExprT, cp_model.LinearExprT, cp_model.IntVar]] = []
 
         def end_var(name: str, fixed: int, readers: list[tuple[list[cp_model.IntVar], cp_model.IntVar]]):
@@ -254,3 +254,20 @@ def solve_checkpoint_cpsat(space: CheckpointSpace, weights: CostWeights, target:
     if stats.objective is None:
         return None, None, stats
     return model.decisions(solver), model.claim(solver), stats
+
+
+def modelled_peak_bytes(space: CheckpointSpace, decisions: Decisions) -> int:
+    """The dynamic DRAM peak (bytes) that the exact model assigns to `decisions`: the minimum-peak
+    model with every residency and fused group fixed to theirs, so that only the anchors and
+    lifetimes the model derives from them remain. For every plan it must equal the validation
+    scheduler's dynamic DRAM peak (`CheckpointSpace.evaluate`): the tests hold the model to it."""
+    model = _Model(space, CostWeights("latency", 1.0, 0.0), MinimumPeak())
+    for (a, r), var in model.choice.items():
+        model.model.add(var == int(decisions.residency.get(a, Residency.DRAM) is r))
+    for j, group in enumerate(space.groups):
+        model.model.add(model.z[j] == int(group.ops in decisions.groups))
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1
+    if solver.solve(model.model) != cp_model.OPTIMAL:
+        raise ValueError("the model has no solution for these decisions (a recomputation it does not allow)")
+    return round(solver.objective_value)

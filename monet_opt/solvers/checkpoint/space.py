@@ -8,10 +8,19 @@ that space: the steps and their coordinates, the prices of every op under every 
 combination, the recompute anchors, the candidate fused groups; and it turns decisions into a
 `Plan` that the validation scheduler simulates.
 
-Coordinates: original op k (reference order) sits at k * (F + 1) + F, where F is the number of
-forward ops; the recomputation of forward op o (forward index f) anchored before op k sits at
-k * (F + 1) + f. Recomputations anchored before the same op thus run in forward order, as the
-simulator runs them.
+Coordinates follow the simulator's serial order (`simulate.insert_recomputation`): a recomputation
+is anchored at an op of the reference order (the first backward reader of the value it restores, or
+the earliest anchor of the recomputations that need it) and runs right before the first step whose
+reach (the latest reference position of its ops and of the steps before it) is at or after that op;
+recomputations that run before the same step run in the order of their anchor ops, and those with
+the same anchor in forward order. The coordinate axis numbers *events* in that order: per step, one
+event for each anchor op that runs before it, the last of them shared with the step itself. With F
+forward ops and width W = F + 1, step k sits at event(k) * W + F and the recomputation of forward op
+o (forward index f) anchored at an op with event e at e * W + f. An unfused plan has one anchor op
+per step, so event(k) = k: op k at k * W + F, its recomputations at k * W + f. In a fused plan a
+step whose ops span a long stretch of the reference order (a stack that ends with a late op) can
+have many anchors before it, each with its own event: ordering them by forward index instead
+would misplace the values they free between them (tests/test_checkpoint_training.py pins it).
 """
 
 from __future__ import annotations
@@ -177,14 +186,48 @@ class CheckpointSpace:
         return len(ops) > 1 and set(self.graph.consumers[t]) <= set(ops) and t not in self.graph.outputs
 
     # ---- coordinates and positions
+    @property
+    def width(self) -> int:
+        """Coordinates per event: F + 1 (module docstring)."""
+        return len(self.forward) + 1
+
     def coordinate(self, k: int) -> int:
         """The coordinate of step k (the k-th stack in serial order)."""
-        return k * (len(self.forward) + 1) + len(self.forward)
+        return self._events[0][k] * self.width + len(self.forward)
+
+    @property
+    def horizon(self) -> int:
+        """One more than the largest coordinate of a step or recomputation."""
+        return (self._events[0][-1] + 1) * self.width if self.stacks else 0
 
     def slot(self, op: str) -> int:
         """The slot of recomputations anchored at `op`: the simulator runs them right before the
         first step (in serial order) whose last op does not come before `op`."""
         return bisect.bisect_left(self._reach, self.position[op])
+
+    def first_backward_op(self, t: str) -> str:
+        """The first backward reader of `t` in the reference order: the anchor of its recomputation."""
+        return min(self.graph.saved_for_backward[t], key=self.position.__getitem__)
+
+    @cached_property
+    def _events(self) -> tuple[tuple[int, ...], dict[str, int]]:
+        """(event of each step, event of each anchor op): module docstring, "Coordinates"."""
+        anchors_by_slot: dict[int, list[str]] = {}
+        for op in sorted({self.first_backward_op(t) for t in self.decisions}, key=self.position.__getitem__):
+            anchors_by_slot.setdefault(self.slot(op), []).append(op)
+        step_events: list[int] = []
+        anchor_events: dict[str, int] = {}
+        event = 0
+        for k in range(len(self.stacks)):
+            before = anchors_by_slot.get(k, [])
+            for op in before[:-1]:
+                anchor_events[op] = event
+                event += 1
+            if before:
+                anchor_events[before[-1]] = event
+            step_events.append(event)
+            event += 1
+        return tuple(step_events), anchor_events
 
     def step(self, op: str) -> int:
         return self.step_of_op[op]
@@ -193,8 +236,10 @@ class CheckpointSpace:
         return self.memory_of_core[self.core_of_op[op]]
 
     def first_backward_reader(self, t: str) -> int:
-        """The slot before the first backward reader of `t` (where its recomputation runs)."""
-        return min(self.slot(r) for r in self.graph.saved_for_backward[t])
+        """The event of the first backward reader of `t`, the anchor of its recomputation (module
+        docstring, "Coordinates"): its recomputation sits at this event times `width` plus its
+        producer's forward index."""
+        return self._events[1][self.first_backward_op(t)]
 
     def last_backward_reader(self, t: str) -> int:
         """The step of the last backward reader of `t`."""
@@ -207,7 +252,7 @@ class CheckpointSpace:
         recomputation would wait for the stack it feeds) or a forward reader's (it would run before
         the forward pass has used the value)."""
         forward = [self.step(r) for r in self.forward_consumers(a)]
-        return self.first_backward_reader(a) > max([self.step(self.graph.producer[a]), *forward])
+        return self.slot(self.first_backward_op(a)) > max([self.step(self.graph.producer[a]), *forward])
 
     def forward_consumers(self, t: str) -> list[str]:
         return [c for c in self.graph.consumers[t] if self.graph.op_by_name[c].phase is Phase.FORWARD]
@@ -235,9 +280,9 @@ class CheckpointSpace:
 
     @cached_property
     def anchors(self) -> dict[str, tuple[int, ...]]:
-        """Forward op -> the slots (positions of original ops) before which its recomputation can
-        run: first backward readers of the saved outputs of it and of the recomputable readers
-        downstream. Ops without any slot are never recomputed."""
+        """Forward op -> the events of the anchors at which its recomputation can run
+        (`first_backward_reader`): first backward readers of the saved outputs of it and of the
+        recomputable readers downstream. Ops without any anchor are never recomputed."""
         out: dict[str, set[int]] = {}
         for o in reversed(self.forward):
             slots: set[int] = set()
@@ -391,8 +436,8 @@ class CheckpointSpace:
 
     # ---- decisions -> plan -> simulation
     def recompute_anchors(self, residency: Mapping[str, Residency]) -> dict[str, int]:
-        """Recomputed forward op -> its slot, by the simulator's rule: the earliest anchor among the
-        recomputations that need it."""
+        """Recomputed forward op -> its anchor's event, by the simulator's rule: the earliest anchor
+        among the recomputations that need it."""
         out: dict[str, int] = {}
         for o in reversed(self.recomputable):
             slots = []
@@ -450,7 +495,7 @@ class CheckpointSpace:
         return self.evaluate(Decisions({}))
 
     def greedy_groups(self, residency: Mapping[str, Residency], weights: CostWeights) -> tuple[tuple[str, ...], ...]:
-        """Fuse recomputations where a candidate group's members are all recomputed in the same slot
+        """Fuse recomputations where a candidate group's members are all recomputed at the same anchor
         and the fused price beats the members' separate prices; longest groups first."""
         anchors = self.recompute_anchors(residency)
         on_chip = {a for a, r in residency.items() if r is Residency.ON_CHIP}

@@ -19,10 +19,20 @@ fusion step keeps every value in DRAM. The checkpoint plan of the unfused graph 
 so the answer is never worse than checkpointing alone. The answer is the best checkpoint plan
 found, a result of the checkpoint family on its fused partition: the validation scheduler
 simulates it and its status is proven over that partition only.
+
+Refutations: every checkpoint solve goes through `solve()`, whose referee rejects a plan that breaks
+the budget or disagrees with its claim (`SolverBug`). Such a rejection never discards what the
+search already has: the partition is treated as unsolved (the joint search keeps its floor as an
+unproven bound; the alternation stops), the best validated answer found so far is returned, and
+the rejection is recorded in the answer's `refuted` key (the step, the referee's message and the
+partition's fused stacks, enough to rebuild the checkpoint problem); the first one is printed on
+stderr. With no
+validated answer at all, the rejection is raised.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -35,7 +45,7 @@ from monet_opt.solvers.checkpoint.family import CHECKPOINT, CheckpointProblem, s
 from monet_opt.solvers.checkpoint.heuristics import decisions_for, lowest_peak_plan
 from monet_opt.solvers.checkpoint.space import CheckpointSpace, CostWeights, Evaluation
 from monet_opt.solvers.common import Deadline, SolverOptions, SolveStatus
-from monet_opt.solvers.contract import CostUnderBudget, Family, Result, solve
+from monet_opt.solvers.contract import CostUnderBudget, Family, Result, SolverBug, solve
 from monet_opt.solvers.fusion.cpsat import solve_fusion_cpsat
 from monet_opt.solvers.fusion.heuristics import layer_by_layer, rule_partition, start_partition
 from monet_opt.solvers.fusion.space import Candidate, FusionObjective, FusionSpace, fusion_space
@@ -90,41 +100,76 @@ class Round:
     status: str
 
 
+@dataclass(frozen=True)
+class Refutation:
+    """A checkpoint answer the referee rejected (module docstring, "Refutations"): where in the
+    search, the referee's message, and the fused stacks of the partition (empty: unfused)."""
+
+    step: str
+    message: str
+    fused_stacks: tuple[tuple[str, ...], ...]
+
+
+def checkpoint_refereed(problem: FusedCheckpointProblem, partition: Sequence[Candidate] | None, diagnose: bool,
+                        options: SolverOptions, deadline: Deadline, step: str, refuted: list[Refutation]
+                        ) -> Result | None:
+    """The exact checkpoint model's answer on `partition` (None: unfused) under the problem's budget,
+    refereed by `solve()`; None when the referee rejects it, the rejection appended to `refuted` (the
+    first one of a search also printed on stderr). InfeasibleError passes through (a proof, not a rejection)."""
+    try:
+        return solve(CHECKPOINT, problem.checkpoint(partition, diagnose), CostUnderBudget(problem.budget_bytes),
+                     "cpsat", options, deadline)
+    except SolverBug as bug:
+        stacks = tuple(c.ops for c in partition or () if len(c.ops) > 1)
+        if not refuted:
+            print(f"monet: the referee rejected a checkpoint answer ({step}, {len(stacks)} fused stacks): {bug}; "
+                  "the search keeps its best validated answer (every rejection is in the answer's 'refuted' key)",
+                  file=sys.stderr, flush=True)
+        refuted.append(Refutation(step, str(bug), stacks))
+        return None
+
+
 def fuse_and_checkpoint(problem: FusedCheckpointProblem, options: SolverOptions, deadline: Deadline) -> Result:
     """The best (partition, checkpoint plan) found (module docstring), as the checkpoint family's
-    result on its partition with `combination`, `partitions_checkpointed`, `rounds` and
-    `fused_stacks` in its details. After a joint search its status and bound hold over the joint
+    result on its partition with `combination`, `partitions_checkpointed`, `rounds`, `fused_stacks`
+    and `refuted` in its details. After a joint search its status and bound hold over the joint
     space (`space` says so); after the alternation alone, over the answer's partition only.
     InfeasibleError, with the smallest feasible budget, when no plan fits the budget (proven over
-    the joint space, or over the unfused checkpoint model when the alternation decides)."""
+    the joint space, or over the unfused checkpoint model when the alternation decides); SolverBug
+    when every answer was rejected by the referee."""
     quiet = replace(options, progress=False, export_model=None)
     graph, hw, max_stack, budget_bytes = problem.graph, problem.hw, problem.max_stack, problem.budget_bytes
-    joint = joint_search(problem, quiet, deadline)
+    refuted: list[Refutation] = []
+    joint = joint_search(problem, quiet, deadline, refuted)
     joint_space = (f"every partition into stacks of at most {max_stack} ops (placement rule), run serially, "
                    "combined with every checkpoint plan of it (per saved activation DRAM, on chip or recompute)")
     if joint is not None and joint.proven:
         if joint.best is None:
             raise _joint_infeasible(problem, joint, quiet, deadline)
         return _answer(joint.best, joint.best_stacks, "joint search, exact (branch and bound over partitions, "
-                       f"the exact checkpoint model on each), max_stack {max_stack}", joint, [], deadline, joint_space)
-    best, best_stacks, rounds, unfused_error = alternate(problem, quiet, deadline)
+                       f"the exact checkpoint model on each), max_stack {max_stack}", joint, [], refuted, deadline,
+                       joint_space)
+    found = alternate(problem, quiet, deadline, refuted)
+    best, best_stacks = found.best, found.best_stacks
     if joint is not None and joint.best is not None and (best is None or not best.validated
                                                          or joint.best.objective <= best.objective):
         best, best_stacks = joint.best, joint.best_stacks
+    if best is None and refuted:  # nothing validated, and a partition not settled either way
+        raise SolverBug(f"every checkpoint answer was rejected by the referee: {refuted[0].message}")
     if best is None or not best.validated:
-        if unfused_error is not None:
-            raise InfeasibleError(f"{unfused_error} (the unfused plan; no fused partition visited fits either)")
+        if found.unfused_error is not None:
+            raise InfeasibleError(f"{found.unfused_error} (the unfused plan; no fused partition visited fits either)")
         if best is None:
             raise InfeasibleError(f"{graph.name} on {hw.name}: no plan within {budget_bytes} bytes of activations")
     combination = ("alternating fusion (exact given the checkpoint decisions) and checkpointing (exact given "
                    f"the stacks) to a fixed point, max_stack {max_stack}")
     if joint is not None:
         combination = f"joint search stopped unproven after {joint.partitions} partitions, then " + combination
-    return _answer(best, best_stacks, combination, joint, rounds, deadline, joint_space)
+    return _answer(best, best_stacks, combination, joint, found.rounds, refuted, deadline, joint_space)
 
 
 def _answer(best: Result, best_stacks: list[list[str]], combination: str, joint: JointOutcome | None,
-            rounds: list[Round], deadline: Deadline, joint_space: str) -> Result:
+            rounds: list[Round], refuted: list[Refutation], deadline: Deadline, joint_space: str) -> Result:
     """`best` with the combination in its details; with a joint search, its status and bound over the
     joint space."""
     details: dict[str, Any] = {
@@ -133,6 +178,8 @@ def _answer(best: Result, best_stacks: list[list[str]], combination: str, joint:
         "partitions_checkpointed": None if joint is None else joint.partitions,
         "rounds": [r.__dict__ for r in rounds],
         "fused_stacks": best_stacks,
+        "refuted": [{"step": r.step, "message": r.message, "fused_stacks": [list(ops) for ops in r.fused_stacks]}
+                    for r in refuted],
     }
     stats = replace(best.stats, solve_time_s=deadline.elapsed_s())
     if joint is None or best.objective is None:  # no joint search, or no answer to bound
@@ -157,17 +204,28 @@ def _joint_infeasible(problem: FusedCheckpointProblem, joint: JointOutcome, opti
                            f"partitions, each proven by the checkpoint model){above}")
 
 
-def alternate(problem: FusedCheckpointProblem, quiet: SolverOptions, deadline: Deadline
-              ) -> tuple[Result | None, list[list[str]], list[Round], InfeasibleError | None]:
-    """The alternation (module docstring): its best result, that result's fused stacks, the rounds,
-    and the unfused checkpoint model's infeasibility (None: the unfused plan has an answer)."""
+@dataclass(frozen=True)
+class Alternation:
+    """Where the alternation ended: its best validated result (None: none), that result's fused
+    stacks, the rounds, and the unfused checkpoint model's infeasibility (None: the unfused plan
+    has an answer, or was not proven infeasible)."""
+
+    best: Result | None  # not validated: the unfused solve found nothing in time, nor did any round
+    best_stacks: list[list[str]]
+    rounds: list[Round]
+    unfused_error: InfeasibleError | None
+
+
+def alternate(problem: FusedCheckpointProblem, quiet: SolverOptions, deadline: Deadline,
+              refuted: list[Refutation]) -> Alternation:
+    """The alternation (module docstring); rejected answers are appended to `refuted`."""
     table = problem.table()
-    target = CostUnderBudget(problem.budget_bytes)
     best: Result | None = None
     best_stacks: list[list[str]] = []  # the fused stacks of the best plan's partition
     unfused_error: InfeasibleError | None = None
     try:
-        best = solve(CHECKPOINT, problem.checkpoint(), target, "cpsat", quiet, deadline.share(SHARE_PER_SOLVE))
+        best = checkpoint_refereed(problem, None, True, quiet, deadline.share(SHARE_PER_SOLVE), "unfused plan",
+                                   refuted)
     except InfeasibleError as exc:
         unfused_error = exc
     rounds: list[Round] = []
@@ -176,7 +234,7 @@ def alternate(problem: FusedCheckpointProblem, quiet: SolverOptions, deadline: D
     while len(rounds) < MAX_ROUNDS and not deadline.expired():
         space = fusion_space(problem.graph, table, problem.max_stack, problem.objective,
                              deadline.share(SHARE_PER_SOLVE), residency)
-        partition, checkpoint = _fitting_partition(problem, space, quiet, deadline)
+        partition = _fitting_partition(problem, space, quiet, deadline)
         key = frozenset(c.ops for c in partition)
         if key in seen:
             break
@@ -186,9 +244,13 @@ def alternate(problem: FusedCheckpointProblem, quiet: SolverOptions, deadline: D
             rounds.append(Round(fused, len(partition), None, "not checkpointed (time limit)"))
             break
         try:
-            result = solve(CHECKPOINT, checkpoint, target, "cpsat", quiet, deadline.share(SHARE_PER_SOLVE))
+            result = checkpoint_refereed(problem, partition, True, quiet, deadline.share(SHARE_PER_SOLVE),
+                                         f"alternation round {len(rounds) + 1}", refuted)
         except InfeasibleError:
             rounds.append(Round(fused, len(partition), None, "infeasible"))
+            break
+        if result is None:
+            rounds.append(Round(fused, len(partition), None, "rejected by the referee"))
             break
         rounds.append(Round(fused, len(partition), result.objective, result.status.value))
         if not result.validated or (best is not None and best.validated and result.objective >= best.objective):
@@ -196,11 +258,11 @@ def alternate(problem: FusedCheckpointProblem, quiet: SolverOptions, deadline: D
         best = result
         best_stacks = [list(c.ops) for c in partition if len(c.ops) > 1]
         residency = dict(result.payload.residency)
-    return best, best_stacks, rounds, unfused_error
+    return Alternation(best, best_stacks, rounds, unfused_error)
 
 
 def _fitting_partition(problem: FusedCheckpointProblem, space: FusionSpace, options: SolverOptions,
-                       deadline: Deadline) -> tuple[list[Candidate], CheckpointProblem]:
+                       deadline: Deadline) -> list[Candidate]:
     """The best partition of `space` whose heuristic checkpoint plans reach the budget, by peak
     splitting (`peak_split`), re-solving the partition model until no split is needed."""
     while True:
@@ -208,10 +270,10 @@ def _fitting_partition(problem: FusedCheckpointProblem, space: FusionSpace, opti
         partition, _ = solve_fusion_cpsat(space, options, deadline.share(SHARE_PER_SOLVE), hint)
         partition = partition or hint
         if deadline.expired():
-            return partition, problem.checkpoint(partition)
+            return partition
         split = peak_split(space, partition, problem.checkpoint, problem.budget_bytes, deadline)
         if split is None:
-            return partition, problem.checkpoint(partition)
+            return partition
         space = split
 
 
@@ -353,9 +415,12 @@ def off_dram_possible(graph: Graph, candidate: Candidate, memory_of_core: Mappin
     return out
 
 
-def joint_search(problem: FusedCheckpointProblem, options: SolverOptions, deadline: Deadline) -> JointOutcome | None:
+def joint_search(problem: FusedCheckpointProblem, options: SolverOptions, deadline: Deadline,
+                 refuted: list[Refutation]) -> JointOutcome | None:
     """The joint search of the module docstring; None when the graph is too large for it (more than
-    JOINT_MAX_OPS ops, or a candidate beyond FLOOR_MAX_VALUES) or the weights mix latency and energy."""
+    JOINT_MAX_OPS ops, or a candidate beyond FLOOR_MAX_VALUES) or the weights mix latency and energy.
+    A partition whose answer the referee rejects (appended to `refuted`) counts as unsolved: its
+    floor stays an unproven bound."""
     graph, weights = problem.graph, problem.weights
     if len(graph.ops) > JOINT_MAX_OPS or (weights.latency_weight != 0 and weights.energy_weight != 0):
         return None  # too large, or a weighted sum, which the floors do not bound
@@ -367,7 +432,6 @@ def joint_search(problem: FusedCheckpointProblem, options: SolverOptions, deadli
         return None
     # the model rounds each candidate's energy to 1 pJ: a partition's true floor may be that much lower
     slack = 0.5 * len(graph.ops) if objective is FusionObjective.ENERGY else 0.0
-    target = CostUnderBudget(problem.budget_bytes)
     seen: list[list[Candidate]] = []
     best: Result | None = None
     best_stacks: list[list[str]] = []
@@ -386,9 +450,12 @@ def joint_search(problem: FusedCheckpointProblem, options: SolverOptions, deadli
             break
         seen.append(partition)
         try:
-            result = solve(CHECKPOINT, problem.checkpoint(partition, diagnose=False), target, "cpsat", quiet,
-                           deadline.share(SHARE_PER_SOLVE))
+            result = checkpoint_refereed(problem, partition, False, quiet, deadline.share(SHARE_PER_SOLVE),
+                                         f"joint search, partition {len(seen)}", refuted)
         except InfeasibleError:  # proven: no checkpoint plan of this partition fits the budget
+            continue
+        if result is None:
+            unproven_bounds.append(bound)
             continue
         if result.status is not SolveStatus.OPTIMAL:
             unproven_bounds.append(max(result.stats.bound or 0.0, bound))  # its floor bounds it too
