@@ -9,6 +9,7 @@ import gc
 import json
 import math
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -64,9 +65,18 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{value} must be positive")
     return value
+
+
+def _path(text: str) -> str:
+    """A file or directory argument: not empty (an empty --out would silently write nothing)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return text
 
 
 def add_workload_arguments(p: argparse.ArgumentParser, positional: bool = True, required: bool = True) -> None:
@@ -186,6 +196,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from monet_opt.bench import METHODS_BY_KIND, print_progress, run_bench, suite_instances
 
+    check_output_dir(args.out)
     instances = suite_instances(args.instances, args.suite)
     methods = None
     if args.methods:
@@ -208,6 +219,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from monet_opt.sweeping import WorkloadSpec, print_progress, sweep
 
+    check_output_dir(args.out)
     modes = ("training", "inference") if args.mode == "both" else (args.mode,)
     workload = WorkloadSpec(args.workload, args.batch, args.seq_len, args.image_size, args.classes, args.optimizer,
                             args.precision, args.partial_sum, args.updates)
@@ -494,7 +506,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     show.set_defaults(handler=_cmd_workload_show)
     export = workload_cmds.add_parser("export", help="write the training graph as JSON")
     add_workload_arguments(export)
-    export.add_argument("-o", "--output", required=True, metavar="FILE.json")
+    export.add_argument("-o", "--output", type=_path, required=True, metavar="FILE.json")
     export.set_defaults(handler=_cmd_workload_export)
 
     hardware = commands.add_parser("hardware", help="accelerator descriptions")
@@ -507,7 +519,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     hw_import = hardware_cmds.add_parser("import", help="translate a ZigZag core or a Stream accelerator")
     hw_import.add_argument("--from", dest="source", choices=["zigzag", "stream"], required=True)
     hw_import.add_argument("file", metavar="FILE.yaml")
-    hw_import.add_argument("-o", "--output", required=True, metavar="OUT.yaml")
+    hw_import.add_argument("-o", "--output", type=_path, required=True, metavar="OUT.yaml")
     hw_import.add_argument("--unroll", metavar="D1=K,D2=C",
                            help="the loop dimension each array dimension unrolls (default D1=K,D2=C,D3=OX)")
     hw_import.set_defaults(handler=_cmd_hardware_import)
@@ -531,7 +543,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                        "milp, ga, greedy; allocation: cpsat, ga, greedy (default: every method of each kind)")
     bench.add_argument("--instances", default=str(DEFAULT_INSTANCE.parent), metavar="DIR",
                        help="the instances directory (default: instances/ of the source tree)")
-    bench.add_argument("--out", default="bench-results", metavar="DIR",
+    bench.add_argument("--out", type=_path, default="bench-results", metavar="DIR",
                        help="rows.jsonl (kept across runs), bench.csv, bench.md, plots (default bench-results)")
     bench.add_argument("--time-limit", type=_positive_float, metavar="S",
                        help="wall-clock seconds for the whole command; rows not started by then wait for a rerun")
@@ -560,7 +572,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     sweep.add_argument("--workers", type=_positive_int, default=2, help="processes (local) or LocalCluster workers")
     sweep.add_argument("--points-per-task", type=_positive_int, metavar="N",
                        help="points per task (default 100; 1 with --plan optimised)")
-    sweep.add_argument("--out", default="sweep-results", metavar="DIR",
+    sweep.add_argument("--out", type=_path, default="sweep-results", metavar="DIR",
                        help="sweep.json, parts/ (kept across runs), results.parquet (default sweep-results)")
     sweep.add_argument("--time-limit", type=_positive_float, metavar="S",
                        help="wall-clock seconds for the whole command: no point starts after it (exit 4; the same "
@@ -572,7 +584,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     add_workload_arguments(evaluate, positional=False)
     evaluate.add_argument("--hardware", required=True, metavar="NAME|FILE.yaml")
     evaluate.add_argument("--mode", choices=["training", "inference"], default="training")
-    evaluate.add_argument("--out", metavar="DIR", help="write result.json, gantt.png, memory.png, trace.json")
+    evaluate.add_argument("--out", type=_path, metavar="DIR", help="write result.json, gantt.png, memory.png, trace.json")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
@@ -707,7 +719,7 @@ def add_method_argument(p: argparse.ArgumentParser, family: Family) -> None:
 
 def add_output_arguments(p: argparse.ArgumentParser, files: str) -> None:
     """--out DIR and --json: shared by every command that answers."""
-    p.add_argument("--out", metavar="DIR", help=f"write {files}")
+    p.add_argument("--out", type=_path, metavar="DIR", help=f"write {files}")
     p.add_argument("--json", action="store_true", help="print the answer as JSON (the README's shared keys)")
 
 
@@ -745,20 +757,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except MonetError as exc:
-        print(f"monet: error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, whatever the message
+        print(f"monet: error: {_one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except SolverBug as exc:
-        print(f"monet: internal error (a bug, please report it): {exc}", file=sys.stderr)
+        print(f"monet: internal error (a bug, please report it): {_one_line(exc)}", file=sys.stderr)
         return int(ExitCode.BUG)
     except BrokenPipeError:  # the reader of stdout went away (`monet ... | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # an output that could not be written after the checks (disk full, a file vanished)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"monet: error: {where}{exc.strerror or _one_line(exc)}", file=sys.stderr)
+        return int(ExitCode.INPUT)
+    except KeyboardInterrupt as exc:
+        stopped = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"monet: {stopped}; nothing more was written", file=sys.stderr)
+        return int(ExitCode.TERMINATED if isinstance(exc, Terminated) else ExitCode.INTERRUPTED)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the work is, so that it ends as a Ctrl-C does (`run`)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def run() -> None:
-    """The `monet` command: `main`, then exit without the interpreter's final garbage collection
-    (everything is written by then; after a large solve that collection alone took 0.5 s, which
-    `--time-limit` would not cover)."""
+    """The `monet` command: `main` with SIGTERM ending the work as Ctrl-C does (exit 143, 130 for
+    Ctrl-C: temporary files removed, worker processes stopped), then exit without the interpreter's
+    final garbage collection (everything is written by then; after a large solve that collection
+    alone took 0.5 s, which `--time-limit` would not cover)."""
+    signal.signal(signal.SIGTERM, _terminate)
     code = main()
     gc.freeze()
     sys.exit(code)

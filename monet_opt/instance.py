@@ -6,7 +6,7 @@ which decisions to optimise and how (`monet solve`).
     suite: quick | full                (optional; default quick) which benchmark suite it belongs to
     workload: MODEL | FILE.onnx        built-in name, or an ONNX file relative to the instance
     batch, seq_len, image_size, classes: int > 0   (optional) workload options
-    optimizer: sgd | momentum | adam   (optional; default adam)
+    optimizer: sgd | momentum | adam | adamw   (optional; default adam)
     updates: end | backward            (optional; default end) each optimizer update after the backward
                                        pass, or right after its weight's gradient is complete
     precision: NAME                    (optional; default fp32) fp32, bf16-mixed, fp16-mixed, fp8-mixed;
@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from monet_opt.errors import InputError
-from monet_opt.io import load_mapping
-from monet_opt.training.derive import ACCUMULATORS, PRECISIONS, precision_named
+from monet_opt.io import check_schema, load_data
+from monet_opt.training.derive import ACCUMULATORS, PRECISIONS, Optimizer, precision_named
 
 DECISIONS = ("fusion", "checkpointing", "allocation")
 METHODS = {"fusion": ("cpsat", "ga", "rule", "none"),
@@ -71,7 +71,7 @@ SCHEMA = {
         "suite": {"enum": ["quick", "full"]},
         "workload": {"type": "string", "minLength": 1},
         "batch": _POSITIVE_INT, "seq_len": _POSITIVE_INT, "image_size": _POSITIVE_INT, "classes": _POSITIVE_INT,
-        "optimizer": {"enum": ["sgd", "momentum", "adam"]},
+        "optimizer": {"enum": [o.value for o in Optimizer]},
         "updates": {"enum": ["end", "backward"]},
         "precision": {"enum": list(PRECISIONS)},
         "partial_sum": {"enum": [a.value for a in ACCUMULATORS]},
@@ -156,7 +156,14 @@ def load_instance(path: str | Path) -> Instance:
     """The instance in `path`, checked (module docstring); InputError naming the file and key."""
     path = Path(path)
     source = str(path)
-    data = load_mapping(path, SCHEMA, _schema_message)
+    data = load_data(path)
+    if not isinstance(data, Mapping):
+        raise InputError(f"{source}: expected a mapping at the top level")
+    if data.get("kind", "training") != "training":
+        raise InputError(f"{source}: kind: {data['kind']!r} is an abstract instance of `monet bench` (solve its graph "
+                         "with `monet checkpoint graph` or `monet allocate --instance`); `monet solve` takes kind: "
+                         "training")
+    check_schema(data, SCHEMA, source, _schema_message)
     budgets = data.get("budgets", {})
     optimise = data["optimise"]
     mode = data.get("mode", "training")
@@ -186,16 +193,31 @@ def load_instance(path: str | Path) -> Instance:
         raise InputError(f"{source}: precision: {e}") from None
     base = path.parent
 
-    def relative(value: str) -> str:
-        """A file reference relative to the instance; a built-in name as it is."""
+    def relative(key: str, builtin: tuple[str, ...]) -> str:
+        """A file reference (a name with a suffix) relative to the instance's directory, never the
+        current one; a built-in name as it is. InputError naming the key for a missing file or an
+        unknown name."""
+        value = data[key]
+        if not Path(value).suffix:
+            if value not in builtin:
+                raise InputError(f"{source}: {key}: unknown built-in {value!r} (one of {', '.join(builtin)}; or a "
+                                 "file relative to the instance)")
+            return value
         candidate = base / value
-        return str(candidate) if Path(value).suffix and candidate.exists() else value
+        if not candidate.is_file():
+            what = "is a directory" if candidate.is_dir() else "no such file"
+            raise InputError(f"{source}: {key}: {candidate}: {what} (a file is relative to the instance)")
+        return str(candidate)
+
+    from monet_opt.hardware import builtin_hardware
+    from monet_opt.workload import BUILTIN_MODELS
 
     return Instance(
         name=data.get("name", path.stem), source=source, suite=data.get("suite", "quick"),
-        workload=relative(data["workload"]), batch=data.get("batch"), seq_len=data.get("seq_len"),
+        workload=relative("workload", tuple(BUILTIN_MODELS)), batch=data.get("batch"), seq_len=data.get("seq_len"),
         image_size=data.get("image_size"), classes=data.get("classes"), optimizer=data.get("optimizer", "adam"),
-        precision=data.get("precision", "fp32"), partial_sum=data.get("partial_sum"), mode=mode, hardware=relative(data["hardware"]),
+        precision=data.get("precision", "fp32"), partial_sum=data.get("partial_sum"), mode=mode,
+        hardware=relative("hardware", tuple(builtin_hardware())),
         activation_budget=(None if "activations" not in budgets
                            else _amount(budgets["activations"], f"{source}: budgets.activations")),
         local_budgets={m: _amount(v, f"{source}: budgets.local.{m}") for m, v in budgets.get("local", {}).items()},

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -18,9 +19,29 @@ import yaml
 from monet_opt.errors import InputError
 
 
+MAX_YAML_BYTES = 8 << 20
+"""Largest YAML input (bytes): PyYAML reads about 4 MB/s, so a larger file would take longer than a
+command's time limit to parse; such data belongs in JSON (read at about 100 MB/s)."""
+MAX_JSON_BYTES = 512 << 20
+"""Largest JSON input (bytes)."""
+MAX_DEPTH = 64
+"""Deepest nesting of lists and mappings in an input file (the project's formats need 5)."""
+MAX_INTEGER = 2**53
+"""Largest integer magnitude in an input file: every integer below it is exact as a float too."""
+
+
 class _YamlLoader(yaml.SafeLoader):
     """YAML as PyYAML's safe loader reads it, except that exponent numbers without a dot (1e9) are
-    numbers, as in YAML 1.2 and JSON, not strings."""
+    numbers, as in YAML 1.2 and JSON, not strings, and that aliases (`*name`) are refused: an
+    alias can make a document refer to itself, or expand a few hundred bytes into gigabytes
+    ("billion laughs"), and no format of the project needs one."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, f"alias *{event.anchor} (aliases are not supported)",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
 
 
 _YamlLoader.add_implicit_resolver(
@@ -45,12 +66,22 @@ def read_text(path: str | Path) -> str:
 
 def load_data(path: str | Path) -> Any:
     """A JSON (by the .json suffix) or YAML file as Python data. InputError naming the file for
-    anything unreadable (`read_text`), a syntax error (with its line), or a number that is not
-    finite (with its key path: no NaN or infinity may reach a model)."""
+    anything unreadable (`read_text`), larger than MAX_YAML_BYTES (YAML) or MAX_JSON_BYTES (JSON),
+    a syntax error (with its line), a YAML alias, nesting deeper than MAX_DEPTH, or a number that
+    is not finite or an integer beyond MAX_INTEGER (with its key path: no NaN, infinity or
+    overflowing integer may reach a model)."""
     path = Path(path)
+    is_json = path.suffix == ".json"
+    limit = MAX_JSON_BYTES if is_json else MAX_YAML_BYTES
+    with contextlib.suppress(OSError):
+        size = path.stat().st_size
+        if path.is_file() and size > limit:
+            hint = "" if is_json else "; write large inputs as JSON (a .json file)"
+            raise InputError(f"{path}: {size} bytes, more than the {limit >> 20} MiB a "
+                             f"{'JSON' if is_json else 'YAML'} input may have{hint}")
     text = read_text(path)
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_YamlLoader)  # noqa: S506
+        data = json.loads(text) if is_json else yaml.load(text, Loader=_YamlLoader)  # noqa: S506
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON at line {exc.lineno} ({exc.msg})") from None
     except yaml.YAMLError as exc:
@@ -58,9 +89,11 @@ def load_data(path: str | Path) -> Any:
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
         raise InputError(f"{path}: not valid YAML{where} ({problem})") from None
-    bad = _non_finite(data, "")
+    except RecursionError:
+        raise InputError(f"{path}: nested deeper than {MAX_DEPTH} levels") from None
+    bad = _unusable_number(data, "", 0)
     if bad is not None:
-        raise InputError(f"{path}: {bad or 'the value'}: not a finite number")
+        raise InputError(f"{path}: {bad}")
     return data
 
 
@@ -72,13 +105,20 @@ def check_keys(mapping: dict, known: tuple[str, ...], where: str) -> None:
             raise InputError(f"{where}: unknown key {key!r} (known: {', '.join(known)})")
 
 
-def _non_finite(data: Any, where: str) -> str | None:
-    """The key path of the first NaN or infinite number in `data`, or None."""
+def _unusable_number(data: Any, where: str, depth: int) -> str | None:
+    """"KEY.PATH: problem" for the first NaN or infinite number, integer beyond MAX_INTEGER, or
+    nesting beyond MAX_DEPTH in `data`; None when there is none."""
+    name = where or "the value"
+    if depth > MAX_DEPTH:
+        return f"{name}: nested deeper than {MAX_DEPTH} levels"
     if isinstance(data, float) and not math.isfinite(data):
-        return where
+        return f"{name}: not a finite number"
+    if isinstance(data, int) and not isinstance(data, bool) and abs(data) > MAX_INTEGER:
+        return f"{name}: {'larger' if data > 0 else 'smaller'} than {'' if data > 0 else '-'}2**53"
     items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
     for key, value in items:
-        found = _non_finite(value, f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else str(key))
+        path = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else str(key)
+        found = _unusable_number(value, path, depth + 1)
         if found is not None:
             return found
     return None
@@ -87,8 +127,11 @@ def _non_finite(data: Any, where: str) -> str | None:
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success rename it to `path` (with the mode a new file
-    gets under the process's umask, not the temporary file's 0600), on failure delete it."""
+    gets under the process's umask, not the temporary file's 0600), on failure or interruption
+    delete it. InputError when `path` exists and is not a regular file: it is never replaced."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path}: exists and is not a regular file (not replaced)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
     os.close(fd)
@@ -114,26 +157,38 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
 
 
 def check_output_dir(path: str | Path, option: str = "--out") -> None:
-    """Before any work, without creating anything: `path` is a writable directory, or can be
-    created as one (its nearest existing ancestor is a writable directory). InputError naming the
-    option and the path otherwise."""
+    """Before any work, leaving nothing behind: `path` is a writable directory, or can be created as
+    one (its nearest existing ancestor is a directory in which a file can be created: a probe file
+    is created there and removed at once, which also catches read-only mounts and pseudo file
+    systems such as /proc). InputError naming the option and the path otherwise."""
     path = Path(path)
+    if not str(path):
+        raise InputError(f"{option}: an empty path")
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         what = "exists and is not a directory" if existing == path else f"{existing} is not a directory"
         raise InputError(f"{option} {path}: {what}")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"{option} {path}: {existing} is not writable")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".monet-probe.")
+    except OSError as exc:
+        raise InputError(f"{option} {path}: {existing} is not writable ({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def check_output_file(path: str | Path, option: str) -> None:
-    """Before any work, without creating anything: `path` is not a directory and its directory
-    exists or can be created (`check_output_dir`)."""
+    """Before any work, leaving nothing behind: `path` is a regular file or does not exist (a device,
+    pipe or directory is never replaced), and its directory exists or can be created
+    (`check_output_dir`)."""
     path = Path(path)
+    if not str(path):
+        raise InputError(f"{option}: an empty path")
     if path.is_dir():
         raise InputError(f"{option} {path}: is a directory")
+    if path.exists() and not path.is_file():
+        raise InputError(f"{option} {path}: exists and is not a regular file")
     check_output_dir(path.parent, f"{option} {path}: directory")
 
 

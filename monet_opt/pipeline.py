@@ -106,8 +106,15 @@ def solve_instance(instance: Instance, workers: int = 2, progress: bool = True,
     if "allocation" in decisions and "checkpointing" in decisions:
         raise InputError(f"{instance.source}: optimise.allocation with optimise.checkpointing is not built (a "
                          "checkpoint plan's activation peak holds for its serial order only)")
-    hw = load_accelerator(instance.hardware)
-    graph = instance_graph(instance)
+    try:
+        hw = load_accelerator(instance.hardware)
+    except InputError as exc:
+        raise InputError(f"{instance.source}: hardware: {exc}") from None
+    try:
+        graph = instance_graph(instance)
+    except InputError as exc:
+        raise InputError(f"{instance.source}: workload (with its batch, seq_len, image_size, classes, precision): "
+                         f"{exc}") from None
     unknown = [m for m in instance.local_budgets if m not in hw.memories]
     if unknown:
         raise InputError(f"{instance.source}: budgets.local.{unknown[0]}: unknown memory (known: "

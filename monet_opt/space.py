@@ -391,7 +391,17 @@ def point_values(space: DesignSpace, index: int) -> dict[str, float | int]:
 
 
 def satisfies(space: DesignSpace, values: Mapping[str, float]) -> bool:
-    return all(evaluate_expression(text, values) for text in space.constraints)
+    """Whether the parameter values satisfy every constraint; InputError naming the constraint and
+    the values where one cannot be evaluated (a division by zero, a string compared with a number)."""
+    for i, text in enumerate(space.constraints):
+        try:
+            if not evaluate_expression(text, values):
+                return False
+        except (ArithmeticError, TypeError, ValueError) as exc:
+            shown = ", ".join(f"{k}={v}" for k, v in values.items())
+            raise InputError(f"{space.source}: constraints[{i}]: {text!r} cannot be evaluated at {shown} "
+                             f"({exc.__class__.__name__}: {exc})") from None
+    return True
 
 
 def grid_points(space: DesignSpace) -> list[int]:

@@ -44,7 +44,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -179,6 +182,8 @@ def evaluate_points(space: DesignSpace, indices: Sequence[int], graphs: Mapping[
 
 
 EXECUTORS = ("local", "dask")
+DASK_CONNECT_TIMEOUT_S = 10.0
+"""Longest wait for a Dask scheduler at --address to answer (less when the time limit is nearer)."""
 
 
 @dataclass(frozen=True)
@@ -244,15 +249,12 @@ def run_sweep(space: DesignSpace, spec: SweepSpec, graphs: Mapping[str, Graph], 
     out = Path(out)
     manifest = out / "sweep.json"
     if manifest.exists():
-        recorded = json.loads(manifest.read_text(encoding="utf-8"))
-        if recorded != json.loads(json.dumps(asdict(spec))):
-            raise InputError(f"{out}: holds a different sweep (sweep.json: another space, workload, modes or "
-                             "points); use a new --out directory")
+        _check_same_sweep(manifest, spec)
     else:
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(manifest, json.dumps(asdict(spec), indent=1) + "\n")
     (out / "parts").mkdir(exist_ok=True)
-    pending = {k: batch for k, batch in _batches(spec) if not _part_path(out, k).exists()}
+    pending = {k: batch for k, batch in _batches(spec) if not _readable_part(_part_path(out, k), progress)}
     already = done = len(spec.indices) - sum(len(b) for b in pending.values())
     started = time.perf_counter()
     for k, rows in _run_batches(space, list(pending.items()), graphs, spec, executor, address, workers,
@@ -274,6 +276,65 @@ def run_sweep(space: DesignSpace, spec: SweepSpec, graphs: Mapping[str, Graph], 
     return table, left
 
 
+def _check_same_sweep(manifest: Path, spec: SweepSpec) -> None:
+    """InputError unless `manifest` (a sweep directory's sweep.json) records the sweep `spec` asks
+    for: the same space text, workload, modes, points and plan (the space file's path may be spelt
+    differently)."""
+    try:
+        recorded = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{manifest}: not a sweep record ({exc.__class__.__name__}); use a new --out directory "
+                         "or remove the directory") from None
+    wanted = json.loads(json.dumps(asdict(spec)))
+    if not isinstance(recorded, dict) or any(recorded.get(key) != value for key, value in wanted.items()
+                                             if key != "space_source"):
+        raise InputError(f"{manifest.parent}: holds a different sweep (sweep.json: another space, workload, modes or "
+                         "points); use a new --out directory")
+
+
+def _readable_part(path: Path, progress: Callable[[str], None] | None) -> bool:
+    """Whether the batch's part file exists and is a readable Parquet file; an unreadable one (cut
+    short by something outside monet, which writes parts through a temporary file) is removed, and
+    its batch is evaluated again."""
+    import pyarrow.parquet as pq
+
+    if not path.exists():
+        return False
+    try:
+        pq.read_metadata(path)
+        return True
+    except (OSError, ValueError) as exc:
+        if progress is not None:
+            progress(f"monet sweep: {path} is unreadable ({' '.join(str(exc).split())[:80]}); evaluating it again")
+        path.unlink()
+        return False
+
+
+def _worker_start(parent_pid: int) -> None:
+    """Each local worker process: Ctrl-C is the parent's to handle (it stops the workers), and the
+    worker exits within half a second of its parent's death, so that a killed sweep leaves no
+    process behind."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _stop_workers(pool: Any) -> None:
+    """Cancel what is queued and end the worker processes at once (Python 3.11's ProcessPoolExecutor
+    has no public call that ends running tasks)."""
+    processes = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(5)
+
+
 def _run_batches(space: DesignSpace, batches: Sequence[tuple[int, tuple[int, ...]]], graphs: Mapping[str, Graph],
                  spec: SweepSpec, executor: str, address: str | None, workers: int, deadline: Deadline
                  ) -> Iterator[tuple[int, list[PointResult] | None]]:
@@ -286,17 +347,23 @@ def _run_batches(space: DesignSpace, batches: Sequence[tuple[int, tuple[int, ...
     if executor == "local":
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_start, initargs=(os.getpid(),))
+        try:
             running: dict[Any, int] = {}
             while True:
                 while queue and len(running) < 2 * workers and not deadline.expired():
                     k, batch = queue.pop(0)
                     running[pool.submit(evaluate_points, space, batch, graphs, plan, point_limit_s, stop_at_epoch_s)] = k
                 if not running:
-                    return
+                    break
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     yield running.pop(future), future.result()
+        except BaseException:  # Ctrl-C, SIGTERM, an error: no worker outlives the command
+            _stop_workers(pool)
+            raise
+        pool.shutdown()
+        return
     if executor != "dask":
         raise InputError(f"--executor: unknown executor {executor!r} (known: {', '.join(EXECUTORS)})")
     if not queue or deadline.expired():
@@ -306,7 +373,12 @@ def _run_batches(space: DesignSpace, batches: Sequence[tuple[int, tuple[int, ...
     cluster = None if address else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                 dashboard_address=None)
     try:
-        with Client(address or cluster) as client:
+        try:
+            client = Client(address or cluster, timeout=max(1.0, min(DASK_CONNECT_TIMEOUT_S, deadline.remaining_s())))
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"--address {address}: no Dask scheduler answered ({' '.join(str(exc).split())[:120]})"
+                             ) from None
+        with client:
             window = 2 * max(len(client.scheduler_info()["workers"]), 1)
             space_future, graphs_future = client.scatter([space, dict(graphs)], broadcast=True)
             number: dict[Any, int] = {}
@@ -396,7 +468,7 @@ def sweep(space: str | Path, workload: str | WorkloadSpec, modes: Sequence[str] 
     if point_time_limit_s is not None and plan != "optimised":
         raise InputError("--point-time-limit: only with --plan optimised (the other plans are not searched)")
     optimised = plan == "optimised"
-    spec = SweepSpec(str(space), Path(space).read_text(encoding="utf-8"), repr(spec_workload), tuple(modes),
+    spec = SweepSpec(os.path.normpath(str(space)), Path(space).read_text(encoding="utf-8"), repr(spec_workload), tuple(modes),
                      tuple(indices), points_per_task or (1 if optimised else 100), plan,
                      (point_time_limit_s or OPTIMISED_TIME_LIMIT_S) if optimised else 0.0)
     if out is not None:

@@ -424,6 +424,8 @@ def load_accelerator(name_or_path: str | Path) -> Accelerator:
     path = Path(name_or_path)
     if not path.suffix and (LIBRARY_DIR / f"{name_or_path}.yaml").is_file():
         path = LIBRARY_DIR / f"{name_or_path}.yaml"
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a hardware file")
     if not path.is_file():
         raise InputError(f"unknown hardware {str(name_or_path)!r}; built-in: {', '.join(builtin_hardware())}; or a YAML file")
     return accelerator_from_dict(load_data(path), str(path))

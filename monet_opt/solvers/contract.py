@@ -59,6 +59,8 @@ class ExitCode(IntEnum):
     INFEASIBLE = 3  # proven infeasible; the message names the smallest feasible budget or the reason
     NO_ANSWER = 4  # no answer that satisfies the constraints within the time limit (not proven infeasible)
     VIOLATES = 5  # the answer (an evaluated plan, a fixed rule's plan) breaks a constraint; the report says which
+    INTERRUPTED = 130  # Ctrl-C (SIGINT): the work stopped, temporary files removed, nothing more written
+    TERMINATED = 143  # SIGTERM, likewise
 
 
 class MethodKind(StrEnum):

@@ -4,6 +4,7 @@ parameter passthrough, the search log, model export, and the incumbent curve."""
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 from ortools.sat.python import cp_model
@@ -58,6 +59,7 @@ def configure(solver: cp_model.CpSolver, options: SolverOptions, search_time_s: 
     solver.parameters.interleave_search = options.deterministic and options.workers > 1
     if 1 < options.workers <= len(subsolvers):
         solver.parameters.subsolvers.extend(subsolvers[: options.workers])
+    solver.parameters.catch_sigint_signal = False  # Ctrl-C is Python's: `interruptible_solve`
     solver.parameters.log_search_progress = options.log_search
     solver.parameters.log_to_stdout = False
     if options.log_search:
@@ -65,6 +67,40 @@ def configure(solver: cp_model.CpSolver, options: SolverOptions, search_time_s: 
     if options.cpsat_params and not solver.parameters.merge_text_format(
             " ".join(f"{k}: {v}" for k, v in options.cpsat_params)):
         raise InputError(f"--cpsat-params: CP-SAT refuses {options.cpsat_params}")
+
+
+def interruptible_solve(solver: cp_model.CpSolver, model: cp_model.CpModel,
+                        callback: cp_model.CpSolverSolutionCallback | None = None) -> int:
+    """`solver.solve(model, callback)` that a Ctrl-C stops with KeyboardInterrupt, as it stops any
+    other work of the command. CP-SAT's own SIGINT handling (`catch_sigint_signal`, off here: see
+    `configure`) ends the search as if its time were up, so that the command carried on with the
+    plan in hand, and leaves SIGINT at the system default afterwards, so that a later Ctrl-C
+    killed the process without clean-up. Python delivers signals to the main thread only, so from
+    the main thread the search runs in a helper thread while the main thread waits for it: a
+    Ctrl-C then stops the search and is raised once it has stopped."""
+    if threading.current_thread() is not threading.main_thread():
+        return solver.solve(model, callback)
+    outcome: list[int] = []
+    failure: list[BaseException] = []
+
+    def search() -> None:
+        try:
+            outcome.append(solver.solve(model, callback))
+        except BaseException as exc:  # re-raised in the main thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=search, name="cp-sat", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.05)
+    except KeyboardInterrupt:
+        solver.stop_search()
+        worker.join()
+        raise
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def run_cpsat(model: cp_model.CpModel, options: SolverOptions, deadline: Deadline,
@@ -91,7 +127,7 @@ def run_cpsat(model: cp_model.CpModel, options: SolverOptions, deadline: Deadlin
     recorder = IncumbentRecorder(deadline, options.progress, scale, offset, stop_below)
     if stop_at_bound is not None:
         solver.best_bound_callback = lambda bound: solver.stop_search() if bound >= stop_at_bound else None
-    status = solver.solve(model, recorder)
+    status = interruptible_solve(solver, model, recorder)
     mapped = tuple(Incumbent(i.time_s, i.objective * scale + offset, i.bound * scale + offset)
                    for i in recorder.incumbents)
     kind = {cp_model.OPTIMAL: SolveStatus.OPTIMAL, cp_model.FEASIBLE: SolveStatus.FEASIBLE,

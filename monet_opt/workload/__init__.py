@@ -28,6 +28,8 @@ def load_forward_graph(
     for key, value in (("batch", batch), ("seq_len", seq_len), ("image_size", image_size), ("num_classes", num_classes)):
         if value is not None and value <= 0:
             raise InputError(f"{source}: {key} must be positive, got {value}")
+    if Path(source).is_dir():
+        raise InputError(f"{source}: is a directory, not an ONNX file or a built-in model")
     if source.endswith(".onnx") or Path(source).is_file():
         if image_size is not None or num_classes is not None:
             raise InputError(f"{source}: --image-size and --classes do not apply to an ONNX model (its shapes are fixed)")

@@ -19,7 +19,7 @@ from monet_opt.hardware.model import DRAM
 from monet_opt.schedule.plan import Residency
 from monet_opt.solvers.checkpoint.space import CheckpointSpace, CostWeights, Decisions, Price
 from monet_opt.solvers.common import Deadline, SolverOptions, SolveStats
-from monet_opt.solvers.cpsat_runner import run_cpsat
+from monet_opt.solvers.cpsat_runner import interruptible_solve, run_cpsat
 from monet_opt.solvers.contract import CostUnderBudget, MinimumPeak
 from monet_opt.workload.ir import TensorRole
 
@@ -192,8 +192,12 @@ class _Model:
                 intervals.append((DRAM, size, self.Q[o], end, present))
 
         self.peak = None
+        dram_capacity = s.dram_dynamic_capacity_bytes
         if budget_bytes is None:
-            self.peak = m.new_int_var(0, sum(size for memory, size, *_rest in intervals if memory == DRAM), "peak")
+            largest = sum(size for memory, size, *_rest in intervals if memory == DRAM)
+            self.peak = m.new_int_var(0, max(0, min(largest, dram_capacity)), "peak")
+        else:
+            budget_bytes = min(budget_bytes, dram_capacity)
         by_memory: dict[str, tuple[list, list]] = {}
         for memory, size, start, end, present in intervals:
             interval = m.new_optional_interval_var(start, m.new_int_var(1, horizon + 1, ""), end + 1, present, "")
@@ -245,7 +249,8 @@ def solve_checkpoint_cpsat(space: CheckpointSpace, weights: CostWeights, target:
                            options: SolverOptions, deadline: Deadline, hint: Decisions | None = None
                            ) -> tuple[Decisions | None, tuple[int, float] | None, SolveStats]:
     """Minimise the weighted step cost with the dynamic DRAM peak within the target's budget, or
-    (MinimumPeak) the dynamic DRAM peak itself; every local memory within its budget. Returns the
+    (MinimumPeak) the dynamic DRAM peak itself; every local memory within its budget, and the
+    dynamic DRAM peak within the DRAM capacity left by the static bytes. Returns the
     decisions, the claimed (latency, energy) and the solve statistics."""
     model = _Model(space, weights, target)
     if hint is not None:
@@ -268,6 +273,7 @@ def modelled_peak_bytes(space: CheckpointSpace, decisions: Decisions) -> int:
         model.model.add(model.z[j] == int(group.ops in decisions.groups))
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
-    if solver.solve(model.model) != cp_model.OPTIMAL:
+    solver.parameters.catch_sigint_signal = False
+    if interruptible_solve(solver, model.model) != cp_model.OPTIMAL:
         raise ValueError("the model has no solution for these decisions (a recomputation it does not allow)")
     return round(solver.objective_value)

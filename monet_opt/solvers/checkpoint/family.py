@@ -211,12 +211,36 @@ def smallest_feasible_budget(problem: CheckpointProblem, options: SolverOptions,
 
 def _diagnose(problem: CheckpointProblem, target: CheckpointTarget, options: SolverOptions, deadline: Deadline
               ) -> InfeasibleError | None:
-    if not isinstance(target, CostUnderBudget) or not problem.diagnose:
-        return None
+    """Why no plan fits: the DRAM capacity (`_capacity_error`), or the budget below the smallest
+    feasible one (a minimum-peak solve; with `problem.diagnose` only)."""
     space = problem.space
-    feasible = smallest_feasible_budget(problem, options, deadline)
-    return budget_infeasible_error(f"{space.graph.name} on {space.hw.name}, dynamic DRAM", target.budget, feasible,
-                                   space.store_all.dynamic_dram_peak_bytes, 1, " bytes")
+    error = _capacity_error(space)
+    if error is not None:
+        return error
+    name = f"{space.graph.name} on {space.hw.name}, dynamic DRAM"
+    if isinstance(target, MinimumPeak):
+        return InfeasibleError(f"{name}: no checkpoint plan fits the {space.dram_dynamic_capacity_bytes} bytes of DRAM "
+                               "that the static bytes leave, within the local budgets")
+    if not problem.diagnose:
+        return None
+    try:
+        feasible = smallest_feasible_budget(problem, options, deadline)
+    except InfeasibleError as exc:  # not even the smallest peak fits the memories
+        return exc
+    return budget_infeasible_error(name, target.budget, feasible, space.store_all.dynamic_dram_peak_bytes, 1, " bytes")
+
+
+def _capacity_error(space: CheckpointSpace) -> InfeasibleError | None:
+    """The DRAM capacity cannot hold the step in any plan: the static bytes plus the dynamic bytes
+    of the largest op (`op_peak_bound_bytes`) exceed it. None when they fit."""
+    short = space.op_peak_bound_bytes - space.dram_dynamic_capacity_bytes
+    if short <= 0:
+        return None
+    capacity = space.hw.dram.capacity_bytes
+    static = capacity - space.dram_dynamic_capacity_bytes
+    return InfeasibleError(f"{space.graph.name} on {space.hw.name}: the DRAM capacity of {capacity} bytes cannot hold "
+                           f"the step: the static bytes (weights, optimizer states, gradients) take {static} and the "
+                           f"largest op needs {space.op_peak_bound_bytes} dynamic bytes more ({short} bytes short)")
 
 
 def _describe(problem: CheckpointProblem, target: CheckpointTarget, decisions: Decisions | None,
@@ -268,8 +292,11 @@ def _unit(problem: CheckpointProblem, target: CheckpointTarget) -> str:
 
 
 def _below_every_op_bound(problem: CheckpointProblem, target: CheckpointTarget) -> bool:
-    """A budget below `CheckpointSpace.op_peak_bound_bytes`: no plan in any order fits it."""
-    return isinstance(target, CostUnderBudget) and target.budget < problem.space.op_peak_bound_bytes
+    """A budget, or the DRAM capacity left by the static bytes, below
+    `CheckpointSpace.op_peak_bound_bytes`: no plan in any order fits it."""
+    space = problem.space
+    return (isinstance(target, CostUnderBudget) and target.budget < space.op_peak_bound_bytes) \
+        or _capacity_error(space) is not None
 
 
 def checkpoint_family(ga: GAConfig | None = None) -> Family:

@@ -491,6 +491,14 @@ class CheckpointSpace:
                         if not g.tensors[t].is_static and t not in elsewhere) for op in g.ops), default=0)
 
     @cached_property
+    def dram_dynamic_capacity_bytes(self) -> int:
+        """DRAM capacity less the static bytes that every plan holds all step long (weights, optimizer
+        states, gradients updated at the end): no plan's dynamic DRAM peak may exceed it (negative
+        when the static bytes alone do not fit)."""
+        static = sum(t.size_bytes for t in self.graph.tensors.values() if t.is_static)
+        return self.hw.dram.capacity_bytes - static
+
+    @cached_property
     def store_all(self) -> Evaluation:
         return self.evaluate(Decisions({}))
 
