@@ -46,7 +46,7 @@ from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.instance import Instance, load_instance
 from monet_opt.io import load_data, write_text_atomic
 from monet_opt.solvers.common import Deadline, SolverOptions
-from monet_opt.solvers.contract import Result, SolverBug
+from monet_opt.solvers.contract import ExitCode, Result, SolverBug
 
 METHODS_BY_KIND: dict[str, tuple[str, ...]] = {
     "training": ("joint", "sequential", "ga", "heuristic"),
@@ -298,6 +298,20 @@ def run_bench(instances: Sequence[BenchInstance], methods: Sequence[str] | None,
     write_tables(rows, out, provenance)
     write_plots(rows, out)
     return rows, left
+
+
+def bench_exit_code(rows: Sequence[BenchRow], left: int) -> ExitCode:
+    """`monet bench`'s exit code: 1 when a row is a referee's rejection (`bug`), 2 when an instance
+    could not be read (`error`), 4 when rows are left for a resumed run or a row has no validated
+    answer that is not a proof of infeasibility, 0 when every row has one (or a proof)."""
+    statuses = {r.status for r in rows}
+    if "bug" in statuses:
+        return ExitCode.BUG
+    if "error" in statuses:
+        return ExitCode.INPUT
+    if left or any(not r.validated and r.status != "infeasible" for r in rows):
+        return ExitCode.NO_ANSWER
+    return ExitCode.OK
 
 
 COLUMNS = ("instance", "suite", "kind", "method", "status", "objective", "objective_unit", "bound", "gap",

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from monet_opt.cost import CostTable
 from monet_opt.errors import InputError
 from monet_opt.hardware import load_accelerator
+from monet_opt.hardware.model import DRAM
 from monet_opt.instance import Instance
 from monet_opt.schedule import default_plan, simulate
 from monet_opt.schedule.simulate import SimulationResult
@@ -69,6 +70,17 @@ class InstanceResult:
         measurement = self.answer.measurement
         return None if measurement is None else measurement.simulation
 
+    def baseline_breaks(self) -> list[str]:
+        """The constraints of the instance that the baseline plan breaks: the activation budget (its
+        dynamic DRAM peak above it) and every capacity or local budget its simulation violates."""
+        base = self.baseline
+        out = [v.message for v in base.violations]
+        budgets = [getattr(s.result.target, "budget", None) for s in self.stages if s.result.family == "checkpoint"]
+        peak = base.peak_memory_bytes[DRAM] - base.static_dram_bytes
+        if budgets and budgets[0] is not None and peak > budgets[0]:
+            out.insert(0, f"the activation budget: dynamic DRAM peak {peak:,} bytes > {budgets[0]:,}")
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the instance, the answer's shared keys, the change against the baseline, and
         every stage's own answer (the shared schema of `Result.to_dict`)."""
@@ -79,7 +91,9 @@ class InstanceResult:
             "validated": all(s.result.validated for s in self.stages),
             "latency_cycles": answer["latency_cycles"], "energy_pj": answer["energy_pj"],
             "baseline": {"latency_cycles": base.latency_cycles, "energy_pj": base.energy_pj,
-                         "plan": "layer by layer, every value in DRAM, default allocation"},
+                         "plan": "layer by layer, every value in DRAM, default allocation",
+                         "dynamic_dram_peak_bytes": base.peak_memory_bytes[DRAM] - base.static_dram_bytes,
+                         "breaks": self.baseline_breaks()},
             "latency_change": None if answer["latency_cycles"] is None else
             answer["latency_cycles"] / base.latency_cycles - 1,
             "energy_change": None if answer["energy_pj"] is None else answer["energy_pj"] / base.energy_pj - 1,

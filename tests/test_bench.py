@@ -86,10 +86,18 @@ def test_bench_rows_are_validated_and_a_rerun_resumes(tmp_path, capsys):
     assert len(read_rows(out)) == 7 and "7 rows" in capsys.readouterr().out
 
 
-def test_a_whole_command_time_limit_leaves_rows_for_a_resumed_run(tmp_path, capsys):
+def test_a_whole_command_time_limit_leaves_rows_for_a_resumed_run(tmp_path, capsys, monkeypatch):
+    """The command's deadline expires after two rows (it is asked once before each): exit 4 with
+    five rows left, then the same command without a limit runs exactly those."""
+    import monet_opt.cli
+    from fake_deadline import ExpiresAfter
+
     root, out = small_suite(tmp_path), tmp_path / "out"
-    code = main(["bench", "--instances", str(root), "--out", str(out), "--time-limit", "0.5", "--quiet"])
-    assert code == 4 and "rows left for a resumed run" in capsys.readouterr().out
+    monkeypatch.setattr(monet_opt.cli, "Deadline", lambda started, limit_s: ExpiresAfter(2))
+    code = main(["bench", "--instances", str(root), "--out", str(out), "--time-limit", "5", "--quiet"])
+    assert code == 4 and "; 5 rows left for a resumed run" in capsys.readouterr().out
+    assert len(read_rows(out)) == 2
+    monkeypatch.undo()
     assert main(["bench", "--instances", str(root), "--out", str(out), "--quiet"]) == 0
     pairs = [(r.instance, r.method) for r in read_rows(out)]
     assert len(pairs) == len(set(pairs)) == 7

@@ -72,7 +72,7 @@ def test_bad_instances_name_the_key(files, changes, message):
 
 def test_bad_instance_on_the_cli_writes_nothing(files, capsys):
     for changes, message in (({"colour": "red"}, "colour: unknown key"),
-                             ({"hardware": "nosuch"}, "unknown hardware 'nosuch'"),
+                             ({"hardware": "nosuch"}, "hardware: unknown built-in 'nosuch'"),
                              ({"budgets": {"activations": "50%", "local": {"nowhere": "50%"}}},
                               "budgets.local.nowhere: unknown memory"),
                              ({"optimise": {"checkpointing": {}, "allocation": {}}},

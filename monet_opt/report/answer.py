@@ -104,7 +104,8 @@ def _family_lines(data: dict[str, Any]) -> list[str]:
         if multi is not None and multi["latency_cycles"] is not None:
             lines.append(f"on every core ({multi['method']}, {multi['status']}, gap {percent_text(multi['gap'])}): "
                          f"latency {number_text(multi['latency_cycles'])} cycles, energy "
-                         f"{energy_text(multi['energy_pj'])}, cores {', '.join(multi['cores_used'])}")
+                         f"{energy_text(multi['energy_pj'])}, cores {', '.join(multi['cores_used'])}; "
+                         f"{multi['solve_time_s']:.2f} s more (the fusion search above: {data['solve_time_s']:.2f} s)")
         return lines
     if data["cores_used"] is None:
         return []

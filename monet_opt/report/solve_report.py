@@ -16,18 +16,20 @@ def solve_report(data: dict[str, Any]) -> str:
              + ("every stage validated by the simulator." if data["validated"] else
                 "**not every stage has a validated answer** (see below)."), ""]
     if data["latency_cycles"] is not None:
+        broken = "" if not base["breaks"] else f"; **breaks {', '.join(base['breaks'])}**"
         lines += ["| | latency [cycles] | energy |", "|---|---|---|",
-                  f"| baseline ({base['plan']}) | {number_text(base['latency_cycles'])} | "
+                  f"| baseline ({base['plan']}{broken}) | {number_text(base['latency_cycles'])} | "
                   f"{energy_text(base['energy_pj'])} |",
                   f"| optimised plan | {number_text(data['latency_cycles'])} | {energy_text(data['energy_pj'])} |",
                   f"| change | {percent_text(data['latency_change'])} | {percent_text(data['energy_change'])} |", ""]
-    lines += ["## Stages", "", "| decision | method | status | objective | bound | gap | time [s] | proven over |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["## Stages", "", "| decision | method | status | objective | bound | gap | time [s] |",
+              "|---|---|---|---|---|---|---|"]
     for stage in data["stages"]:
         gap = "-" if stage["gap"] is None else percent_text(stage["gap"])
-        lines.append(f"| {stage['decision']} | {stage['method']} | {stage['status']} | "
+        lines.append(f"| {stage['decision']} | {stage['method']} | {stage['status_text']} | "
                      f"{number_text(stage['objective'])} {stage['objective_unit']} | {number_text(stage['bound'])} | "
-                     f"{gap} | {stage['solve_time_s']:.1f} | {stage['space']} |")
+                     f"{gap} | {stage['solve_time_s']:.1f} |")
+    lines += [""] + [f"The {stage['decision']} stage searched {stage['space']}." for stage in data["stages"]]
     lines += ["", "## What was decided", ""]
     for stage in data["stages"]:
         lines.append(f"- **{stage['decision']}**: " + _decided(stage))

@@ -14,6 +14,11 @@ from ortools.sat import sat_parameters_pb2
 from monet_opt.errors import InputError
 
 
+LARGEST_VALUE = 1e15
+"""Largest cost, size or energy an abstract instance may give (after scaling to integers, sums over a
+schedule of a few thousand steps must stay within the models' 64-bit integers)."""
+
+
 class SolveStatus(StrEnum):
     """What a method's answer is known to be, over the space its family names (`Result.space`)."""
 

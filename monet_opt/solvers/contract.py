@@ -207,6 +207,15 @@ class Result(Generic[Payload]):
         return None if self.measurement is None else self.measurement.objective
 
     @property
+    def status_text(self) -> str:
+        """The status with what it is proven over: "optimal over <the space's first clause>" (also
+        feasible and infeasible, whose bound or proof holds over that space); the other statuses
+        prove nothing."""
+        if self.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE, SolveStatus.INFEASIBLE):
+            return f"{self.status.value} over {self.space.split(';')[0]}"
+        return self.status.value
+
+    @property
     def exit_code(self) -> ExitCode:
         if self.validated:
             return ExitCode.OK
@@ -229,6 +238,7 @@ class Result(Generic[Payload]):
             "target": "minimum-peak" if isinstance(self.target, MinimumPeak) else (
                 "cost-under-budget" if isinstance(self.target, CostUnderBudget) else str(self.target)),
             "status": s.status.value,
+            "status_text": self.status_text,
             "space": self.space,
             "validated": self.validated,
             "exit_code": int(self.exit_code),
@@ -255,7 +265,8 @@ class Result(Generic[Payload]):
 _NUMBER = {"type": ["number", "null"]}
 SHARED_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["family", "problem", "method", "target", "status", "space", "validated", "exit_code", "objective",
+    "required": ["family", "problem", "method", "target", "status", "status_text", "space", "validated", "exit_code",
+                 "objective",
                  "objective_unit", "bound", "gap", "budget", "peak_memory", "peak_memory_bytes", "latency_cycles",
                  "energy_pj", "violations", "solve_time_s", "time_to_first_s", "time_to_best_s", "incumbents"],
     "properties": {
@@ -264,6 +275,7 @@ SHARED_SCHEMA: dict[str, Any] = {
         "method": {"type": "string"},
         "target": {"type": "string"},
         "status": {"enum": [s.value for s in SolveStatus]},
+        "status_text": {"type": "string"},
         "space": {"type": "string"},
         "validated": {"type": "boolean"},
         "exit_code": {"enum": [int(c) for c in ExitCode]},

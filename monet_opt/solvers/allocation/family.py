@@ -16,7 +16,7 @@ randomised earliest-start list schedules, never worse than them), ga (Stream's N
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -242,6 +242,13 @@ def _pareto(instance: AllocationInstance, options: SolverOptions, deadline: Dead
     return _front(found), stats
 
 
+def _warm_start_stats(stats: SolveStats, objective: float) -> SolveStats:
+    """The stats of an answer that is the warm start: feasible with CP-SAT's bound when it has one,
+    else heuristic (never "unknown" for an answer in hand)."""
+    status = SolveStatus.FEASIBLE if stats.bound is not None else SolveStatus.HEURISTIC
+    return replace(stats, status=status, objective=objective)
+
+
 def _cpsat(pareto_points: int):
     def run(instance: AllocationInstance, goal: AllocationGoal, options: SolverOptions, deadline: Deadline
             ) -> Proposal[AllocationAnswer]:
@@ -250,11 +257,13 @@ def _cpsat(pareto_points: int):
             measured, stats = _cpsat_solve(instance, Target("makespan"), options, deadline, hint.schedule)
             if measured is None or measured.latency_cycles > hint.latency_cycles:
                 measured = hint  # the warm start was not improved within the time limit
+                stats = _warm_start_stats(stats, hint.latency_cycles)
             return _answer(measured, (measured,), stats)
         if goal is AllocationGoal.ENERGY:
             least, stats = _cpsat_solve(instance, Target("energy"), options, deadline.share(0.5), hint.schedule)
             if least is None or least.energy_pj > hint.energy_pj:
                 least = hint  # the warm start was not improved within the time limit
+                stats = _warm_start_stats(stats, hint.energy_pj)
             faster, _ = _cpsat_solve(instance, Target("makespan", energy_cap=_scaled_energy(instance.problem,
                                                                                              least.assignment)),
                                      options, deadline, least.schedule)
@@ -311,8 +320,14 @@ def _describe(instance: AllocationInstance, goal: AllocationGoal, answer: Alloca
 
 
 def _space(instance: AllocationInstance, proposal: Proposal[AllocationAnswer]) -> str:
-    return ("allocations of unfused ops to eligible cores with per-core orders and DRAM-link orders; every value in "
-            "DRAM")
+    if instance.stacks is not None:
+        fused = sum(1 for stack in instance.stacks.values() if len(stack.ops) > 1)
+        tasks = f"the fixed fusion partition's {len(instance.stacks)} stacks ({fused} fused) to eligible cores"
+    elif instance.graph is not None:
+        tasks = "unfused ops to eligible cores"
+    else:
+        tasks = "tasks to eligible cores"
+    return f"allocations of {tasks} with per-core orders and DRAM-link orders; every value in DRAM"
 
 
 def allocation_family(ga: GAConfig | None = None, pareto_points: int = 5) -> Family:

@@ -26,6 +26,7 @@ from monet_opt.cost.model import Cost, CostTable
 from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.hardware.model import DRAM, Accelerator
 from monet_opt.io import check_keys, load_data
+from monet_opt.solvers.common import LARGEST_VALUE
 from monet_opt.workload.ir import Graph
 
 
@@ -212,8 +213,11 @@ def from_fused(graph: Graph, hw: Accelerator, table: CostTable, stacks: Sequence
 
 
 def _number(value: object, where: str, minimum: float = 0.0) -> float:
+    """A number between `minimum` and LARGEST_VALUE; InputError naming `where` otherwise."""
     if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value) or value < minimum:
         raise InputError(f"{where}: expected a number >= {minimum:g}, got {value!r}")
+    if value > LARGEST_VALUE:
+        raise InputError(f"{where}: {value!r} is larger than {LARGEST_VALUE:g}")
     return value
 
 

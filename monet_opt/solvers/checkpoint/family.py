@@ -20,13 +20,14 @@ local memory stays within its budget in both. Methods:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
 from monet_opt.errors import InfeasibleError
 from monet_opt.schedule.plan import Residency
 from monet_opt.schedule.simulate import Claim as PlanClaim
-from monet_opt.schedule.simulate import check
+from monet_opt.schedule.simulate import ENERGY_RELATIVE_TOLERANCE, check
 from monet_opt.solvers.checkpoint.cpsat import solve_checkpoint_cpsat
 from monet_opt.solvers.checkpoint.heuristics import RULES, fits, greedy_plan, rule_decisions, run_checkpoint_ga
 from monet_opt.solvers.checkpoint.order import candidate_orders
@@ -77,17 +78,18 @@ def _measured(problem: CheckpointProblem, target: CheckpointTarget, decisions: D
 
 
 def best_heuristic(space: CheckpointSpace, weights: CostWeights, budget_bytes: int | None,
-                   deadline: Deadline | None = None) -> Decisions | None:
-    """The cheapest plan of the rules and the greedy sweep that fits the budget (CP-SAT's warm start;
-    the sweep stops at `deadline`, `greedy_plan`)."""
+                   deadline: Deadline | None = None) -> tuple[Decisions, Evaluation] | None:
+    """The cheapest plan of the rules and the greedy sweep that fits the budget (None: the least
+    peak), with its evaluation: CP-SAT's warm start (the sweep stops at `deadline`, `greedy_plan`)."""
     plans = [(d, space.evaluate(d)) for d in (rule_decisions(space, rule, weights) for rule in RULES)]
     greedy = greedy_plan(space, weights, budget_bytes, deadline)
     plans += [greedy] if greedy is not None else []
     if budget_bytes is None:
-        fitting = [(e.dynamic_dram_peak_bytes, d) for d, e in plans if fits(space, e, e.dynamic_dram_peak_bytes)]
+        fitting = [(e.dynamic_dram_peak_bytes, k) for k, (_, e) in enumerate(plans)
+                   if fits(space, e, e.dynamic_dram_peak_bytes)]
     else:
-        fitting = [(e.objective(weights), d) for d, e in plans if fits(space, e, budget_bytes)]
-    return min(fitting, key=lambda pair: pair[0], default=(None, None))[1]
+        fitting = [(e.objective(weights), k) for k, (_, e) in enumerate(plans) if fits(space, e, budget_bytes)]
+    return None if not fitting else plans[min(fitting)[1]]
 
 
 def no_recompute_bound(space: CheckpointSpace, weights: CostWeights) -> float:
@@ -100,17 +102,30 @@ def _cpsat(problem: CheckpointProblem, target: CheckpointTarget, options: Solver
            ) -> Proposal[Decisions]:
     if problem.free_order:
         return _cpsat_free_order(problem, target, options, deadline)
-    hint = best_heuristic(problem.space, problem.weights, _budget(target), deadline.share(WARM_START_SHARE))
+    warm = best_heuristic(problem.space, problem.weights, _budget(target), deadline.share(WARM_START_SHARE))
+    hint = None if warm is None else warm[0]
     decisions, claimed, stats = solve_checkpoint_cpsat(problem.space, problem.weights, target, options, deadline, hint)
-    if decisions is None and hint is not None and stats.status is not SolveStatus.INFEASIBLE:
+    if decisions is None and warm is not None and stats.status is not SolveStatus.INFEASIBLE:
         # CP-SAT found nothing in time: the warm start, with CP-SAT's bound when it has one
-        evaluation = problem.space.evaluate(hint)
+        hint, evaluation = warm
         status = SolveStatus.FEASIBLE if stats.bound is not None else SolveStatus.HEURISTIC
         return Proposal(hint, Claim(plan=PlanClaim(evaluation.latency_cycles, evaluation.energy_pj)),
                         replace(stats, status=status, objective=_score(problem, target, evaluation)),
                         {"from_warm_start": True})
     claim = None if claimed is None else Claim(plan=PlanClaim(latency_cycles=claimed[0], energy_pj=claimed[1]))
-    return Proposal(decisions, claim, stats, {"from_warm_start": False})
+    return Proposal(decisions, claim, stats, {"from_warm_start": _no_better(problem, target, warm, claimed, stats)})
+
+
+def _no_better(problem: CheckpointProblem, target: CheckpointTarget, warm: tuple[Decisions, Evaluation] | None,
+               claimed: tuple[int, float] | None, stats: SolveStats) -> bool:
+    """Whether CP-SAT's answer is no better than its warm start: it improved nothing (it may have
+    proven the warm start optimal). The answer's score from its claim (latency exact, energy within
+    the referee's tolerance) or, for a minimum peak, the model's peak (equal to the simulated one)."""
+    if warm is None or claimed is None:
+        return False
+    found = stats.objective if isinstance(target, MinimumPeak) else problem.weights.of(*claimed)
+    best = _score(problem, target, warm[1])
+    return found is not None and (found >= best or math.isclose(found, best, rel_tol=ENERGY_RELATIVE_TOLERANCE))
 
 
 def _cpsat_free_order(problem: CheckpointProblem, target: CheckpointTarget, options: SolverOptions,

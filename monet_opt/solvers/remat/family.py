@@ -7,7 +7,8 @@ the peak at most the budget) and `MinimumPeak` (the smallest feasible budget). M
 - cpsat (exact): the stage model of `cpsat.py`, warm-started from the best heuristic; above
   `max_pairs` (stage, value) pairs a restricted model (`restricted_window` in the JSON; never
   "optimal"); above LNS_MIN_PAIRS pairs it improves its warm start by windows (`lns.py`) instead;
-  it never answers worse than its warm start (`from_warm_start`); when no warm start fits, a
+  it never answers worse than its warm start (`from_warm_start`: the answer costs what the warm
+  start costs, the search improved nothing, though it may have proven it optimal); when no warm start fits, a
   feasibility phase (`feasibility.py`) looks for a schedule first, which then serves as the warm
   start, or reports the smallest peak it reached, or proves that none fits. For a problem with
   `free_order`, the fixed-order model's answer then hints the free-order model of `free_order.py`
@@ -215,12 +216,15 @@ def _cpsat(max_pairs: int):
             order["lns_improvements"] = len(history)
         else:
             schedule, stats, window = solve_cpsat(problem, target.budget, options, deadline, hint, max_pairs)
-        from_warm_start = warm_cost is not None and stats.status is not SolveStatus.OPTIMAL and (
-            schedule is None or warm_cost < evaluate_schedule(problem, schedule).cost)
-        if from_warm_start:  # CP-SAT found nothing better in time: the warm start, with CP-SAT's bound if any
-            schedule = hint
-            status = SolveStatus.FEASIBLE if stats.bound is not None else SolveStatus.HEURISTIC
-            stats = SolveStats(status, warm_cost, stats.bound, stats.solve_time_s, None, None, stats.incumbents)
+        found_cost = None if schedule is None else evaluate_schedule(problem, schedule).cost
+        if warm_cost is not None and (found_cost is None or warm_cost < found_cost):
+            # CP-SAT found nothing better in time (or, with the order free, a search whose space turned out
+            # narrower than the fixed order's answer): the warm start, with CP-SAT's bound where it holds
+            schedule, found_cost = hint, warm_cost
+            bound = stats.bound if stats.bound is not None and stats.bound <= warm_cost else None
+            status = SolveStatus.FEASIBLE if bound is not None else SolveStatus.HEURISTIC
+            stats = SolveStats(status, warm_cost, bound, stats.solve_time_s, None, None, stats.incumbents)
+        from_warm_start = warm_cost is not None and found_cost == warm_cost  # the search improved nothing
         report = {**order, **feasibility, "restricted_window": window, "from_warm_start": from_warm_start,
                   "warm_start_cost": None if warm_cost is None else warm_cost / problem.cost_scale}
         return _answer(schedule, stats.objective, stats, report)

@@ -28,6 +28,7 @@ import networkx as nx
 
 from monet_opt.errors import InputError
 from monet_opt.io import check_keys, load_data
+from monet_opt.solvers.common import LARGEST_VALUE
 
 
 @dataclass(frozen=True)
@@ -144,11 +145,6 @@ def memory_excess(problem: RematProblem, sequence: Sequence[int], evaluation: Sc
 def store_all_peak(problem: RematProblem) -> int:
     """Peak memory of the reference order without recomputation (budgets in % refer to it)."""
     return evaluate_schedule(problem, range(problem.n)).peak
-
-
-LARGEST_VALUE = 1e15
-"""Largest cost or size accepted (after scaling to integers, sums over a schedule of a few thousand
-steps must stay within the models' 64-bit integers)."""
 
 
 def _integers(values: list[float], what: str, source: str) -> tuple[tuple[int, ...], int]:
