@@ -162,6 +162,8 @@ def suite_instances(directory: str | Path, suite: str) -> list[BenchInstance]:
     if not root.is_dir():
         raise InputError(f"{root}: no instances directory")
     found = [load_bench_instance(p) for p in sorted(root.glob("*.yaml"))]
+    if not found:
+        raise InputError(f"{root}: no instance (a suite is the YAML files at the top of the directory)")
     names = [i.name for i in found]
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate is not None:
