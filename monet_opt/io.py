@@ -19,9 +19,10 @@ import yaml
 from monet_opt.errors import InputError
 
 
-MAX_YAML_BYTES = 8 << 20
-"""Largest YAML input (bytes): PyYAML reads about 4 MB/s, so a larger file would take longer than a
-command's time limit to parse; such data belongs in JSON (read at about 100 MB/s)."""
+MAX_YAML_BYTES = 2 << 20
+"""Largest YAML input (bytes): PyYAML's safe loader reads 0.2-1 MB/s (measured on a 1 MB graph, busy
+and idle 2-core machine), so a larger file would take longer than a command's time limit to parse;
+such data belongs in JSON (50-100 MB/s). The largest shipped YAML file has 0.2 MB."""
 MAX_JSON_BYTES = 512 << 20
 """Largest JSON input (bytes)."""
 MAX_DEPTH = 64

@@ -127,7 +127,7 @@ def test_solve_command_writes_the_report(files, capsys):
     assert {p.name for p in out.iterdir()} == {"result.json", "report.md", "plan.json", "gantt.png", "memory.png",
                                                "trace.json"}
     report = (out / "report.md").read_text()
-    assert "| baseline (layer by layer" in report and "| fusion | cpsat | optimal |" in report
+    assert "| baseline (layer by layer" in report and "| fusion | cpsat | optimal over " in report
     assert json.loads((out / "result.json").read_text()) == printed
 
 

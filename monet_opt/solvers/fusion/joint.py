@@ -26,8 +26,7 @@ search already has: the partition is treated as unsolved (the joint search keeps
 unproven bound; the alternation stops), the best validated answer found so far is returned, and
 the rejection is recorded in the answer's `refuted` key (the step, the referee's message and the
 partition's fused stacks, enough to rebuild the checkpoint problem); the first one is printed on
-stderr. With no
-validated answer at all, the rejection is raised.
+stderr. With no validated answer at all, the rejection is raised.
 """
 
 from __future__ import annotations
@@ -206,11 +205,12 @@ def _joint_infeasible(problem: FusedCheckpointProblem, joint: JointOutcome, opti
 
 @dataclass(frozen=True)
 class Alternation:
-    """Where the alternation ended: its best validated result (None: none), that result's fused
-    stacks, the rounds, and the unfused checkpoint model's infeasibility (None: the unfused plan
-    has an answer, or was not proven infeasible)."""
+    """Where the alternation ended: its best result (None: none; not validated when neither the
+    unfused solve nor any round found a plan in time), that result's fused stacks, the rounds, and
+    the unfused checkpoint model's infeasibility (None: the unfused plan has an answer, or was not
+    proven infeasible)."""
 
-    best: Result | None  # not validated: the unfused solve found nothing in time, nor did any round
+    best: Result | None
     best_stacks: list[list[str]]
     rounds: list[Round]
     unfused_error: InfeasibleError | None
