@@ -464,13 +464,14 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
     graph = workload_graphs(args, args.mode)[1]
     if budget is not None:
         from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
-        from monet_opt.solvers.fusion.joint import FusedCheckpointProblem, fuse_and_checkpoint
+        from monet_opt.solvers.fusion.joint import FusedCheckpointProblem
+        from monet_opt.solvers.fusion_checkpoint.family import FUSION_CHECKPOINT
 
         limits = _local_budgets(args.local_budget, hw)
         store_all = CheckpointSpace(graph, hw, local_budget_bytes=limits).store_all.dynamic_dram_peak_bytes
-        problem = FusedCheckpointProblem(graph, hw, args.max_stack, OBJECTIVES[args.objective],
-                                         budget.resolve(store_all), limits)
-        result = fuse_and_checkpoint(problem, options, deadline)
+        bytes_ = budget.resolve(store_all)
+        problem = FusedCheckpointProblem(graph, hw, args.max_stack, OBJECTIVES[args.objective], bytes_, limits)
+        result = solve(FUSION_CHECKPOINT, problem, CostUnderBudget(bytes_), "cpsat", options, deadline)
         return _report(result, args, "fusion.json", workload=args.workload, mode=args.mode)
     fusion_deadline = deadline.share(0.5) if args.schedule else deadline  # the rest schedules the stacks
     space = fusion_space(graph, CostTable(graph, hw), args.max_stack, FusionObjective(args.objective), fusion_deadline,

@@ -75,7 +75,8 @@ class InstanceResult:
         dynamic DRAM peak above it) and every capacity or local budget its simulation violates."""
         base = self.baseline
         out = [v.message for v in base.violations]
-        budgets = [getattr(s.result.target, "budget", None) for s in self.stages if s.result.family == "checkpoint"]
+        budgets = [getattr(s.result.target, "budget", None) for s in self.stages
+                   if s.result.family in ("checkpoint", "fusion_checkpoint")]
         peak = base.peak_memory_bytes[DRAM] - base.static_dram_bytes
         if budgets and budgets[0] is not None and peak > budgets[0]:
             out.insert(0, f"the activation budget: dynamic DRAM peak {peak:,} bytes > {budgets[0]:,}")
@@ -226,14 +227,16 @@ def _activation_budget(instance: Instance, graph: Graph, hw: Accelerator, limits
 def _joint(instance: Instance, graph: Graph, hw: Accelerator, limits: dict[str, int], options: SolverOptions,
            deadline: Deadline) -> Result:
     from monet_opt.solvers.checkpoint.space import OBJECTIVES
-    from monet_opt.solvers.fusion.joint import FusedCheckpointProblem, fuse_and_checkpoint
+    from monet_opt.solvers.contract import CostUnderBudget, solve
+    from monet_opt.solvers.fusion.joint import FusedCheckpointProblem
+    from monet_opt.solvers.fusion_checkpoint.family import FUSION_CHECKPOINT
 
     fusion, checkpointing = instance.decisions["fusion"], instance.decisions["checkpointing"]
     if fusion.method != "cpsat" or checkpointing.method != "cpsat":
         raise InputError(f"{instance.source}: combine: joint needs method cpsat for fusion and checkpointing")
-    problem = FusedCheckpointProblem(graph, hw, fusion.max_stack, OBJECTIVES[checkpointing.objective],
-                                     _activation_budget(instance, graph, hw, limits), limits)
-    return fuse_and_checkpoint(problem, options, deadline)
+    budget = _activation_budget(instance, graph, hw, limits)
+    problem = FusedCheckpointProblem(graph, hw, fusion.max_stack, OBJECTIVES[checkpointing.objective], budget, limits)
+    return solve(FUSION_CHECKPOINT, problem, CostUnderBudget(budget), "cpsat", options, deadline)
 
 
 def _allocation(instance: Instance, graph: Graph, hw: Accelerator, table: CostTable, space: FusionSpace | None,

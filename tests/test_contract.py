@@ -205,3 +205,32 @@ def test_cli_exit_codes_and_cpsat_passthrough(tmp_path, capsys):
         assert main(["checkpoint", "graph", "instances/remat/diamond.yaml", "--budget", "12", *argv]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
+
+
+def test_fusion_checkpoint_referee_catches_a_wrong_claim_and_a_broken_budget():
+    """The joint family judges a (partition, checkpoint plan) pair on the partition's serial plan: the
+    rule partition of the block with every value in DRAM, claimed at its simulated latency plus one,
+    and at the truth under a budget one byte below its activation peak."""
+    from monet_opt.cost import CostTable
+    from monet_opt.solvers.fusion.heuristics import rule_partition
+    from monet_opt.solvers.fusion.joint import FusedCheckpointProblem
+    from monet_opt.solvers.fusion.space import FusionObjective, fusion_space
+    from monet_opt.solvers.fusion_checkpoint.family import FUSION_CHECKPOINT, FusedCheckpointPlan
+
+    graph, hw = two_layer_block(), toy(**{"dram.bandwidth_bits_per_cycle": 64})
+    partition = rule_partition(fusion_space(graph, CostTable(graph, hw), 4, FusionObjective.LATENCY))
+    stacks = tuple((c.ops, c.cores) for c in partition)
+    assert any(len(ops) > 1 for ops, _ in stacks)
+    truth = CheckpointSpace(graph, hw, stacks=list(stacks)).store_all
+    plan = FusedCheckpointPlan(stacks, Decisions({}))
+    problem = FusedCheckpointProblem(graph, hw, 4, OBJECTIVES["latency"], truth.dynamic_dram_peak_bytes)
+    budget = CostUnderBudget(truth.dynamic_dram_peak_bytes)
+    wrong = Claim(plan=PlanClaim(truth.latency_cycles + 1, truth.energy_pj))
+    with pytest.raises(SolverBug, match=r"latency: claimed \d+ cycles, simulated \d+ \(-1\)"):
+        solve(FUSION_CHECKPOINT.with_method(stub(plan, wrong)), problem, budget, "stub", OPTIONS)
+    right = FUSION_CHECKPOINT.with_method(stub(plan, Claim(plan=PlanClaim(truth.latency_cycles, truth.energy_pj))))
+    answer = solve(right, problem, budget, "stub", OPTIONS)
+    assert answer.validated and answer.objective == truth.latency_cycles and answer.family == "fusion_checkpoint"
+    jsonschema.validate(answer.to_dict(), SHARED_SCHEMA)
+    with pytest.raises(SolverBug, match="dynamic DRAM peak"):
+        solve(right, problem, CostUnderBudget(truth.dynamic_dram_peak_bytes - 1), "stub", OPTIONS)

@@ -387,7 +387,7 @@ def test_fusion_and_checkpointing_alternated_never_lose_to_checkpointing_alone()
         best = found.best
         assert best.validated and best.measurement.peak <= budget and found.unfused_error is None
         assert (best.objective < alone.objective) == fused_wins and best.objective <= alone.objective
-        assert bool(found.best_stacks) == fused_wins and found.rounds
+        assert bool(found.fused_stacks) == fused_wins and found.rounds
     error = alternate(FusedCheckpointProblem(graph, hw, 4, goal, peak // 2), OPTIONS, Deadline.start(60),
                       []).unfused_error
     assert isinstance(error, InfeasibleError) and "smallest feasible budget" in str(error)

@@ -99,6 +99,7 @@ def test_sequential_and_joint_on_a_small_cnn(files):
     # the partition that is fastest before checkpointing is not the one that is fastest after it
     assert joint.answer.objective < sequential.answer.objective
     assert joint.answer.status.value == "optimal" and "every partition" in joint.answer.space
+    assert joint.answer.family == "fusion_checkpoint"
 
 
 def test_checkpointing_with_the_order_free(files):

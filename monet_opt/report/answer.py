@@ -68,7 +68,7 @@ def _family_lines(data: dict[str, Any]) -> list[str]:
             if len(data["schedule"]) <= SCHEDULE_SHOWN_UP_TO:
                 lines.append("schedule: " + " ".join(data["schedule"]))
         return lines
-    if data["family"] == "checkpoint":
+    if data["family"] in ("checkpoint", "fusion_checkpoint"):
         base = data["store_all"]
         lines = [f"store-all: latency {number_text(base['latency_cycles'])} cycles, energy "
                  f"{energy_text(base['energy_pj'])}, activation peak {number_text(base['peak_memory'])} bytes"]

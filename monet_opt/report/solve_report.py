@@ -43,7 +43,7 @@ def _decided(stage: dict[str, Any]) -> str:
         return (f"{stage['fused_stacks']} fused stacks (max {stage['max_stack']} ops), latency "
                 f"{percent_text(stage['latency_change'])} and energy {percent_text(stage['energy_change'])} against "
                 "layer by layer")
-    if stage["family"] == "checkpoint":
+    if stage["family"] in ("checkpoint", "fusion_checkpoint"):
         choices = stage["choices"] or {}
         fused = stage.get("fused_stacks")
         return (f"activation budget {number_text(stage['budget'])} bytes, peak {number_text(stage['peak_memory'])}; "

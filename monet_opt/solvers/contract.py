@@ -270,7 +270,7 @@ SHARED_SCHEMA: dict[str, Any] = {
                  "objective_unit", "bound", "gap", "budget", "peak_memory", "peak_memory_bytes", "latency_cycles",
                  "energy_pj", "violations", "solve_time_s", "time_to_first_s", "time_to_best_s", "incumbents"],
     "properties": {
-        "family": {"enum": ["remat", "checkpoint", "allocation", "fusion"]},
+        "family": {"enum": ["remat", "checkpoint", "allocation", "fusion", "fusion_checkpoint"]},
         "problem": {"type": "string"},
         "method": {"type": "string"},
         "target": {"type": "string"},

@@ -145,14 +145,14 @@ def fuse_and_checkpoint(problem: FusedCheckpointProblem, options: SolverOptions,
     if joint is not None and joint.proven:
         if joint.best is None:
             raise _joint_infeasible(problem, joint, quiet, deadline)
-        return _answer(joint.best, joint.best_stacks, "joint search, exact (branch and bound over partitions, "
+        return _answer(joint.best, joint.best_partition, "joint search, exact (branch and bound over partitions, "
                        f"the exact checkpoint model on each), max_stack {max_stack}", joint, [], refuted, deadline,
                        joint_space)
     found = alternate(problem, quiet, deadline, refuted)
-    best, best_stacks = found.best, found.best_stacks
+    best, best_partition = found.best, found.best_partition
     if joint is not None and joint.best is not None and (best is None or not best.validated
                                                          or joint.best.objective <= best.objective):
-        best, best_stacks = joint.best, joint.best_stacks
+        best, best_partition = joint.best, joint.best_partition
     if best is None and refuted:  # nothing validated, and a partition not settled either way
         raise SolverBug(f"every checkpoint answer was rejected by the referee: {refuted[0].message}")
     if best is None or not best.validated:
@@ -164,19 +164,22 @@ def fuse_and_checkpoint(problem: FusedCheckpointProblem, options: SolverOptions,
                    f"the stacks) to a fixed point, max_stack {max_stack}")
     if joint is not None:
         combination = f"joint search stopped unproven after {joint.partitions} partitions, then " + combination
-    return _answer(best, best_stacks, combination, joint, found.rounds, refuted, deadline, joint_space)
+    return _answer(best, best_partition, combination, joint, found.rounds, refuted, deadline, joint_space)
 
 
-def _answer(best: Result, best_stacks: list[list[str]], combination: str, joint: JointOutcome | None,
+def _answer(best: Result, partition: Sequence[Candidate] | None, combination: str, joint: JointOutcome | None,
             rounds: list[Round], refuted: list[Refutation], deadline: Deadline, joint_space: str) -> Result:
-    """`best` with the combination in its details; with a joint search, its status and bound over the
-    joint space."""
+    """`best` (a checkpoint plan of `partition`; None: unfused) with the combination in its details:
+    `stacks`, the whole partition as (ops, cores) per stack in the serial order's input (None:
+    unfused, the default allocation), and `fused_stacks`, the ops of its fused stacks; with a joint
+    search, its status and bound over the joint space."""
     details: dict[str, Any] = {
         **best.details,
         "combination": combination,
         "partitions_checkpointed": None if joint is None else joint.partitions,
         "rounds": [r.__dict__ for r in rounds],
-        "fused_stacks": best_stacks,
+        "stacks": None if partition is None else [[list(c.ops), list(c.cores)] for c in partition],
+        "fused_stacks": [] if partition is None else [list(c.ops) for c in partition if len(c.ops) > 1],
         "refuted": [{"step": r.step, "message": r.message, "fused_stacks": [list(ops) for ops in r.fused_stacks]}
                     for r in refuted],
     }
@@ -211,9 +214,13 @@ class Alternation:
     proven infeasible)."""
 
     best: Result | None
-    best_stacks: list[list[str]]
+    best_partition: Sequence[Candidate] | None  # None: the unfused plan
     rounds: list[Round]
     unfused_error: InfeasibleError | None
+
+    @property
+    def fused_stacks(self) -> list[tuple[str, ...]]:
+        return [c.ops for c in self.best_partition or () if len(c.ops) > 1]
 
 
 def alternate(problem: FusedCheckpointProblem, quiet: SolverOptions, deadline: Deadline,
@@ -221,7 +228,7 @@ def alternate(problem: FusedCheckpointProblem, quiet: SolverOptions, deadline: D
     """The alternation (module docstring); rejected answers are appended to `refuted`."""
     table = problem.table()
     best: Result | None = None
-    best_stacks: list[list[str]] = []  # the fused stacks of the best plan's partition
+    best_partition: Sequence[Candidate] | None = None  # the best plan's partition (None: unfused)
     unfused_error: InfeasibleError | None = None
     try:
         best = checkpoint_refereed(problem, None, True, quiet, deadline.share(SHARE_PER_SOLVE), "unfused plan",
@@ -256,9 +263,9 @@ def alternate(problem: FusedCheckpointProblem, quiet: SolverOptions, deadline: D
         if not result.validated or (best is not None and best.validated and result.objective >= best.objective):
             break
         best = result
-        best_stacks = [list(c.ops) for c in partition if len(c.ops) > 1]
+        best_partition = partition
         residency = dict(result.payload.residency)
-    return Alternation(best, best_stacks, rounds, unfused_error)
+    return Alternation(best, best_partition, rounds, unfused_error)
 
 
 def _fitting_partition(problem: FusedCheckpointProblem, space: FusionSpace, options: SolverOptions,
@@ -356,7 +363,7 @@ class JointOutcome:
     optimal over it, and how many partitions it checkpointed."""
 
     best: Result | None
-    best_stacks: list[list[str]]
+    best_partition: Sequence[Candidate] | None
     bound: float
     proven: bool
     partitions: int
@@ -434,7 +441,7 @@ def joint_search(problem: FusedCheckpointProblem, options: SolverOptions, deadli
     slack = 0.5 * len(graph.ops) if objective is FusionObjective.ENERGY else 0.0
     seen: list[list[Candidate]] = []
     best: Result | None = None
-    best_stacks: list[list[str]] = []
+    best_partition: Sequence[Candidate] | None = None
     unproven_bounds: list[float] = []  # bounds of partitions whose checkpoint plan is not proven optimal
     proven, bound = False, 0.0
     while len(seen) < JOINT_MAX_PARTITIONS and not deadline.expired():
@@ -461,7 +468,7 @@ def joint_search(problem: FusedCheckpointProblem, options: SolverOptions, deadli
             unproven_bounds.append(max(result.stats.bound or 0.0, bound))  # its floor bounds it too
         if result.validated and (best is None or result.objective < best.objective):
             best = result
-            best_stacks = [list(c.ops) for c in partition if len(c.ops) > 1]
+            best_partition = partition
     proven = proven and all(best is not None and b >= best.objective for b in unproven_bounds)
     lower = min([bound, *unproven_bounds] + ([best.objective] if best is not None else []))
-    return JointOutcome(best, best_stacks, lower, proven, len(seen))
+    return JointOutcome(best, best_partition, lower, proven, len(seen))

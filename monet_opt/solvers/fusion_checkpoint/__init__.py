@@ -1,0 +1,1 @@
+"""Fusion and checkpointing chosen together: the `fusion_checkpoint` family (`family.py`)."""
