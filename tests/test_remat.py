@@ -518,3 +518,35 @@ def test_cpsat_answers_from_the_feasibility_phase_when_its_model_finds_nothing(m
     data = result.to_dict()
     assert result.validated and result.measurement.peak <= 373 and result.stats.status is SolveStatus.HEURISTIC
     assert data["feasibility_phase"] and data["smallest_budget_found"] == 373 and data["from_warm_start"]
+
+
+def test_the_free_order_answer_is_never_worse_than_the_fixed_order_one(monkeypatch):
+    """The free-order space contains the reference order: when the free-order search returns a worse
+    schedule (here an injected one that even claims to be optimal), the answer is the better
+    schedule already in hand (the fixed-order solve's or the warm start's), never with an
+    "optimal" status that a better schedule contradicts."""
+    from dataclasses import replace
+
+    from monet_opt.solvers.common import SolveStats
+    from monet_opt.solvers.contract import CostUnderBudget, solve
+    from monet_opt.solvers.remat import family as remat_family
+    from monet_opt.solvers.remat.problem import chain_problem, evaluate_schedule
+
+    problem = replace(chain_problem(4), free_order=True)
+    assert remat_family.searches_free_order(problem)
+    budget = 4
+    fixed = solve(remat_family.REMAT, replace(problem, free_order=False), CostUnderBudget(budget), "cpsat",
+                  SolverOptions(time_limit_s=20, progress=False))
+    recompute_all = [0, 1, 2, 3, 7, 0, 1, 2, 6, 0, 1, 5, 0, 4]  # every backward node recomputes the chain
+    worse = evaluate_schedule(problem, recompute_all)
+    assert worse.peak <= budget and worse.cost > fixed.objective
+
+    def injected(problem, budget, options, deadline, hint=None):
+        return recompute_all, SolveStats(SolveStatus.OPTIMAL, float(worse.cost), float(worse.cost), 0.0, None,
+                                         None, ())
+
+    monkeypatch.setattr(remat_family, "solve_free_order", injected)
+    result = solve(remat_family.REMAT, problem, CostUnderBudget(budget), "cpsat",
+                   SolverOptions(time_limit_s=20, progress=False))
+    assert result.validated and result.objective == fixed.objective
+    assert result.status.value != "optimal" and result.details["from_warm_start"]

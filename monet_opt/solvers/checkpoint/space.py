@@ -20,7 +20,7 @@ o (forward index f) anchored at an op with event e at e * W + f. An unfused plan
 per step, so event(k) = k: op k at k * W + F, its recomputations at k * W + f. In a fused plan a
 step whose ops span a long stretch of the reference order (a stack that ends with a late op) can
 have many anchors before it, each with its own event: ordering them by forward index instead
-would misplace the values they free between them (tests/test_checkpoint_training.py pins it).
+would misplace the values they free between them (tests/test_fusion.py pins it).
 """
 
 from __future__ import annotations
