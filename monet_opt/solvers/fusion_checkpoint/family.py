@@ -30,6 +30,11 @@ from monet_opt.solvers.contract import (
 from monet_opt.solvers.fusion.joint import FusedCheckpointProblem, fuse_and_checkpoint
 
 Stacks = tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
+REFEREE_SHARE = 0.05
+"""The share of the time limit (at most REFEREE_RESERVE_S) that the search leaves for this family's
+referee, which builds the answer's checkpoint space and simulates it once more after the search
+(0.3-0.8 s for a GPT-2 small partition), so that the time limit holds for the whole solve."""
+REFEREE_RESERVE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -51,9 +56,11 @@ def _checkpoint_problem(problem: FusedCheckpointProblem, stacks: Stacks | None) 
 
 def _search(problem: FusedCheckpointProblem, target: CostUnderBudget, options: SolverOptions, deadline: Deadline
             ) -> Proposal[FusedCheckpointPlan]:
-    """The joint search and the alternation (`fuse_and_checkpoint`) for the target's budget; it
-    claims the latency and energy its checkpoint answer was refereed at."""
-    found = fuse_and_checkpoint(replace(problem, budget_bytes=target.budget), options, deadline)
+    """The joint search and the alternation (`fuse_and_checkpoint`) for the target's budget, leaving
+    the referee its share of the time (REFEREE_SHARE); it claims the latency and energy its
+    checkpoint answer was refereed at."""
+    search = Deadline(deadline.started, deadline.limit_s - min(REFEREE_SHARE * deadline.limit_s, REFEREE_RESERVE_S))
+    found = fuse_and_checkpoint(replace(problem, budget_bytes=target.budget), options, search)
     stacks = found.details["stacks"]
     plan = FusedCheckpointPlan(None if stacks is None else tuple((tuple(ops), tuple(cores)) for ops, cores in stacks),
                                found.payload)
