@@ -803,14 +803,17 @@ def _terminate(signum: int, frame: object) -> None:
 def run() -> None:
     """The `monet` command: `main` with SIGTERM ending the work as Ctrl-C does (exit 143, 130 for
     Ctrl-C: temporary files removed, worker processes stopped), then exit without the interpreter's
-    final garbage collection (after an interruption, one collection first) (everything is written by then; after a large solve that collection
-    alone took 0.5 s, which `--time-limit` would not cover)."""
+    final garbage collection (everything is written by then; after a large solve that collection
+    alone took 0.5 s, which `--time-limit` would not cover), and after an interruption without the
+    interpreter's finalization at all."""
     signal.signal(signal.SIGTERM, _terminate)
     code = main()
     if code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
-        # the interrupted work's frames hold a CP-SAT solver in reference cycles: destroyed at exit,
-        # after the solver library's own globals, it aborts the process
-        gc.collect()
+        # everything is written or removed by now; the interpreter's finalization is skipped, because
+        # after a CP-SAT search stopped half-way the solver library's static destructors may abort
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     gc.freeze()
     sys.exit(code)
 
