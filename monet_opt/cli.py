@@ -597,7 +597,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     add_workload_arguments(evaluate, positional=False)
     evaluate.add_argument("--hardware", required=True, metavar="NAME|FILE.yaml")
     evaluate.add_argument("--mode", choices=["training", "inference"], default="training")
-    evaluate.add_argument("--out", type=_path, metavar="DIR", help="write result.json, gantt.png, memory.png, trace.json")
+    evaluate.add_argument("--out", type=_path, metavar="DIR",
+                          help="write result.json, gantt.png, memory.png, trace.json")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(handler=_cmd_evaluate)
 

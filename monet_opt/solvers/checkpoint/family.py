@@ -226,18 +226,16 @@ def smallest_feasible_budget(problem: CheckpointProblem, options: SolverOptions,
 
 def _diagnose(problem: CheckpointProblem, target: CheckpointTarget, options: SolverOptions, deadline: Deadline
               ) -> InfeasibleError | None:
-    """Why no plan fits: the DRAM capacity (`_capacity_error`), or the budget below the smallest
-    feasible one (a minimum-peak solve; with `problem.diagnose` only)."""
+    """Why no plan fits, when that is proven: the DRAM capacity (`_capacity_error`), or the budget
+    below the smallest feasible one (a minimum-peak solve; with `problem.diagnose` only). None
+    when neither is shown (the answer is then "unknown", or the method's own proof stands)."""
     space = problem.space
     error = _capacity_error(space)
     if error is not None:
         return error
-    name = f"{space.graph.name} on {space.hw.name}, dynamic DRAM"
-    if isinstance(target, MinimumPeak):
-        return InfeasibleError(f"{name}: no checkpoint plan fits the {space.dram_dynamic_capacity_bytes} bytes of DRAM "
-                               "that the static bytes leave, within the local budgets")
-    if not problem.diagnose:
+    if not isinstance(target, CostUnderBudget) or not problem.diagnose:
         return None
+    name = f"{space.graph.name} on {space.hw.name}, dynamic DRAM"
     try:
         feasible = smallest_feasible_budget(problem, options, deadline)
     except InfeasibleError as exc:  # not even the smallest peak fits the memories
