@@ -46,12 +46,20 @@ from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.instance import Instance, load_instance
 from monet_opt.io import load_data, write_text_atomic
 from monet_opt.solvers.common import Deadline, SolverOptions
-from monet_opt.solvers.contract import ExitCode, Result, SolverBug
+from monet_opt.solvers.allocation.family import ALLOCATION
+from monet_opt.solvers.contract import ExitCode, Family, MethodKind, Result, SolverBug
+from monet_opt.solvers.remat.family import REMAT
+
+def _searching(family: Family) -> tuple[str, ...]:
+    """The family's methods that look at the constraints (exact and search methods; not the fixed
+    rules, which ignore the budget), in its registry's order."""
+    return tuple(m.name for m in family.methods.values() if m.kind is not MethodKind.RULE)
+
 
 METHODS_BY_KIND: dict[str, tuple[str, ...]] = {
-    "training": ("joint", "sequential", "ga", "heuristic"),
-    "remat": ("cpsat", "milp", "ga", "greedy"),
-    "allocation": ("cpsat", "ga", "greedy"),
+    "training": ("joint", "sequential", "ga", "heuristic"),  # combinations of the decisions' methods
+    "remat": _searching(REMAT),
+    "allocation": _searching(ALLOCATION),
 }
 SUITES = ("quick", "full")
 _HEURISTIC = {"fusion": "rule", "checkpointing": "greedy", "allocation": "greedy"}

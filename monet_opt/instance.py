@@ -43,12 +43,15 @@ from typing import Any
 
 from monet_opt.errors import InputError
 from monet_opt.io import check_schema, load_data
+from monet_opt.solvers.allocation.family import ALLOCATION
+from monet_opt.solvers.checkpoint.family import CHECKPOINT
+from monet_opt.solvers.fusion.family import FUSION
 from monet_opt.training.derive import ACCUMULATORS, PRECISIONS, Optimizer, precision_named
 
 DECISIONS = ("fusion", "checkpointing", "allocation")
-METHODS = {"fusion": ("cpsat", "ga", "rule", "none"),
-           "checkpointing": ("cpsat", "ga", "greedy", "store-all", "recompute-all", "sqrt"),
-           "allocation": ("cpsat", "ga", "greedy")}
+METHODS = {"fusion": tuple(FUSION.methods), "checkpointing": tuple(CHECKPOINT.methods),
+           "allocation": tuple(ALLOCATION.methods)}
+"""Each decision's methods: its family's registry (a method registered there is valid here)."""
 OBJECTIVES = {"fusion": ("latency", "energy", "dram", "edp"), "checkpointing": ("latency", "energy"),
               "allocation": ("latency",)}
 
