@@ -6,7 +6,6 @@ import io
 import json
 import os
 import stat
-import sys
 from pathlib import Path
 
 import pytest

@@ -4,7 +4,7 @@ How a CP-SAT model is run is in `cpsat_runner.py` (imported only by the CP-SAT m
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -131,6 +131,14 @@ class SolveStats:
         if self.objective is None or self.bound is None:
             return None
         return (self.objective - self.bound) / self.objective if self.objective else 0.0
+
+
+def warm_start_stats(stats: SolveStats, objective: float) -> SolveStats:
+    """The stats of an answer that is the warm start because CP-SAT found nothing better in time:
+    feasible with CP-SAT's bound when it has one, else heuristic (never "unknown" for an answer in
+    hand), with the warm start's objective."""
+    status = SolveStatus.FEASIBLE if stats.bound is not None else SolveStatus.HEURISTIC
+    return replace(stats, status=status, objective=objective)
 
 
 def heuristic_stats(objective: float | None, deadline: Deadline) -> SolveStats:

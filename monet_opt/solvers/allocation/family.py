@@ -16,7 +16,7 @@ randomised earliest-start list schedules, never worse than them), ga (Stream's N
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -30,7 +30,9 @@ from monet_opt.solvers.allocation.cpsat import Target, energy_scale, solve_alloc
 from monet_opt.solvers.allocation.ga import stream_ga, stream_ga_config
 from monet_opt.solvers.allocation.greedy import heft, randomised_list_schedules
 from monet_opt.solvers.allocation.problem import AllocationProblem, FusedStack, Schedule, evaluate
-from monet_opt.solvers.common import Deadline, SolverOptions, SolveStats, SolveStatus, heuristic_stats
+from monet_opt.solvers.common import (
+    Deadline, SolverOptions, SolveStats, SolveStatus, heuristic_stats, warm_start_stats,
+)
 from monet_opt.solvers.contract import (
     Claim, Family, Measurement, Method, MethodKind, Proposal, Result, SolverBug, Verdict, registry, solve,
 )
@@ -242,13 +244,6 @@ def _pareto(instance: AllocationInstance, options: SolverOptions, deadline: Dead
     return _front(found), stats
 
 
-def _warm_start_stats(stats: SolveStats, objective: float) -> SolveStats:
-    """The stats of an answer that is the warm start: feasible with CP-SAT's bound when it has one,
-    else heuristic (never "unknown" for an answer in hand)."""
-    status = SolveStatus.FEASIBLE if stats.bound is not None else SolveStatus.HEURISTIC
-    return replace(stats, status=status, objective=objective)
-
-
 def _cpsat(pareto_points: int):
     def run(instance: AllocationInstance, goal: AllocationGoal, options: SolverOptions, deadline: Deadline
             ) -> Proposal[AllocationAnswer]:
@@ -257,13 +252,13 @@ def _cpsat(pareto_points: int):
             measured, stats = _cpsat_solve(instance, Target("makespan"), options, deadline, hint.schedule)
             if measured is None or measured.latency_cycles > hint.latency_cycles:
                 measured = hint  # the warm start was not improved within the time limit
-                stats = _warm_start_stats(stats, hint.latency_cycles)
+                stats = warm_start_stats(stats, hint.latency_cycles)
             return _answer(measured, (measured,), stats)
         if goal is AllocationGoal.ENERGY:
             least, stats = _cpsat_solve(instance, Target("energy"), options, deadline.share(0.5), hint.schedule)
             if least is None or least.energy_pj > hint.energy_pj:
                 least = hint  # the warm start was not improved within the time limit
-                stats = _warm_start_stats(stats, hint.energy_pj)
+                stats = warm_start_stats(stats, hint.energy_pj)
             faster, _ = _cpsat_solve(instance, Target("makespan", energy_cap=_scaled_energy(instance.problem,
                                                                                              least.assignment)),
                                      options, deadline, least.schedule)

@@ -32,7 +32,9 @@ from monet_opt.solvers.checkpoint.cpsat import solve_checkpoint_cpsat
 from monet_opt.solvers.checkpoint.heuristics import RULES, fits, greedy_plan, rule_decisions, run_checkpoint_ga
 from monet_opt.solvers.checkpoint.order import candidate_orders
 from monet_opt.solvers.checkpoint.space import MAX_GROUP_OPS, CheckpointSpace, CostWeights, Decisions, Evaluation
-from monet_opt.solvers.common import Deadline, Incumbent, SolverOptions, SolveStats, SolveStatus, heuristic_stats
+from monet_opt.solvers.common import (
+    Deadline, Incumbent, SolverOptions, SolveStats, SolveStatus, heuristic_stats, warm_start_stats,
+)
 from monet_opt.solvers.contract import (
     Claim, CostUnderBudget, Family, FeasibleBudget, Measurement, Method, MethodKind, MinimumPeak, Proposal, Result,
     Verdict, budget_infeasible_error, registry, solve,
@@ -108,10 +110,8 @@ def _cpsat(problem: CheckpointProblem, target: CheckpointTarget, options: Solver
     if decisions is None and warm is not None and stats.status is not SolveStatus.INFEASIBLE:
         # CP-SAT found nothing in time: the warm start, with CP-SAT's bound when it has one
         hint, evaluation = warm
-        status = SolveStatus.FEASIBLE if stats.bound is not None else SolveStatus.HEURISTIC
         return Proposal(hint, Claim(plan=PlanClaim(evaluation.latency_cycles, evaluation.energy_pj)),
-                        replace(stats, status=status, objective=_score(problem, target, evaluation)),
-                        {"from_warm_start": True})
+                        warm_start_stats(stats, _score(problem, target, evaluation)), {"from_warm_start": True})
     claim = None if claimed is None else Claim(plan=PlanClaim(latency_cycles=claimed[0], energy_pj=claimed[1]))
     return Proposal(decisions, claim, stats, {"from_warm_start": _no_better(problem, target, warm, claimed, stats)})
 

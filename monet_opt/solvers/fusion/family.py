@@ -15,12 +15,11 @@ CP-SAT's bound when it has one), ga
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from monet_opt.schedule.simulate import Claim as PlanClaim
 from monet_opt.schedule.simulate import check
-from monet_opt.solvers.common import Deadline, SolverOptions, SolveStatus, heuristic_stats
+from monet_opt.solvers.common import Deadline, SolverOptions, heuristic_stats, warm_start_stats
 from monet_opt.solvers.contract import (
     Claim, Family, Measurement, Method, MethodKind, Proposal, Result, Verdict, registry, solve,
 )
@@ -71,8 +70,7 @@ def _cpsat(space: FusionSpace, objective: FusionObjective, options: SolverOption
     from_warm_start = partition is None or space.value(hint) < space.value(partition)
     if from_warm_start:  # CP-SAT found nothing better in time: the warm start, with CP-SAT's bound if any
         partition = hint
-        stats = replace(stats, status=SolveStatus.FEASIBLE if stats.bound is not None else SolveStatus.HEURISTIC,
-                        objective=space.value(hint))
+        stats = warm_start_stats(stats, space.value(hint))
     report = {"warm_start_objective": space.value(hint), "from_warm_start": from_warm_start}
     return Proposal(tuple(partition), _claim(partition), stats, report)
 

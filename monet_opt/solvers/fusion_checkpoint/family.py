@@ -22,7 +22,7 @@ from typing import Any
 
 from monet_opt.schedule.simulate import Claim as PlanClaim
 from monet_opt.solvers.checkpoint.family import CHECKPOINT, CheckpointProblem
-from monet_opt.solvers.checkpoint.space import Decisions
+from monet_opt.solvers.checkpoint.space import CheckpointSpace, Decisions
 from monet_opt.solvers.common import Deadline, SolverOptions
 from monet_opt.solvers.contract import (
     Claim, CostUnderBudget, Family, Measurement, Method, MethodKind, Proposal, Verdict, registry,
@@ -47,8 +47,7 @@ class FusedCheckpointPlan:
 
 
 def _checkpoint_problem(problem: FusedCheckpointProblem, stacks: Stacks | None) -> CheckpointProblem:
-    from monet_opt.solvers.checkpoint.space import CheckpointSpace
-
+    """The checkpoint problem of the plan's partition (None: unfused), as the referee judges it."""
     space = CheckpointSpace(problem.graph, problem.hw, local_budget_bytes=problem.local_budget_bytes,
                             stacks=None if stacks is None else list(stacks))
     return CheckpointProblem(space, problem.weights)
