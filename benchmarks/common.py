@@ -42,8 +42,8 @@ def checkpoint_training_arguments(description: str):
     """The options of the checkpointing benchmarks on training graphs (workloads, hardware, budgets in
     percent of the store-all dynamic peak, time limit per solve, workers, output file), the solver
     options they give and the accelerator: (args, options, hw)."""
-    from monet_opt.hardware import load_accelerator
-    from monet_opt.solvers.common import SolverOptions
+    from monet_opt.model.hardware import load_accelerator
+    from monet_opt.solving.common import SolverOptions
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--workloads", nargs="+", default=["resnet18", "gpt2-mini"])

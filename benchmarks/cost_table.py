@@ -20,12 +20,12 @@ import argparse
 from dataclasses import replace
 
 from common import emit, header, median_seconds
-from monet_opt.cost import CostTable, price
-from monet_opt.hardware import load_accelerator
-from monet_opt.hardware.model import Accelerator
-from monet_opt.training import derive_training_graph, inference_graph, precision_named
-from monet_opt.workload import builtin_forward_graph, load_forward_graph
-from monet_opt.workload.ir import MAC_KINDS, Graph
+from monet_opt.model.cost import CostTable, price
+from monet_opt.model.hardware import load_accelerator
+from monet_opt.model.hardware.model import Accelerator
+from monet_opt.model.training import derive_training_graph, inference_graph, precision_named
+from monet_opt.model.workload import builtin_forward_graph, load_forward_graph
+from monet_opt.model.workload.ir import MAC_KINDS, Graph
 
 ZIGZAG_ENERGY_PJ = 1_871_436_380.66
 ZIGZAG_LATENCY_CYCLES = 3_703_960.5

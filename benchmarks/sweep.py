@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from common import emit, header
-from monet_opt.space import load_space, sample_points
-from monet_opt.sweeping import SweepSpec, WorkloadSpec, print_progress, run_sweep
+from monet_opt.studies.design_space import load_space, sample_points
+from monet_opt.studies.design_sweep import SweepSpec, WorkloadSpec, print_progress, run_sweep
 
 SPACE = Path(__file__).resolve().parent.parent / "instances" / "spaces" / "edge.yaml"
 

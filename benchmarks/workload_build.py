@@ -15,8 +15,8 @@ import argparse
 import networkx as nx
 
 from common import emit, header, median_seconds
-from monet_opt.training import derive_training_graph, memory_report
-from monet_opt.workload import builtin_forward_graph
+from monet_opt.model.training import derive_training_graph, memory_report
+from monet_opt.model.workload import builtin_forward_graph
 
 TARGETS_S = {"resnet18": 0.2, "gpt2-small": 1.0, "gpt2-mini": None, "resnet18-cifar": None}
 

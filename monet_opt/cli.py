@@ -17,27 +17,27 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from monet_opt.cost import CostTable
+from monet_opt.model.cost import CostTable
 from monet_opt.errors import InputError, MonetError
-from monet_opt.hardware import Accelerator, builtin_hardware, load_accelerator
-from monet_opt.hardware.describe import accelerator_to_dict, format_accelerator
+from monet_opt.model.hardware import Accelerator, builtin_hardware, load_accelerator
+from monet_opt.model.hardware.describe import accelerator_to_dict, format_accelerator
 from monet_opt.io import check_output_dir, check_output_file, provenance, write_json_atomic
 from monet_opt.report import format_result, result_to_dict, write_reports
 from monet_opt.report.answer import format_answer, number_text
 from monet_opt.schedule import default_plan, simulate
-from monet_opt.solvers.budget import Budget
-from monet_opt.solvers.common import Deadline, SolverOptions, parse_cpsat_params
-from monet_opt.solvers.contract import CostUnderBudget, ExitCode, Family, Result, SolverBug, solve
-from monet_opt.training import (
+from monet_opt.solving.budget import Budget
+from monet_opt.solving.common import Deadline, SolverOptions, parse_cpsat_params
+from monet_opt.solving.contract import CostUnderBudget, ExitCode, Family, Result, SolverBug, solve
+from monet_opt.model.training import (
     ACCUMULATORS, PRECISIONS, Optimizer, UpdatePlacement, derive_training_graph, inference_graph, memory_report,
     precision_named,
 )
-from monet_opt.training.summary import format_summary, workload_summary
-from monet_opt.workload import BUILTIN_MODELS, Graph, load_forward_graph
-from monet_opt.workload.serialize import graph_to_dict
+from monet_opt.model.training.summary import format_summary, workload_summary
+from monet_opt.model.workload import BUILTIN_MODELS, Graph, load_forward_graph
+from monet_opt.model.workload.serialize import graph_to_dict
 
 if TYPE_CHECKING:
-    from monet_opt.solvers.checkpoint.space import CheckpointSpace
+    from monet_opt.families.checkpoint.space import CheckpointSpace
 
 # The solver families (OR-Tools, DEAP, PuLP) and the plots (matplotlib) are imported by the
 # commands that use them, so that `monet --help` and the other commands start quickly.
@@ -148,7 +148,7 @@ def _cmd_hardware_show(args: argparse.Namespace) -> int:
 def _cmd_hardware_import(args: argparse.Namespace) -> int:
     import yaml
 
-    from monet_opt.hardware.importer import import_hardware, parse_unroll
+    from monet_opt.model.hardware.importer import import_hardware, parse_unroll
     from monet_opt.io import write_text_atomic
 
     check_output_file(args.output, "-o")
@@ -180,9 +180,9 @@ DEFAULT_INSTANCE = Path(__file__).resolve().parent.parent / "instances" / "defau
 def _cmd_solve(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from monet_opt.instance import load_instance
+    from monet_opt.studies.instance import load_instance
     from monet_opt.io import write_text_atomic
-    from monet_opt.pipeline import solve_instance
+    from monet_opt.studies.pipeline import solve_instance
     from monet_opt.report.solve_report import solve_report
 
     path = Path(args.instance) if args.instance else DEFAULT_INSTANCE
@@ -208,7 +208,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from monet_opt.bench import METHODS_BY_KIND, bench_exit_code, print_progress, run_bench, suite_instances
+    from monet_opt.studies.bench import METHODS_BY_KIND, bench_exit_code, print_progress, run_bench, suite_instances
 
     check_output_dir(args.out)
     instances = suite_instances(args.instances, args.suite)
@@ -229,7 +229,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from monet_opt.sweeping import WorkloadSpec, print_progress, sweep
+    from monet_opt.studies.design_sweep import WorkloadSpec, print_progress, sweep
 
     check_output_dir(args.out)
     modes = ("training", "inference") if args.mode == "both" else (args.mode,)
@@ -339,10 +339,10 @@ def _report(result: Result, args: argparse.Namespace, answer_file: str, workload
 def _cmd_checkpoint_graph(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from monet_opt.solvers.genetic import GAConfig
-    from monet_opt.solvers.remat.family import default_order, remat_family
-    from monet_opt.solvers.remat.problem import load_problem, store_all_peak
-    from monet_opt.solvers.remat.sweep import budget_sweep, write_remat_sweep
+    from monet_opt.solving.genetic import GAConfig
+    from monet_opt.families.remat.family import default_order, remat_family
+    from monet_opt.families.remat.problem import load_problem, store_all_peak
+    from monet_opt.families.remat.sweep import budget_sweep, write_remat_sweep
 
     deadline = _work_deadline(args, args.time_limit)
     options = _solver_options(args)
@@ -377,11 +377,11 @@ def _local_budgets(items: list[str] | None, hw: Accelerator) -> dict[str, int]:
 
 
 def _cmd_checkpoint_training(args: argparse.Namespace) -> int:
-    from monet_opt.solvers.checkpoint.family import CheckpointProblem, checkpoint_family
-    from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
-    from monet_opt.solvers.checkpoint.sweep import training_budget_sweep
-    from monet_opt.solvers.genetic import GAConfig
-    from monet_opt.solvers.remat.sweep import write_sweep
+    from monet_opt.families.checkpoint.family import CheckpointProblem, checkpoint_family
+    from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
+    from monet_opt.families.checkpoint.sweep import training_budget_sweep
+    from monet_opt.solving.genetic import GAConfig
+    from monet_opt.families.remat.sweep import write_sweep
 
     deadline = _work_deadline(args, args.time_limit)
     options = _solver_options(args)
@@ -425,9 +425,9 @@ def _dynamic_budget(budget: Budget, scope: str, space: CheckpointSpace) -> int:
 
 
 def _cmd_allocate(args: argparse.Namespace) -> int:
-    from monet_opt.solvers.allocation.family import AllocationGoal, AllocationInstance, allocation_family
-    from monet_opt.solvers.allocation.ga import stream_ga_config
-    from monet_opt.solvers.allocation.problem import from_training, load_instance
+    from monet_opt.families.allocation.family import AllocationGoal, AllocationInstance, allocation_family
+    from monet_opt.families.allocation.ga import stream_ga_config
+    from monet_opt.families.allocation.problem import from_training, load_instance
 
     deadline = _work_deadline(args, args.time_limit)
     if (args.instance is None) == (args.workload is None):
@@ -450,10 +450,10 @@ def _cmd_allocate(args: argparse.Namespace) -> int:
 
 
 def _cmd_fuse(args: argparse.Namespace) -> int:
-    from monet_opt.solvers.fusion.family import fusion_family, schedule_on_cores
-    from monet_opt.solvers.fusion.heuristics import GA_PRESETS
-    from monet_opt.solvers.fusion.space import FusionObjective, fusion_space
-    from monet_opt.solvers.genetic import GAConfig
+    from monet_opt.families.fusion.family import fusion_family, schedule_on_cores
+    from monet_opt.families.fusion.heuristics import GA_PRESETS
+    from monet_opt.families.fusion.space import FusionObjective, fusion_space
+    from monet_opt.solving.genetic import GAConfig
 
     deadline = _work_deadline(args, args.time_limit)
     options = _solver_options(args)
@@ -463,9 +463,9 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
     hw = load_accelerator(args.hardware)
     graph = workload_graphs(args, args.mode)[1]
     if budget is not None:
-        from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
-        from monet_opt.solvers.fusion.joint import FusedCheckpointProblem
-        from monet_opt.solvers.fusion_checkpoint.family import FUSION_CHECKPOINT
+        from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
+        from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem
+        from monet_opt.families.fusion_checkpoint.family import FUSION_CHECKPOINT
 
         limits = _local_budgets(args.local_budget, hw)
         store_all = CheckpointSpace(graph, hw, local_budget_bytes=limits).store_all.dynamic_dram_peak_bytes
@@ -621,7 +621,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def _populate_checkpoint_graph(graph: argparse.ArgumentParser) -> None:
-    from monet_opt.solvers.remat.family import REMAT
+    from monet_opt.families.remat.family import REMAT
 
     graph.add_argument("graph", metavar="FILE.json|FILE.yaml",
                        help="node-link JSON (node attributes cost_cpu, cost_ram) or the project's YAML")
@@ -633,8 +633,8 @@ def _populate_checkpoint_graph(graph: argparse.ArgumentParser) -> None:
 
 
 def _populate_checkpoint_training(training: argparse.ArgumentParser) -> None:
-    from monet_opt.solvers.checkpoint.family import CHECKPOINT
-    from monet_opt.solvers.checkpoint.space import OBJECTIVES
+    from monet_opt.families.checkpoint.family import CHECKPOINT
+    from monet_opt.families.checkpoint.space import OBJECTIVES
 
     add_workload_arguments(training, positional=False)
     training.add_argument("--hardware", required=True, metavar="NAME|FILE.yaml")
@@ -657,8 +657,8 @@ def _populate_checkpoint_training(training: argparse.ArgumentParser) -> None:
 
 
 def _populate_allocate(allocate: argparse.ArgumentParser) -> None:
-    from monet_opt.solvers.allocation.family import ALLOCATION
-    from monet_opt.solvers.allocation.family import OBJECTIVES as ALLOCATION_OBJECTIVES
+    from monet_opt.families.allocation.family import ALLOCATION
+    from monet_opt.families.allocation.family import OBJECTIVES as ALLOCATION_OBJECTIVES
 
     allocate.add_argument("--instance", metavar="FILE.yaml", help="abstract allocation instance (see instances/allocation)")
     add_workload_arguments(allocate, positional=False, required=False)
@@ -670,9 +670,9 @@ def _populate_allocate(allocate: argparse.ArgumentParser) -> None:
 
 
 def _populate_fuse(fuse: argparse.ArgumentParser) -> None:
-    from monet_opt.solvers.fusion.family import FUSION
-    from monet_opt.solvers.fusion.heuristics import GA_PRESETS
-    from monet_opt.solvers.fusion.space import FusionObjective
+    from monet_opt.families.fusion.family import FUSION
+    from monet_opt.families.fusion.heuristics import GA_PRESETS
+    from monet_opt.families.fusion.space import FusionObjective
 
     add_workload_arguments(fuse, positional=False)
     fuse.add_argument("--hardware", required=True, metavar="NAME|FILE.yaml")

@@ -10,7 +10,7 @@ import random
 
 import networkx as nx
 
-from monet_opt.solvers.allocation.problem import AllocationProblem, Edge, Option
+from monet_opt.families.allocation.problem import AllocationProblem, Edge, Option
 
 
 def schedules(problem: AllocationProblem):

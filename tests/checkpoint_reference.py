@@ -5,9 +5,9 @@ import itertools
 
 from monet_opt.schedule.plan import Residency
 from monet_opt.schedule.simulate import insert_recomputation
-from monet_opt.workload.builder import GraphBuilder
-from monet_opt.workload.ir import DType
-from monet_opt.training.derive import Optimizer, derive_training_graph
+from monet_opt.model.workload.builder import GraphBuilder
+from monet_opt.model.workload.ir import DType
+from monet_opt.model.training.derive import Optimizer, derive_training_graph
 
 
 def two_layer_block():
@@ -28,7 +28,7 @@ def two_layer_block():
 def all_plans(space):
     """(decisions residency, groups, evaluation) of every plan of the checkpoint space (RECOMPUTE where
     `recomputable_value`, ON_CHIP where eligible) that the simulator accepts."""
-    from monet_opt.solvers.checkpoint.space import Decisions
+    from monet_opt.families.checkpoint.space import Decisions
 
     choices = [(Residency.DRAM,) + ((Residency.RECOMPUTE,) if space.recomputable_value(a) else ())
                + ((Residency.ON_CHIP,) if a in space.on_chip_eligible else ()) for a in space.decisions]

@@ -3,7 +3,7 @@ time limit stops do not depend on the machine's speed."""
 
 import math
 
-from monet_opt.solvers.common import Deadline
+from monet_opt.solving.common import Deadline
 
 
 class ExpiresAfter(Deadline):

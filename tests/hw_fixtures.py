@@ -2,7 +2,7 @@
 
 import copy
 
-from monet_opt.hardware import accelerator_from_dict
+from monet_opt.model.hardware import accelerator_from_dict
 
 BASE = {
     "name": "toy",

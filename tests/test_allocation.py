@@ -7,15 +7,15 @@ import pytest
 
 from allocation_reference import brute_force, random_instance, random_link_instance
 from monet_opt.cli import main
-from monet_opt.cost import CostTable
+from monet_opt.model.cost import CostTable
 from monet_opt.errors import InfeasibleError, InputError
-from monet_opt.hardware import load_accelerator
-from monet_opt.solvers.allocation.ga import stream_ga_config
-from monet_opt.solvers.allocation.problem import from_training, load_instance
-from monet_opt.solvers.allocation.family import AllocationInstance, solve_allocation
-from monet_opt.solvers.common import SolverOptions, SolveStatus
-from monet_opt.training import derive_training_graph
-from monet_opt.workload import load_forward_graph
+from monet_opt.model.hardware import load_accelerator
+from monet_opt.families.allocation.ga import stream_ga_config
+from monet_opt.families.allocation.problem import from_training, load_instance
+from monet_opt.families.allocation.family import AllocationInstance, solve_allocation
+from monet_opt.solving.common import SolverOptions, SolveStatus
+from monet_opt.model.training import derive_training_graph
+from monet_opt.model.workload import load_forward_graph
 
 OPTIONS = SolverOptions(time_limit_s=30, workers=2, seed=0)
 SMALL_GA = stream_ga_config(population=16, generations=15, seed=3)
@@ -136,7 +136,7 @@ def test_cli_allocate(tmp_path, capsys):
 
 
 def test_jackson_preemptive_schedule_by_hand():
-    from monet_opt.solvers.allocation.bounds import _jackson_preemptive
+    from monet_opt.families.allocation.bounds import _jackson_preemptive
 
     # (release, length, tail): the long job runs 0..2, the urgent one preempts it at 2 (2..3, 3 + 20),
     # the long one resumes 3..11 (11 + 0)
@@ -146,7 +146,7 @@ def test_jackson_preemptive_schedule_by_hand():
 
 def _link_example():
     """a (10 cycles, link 2) -> b (3, link 3); c (4, link 4) independent; two identical cores."""
-    from monet_opt.solvers.allocation.problem import AllocationProblem, Edge, Option
+    from monet_opt.families.allocation.problem import AllocationProblem, Edge, Option
 
     return AllocationProblem(
         "hand", ("a", "b", "c"), ("x", "y"),
@@ -157,7 +157,7 @@ def _link_example():
 
 
 def test_link_bound_by_hand_and_it_is_tight_here():
-    from monet_opt.solvers.allocation.bounds import link_bound_cycles
+    from monet_opt.families.allocation.bounds import link_bound_cycles
 
     # Heads a 0, b 10, c 0; tails a (10 - 2) + 3 = 11, b 0, c 0. Jackson: a on the link 0..2
     # (2 + 11 = 13), c 2..6, b 10..13: 13 -- above the link load 9, and the optimum on two cores
@@ -170,7 +170,7 @@ def test_link_bound_by_hand_and_it_is_tight_here():
 
 @pytest.mark.parametrize("seed", range(12))
 def test_link_bound_never_exceeds_the_optimum(seed):
-    from monet_opt.solvers.allocation.bounds import link_bound_cycles
+    from monet_opt.families.allocation.bounds import link_bound_cycles
 
     problem = random_link_instance(100 + seed, tasks=6, cores=2 + seed % 2)
     makespan, _, _ = brute_force(problem)
@@ -178,7 +178,7 @@ def test_link_bound_never_exceeds_the_optimum(seed):
 
 
 def test_earliest_start_by_hand():
-    from monet_opt.solvers.allocation.greedy import earliest_start, upward_ranks
+    from monet_opt.families.allocation.greedy import earliest_start, upward_ranks
 
     # ranks: b 3, a 10 + 3 = 13, c 4. At 0, a and c can both start: a first (higher rank) on x
     # (ties: core order), holding the link until 2; c then starts earliest on y at 2 (on x only

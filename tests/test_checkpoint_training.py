@@ -10,16 +10,16 @@ from checkpoint_reference import all_plans, two_layer_block
 from hw_fixtures import toy
 from monet_opt.cli import main
 from monet_opt.errors import InfeasibleError
-from monet_opt.hardware import load_accelerator
+from monet_opt.model.hardware import load_accelerator
 from monet_opt.schedule.plan import Residency
-from monet_opt.solvers.checkpoint.heuristics import rule_decisions
-from monet_opt.solvers.budget import Budget
-from monet_opt.solvers.checkpoint.family import METHODS, CheckpointProblem, solve_checkpoint
-from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace, Decisions
-from monet_opt.solvers.common import Deadline, SolverOptions, SolveStatus
-from monet_opt.solvers.genetic import GAConfig
-from monet_opt.training import derive_training_graph
-from monet_opt.workload import load_forward_graph
+from monet_opt.families.checkpoint.heuristics import rule_decisions
+from monet_opt.solving.budget import Budget
+from monet_opt.families.checkpoint.family import METHODS, CheckpointProblem, solve_checkpoint
+from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace, Decisions
+from monet_opt.solving.common import Deadline, SolverOptions, SolveStatus
+from monet_opt.solving.genetic import GAConfig
+from monet_opt.model.training import derive_training_graph
+from monet_opt.model.workload import load_forward_graph
 
 OPTIONS = SolverOptions(time_limit_s=60, workers=2, seed=0)
 SEPARATE = {"dram.bandwidth_bits_per_cycle": 64}  # the PE array and the vector unit have their own memories
@@ -137,7 +137,7 @@ def test_greedy_sweep_at_its_deadline_still_answers_a_fitting_plan():
     """Chen's sweep with its deadline already passed evaluates every other plan only (10 of the 19
     distinct plans on ResNet-18): at 70 % it still answers a plan within the budget, never cheaper
     than the whole sweep's, and the plan of least peak it finds is within 70 % as well."""
-    from monet_opt.solvers.checkpoint.heuristics import fits, greedy_plan
+    from monet_opt.families.checkpoint.heuristics import fits, greedy_plan
 
     space = CheckpointSpace(derive_training_graph(load_forward_graph("resnet18")), load_accelerator("edge-tpu-quad"))
     weights = OBJECTIVES["latency"]
@@ -188,8 +188,8 @@ def test_cli_errors(capsys, argv, code, message):
 
 
 def test_training_sweep_runs_from_the_smallest_feasible_budget_to_store_all(spaces, tmp_path):
-    from monet_opt.solvers.checkpoint.sweep import training_budget_sweep
-    from monet_opt.solvers.remat.sweep import write_sweep
+    from monet_opt.families.checkpoint.sweep import training_budget_sweep
+    from monet_opt.families.remat.sweep import write_sweep
 
     space, plans = spaces["separate"]
     rows = training_budget_sweep(CheckpointProblem(space, OBJECTIVES["latency"]), 4, OPTIONS, GAConfig(16, 8, seed=0),

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from monet_opt.cli import main
-from monet_opt.workload.serialize import graph_from_dict
+from monet_opt.model.workload.serialize import graph_from_dict
 from onnx_models import resnet18_onnx, save
 
 REQUIRED = {"params", "forward_macs", "training_macs", "forward_ops", "training_ops", "static_bytes",

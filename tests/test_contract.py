@@ -12,17 +12,17 @@ from checkpoint_reference import two_layer_block
 from hw_fixtures import toy
 from monet_opt.errors import InputError
 from monet_opt.schedule.simulate import Claim as PlanClaim
-from monet_opt.solvers import (
+from monet_opt.solving import (
     Budget, Claim, CostUnderBudget, ExitCode, Method, MethodKind, Proposal, SolverBug, SolverOptions, SolveStatus,
     heuristic_stats, solve,
 )
-from monet_opt.solvers.allocation import ALLOCATION, AllocationAnswer, AllocationGoal, AllocationInstance, load_instance
-from monet_opt.solvers.allocation.family import validate
-from monet_opt.solvers.allocation.greedy import heft
-from monet_opt.solvers.checkpoint import CHECKPOINT, OBJECTIVES, CheckpointProblem, CheckpointSpace, Decisions
-from monet_opt.solvers.common import parse_cpsat_params
-from monet_opt.solvers.contract import SHARED_SCHEMA
-from monet_opt.solvers.remat import REMAT, chain_problem, evaluate_schedule
+from monet_opt.families.allocation import ALLOCATION, AllocationAnswer, AllocationGoal, AllocationInstance, load_instance
+from monet_opt.families.allocation.family import validate
+from monet_opt.families.allocation.greedy import heft
+from monet_opt.families.checkpoint import CHECKPOINT, OBJECTIVES, CheckpointProblem, CheckpointSpace, Decisions
+from monet_opt.solving.common import parse_cpsat_params
+from monet_opt.solving.contract import SHARED_SCHEMA
+from monet_opt.families.remat import REMAT, chain_problem, evaluate_schedule
 
 OPTIONS = SolverOptions(time_limit_s=20, workers=2, seed=0)
 
@@ -92,16 +92,16 @@ def test_allocation_referee_catches_a_wrong_claim(fork_join):
 
 @pytest.fixture(scope="module")
 def fusion_space_of_block():
-    from monet_opt.cost import CostTable
-    from monet_opt.solvers.fusion.space import FusionObjective, fusion_space
+    from monet_opt.model.cost import CostTable
+    from monet_opt.families.fusion.space import FusionObjective, fusion_space
 
     graph = two_layer_block()
     return fusion_space(graph, CostTable(graph, toy()), 4, FusionObjective.ENERGY)
 
 
 def test_fusion_referee_catches_a_wrong_claim(fusion_space_of_block):
-    from monet_opt.solvers.fusion.family import FUSION
-    from monet_opt.solvers.fusion.heuristics import rule_partition
+    from monet_opt.families.fusion.family import FUSION
+    from monet_opt.families.fusion.heuristics import rule_partition
 
     space = fusion_space_of_block
     partition = tuple(rule_partition(space))
@@ -116,7 +116,7 @@ def test_fusion_referee_catches_a_wrong_claim(fusion_space_of_block):
 
 
 def test_every_family_answers_in_the_shared_schema(block, fork_join, fusion_space_of_block):
-    from monet_opt.solvers.fusion.family import FUSION
+    from monet_opt.families.fusion.family import FUSION
 
     space = fusion_space_of_block
     results = [
@@ -211,11 +211,11 @@ def test_fusion_checkpoint_referee_catches_a_wrong_claim_and_a_broken_budget():
     """The joint family judges a (partition, checkpoint plan) pair on the partition's serial plan: the
     rule partition of the block with every value in DRAM, claimed at its simulated latency plus one,
     and at the truth under a budget one byte below its activation peak."""
-    from monet_opt.cost import CostTable
-    from monet_opt.solvers.fusion.heuristics import rule_partition
-    from monet_opt.solvers.fusion.joint import FusedCheckpointProblem
-    from monet_opt.solvers.fusion.space import FusionObjective, fusion_space
-    from monet_opt.solvers.fusion_checkpoint.family import FUSION_CHECKPOINT, FusedCheckpointPlan
+    from monet_opt.model.cost import CostTable
+    from monet_opt.families.fusion.heuristics import rule_partition
+    from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem
+    from monet_opt.families.fusion.space import FusionObjective, fusion_space
+    from monet_opt.families.fusion_checkpoint.family import FUSION_CHECKPOINT, FusedCheckpointPlan
 
     graph, hw = two_layer_block(), toy(**{"dram.bandwidth_bits_per_cycle": 64})
     partition = rule_partition(fusion_space(graph, CostTable(graph, hw), 4, FusionObjective.LATENCY))

@@ -3,10 +3,10 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monet_opt.cost import Cost, CostTable, Unavailable, price
-from monet_opt.training import derive_training_graph
-from monet_opt.workload import DType, OpKind
-from monet_opt.workload.builder import GraphBuilder
+from monet_opt.model.cost import Cost, CostTable, Unavailable, price
+from monet_opt.model.training import derive_training_graph
+from monet_opt.model.workload import DType, OpKind
+from monet_opt.model.workload.builder import GraphBuilder
 from hw_fixtures import toy
 
 
@@ -89,8 +89,8 @@ def test_fused_stack_keeps_intermediates_on_chip():
 
 
 def test_training_table_prices_every_pair_with_energy_equal_to_its_breakdown():
-    from monet_opt.hardware import load_accelerator
-    from monet_opt.workload import builtin_forward_graph
+    from monet_opt.model.hardware import load_accelerator
+    from monet_opt.model.workload import builtin_forward_graph
     g = derive_training_graph(builtin_forward_graph("resnet18-cifar"))
     hw = load_accelerator("edge-tpu-quad")
     table = CostTable(g, hw).all_ops()
@@ -152,7 +152,7 @@ def test_larger_memory_never_increases_dram_traffic(op_shape, capacity, factor):
 
 
 def test_precision_changes_bytes_not_macs():
-    from monet_opt.training import PRECISIONS
+    from monet_opt.model.training import PRECISIONS
     g = GraphBuilder("p")
     x = g.matmul("mm", g.input("x", (64, 32)), g.weight("w", (32, 32)))
     graph = derive_training_graph(g.build([g.softmax_xent("loss", x, g.input("y", (64,), DType.INT64))]),
@@ -166,7 +166,7 @@ def test_best_tile_count_equals_exhaustive_search():
     """The interval search of `best_tile_count` against every tile count, on random pipelines."""
     import random
 
-    from monet_opt.cost.model import best_tile_count
+    from monet_opt.model.cost.model import best_tile_count
 
     rng = random.Random(7)
     for _ in range(2000):
@@ -186,8 +186,8 @@ def test_separate_read_and_write_ports_and_dram_energies_by_hand():
     import copy
 
     from hw_fixtures import BASE
-    from monet_opt.hardware import accelerator_from_dict
-    from monet_opt.workload.builder import GraphBuilder
+    from monet_opt.model.hardware import accelerator_from_dict
+    from monet_opt.model.workload.builder import GraphBuilder
 
     g = GraphBuilder("relu")
     graph = g.build([g.relu("relu", g.input("x", (64, 32)))])
@@ -210,14 +210,14 @@ def test_inference_honours_the_precision():
     """ResNet-18 CIFAR inference at bf16-mixed: every float tensor but the batch-norm buffers is bf16,
     and a layer whose operands all fit its core's memory (compulsory traffic only) moves exactly half
     the DRAM bytes of fp32."""
-    from monet_opt.hardware import load_accelerator
-    from monet_opt.training import PRECISIONS, inference_graph
-    from monet_opt.workload import builtin_forward_graph
-    from monet_opt.workload.ir import DType
+    from monet_opt.model.hardware import load_accelerator
+    from monet_opt.model.training import PRECISIONS, inference_graph
+    from monet_opt.model.workload import builtin_forward_graph
+    from monet_opt.model.workload.ir import DType
 
     forward = builtin_forward_graph("resnet18-cifar")
     fp32, bf16 = inference_graph(forward), inference_graph(forward, PRECISIONS["bf16-mixed"])
-    from monet_opt.workload.ir import TensorRole
+    from monet_opt.model.workload.ir import TensorRole
 
     # batch-norm running statistics (buffers) stay fp32, as in training
     assert {t.dtype for t in bf16.tensors.values() if t.dtype.is_float and t.role is not TensorRole.BUFFER} == {
@@ -231,7 +231,7 @@ def test_inference_honours_the_precision():
 
 
 def test_strided_and_dilated_convolutions_read_only_the_pixels_under_a_tap():
-    from monet_opt.cost.model import read_bytes
+    from monet_opt.model.cost.model import read_bytes
 
     g = GraphBuilder("ds")
     y = g.conv("ds", g.input("x", (1, 4, 8, 8)), g.weight("w", (8, 4, 1, 1)), stride=(2, 2))
@@ -245,7 +245,7 @@ def test_strided_and_dilated_convolutions_read_only_the_pixels_under_a_tap():
     # one output row and column (OY = (7 - 4 - 1) // 3 + 1 = 1), taps 0, 2, 4: 3 of 7 rows and columns
     assert read_bytes(graph, graph.op_by_name["dil"], "x2") == 4 * 3 * 3 * 4
     assert read_bytes(graph, graph.op_by_name["dil"], "w2") == 4 * 4 * 9 * 4
-    from monet_opt.workload import builtin_forward_graph
+    from monet_opt.model.workload import builtin_forward_graph
 
     training = derive_training_graph(builtin_forward_graph("resnet18"))
     for name in ("layer2.0.downsample.0", "layer2.0.downsample.0.dw"):  # 1x1, stride 2 on 64 x 56 x 56 fp32

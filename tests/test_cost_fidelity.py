@@ -4,12 +4,12 @@ agreement with ZigZag's published figures."""
 import pytest
 
 from monet_opt.cli import main
-from monet_opt.cost import price
+from monet_opt.model.cost import price
 from monet_opt.errors import InputError
-from monet_opt.hardware.model import WidthEnergy
-from monet_opt.training import PRECISIONS, Optimizer, derive_training_graph, inference_graph, precision_named
-from monet_opt.workload import DType
-from monet_opt.workload.builder import GraphBuilder
+from monet_opt.model.hardware.model import WidthEnergy
+from monet_opt.model.training import PRECISIONS, Optimizer, derive_training_graph, inference_graph, precision_named
+from monet_opt.model.workload import DType
+from monet_opt.model.workload.builder import GraphBuilder
 from hw_fixtures import toy
 
 REGISTERS = {"weight": {"size_bits": 16, "read_energy_pj_per_bit": 0.1, "write_energy_pj_per_bit": 0.1},
@@ -123,8 +123,8 @@ def test_energy_per_operation_scales_with_width_by_the_documented_rule():
 def test_int8_inference_moves_a_quarter_of_the_fp32_dram_bytes():
     """On layers with compulsory traffic only (every operand fits the core's memory) int8 moves
     exactly a quarter of the fp32 bytes, and `--precision` changes the figures of both modes."""
-    from monet_opt.hardware import load_accelerator
-    from monet_opt.workload import builtin_forward_graph
+    from monet_opt.model.hardware import load_accelerator
+    from monet_opt.model.workload import builtin_forward_graph
 
     forward = builtin_forward_graph("resnet18-cifar")
     fp32, quantised = inference_graph(forward), inference_graph(forward, PRECISIONS["int8"])
@@ -138,8 +138,8 @@ def test_int8_inference_moves_a_quarter_of_the_fp32_dram_bytes():
 
 
 def test_training_precisions_type_every_role():
-    from monet_opt.workload import builtin_forward_graph
-    from monet_opt.workload.ir import TensorRole
+    from monet_opt.model.workload import builtin_forward_graph
+    from monet_opt.model.workload.ir import TensorRole
 
     forward = builtin_forward_graph("gpt2-mini")
     graph = derive_training_graph(forward, Optimizer.ADAM, PRECISIONS["fp8-mixed"])
@@ -182,9 +182,9 @@ ZIGZAG_LATENCY_CYCLES = 3_703_960.5
 
 
 def test_resnet18_on_zigzags_tpu_like_agrees_with_zigzag_within_20_percent():
-    from monet_opt.hardware import load_accelerator
-    from monet_opt.workload import load_forward_graph
-    from monet_opt.workload.ir import MAC_KINDS
+    from monet_opt.model.hardware import load_accelerator
+    from monet_opt.model.workload import load_forward_graph
+    from monet_opt.model.workload.ir import MAC_KINDS
 
     forward = load_forward_graph("resnet18", batch=1, image_size=224, num_classes=1000)
     graph = inference_graph(forward, precision_named("int8", False, "int16"))
@@ -203,7 +203,7 @@ def test_a_fused_3x3_convolution_keeps_its_halo_rows_between_tiles():
     Weights 64 + 576 = 640 B stay; x, y, z (1024 B each) are divided among n tiles. In 1664 B:
     without a halo n = 3 would fit (640 + 1024); with it n = 3 needs 640 + 256 + 1024 = 1920, and
     n = 4 needs 640 + 256 + 768 = 1664: four tiles, the memory exactly full."""
-    from monet_opt.cost.model import halo_bytes
+    from monet_opt.model.cost.model import halo_bytes
 
     g = GraphBuilder("pair")
     y = g.conv("a", g.input("x", (1, 4, 8, 8)), g.weight("w", (4, 4, 1, 1)))

@@ -11,14 +11,14 @@ import pytest
 
 from hw_fixtures import toy
 from monet_opt.cli import main
-from monet_opt.cost import CostTable, price
+from monet_opt.model.cost import CostTable, price
 from monet_opt.schedule import simulate
 from monet_opt.schedule.plan import Plan, serial_sequence
-from monet_opt.solvers.common import SolverOptions
-from monet_opt.solvers.fusion.family import solve_fusion
-from monet_opt.solvers.fusion.heuristics import repair, rule_partition
-from monet_opt.solvers.fusion.space import FusionObjective, connected_sets, fusion_space, is_convex, plan_of, priced
-from monet_opt.workload.builder import GraphBuilder
+from monet_opt.solving.common import SolverOptions
+from monet_opt.families.fusion.family import solve_fusion
+from monet_opt.families.fusion.heuristics import repair, rule_partition
+from monet_opt.families.fusion.space import FusionObjective, connected_sets, fusion_space, is_convex, plan_of, priced
+from monet_opt.model.workload.builder import GraphBuilder
 
 OPTIONS = SolverOptions(time_limit_s=60, workers=2, progress=False)
 
@@ -293,9 +293,9 @@ def test_fused_stacks_scheduled_on_every_core():
     the vector unit; mmB runs on the other PE array meanwhile; reluB waits for the vector unit:
     makespan = max(A, mmB) + reluB, below the serial sum."""
     from hw_fixtures import toy_data
-    from monet_opt.hardware import accelerator_from_dict
-    from monet_opt.solvers.fusion.family import schedule_on_cores
-    from monet_opt.solvers.fusion.space import Candidate
+    from monet_opt.model.hardware import accelerator_from_dict
+    from monet_opt.families.fusion.family import schedule_on_cores
+    from monet_opt.families.fusion.space import Candidate
 
     data = toy_data()
     data["memories"].append(dict(data["memories"][0], name="sram2"))
@@ -337,8 +337,8 @@ def test_checkpointing_a_fused_plan_equals_exhaustive_enumeration(which):
     vector memory, recomputing a value its stack passes inside is optimal at the tight budgets."""
     from checkpoint_reference import all_plans, two_layer_block
     from monet_opt.schedule.plan import Residency
-    from monet_opt.solvers.checkpoint.family import solve_checkpoint
-    from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
+    from monet_opt.families.checkpoint.family import solve_checkpoint
+    from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
 
     graph = two_layer_block()
     hw = toy(**FUSED_CHECKPOINT_HARDWARE[which])
@@ -371,10 +371,10 @@ def test_fusion_and_checkpointing_alternated_never_lose_to_checkpointing_alone()
     the alternation, which fuses before it checkpoints, never visits."""
     from checkpoint_reference import two_layer_block
     from monet_opt.errors import InfeasibleError
-    from monet_opt.solvers.checkpoint.family import solve_checkpoint
-    from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
-    from monet_opt.solvers.common import Deadline
-    from monet_opt.solvers.fusion.joint import FusedCheckpointProblem, alternate, fuse_and_checkpoint
+    from monet_opt.families.checkpoint.family import solve_checkpoint
+    from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
+    from monet_opt.solving.common import Deadline
+    from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem, alternate, fuse_and_checkpoint
 
     graph = two_layer_block()
     hw = toy(**FUSED_CHECKPOINT_HARDWARE["small vector memory"])
@@ -399,8 +399,8 @@ def test_fusion_and_checkpointing_alternated_never_lose_to_checkpointing_alone()
 
 def small_mlp():
     """fc1 -> GELU -> fc2 -> cross-entropy, SGD: 11 training ops, three saved activations."""
-    from monet_opt.training.derive import Optimizer, derive_training_graph
-    from monet_opt.workload.ir import DType
+    from monet_opt.model.training.derive import Optimizer, derive_training_graph
+    from monet_opt.model.workload.ir import DType
 
     g = GraphBuilder("mlp")
     h = g.gelu("act", g.matmul("fc1", g.input("x", (8, 16)), g.weight("w1", (16, 16))))
@@ -416,7 +416,7 @@ def joint_plans():
     to 3 ops) x every checkpoint plan of it that fits the local memories, each judged by the
     simulator alone."""
     from checkpoint_reference import all_plans
-    from monet_opt.solvers.checkpoint.space import CheckpointSpace
+    from monet_opt.families.checkpoint.space import CheckpointSpace
 
     graph = small_mlp()
     hw = toy(**FUSED_CHECKPOINT_HARDWARE["small vector memory"])
@@ -433,9 +433,9 @@ def joint_plans():
 def joint_search_agrees(graph, hw, plans, budget: int, objective: str) -> None:
     """The joint search at `budget` returns the least `objective` of the plans within it, proven
     optimal over the joint space."""
-    from monet_opt.solvers.checkpoint.space import OBJECTIVES
-    from monet_opt.solvers.common import Deadline
-    from monet_opt.solvers.fusion.joint import FusedCheckpointProblem, fuse_and_checkpoint
+    from monet_opt.families.checkpoint.space import OBJECTIVES
+    from monet_opt.solving.common import Deadline
+    from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem, fuse_and_checkpoint
 
     column = {"latency": 0, "energy": 1}[objective]
     expected = min(p[column] for p in plans if p[2] <= budget)
@@ -453,9 +453,9 @@ def test_joint_fusion_and_checkpointing_equals_brute_force(joint_plans):
     there; below the smallest feasible peak, infeasible, with the unfused plan's distance."""
     from checkpoint_reference import all_plans
     from monet_opt.errors import InfeasibleError
-    from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
-    from monet_opt.solvers.common import Deadline
-    from monet_opt.solvers.fusion.joint import FusedCheckpointProblem, fuse_and_checkpoint
+    from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
+    from monet_opt.solving.common import Deadline
+    from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem, fuse_and_checkpoint
 
     graph, hw, plans = joint_plans
     peaks = sorted({p[2] for p in plans})
@@ -505,12 +505,12 @@ def test_sequential_combination_is_provably_worse_than_joint_on_a_hand_made_inst
     512+32+512+512+128+128 = 1,824 bytes, within the budget."""
     from checkpoint_reference import all_plans
     from monet_opt.errors import InfeasibleError
-    from monet_opt.solvers.checkpoint.family import CHECKPOINT
-    from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
-    from monet_opt.solvers.common import Deadline
-    from monet_opt.solvers.contract import CostUnderBudget, solve
-    from monet_opt.solvers.fusion.family import FUSION
-    from monet_opt.solvers.fusion.joint import FusedCheckpointProblem, fuse_and_checkpoint, fuse_within_reach
+    from monet_opt.families.checkpoint.family import CHECKPOINT
+    from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
+    from monet_opt.solving.common import Deadline
+    from monet_opt.solving.contract import CostUnderBudget, solve
+    from monet_opt.families.fusion.family import FUSION
+    from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem, fuse_and_checkpoint, fuse_within_reach
 
     graph = small_mlp()
     hw = toy(**FUSED_CHECKPOINT_HARDWARE["small vector memory"])
@@ -563,9 +563,9 @@ def test_joint_search_under_a_local_budget_equals_brute_force():
     every partition (stacks of up to 2 ops) and plan that the simulator finds within both budgets;
     the budget binds (the optimum without it is lower)."""
     from checkpoint_reference import all_plans
-    from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
-    from monet_opt.solvers.common import Deadline
-    from monet_opt.solvers.fusion.joint import FusedCheckpointProblem, fuse_and_checkpoint
+    from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
+    from monet_opt.solving.common import Deadline
+    from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem, fuse_and_checkpoint
 
     graph = small_mlp()
     hw = toy(**FUSED_CHECKPOINT_HARDWARE["small vector memory"])
@@ -586,11 +586,11 @@ def test_joint_search_under_a_local_budget_equals_brute_force():
 
 
 def test_fuse_with_checkpointing_command(capsys):
-    from monet_opt.solvers.checkpoint.family import solve_checkpoint
-    from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
-    from monet_opt.workload import builtin_forward_graph
-    from monet_opt.training import derive_training_graph
-    from monet_opt.hardware import load_accelerator
+    from monet_opt.families.checkpoint.family import solve_checkpoint
+    from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
+    from monet_opt.model.workload import builtin_forward_graph
+    from monet_opt.model.training import derive_training_graph
+    from monet_opt.model.hardware import load_accelerator
 
     argv = ["fuse", "--workload", "resnet18-cifar", "--hardware", "edge-tpu-quad", "--max-stack", "2"]
     for extra, message in ((["--with-checkpointing"], "--budget B|P% is required"),
@@ -618,10 +618,10 @@ def test_a_recomputation_before_a_stack_whose_last_op_comes_late_runs_in_serial_
     (a per-core order by last-op position deadlocked the simulator). The checkpoint model's plan
     with that recomputation is simulated exactly as claimed."""
     from monet_opt.schedule.plan import Residency
-    from monet_opt.solvers.checkpoint.family import solve_checkpoint
-    from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace, Decisions
-    from monet_opt.training import derive_training_graph
-    from monet_opt.workload import import_onnx
+    from monet_opt.families.checkpoint.family import solve_checkpoint
+    from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace, Decisions
+    from monet_opt.model.training import derive_training_graph
+    from monet_opt.model.workload import import_onnx
     from onnx_models import branchy_cnn_onnx, save
 
     graph = derive_training_graph(import_onnx(save(branchy_cnn_onnx(), tmp_path / "cnn.onnx")))
@@ -647,9 +647,9 @@ def late_stack_mlp():
     the toy machine, with loss.backward, fc3.dw and w3.update fused: the stack's last op is an
     update at the end of the step, yet fc3.dx waits for it, so it runs first in the backward pass
     and every recomputation of the step runs before it (one slot, several anchors)."""
-    from monet_opt.training.derive import Optimizer, derive_training_graph
-    from monet_opt.solvers.checkpoint.space import CheckpointSpace
-    from monet_opt.workload.ir import DType
+    from monet_opt.model.training.derive import Optimizer, derive_training_graph
+    from monet_opt.families.checkpoint.space import CheckpointSpace
+    from monet_opt.model.workload.ir import DType
 
     g = GraphBuilder("late-mlp")
     a1 = g.relu("act1", g.matmul("fc1", g.input("x", (4, 16)), g.weight("w1", (16, 16))))
@@ -675,9 +675,9 @@ def test_recomputations_before_one_stack_run_in_the_order_of_their_anchors():
     with the simulator on this plan and on every other plan of the partition."""
     from checkpoint_reference import all_plans
     from monet_opt.schedule.plan import Residency
-    from monet_opt.solvers.checkpoint.cpsat import modelled_peak_bytes
-    from monet_opt.solvers.checkpoint.family import solve_checkpoint
-    from monet_opt.solvers.checkpoint.space import OBJECTIVES, Decisions
+    from monet_opt.families.checkpoint.cpsat import modelled_peak_bytes
+    from monet_opt.families.checkpoint.family import solve_checkpoint
+    from monet_opt.families.checkpoint.space import OBJECTIVES, Decisions
 
     space = late_stack_mlp()
     decisions = Decisions({"act1": Residency.RECOMPUTE, "act2": Residency.RECOMPUTE})
@@ -706,11 +706,11 @@ def test_a_refuted_answer_never_loses_the_validated_one(monkeypatch, capsys, sea
 
     from checkpoint_reference import two_layer_block
     from monet_opt.schedule.simulate import Claim as PlanClaim
-    from monet_opt.solvers.checkpoint.family import CHECKPOINT, solve_checkpoint
-    from monet_opt.solvers.checkpoint.space import OBJECTIVES, CheckpointSpace
-    from monet_opt.solvers.common import Deadline
-    from monet_opt.solvers.contract import Claim, Method, MethodKind
-    from monet_opt.solvers.fusion import joint
+    from monet_opt.families.checkpoint.family import CHECKPOINT, solve_checkpoint
+    from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
+    from monet_opt.solving.common import Deadline
+    from monet_opt.solving.contract import Claim, Method, MethodKind
+    from monet_opt.families.fusion import joint
 
     exact = CHECKPOINT.methods["cpsat"].run
 

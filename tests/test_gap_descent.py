@@ -1,12 +1,12 @@
-"""The use-gap descent (`solvers/remat/gap_descent.py`): a hand-made case, its memory bound against
+"""The use-gap descent (`families/remat/gap_descent.py`): a hand-made case, its memory bound against
 the replay on random DAGs, and the 1000-node layered DAG at 80 % where no other heuristic fits."""
 
 import math
 import random
 
-from monet_opt.generate import layered_dag
-from monet_opt.solvers.remat.gap_descent import PORTFOLIO, gap_descent
-from monet_opt.solvers.remat.problem import RematProblem, evaluate_schedule, store_all_peak
+from monet_opt.studies.generate import layered_dag
+from monet_opt.families.remat.gap_descent import PORTFOLIO, gap_descent
+from monet_opt.families.remat.problem import RematProblem, evaluate_schedule, store_all_peak
 from remat_reference import brute_force
 from test_remat import random_dag
 

@@ -7,10 +7,10 @@ import pytest
 import yaml
 
 from monet_opt.errors import InputError
-from monet_opt.hardware import accelerator_from_dict, builtin_hardware, load_accelerator
-from monet_opt.hardware.model import Register
-from monet_opt.workload import OpKind
-from monet_opt.workload.ir import DType
+from monet_opt.model.hardware import accelerator_from_dict, builtin_hardware, load_accelerator
+from monet_opt.model.hardware.model import Register
+from monet_opt.model.workload import OpKind
+from monet_opt.model.workload.ir import DType
 from hw_fixtures import toy_data
 
 

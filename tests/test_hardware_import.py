@@ -6,8 +6,8 @@ import yaml
 
 from monet_opt.cli import main
 from monet_opt.errors import InputError
-from monet_opt.hardware import load_accelerator
-from monet_opt.hardware.importer import import_hardware
+from monet_opt.model.hardware import load_accelerator
+from monet_opt.model.hardware.importer import import_hardware
 
 
 def port(name, kind, width, *allocation):

@@ -3,8 +3,8 @@
 import pytest
 
 from monet_opt.errors import InputError
-from monet_opt.workload import GPT2_PRESETS, GPTConfig, OpKind, builtin_forward_graph
-from monet_opt.workload.models import gpt2
+from monet_opt.model.workload import GPT2_PRESETS, GPTConfig, OpKind, builtin_forward_graph
+from monet_opt.model.workload.models import gpt2
 
 
 def test_resnet18_imagenet_params_and_macs():

@@ -121,7 +121,7 @@ def test_allocation_values_beyond_the_models_range_are_refused(tmp_path, content
 
 
 def test_an_overflowing_capacity_leaves_no_output(tmp_path):
-    data = yaml.safe_load((ROOT / "monet_opt/hardware/library/edge-tpu-quad.yaml").read_text())
+    data = yaml.safe_load((ROOT / "monet_opt/model/hardware/library/edge-tpu-quad.yaml").read_text())
     text = yaml.safe_dump(data).replace(f"capacity_bytes: {data['dram']['capacity_bytes']}",
                                         "capacity_bytes: 1" + "0" * 400, 1)
     path = tmp_path / "hw.yaml"
@@ -194,7 +194,7 @@ def test_instance_mistakes_name_the_file_and_key(tmp_path, monkeypatch, changes,
     (which here holds a hw.yaml that must not be taken)."""
     (tmp_path / "instance").mkdir()
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "hw.yaml").write_text((ROOT / "monet_opt/hardware/library/edge-tpu-quad.yaml").read_text())
+    (tmp_path / "hw.yaml").write_text((ROOT / "monet_opt/model/hardware/library/edge-tpu-quad.yaml").read_text())
     data = {"workload": "gpt2-mini", "hardware": "edge-tpu-quad", "optimise": {"allocation": {}}, **changes}
     path = tmp_path / "instance" / "i.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -222,7 +222,7 @@ def test_an_answer_in_hand_is_never_unknown(tmp_path):
 
 
 def test_bench_exit_codes_say_whether_every_row_answered():
-    from monet_opt.bench import BenchRow, bench_exit_code
+    from monet_opt.studies.bench import BenchRow, bench_exit_code
 
     def row(status: str, validated: bool) -> BenchRow:
         return BenchRow("i", "quick", "remat", "ga", status, None, "", None, None, None, None, 1.0, validated, "")

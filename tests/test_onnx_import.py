@@ -5,8 +5,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from monet_opt.errors import InputError
-from monet_opt.training import derive_training_graph, memory_report
-from monet_opt.workload import OpKind, builtin_forward_graph, import_onnx
+from monet_opt.model.training import derive_training_graph, memory_report
+from monet_opt.model.workload import OpKind, builtin_forward_graph, import_onnx
 from onnx_models import branchy_cnn_onnx, gpt2_onnx, resnet18_onnx, save
 
 

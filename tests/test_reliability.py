@@ -151,7 +151,7 @@ def test_malformed_onnx_bytes(tmp_path, content):
 
 def _parses(text: str) -> bool:
     from monet_opt.errors import InputError
-    from monet_opt.solvers.budget import Budget
+    from monet_opt.solving.budget import Budget
 
     try:
         Budget.parse(text)
@@ -261,8 +261,8 @@ def test_cpsat_is_not_started_when_its_overhead_outlasts_the_deadline():
     estimated load time, it is not started (status unknown, no bound) and returns at once."""
     from ortools.sat.python import cp_model
 
-    from monet_opt.solvers.common import Deadline, SolverOptions, SolveStatus
-    from monet_opt.solvers.cpsat_runner import CPSAT_SECONDS_PER_CONSTRAINT, run_cpsat
+    from monet_opt.solving.common import Deadline, SolverOptions, SolveStatus
+    from monet_opt.solving.cpsat_runner import CPSAT_SECONDS_PER_CONSTRAINT, run_cpsat
 
     model = cp_model.CpModel()
     x = [model.new_bool_var(f"x{i}") for i in range(2000)]
@@ -280,9 +280,9 @@ def test_cpsat_is_not_started_when_its_overhead_outlasts_the_deadline():
 def test_heuristics_stop_inside_a_schedule_at_the_deadline():
     import pytest
 
-    from monet_opt.solvers.common import Deadline, OutOfTime
-    from monet_opt.solvers.remat.baselines import greedy, keep_policy_schedule, sqrt_n
-    from monet_opt.solvers.remat.problem import RematProblem
+    from monet_opt.solving.common import Deadline, OutOfTime
+    from monet_opt.families.remat.baselines import greedy, keep_policy_schedule, sqrt_n
+    from monet_opt.families.remat.problem import RematProblem
 
     chain = RematProblem("chain", tuple(f"n{i}" for i in range(6)), ((),) + tuple((i,) for i in range(5)),
                          (1,) * 6, (1,) * 6)
@@ -296,14 +296,14 @@ def test_heuristics_stop_inside_a_schedule_at_the_deadline():
 
 
 def test_the_suspicious_results_of_the_first_users():
-    from monet_opt.hardware import load_accelerator
-    from monet_opt.solvers import SolverOptions
-    from monet_opt.solvers.allocation import AllocationInstance, from_training, solve_allocation
-    from monet_opt.solvers.allocation.ga import stream_ga_config
-    from monet_opt.solvers.checkpoint import OBJECTIVES, CheckpointSpace, solve_checkpoint
-    from monet_opt.solvers.checkpoint.heuristics import rule_decisions
-    from monet_opt.training import derive_training_graph
-    from monet_opt.workload import load_forward_graph
+    from monet_opt.model.hardware import load_accelerator
+    from monet_opt.solving import SolverOptions
+    from monet_opt.families.allocation import AllocationInstance, from_training, solve_allocation
+    from monet_opt.families.allocation.ga import stream_ga_config
+    from monet_opt.families.checkpoint import OBJECTIVES, CheckpointSpace, solve_checkpoint
+    from monet_opt.families.checkpoint.heuristics import rule_decisions
+    from monet_opt.model.training import derive_training_graph
+    from monet_opt.model.workload import load_forward_graph
 
     graph = derive_training_graph(load_forward_graph("resnet18-cifar"))
     hw = load_accelerator("edge-tpu-quad")

@@ -11,13 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monet_opt.errors import InfeasibleError, InputError
-from monet_opt.solvers.budget import Budget
-from monet_opt.solvers.common import SolverOptions, SolveStatus
-from monet_opt.solvers.remat.ga import GAConfig
-from monet_opt.solvers.remat.problem import (
+from monet_opt.solving.budget import Budget
+from monet_opt.solving.common import SolverOptions, SolveStatus
+from monet_opt.families.remat.ga import GAConfig
+from monet_opt.families.remat.problem import (
     RematProblem, chain_problem, evaluate_schedule, load_problem, store_all_peak,
 )
-from monet_opt.solvers.remat.family import METHODS, REMAT, solve_remat
+from monet_opt.families.remat.family import METHODS, REMAT, solve_remat
 from remat_reference import brute_force, brute_force_any_order, chain_optimum
 
 FAST = SolverOptions(time_limit_s=120, workers=2, seed=0)
@@ -270,7 +270,7 @@ def test_sweep_writes_csv_and_plot(tmp_path):
     """The uniform chain of 8 forward nodes: budgets from the smallest feasible one (3: b_k, f_k and
     b_(k+1)) to the store-all peak (9: the 8 forward values and b_8), no recomputation at the peak."""
     from monet_opt.cli import main
-    from monet_opt.generate import remat_node_link
+    from monet_opt.studies.generate import remat_node_link
 
     graph = tmp_path / "chain8.json"
     graph.write_text(json.dumps(remat_node_link(chain_problem(8))))
@@ -302,7 +302,7 @@ def test_diamond_instance_by_hand():
 @settings(max_examples=30, deadline=None)
 @given(st.integers(0, 10_000), st.integers(5, 30), st.floats(0.3, 1.0))
 def test_warm_start_heuristics_fit_whenever_they_answer(heuristic, seed, n, fraction):
-    from monet_opt.solvers.remat import baselines
+    from monet_opt.families.remat import baselines
 
     problem = random_dag(random.Random(seed), n)
     budget = max(1, int(fraction * store_all_peak(problem)))
@@ -315,7 +315,7 @@ def test_warm_start_heuristics_fit_whenever_they_answer(heuristic, seed, n, frac
 
 
 def test_peak_descent_on_a_chain_by_hand():
-    from monet_opt.solvers.remat.baselines import peak_descent
+    from monet_opt.families.remat.baselines import peak_descent
 
     p = chain_problem(4)  # store-all peaks at 5 (f1..f3 kept, f4 and b4 live)
     schedule = peak_descent(p, 4)
@@ -341,7 +341,7 @@ def test_cpsat_without_a_schedule_in_time_answers_its_warm_start():
 
 
 def test_evict_on_demand_on_a_chain_by_hand():
-    from monet_opt.solvers.remat.baselines import evict_on_demand
+    from monet_opt.families.remat.baselines import evict_on_demand
 
     # f1 f2 f3 f4 b4 b3 b2 b1 (indices 0..7), unit sizes, budget 4: before b4, f1..f4 are live and
     # b4 needs a fifth unit; f1 is the victim (refill 1 over distance 7-4+1, the smallest score) and
@@ -350,7 +350,7 @@ def test_evict_on_demand_on_a_chain_by_hand():
 
 
 def test_model_size_and_its_restriction():
-    from monet_opt.solvers.remat.cpsat import band_pairs, restriction_window
+    from monet_opt.families.remat.cpsat import band_pairs, restriction_window
 
     p = chain_problem(8)
     # every value may be needed until b1 (index 15): 15 + 14 + ... + 1 pairs
@@ -394,9 +394,9 @@ def test_the_search_by_windows_reaches_the_optimum_with_one_window_and_never_wor
     """lns.improve from the warm start (in the stage form): with a window as long as the graph
     it is the exact model, so it reaches the proven optimum; with windows of 3 stages every spliced
     schedule is replayed, fits the budget and costs no more than the start."""
-    from monet_opt.solvers.common import Deadline
-    from monet_opt.solvers.remat.family import in_stage_form, warm_start
-    from monet_opt.solvers.remat.lns import improve
+    from monet_opt.solving.common import Deadline
+    from monet_opt.families.remat.family import in_stage_form, warm_start
+    from monet_opt.families.remat.lns import improve
 
     rng = random.Random(13)
     checked = 0
@@ -423,11 +423,11 @@ def test_feasibility_first_at_the_smallest_feasible_budget():
     heuristic fits there, the feasibility phase (soft-budget model from the heuristics' schedule
     of least excess) reaches it, and cpsat answers from it; one unit below, the phase proves that
     nothing fits."""
-    from monet_opt.generate import layered_dag
-    from monet_opt.solvers.common import Deadline
-    from monet_opt.solvers.remat.cpsat import min_peak_cpsat
-    from monet_opt.solvers.remat.family import warm_start
-    from monet_opt.solvers.remat.feasibility import least_excess_schedule
+    from monet_opt.studies.generate import layered_dag
+    from monet_opt.solving.common import Deadline
+    from monet_opt.families.remat.cpsat import min_peak_cpsat
+    from monet_opt.families.remat.family import warm_start
+    from monet_opt.families.remat.feasibility import least_excess_schedule
 
     problem = layered_dag(30, seed=1)
     schedule, stats = min_peak_cpsat(problem, FAST, Deadline.start(30))
@@ -451,11 +451,11 @@ def test_the_hint_is_a_complete_solution_of_the_stage_model(seed):
     excess + that cost (soft budget, below the peak; the stage accounting is at least the replay's)."""
     from ortools.sat.python import cp_model
 
-    from monet_opt.solvers.contract import CostUnderBudget
-    from monet_opt.solvers.remat.baselines import evict_on_demand
-    from monet_opt.solvers.remat.cpsat import _Model
-    from monet_opt.solvers.remat.family import in_stage_form
-    from monet_opt.solvers.remat.problem import memory_excess, store_all_peak
+    from monet_opt.solving.contract import CostUnderBudget
+    from monet_opt.families.remat.baselines import evict_on_demand
+    from monet_opt.families.remat.cpsat import _Model
+    from monet_opt.families.remat.family import in_stage_form
+    from monet_opt.families.remat.problem import memory_excess, store_all_peak
 
     problem = random_dag(random.Random(seed), 14)
     schedule = None
@@ -489,10 +489,10 @@ def test_lower_excess_by_windows_never_raises_the_excess():
     """The feasibility phase's search by windows (forced with 8-stage windows on a 60-node layered
     DAG at 75 %): each accepted window lowers the memory above the budget, so the answer's excess is
     below store-all's, and it replays as a valid schedule."""
-    from monet_opt.generate import layered_dag
-    from monet_opt.solvers.common import Deadline
-    from monet_opt.solvers.remat.feasibility import lower_excess
-    from monet_opt.solvers.remat.problem import memory_excess
+    from monet_opt.studies.generate import layered_dag
+    from monet_opt.solving.common import Deadline
+    from monet_opt.families.remat.feasibility import lower_excess
+    from monet_opt.families.remat.problem import memory_excess
 
     problem = layered_dag(60, seed=3)
     budget = int(0.75 * store_all_peak(problem))
@@ -506,9 +506,9 @@ def test_lower_excess_by_windows_never_raises_the_excess():
 def test_cpsat_answers_from_the_feasibility_phase_when_its_model_finds_nothing(monkeypatch):
     """The cost model finding nothing in its share (a time-out, simulated): the feasibility phase's
     schedule is the answer, flagged, without a bound."""
-    from monet_opt.generate import layered_dag
-    from monet_opt.solvers.common import SolveStats
-    from monet_opt.solvers.remat import family
+    from monet_opt.studies.generate import layered_dag
+    from monet_opt.solving.common import SolveStats
+    from monet_opt.families.remat import family
 
     def nothing(problem, budget, options, deadline, *rest):
         return None, SolveStats(SolveStatus.UNKNOWN, None, None, deadline.elapsed_s(), None, None, ()), None
@@ -527,10 +527,10 @@ def test_the_free_order_answer_is_never_worse_than_the_fixed_order_one(monkeypat
     "optimal" status that a better schedule contradicts."""
     from dataclasses import replace
 
-    from monet_opt.solvers.common import SolveStats
-    from monet_opt.solvers.contract import CostUnderBudget, solve
-    from monet_opt.solvers.remat import family as remat_family
-    from monet_opt.solvers.remat.problem import chain_problem, evaluate_schedule
+    from monet_opt.solving.common import SolveStats
+    from monet_opt.solving.contract import CostUnderBudget, solve
+    from monet_opt.families.remat import family as remat_family
+    from monet_opt.families.remat.problem import chain_problem, evaluate_schedule
 
     problem = replace(chain_problem(4), free_order=True)
     assert remat_family.searches_free_order(problem)

@@ -9,8 +9,8 @@ import yaml
 from hw_fixtures import BASE
 from monet_opt.cli import main
 from monet_opt.errors import InputError
-from monet_opt.instance import load_instance
-from monet_opt.pipeline import solve_instance
+from monet_opt.studies.instance import load_instance
+from monet_opt.studies.pipeline import solve_instance
 from onnx_models import branchy_cnn_onnx, save
 
 

@@ -1,4 +1,4 @@
-"""Design spaces (monet_opt/space.py) and the evaluation of their points (monet_opt/sweeping.py)."""
+"""Design spaces (monet_opt/studies/design_space.py) and the evaluation of their points (monet_opt/studies/design_sweep.py)."""
 
 import json
 
@@ -7,10 +7,10 @@ import yaml
 
 from hw_fixtures import toy_data
 from monet_opt.errors import InputError
-from monet_opt.space import (area_proxy, grid_points, load_space, pareto_front, point_accelerator, point_values,
+from monet_opt.studies.design_space import (area_proxy, grid_points, load_space, pareto_front, point_accelerator, point_values,
                              sample_points)
-from monet_opt.sweeping import evaluate_point
-from monet_opt.workload.builder import GraphBuilder
+from monet_opt.studies.design_sweep import evaluate_point
+from monet_opt.model.workload.builder import GraphBuilder
 
 
 def write_space(tmp_path, parameters, constraints=(), **extra):
@@ -228,9 +228,9 @@ def test_the_readme_design_space_example_runs(monkeypatch, capsys):
 def test_the_rule_plan_fuses_each_matmul_with_the_relu_after_it(tmp_path):
     """mm -> relu -> mm2 on the toy: the rule stacks {mm, relu} and leaves mm2 alone; the point's
     latency is the two stacks' prices run one after the other."""
-    from monet_opt.cost import CostTable
-    from monet_opt.solvers.fusion.space import priced
-    from monet_opt.sweeping import point_plan
+    from monet_opt.model.cost import CostTable
+    from monet_opt.families.fusion.space import priced
+    from monet_opt.studies.design_sweep import point_plan
 
     g = GraphBuilder("mlp")
     y = g.matmul("mm2", g.relu("relu", g.matmul("mm", g.input("x", (64, 32)), g.weight("w", (32, 32)))),
@@ -253,9 +253,9 @@ def test_the_optimised_plan_is_the_least_edp_partition_by_brute_force(tmp_path):
     optimised plan (fusion by CP-SAT for the least EDP, or a fixed plan where that is as good) is
     proven optimal and matches the best of the four, each priced stack by stack and run one after
     the other (as the rule plan's test checks)."""
-    from monet_opt.cost import CostTable
+    from monet_opt.model.cost import CostTable
     from monet_opt.schedule import simulate
-    from monet_opt.solvers.fusion.space import plan_of, priced
+    from monet_opt.families.fusion.space import plan_of, priced
 
     g = GraphBuilder("mlp")
     y = g.matmul("mm2", g.relu("relu", g.matmul("mm", g.input("x", (64, 32)), g.weight("w", (32, 32)))),
@@ -283,7 +283,7 @@ def test_the_optimised_plan_is_the_least_edp_partition_by_brute_force(tmp_path):
 def test_a_batch_stops_before_a_point_that_would_start_after_the_deadline(tmp_path):
     import time
 
-    from monet_opt.sweeping import evaluate_points
+    from monet_opt.studies.design_sweep import evaluate_points
 
     space = load_space(write_space(tmp_path, {"k": {"values": [16, 32], "set": ["cores[pe].pe_array.unroll.K"]}}))
     graphs = {"inference": one_matmul()}

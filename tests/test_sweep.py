@@ -1,4 +1,4 @@
-"""Sweeps (monet_opt/sweeping.py, `monet sweep`): executors agree, interrupted sweeps resume exactly once."""
+"""Sweeps (monet_opt/studies/design_sweep.py, `monet sweep`): executors agree, interrupted sweeps resume exactly once."""
 
 import os
 import signal
@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from monet_opt.cli import main
-from monet_opt.space import load_space, sample_points
-from monet_opt.sweeping import SweepSpec, run_sweep
+from monet_opt.studies.design_space import load_space, sample_points
+from monet_opt.studies.design_sweep import SweepSpec, run_sweep
 from fake_deadline import ExpiresAfter
 from test_space import one_matmul, write_space
 

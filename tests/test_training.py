@@ -3,9 +3,9 @@
 import pytest
 
 from monet_opt.errors import InputError
-from monet_opt.training import PRECISIONS, Optimizer, derive_training_graph, memory_curve, memory_report
-from monet_opt.workload import DType, OpKind, Phase, TensorRole, builtin_forward_graph
-from monet_opt.workload.builder import GraphBuilder
+from monet_opt.model.training import PRECISIONS, Optimizer, derive_training_graph, memory_curve, memory_report
+from monet_opt.model.workload import DType, OpKind, Phase, TensorRole, builtin_forward_graph
+from monet_opt.model.workload.builder import GraphBuilder
 
 
 def tiny_mlp():
@@ -150,11 +150,11 @@ def test_optimizer_updates_in_the_backward_pass_free_each_weight_gradient_by_han
     from dataclasses import replace
 
     from hw_fixtures import toy_data
-    from monet_opt.cost import CostTable
-    from monet_opt.hardware.model import accelerator_from_dict
+    from monet_opt.model.cost import CostTable
+    from monet_opt.model.hardware.model import accelerator_from_dict
     from monet_opt.schedule import default_plan, simulate
-    from monet_opt.training import UpdatePlacement
-    from monet_opt.workload.serialize import graph_from_dict, graph_to_dict
+    from monet_opt.model.training import UpdatePlacement
+    from monet_opt.model.workload.serialize import graph_from_dict, graph_to_dict
 
     g = GraphBuilder("mlp3")
     h1 = g.matmul("l1", g.input("x", (4, 8)), g.weight("w1", (8, 16)))

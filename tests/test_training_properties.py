@@ -4,10 +4,10 @@ import networkx as nx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monet_opt.training import Optimizer, derive_training_graph, memory_report
-from monet_opt.workload import DType, GPTConfig, OpKind, Phase, TensorRole
-from monet_opt.workload.builder import GraphBuilder
-from monet_opt.workload.models import gpt2
+from monet_opt.model.training import Optimizer, derive_training_graph, memory_report
+from monet_opt.model.workload import DType, GPTConfig, OpKind, Phase, TensorRole
+from monet_opt.model.workload.builder import GraphBuilder
+from monet_opt.model.workload.models import gpt2
 
 
 @st.composite

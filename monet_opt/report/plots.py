@@ -73,7 +73,7 @@ def plot_memory(result: SimulationResult, title: str, path: str | Path,
     optimizer states) are a flat band; the panel shows the dynamic bytes above them on their own
     scale, with the activation budget when one is given. Every memory: its capacity (dashed) when
     near the curve, else noted, and its budget (dotted) when the plan was simulated with one."""
-    from monet_opt.hardware.model import DRAM
+    from monet_opt.model.hardware.model import DRAM
 
     memories = [m for m, points in result.memory_curves.items() if len(points) > 1]
     fig, axes = plt.subplots(len(memories), 1, figsize=(12, 1.9 * len(memories) + 0.8), sharex=True, squeeze=False)

@@ -11,9 +11,9 @@ from enum import StrEnum
 
 import networkx as nx
 
-from monet_opt.cost.model import Cost, CostTable
+from monet_opt.model.cost.model import Cost, CostTable
 from monet_opt.errors import InfeasibleError, InputError
-from monet_opt.workload.ir import Graph, Phase, TensorRole
+from monet_opt.model.workload.ir import Graph, Phase, TensorRole
 
 
 class Residency(StrEnum):

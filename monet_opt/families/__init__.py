@@ -1,0 +1,1 @@
+"""The decision families, one folder each: problem, family (its registry) and methods."""

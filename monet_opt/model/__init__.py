@@ -1,0 +1,1 @@
+"""The model of a training step: workloads, training graphs, hardware and the cost model."""
