@@ -98,6 +98,16 @@ def load_data(path: str | Path) -> Any:
     return data
 
 
+def file_beside(directory: Path, value: Any, source: str, key: str) -> Path:
+    """The file an instance names under `key`: relative to the instance's `directory`, never the
+    current one. InputError naming `source`, the key and the path when there is no such file."""
+    candidate = directory / str(value)
+    if not candidate.is_file():
+        what = "is a directory" if candidate.is_dir() else "no such file"
+        raise InputError(f"{source}: {key}: {candidate}: {what} (a file is relative to the instance)")
+    return candidate
+
+
 def check_keys(mapping: dict, known: tuple[str, ...], where: str) -> None:
     """InputError naming the first key of `mapping` that is not `known` (a misspelt key would
     otherwise be ignored silently)."""

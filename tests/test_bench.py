@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from monet_opt.studies.bench import METHODS_BY_KIND, load_bench_instance, read_rows, suite_instances
+from monet_opt.families import default_registry
+from monet_opt.studies.bench import load_bench_instance, methods_by_kind, read_rows, suite_instances
 from monet_opt.cli import main
 from monet_opt.errors import InputError
 from monet_opt.studies.generate import layered_allocation, layered_dag, remat_node_link
@@ -31,10 +32,10 @@ def test_every_suite_instance_loads_and_both_suites_have_every_kind():
     quick, full = suite_instances(INSTANCES, "quick"), suite_instances(INSTANCES, "full")
     assert {i.name for i in quick} < {i.name for i in full}
     for suite in (quick, full):
-        assert {i.kind for i in suite} == set(METHODS_BY_KIND)
+        assert {i.kind for i in suite} == set(methods_by_kind(default_registry()))
     assert any(i.training and i.training.workload == "resnet18-cifar" for i in quick)
     assert {i.training.workload for i in full if i.training} >= {"resnet18", "resnet18-cifar", "gpt2-mini", "gpt2-small"}
-    sizes = {Path(i.data_file).stem for i in full if i.kind != "training"}
+    sizes = {i.own.family.problem_name(i.own.problem) for i in full if i.kind != "training"}
     assert {"layered1000"} <= sizes and len([i for i in full if i.kind == "remat"]) >= 8
 
 
@@ -89,11 +90,11 @@ def test_bench_rows_are_validated_and_a_rerun_resumes(tmp_path, capsys):
 def test_a_whole_command_time_limit_leaves_rows_for_a_resumed_run(tmp_path, capsys, monkeypatch):
     """The command's deadline expires after two rows (it is asked once before each): exit 4 with
     five rows left, then the same command without a limit runs exactly those."""
-    import monet_opt.cli
+    import monet_opt.cli.studies
     from fake_deadline import ExpiresAfter
 
     root, out = small_suite(tmp_path), tmp_path / "out"
-    monkeypatch.setattr(monet_opt.cli, "Deadline", lambda started, limit_s: ExpiresAfter(2))
+    monkeypatch.setattr(monet_opt.cli.studies, "Deadline", lambda started, limit_s: ExpiresAfter(2))
     code = main(["bench", "--instances", str(root), "--out", str(out), "--time-limit", "5", "--quiet"])
     assert code == 4 and "; 5 rows left for a resumed run" in capsys.readouterr().out
     assert len(read_rows(out)) == 2
@@ -106,7 +107,7 @@ def test_a_whole_command_time_limit_leaves_rows_for_a_resumed_run(tmp_path, caps
 @pytest.mark.parametrize("text, message", [
     ("kind: remat\nsuite: quick\ngraph: g.json\nbudget: 80%\ncolour: red\n", "colour: unknown key"),
     ("kind: remat\nsuite: quick\nbudget: 80%\n", "graph: missing key"),
-    ("kind: remat\nsuite: quick\ngraph: missing.json\nbudget: 80%\n", "graph: no file"),
+    ("kind: remat\nsuite: quick\ngraph: missing.json\nbudget: 80%\n", "graph: .*missing.json: no such file"),
     ("kind: allocation\nsuite: nightly\nproblem: p.yaml\n", "suite: expected quick or full"),
     ("kind: sweep\n", "kind: expected one of training, remat, allocation"),
 ])

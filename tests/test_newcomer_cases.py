@@ -235,13 +235,13 @@ def test_bench_exit_codes_say_whether_every_row_answered():
 
 
 def test_fuse_schedule_reports_both_times():
-    from monet_opt.report.answer import format_answer
+    from monet_opt.report.answer import format_answer, fusion_lines
 
     code, out, err = run(["fuse", "--workload", "resnet18-cifar", "--hardware", "edge-tpu-quad", "--method", "rule",
                           "--schedule", "--time-limit", "20", "--json", "--quiet"])
     assert code == 0, err
     data = json.loads(out)
-    text = format_answer(data)
+    text = format_answer(data, fusion_lines)
     assert f"{data['multi_core']['solve_time_s']:.2f} s more (the fusion search above: {data['solve_time_s']:.2f} s)" \
         in text
 

@@ -91,13 +91,13 @@ def test_the_time_limit_stops_new_tasks_and_the_same_command_resumes(tmp_path, c
     question is the points' own time limit): the command
     exits 4 with exactly those two batches written, and the same command without a limit resumes
     and finishes with every point once, in the sampled order."""
-    import monet_opt.cli
+    import monet_opt.cli.studies
 
     out = tmp_path / "out"
     command = ["sweep", str(ROOT / "instances/spaces/edge.yaml"), "--workload", "resnet18-cifar", "--mode",
                "training", "--samples", "40", "--points-per-task", "2", "--workers", "1", "--out", str(out),
                "--quiet"]
-    monkeypatch.setattr(monet_opt.cli, "Deadline", lambda started, limit_s: ExpiresAfter(3))
+    monkeypatch.setattr(monet_opt.cli.studies, "Deadline", lambda started, limit_s: ExpiresAfter(3))
     assert main([*command, "--time-limit", "2"]) == 4
     printed = capsys.readouterr().out
     assert "4 points done (4 feasible rows)" in printed and "36 points left for a resumed run" in printed and not (out / "results.parquet").exists()

@@ -6,6 +6,7 @@ One convention for every command: integers with thousands separators, energies w
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 SCHEDULE_SHOWN_UP_TO = 60
@@ -35,8 +36,9 @@ def percent_text(fraction: float | None) -> str:
     return "-" if fraction is None else f"{100 * fraction:.2f} %"
 
 
-def format_answer(data: dict[str, Any]) -> str:
-    """The answer's headline, proof, costs, memory and the family's own lines."""
+def format_answer(data: Mapping[str, Any], family_lines: Callable[[Mapping[str, Any]], list[str]]) -> str:
+    """The answer's headline, proof, costs, memory and the family's own lines (`family_lines`, the
+    family's `answer_lines`)."""
     unit = data["objective_unit"]
     budget = "" if data["budget"] is None else f" at budget {number_text(data['budget'])}"
     lines = [f"{data['problem']}: {data['family']} {data['method']}, {data['target']}{budget}"]
@@ -54,59 +56,71 @@ def format_answer(data: dict[str, Any]) -> str:
     if data["peak_memory"] is not None:
         lines.append(f"peak memory {number_text(data['peak_memory'])}" + (
             f" (budget {number_text(data['budget'])})" if data["budget"] is not None else ""))
-    lines += _family_lines(data)
+    lines += family_lines(data)
     lines.append(f"validated {'yes' if data['validated'] else 'no'}, {data['solve_time_s']:.2f} s")
     lines += [f"violates: {v}" for v in data["violations"][:3]]
     return "\n".join(lines)
 
 
-def _family_lines(data: dict[str, Any]) -> list[str]:
-    if data["family"] == "remat":
-        lines = [f"store-all: peak {number_text(data['store_all_peak'])}, cost {number_text(data['store_all_cost'])}"]
-        if data["schedule"] is not None:
-            lines.append(f"recomputations {data['recomputations']}")
-            if len(data["schedule"]) <= SCHEDULE_SHOWN_UP_TO:
-                lines.append("schedule: " + " ".join(data["schedule"]))
-        return lines
-    if data["family"] in ("checkpoint", "fusion_checkpoint"):
-        base = data["store_all"]
-        lines = [f"store-all: latency {number_text(base['latency_cycles'])} cycles, energy "
-                 f"{energy_text(base['energy_pj'])}, activation peak {number_text(base['peak_memory'])} bytes"]
-        if data["choices"] is not None:
-            lines.append(f"vs store-all: latency {percent_text(data['latency_overhead'])}, energy "
-                         f"{percent_text(data['energy_overhead'])}; saved activations: "
-                         + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in data["choices"].items())
-                         + f"; fused recompute groups {len(data['recompute_groups'])}")
-        if data.get("combination") is not None:
-            searched = data["partitions_checkpointed"]
-            lines.append(data["combination"] + ("" if searched is None else f"; {searched} partitions checkpointed")
-                         + "".join(f"; round {k + 1}: {r['fused_stacks']} fused stacks, {r['status']}"
-                                   + ("" if r["objective"] is None else f" {number_text(r['objective'])}")
-                                   for k, r in enumerate(data["rounds"]))
-                         + f"; answer: {len(data['fused_stacks'])} fused stacks")
-        return lines
-    if data["family"] == "fusion":
-        base = data["layer_by_layer"]
-        counts = data["candidates"]
-        lines = [f"layer by layer: latency {number_text(base['latency_cycles'])} cycles, energy "
-                 f"{energy_text(base['energy_pj'])}, DRAM {number_text(base['dram_bytes'])} bytes"]
-        if counts is not None:
-            lines.append(f"candidate stacks of 2-{data['max_stack']} ops: {number_text(counts['connected'])} "
-                         f"connected, {number_text(counts['convex'])} convex, {number_text(counts['feasible'])} fit, "
-                         f"{number_text(counts['kept'])} kept")
-        if data["stacks"] is not None:
-            lines.append(f"vs layer by layer: latency {percent_text(data['latency_change'])}, energy "
-                         f"{percent_text(data['energy_change'])}; DRAM {number_text(data['dram_bytes'])} bytes; "
-                         f"{data['fused_stacks']} fused stacks")
-            lines += [f"  {' + '.join(s['ops'])} on {', '.join(dict.fromkeys(s['cores']))} "
-                      f"({s['tiles']} tile{'s' if s['tiles'] > 1 else ''})" for s in data["stacks"][:SCHEDULE_SHOWN_UP_TO]]
-        multi = data.get("multi_core")
-        if multi is not None and multi["latency_cycles"] is not None:
-            lines.append(f"on every core ({multi['method']}, {multi['status']}, gap {percent_text(multi['gap'])}): "
-                         f"latency {number_text(multi['latency_cycles'])} cycles, energy "
-                         f"{energy_text(multi['energy_pj'])}, cores {', '.join(multi['cores_used'])}; "
-                         f"{multi['solve_time_s']:.2f} s more (the fusion search above: {data['solve_time_s']:.2f} s)")
-        return lines
+def remat_lines(data: Mapping[str, Any]) -> list[str]:
+    """The remat family's keys: store-all, recomputations and the schedule (when short)."""
+    lines = [f"store-all: peak {number_text(data['store_all_peak'])}, cost {number_text(data['store_all_cost'])}"]
+    if data["schedule"] is not None:
+        lines.append(f"recomputations {data['recomputations']}")
+        if len(data["schedule"]) <= SCHEDULE_SHOWN_UP_TO:
+            lines.append("schedule: " + " ".join(data["schedule"]))
+    return lines
+
+
+def checkpoint_lines(data: Mapping[str, Any]) -> list[str]:
+    """The checkpoint (and fusion_checkpoint) family's keys: store-all, the change against it, the
+    choices, and the joint search's rounds."""
+    base = data["store_all"]
+    lines = [f"store-all: latency {number_text(base['latency_cycles'])} cycles, energy "
+             f"{energy_text(base['energy_pj'])}, activation peak {number_text(base['peak_memory'])} bytes"]
+    if data["choices"] is not None:
+        lines.append(f"vs store-all: latency {percent_text(data['latency_overhead'])}, energy "
+                     f"{percent_text(data['energy_overhead'])}; saved activations: "
+                     + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in data["choices"].items())
+                     + f"; fused recompute groups {len(data['recompute_groups'])}")
+    if data.get("combination") is not None:
+        searched = data["partitions_checkpointed"]
+        lines.append(data["combination"] + ("" if searched is None else f"; {searched} partitions checkpointed")
+                     + "".join(f"; round {k + 1}: {r['fused_stacks']} fused stacks, {r['status']}"
+                               + ("" if r["objective"] is None else f" {number_text(r['objective'])}")
+                               for k, r in enumerate(data["rounds"]))
+                     + f"; answer: {len(data['fused_stacks'])} fused stacks")
+    return lines
+
+
+def fusion_lines(data: Mapping[str, Any]) -> list[str]:
+    """The fusion family's keys: layer by layer, the candidates, the stacks, and the multi-core
+    schedule of `monet fuse --schedule`."""
+    base = data["layer_by_layer"]
+    counts = data["candidates"]
+    lines = [f"layer by layer: latency {number_text(base['latency_cycles'])} cycles, energy "
+             f"{energy_text(base['energy_pj'])}, DRAM {number_text(base['dram_bytes'])} bytes"]
+    if counts is not None:
+        lines.append(f"candidate stacks of 2-{data['max_stack']} ops: {number_text(counts['connected'])} "
+                     f"connected, {number_text(counts['convex'])} convex, {number_text(counts['feasible'])} fit, "
+                     f"{number_text(counts['kept'])} kept")
+    if data["stacks"] is not None:
+        lines.append(f"vs layer by layer: latency {percent_text(data['latency_change'])}, energy "
+                     f"{percent_text(data['energy_change'])}; DRAM {number_text(data['dram_bytes'])} bytes; "
+                     f"{data['fused_stacks']} fused stacks")
+        lines += [f"  {' + '.join(s['ops'])} on {', '.join(dict.fromkeys(s['cores']))} "
+                  f"({s['tiles']} tile{'s' if s['tiles'] > 1 else ''})" for s in data["stacks"][:SCHEDULE_SHOWN_UP_TO]]
+    multi = data.get("multi_core")
+    if multi is not None and multi["latency_cycles"] is not None:
+        lines.append(f"on every core ({multi['method']}, {multi['status']}, gap {percent_text(multi['gap'])}): "
+                     f"latency {number_text(multi['latency_cycles'])} cycles, energy "
+                     f"{energy_text(multi['energy_pj'])}, cores {', '.join(multi['cores_used'])}; "
+                     f"{multi['solve_time_s']:.2f} s more (the fusion search above: {data['solve_time_s']:.2f} s)")
+    return lines
+
+
+def allocation_lines(data: Mapping[str, Any]) -> list[str]:
+    """The allocation family's keys: the cores used and the front."""
     if data["cores_used"] is None:
         return []
     lines = [f"cores used: {', '.join(data['cores_used'])}"]

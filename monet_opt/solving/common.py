@@ -7,11 +7,15 @@ import time
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from google.protobuf import text_format
 from ortools.sat import sat_parameters_pb2
 
 from monet_opt.errors import InputError
+
+if TYPE_CHECKING:
+    from monet_opt.solving.genetic import GAConfig
 
 
 LARGEST_VALUE = 1e15
@@ -41,7 +45,8 @@ class SolverOptions:
     `cpsat_params`: raw `SatParameters` fields ("key:value" pairs, applied last, so they override
     the options above); `log_search`: CP-SAT's search log on stderr; `export_model`: the last CP-SAT
     model of the solve is written there (`.pb` binary, otherwise text proto) for offline study;
-    `progress`: one line on stderr per improving solution.
+    `progress`: one line on stderr per improving solution; `ga`: the settings of a family's GA
+    method (None: the family's default, the field's for that decision, seeded with `seed`).
     """
 
     time_limit_s: float = 60.0
@@ -52,6 +57,7 @@ class SolverOptions:
     log_search: bool = False
     export_model: Path | None = None
     progress: bool = False
+    ga: GAConfig | None = None
 
 
 def parse_cpsat_params(text: str, source: str = "--cpsat-params") -> tuple[tuple[str, str], ...]:

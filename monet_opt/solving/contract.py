@@ -12,7 +12,9 @@ declares, in one `Family` value:
 - `diagnose`: why a target is infeasible and by how much (the smallest feasible budget), or None
   when that cannot be shown in the time left;
 - `space`: the space the methods search, named (a status is proven over that space only);
-- `describe`: the family's own JSON keys.
+- `describe`: the family's own JSON keys, and `answer_lines` those keys as text lines;
+- `instance_format`: how an instance file of the family's own is read (None: it has none).
+The families are collected in a `registry.Registry`, which the CLI, instance files and the bench read.
 
 `solve(family, problem, target, method, options)` runs the method inside a wall-clock `Deadline`
 that starts before the warm start and the model building, and then, for every answer:
@@ -33,6 +35,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import IntEnum, StrEnum
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from monet_opt.errors import InfeasibleError, InputError
@@ -150,6 +153,22 @@ def reported_as_modelled(problem: Any, target: Any) -> tuple[int, int]:
     return 1, 1
 
 
+def no_answer_lines(answer: Mapping[str, Any]) -> list[str]:
+    return []
+
+
+@dataclass(frozen=True)
+class InstanceFormat:
+    """How an instance file of a family's own (`kind: <family name>`) is read by `monet solve` and
+    `monet bench`: `keys` are its own keys (besides kind, name, suite, time_limit, seed), `required`
+    those it must have, and `load(document, directory, source)` returns (problem, target), files
+    relative to `directory`, budgets resolved once; InputError naming `source` and the key."""
+
+    keys: frozenset[str]
+    required: frozenset[str]
+    load: Callable[[Mapping[str, Any], Path, str], tuple[Any, Any]]
+
+
 @dataclass(frozen=True)
 class Family(Generic[Problem, Target, Payload]):
     """A decision family's registry and referee (see the module docstring). `registry(...)` builds
@@ -165,6 +184,8 @@ class Family(Generic[Problem, Target, Payload]):
     infeasible_on_sight: Callable[[Problem, Target], bool] = never_infeasible_on_sight
     diagnose: Callable[[Problem, Target, SolverOptions, Deadline], InfeasibleError | None] = no_diagnosis
     scales: Callable[[Problem, Target], tuple[int, int]] = reported_as_modelled  # model units per reported unit
+    answer_lines: Callable[[Mapping[str, Any]], list[str]] = no_answer_lines  # its JSON keys as text lines
+    instance_format: InstanceFormat | None = None  # None: no instance file of its own
 
     def with_method(self, method: Method) -> Family[Problem, Target, Payload]:
         """This family with one more method (or one replaced): the one step that adds a method."""
@@ -270,7 +291,7 @@ SHARED_SCHEMA: dict[str, Any] = {
                  "objective_unit", "bound", "gap", "budget", "peak_memory", "peak_memory_bytes", "latency_cycles",
                  "energy_pj", "violations", "solve_time_s", "time_to_first_s", "time_to_best_s", "incumbents"],
     "properties": {
-        "family": {"enum": ["remat", "checkpoint", "allocation", "fusion", "fusion_checkpoint"]},
+        "family": {"type": "string"},  # a registered family's name
         "problem": {"type": "string"},
         "method": {"type": "string"},
         "target": {"type": "string"},

@@ -4,22 +4,19 @@ validated, as a table (CSV and Markdown) with plots, resumable after an interrup
 Instances are the YAML files at the top of the instances directory, each with `suite: quick|full`
 (`full` runs both). The shipped quick suite holds instances on which every method of the kind
 returns a validated plan within the row's time limit (a comparison of quality); tight budgets and
-large graphs, where some methods find nothing, are in the full suite. Three kinds:
+large graphs, where some methods find nothing, are in the full suite. The kinds:
 
     kind: training     (default) an instance of `monet solve` (see monet_opt/studies/instance.py)
-    kind: remat        an abstract rematerialisation instance:
-        name, suite, graph: FILE (node-link JSON or YAML, relative to the instance),
-        budget: BYTES | P% (of the store-all peak), time_limit: s (default 60), seed (default 0)
-    kind: allocation   an abstract allocation instance:
-        name, suite, problem: FILE (relative to the instance), objective: latency | energy,
-        time_limit: s (default 60), seed (default 0)
+    kind: FAMILY       an instance of a family's own format (the registry's families that have one:
+                       remat, allocation; `studies/instance.py`)
 
 Methods per kind (`--methods` picks among them; a method that does not apply is skipped):
 - training: `joint` (fusion and checkpointing together, CP-SAT; only where the instance optimises
   both), `sequential` (every decision by CP-SAT, one after the other), `ga` (every decision by its
   GA, sequential), `heuristic` (fusion rule, checkpointing greedy, allocation greedy);
-- remat: `cpsat`, `milp`, `ga`, `greedy`;
-- allocation: `cpsat`, `ga`, `greedy`.
+- a family's kind: the family's registered methods that look at the constraints (exact and search
+  methods, not the fixed rules): remat `cpsat`, `milp`, `ga`, `greedy`; allocation `cpsat`, `ga`,
+  `greedy`.
 Every row runs with its instance's time limit (or `--row-time-limit`), so methods of one instance
 compare at equal time. A row's objective, bound and gap are its answer's (for a training solve the
 last stage's, in its own space: the JSON `space` of that stage names it); times to first and best
@@ -43,12 +40,13 @@ from pathlib import Path
 from typing import Any
 
 from monet_opt.errors import InfeasibleError, InputError
-from monet_opt.studies.instance import Instance, load_instance
-from monet_opt.io import load_data, write_text_atomic
+from monet_opt.io import write_text_atomic
 from monet_opt.solving.common import Deadline, SolverOptions
-from monet_opt.families.allocation.family import ALLOCATION
-from monet_opt.solving.contract import ExitCode, Family, MethodKind, Result, SolverBug
-from monet_opt.families.remat.family import REMAT
+from monet_opt.solving.contract import ExitCode, Family, MethodKind, Result, SolverBug, solve
+from monet_opt.families import default_registry
+from monet_opt.solving.registry import Registry
+from monet_opt.studies.instance import SUITES, FamilyInstance, Instance, load_any_instance
+
 
 def _searching(family: Family) -> tuple[str, ...]:
     """The family's methods that look at the constraints (exact and search methods; not the fixed
@@ -56,32 +54,36 @@ def _searching(family: Family) -> tuple[str, ...]:
     return tuple(m.name for m in family.methods.values() if m.kind is not MethodKind.RULE)
 
 
-METHODS_BY_KIND: dict[str, tuple[str, ...]] = {
-    "training": ("joint", "sequential", "ga", "heuristic"),  # combinations of the decisions' methods
-    "remat": _searching(REMAT),
-    "allocation": _searching(ALLOCATION),
-}
-SUITES = ("quick", "full")
+TRAINING_METHODS = ("joint", "sequential", "ga", "heuristic")
+"""The methods of a training instance: combinations of its decisions' methods (module docstring)."""
+
+
+def methods_by_kind(registry: Registry) -> dict[str, tuple[str, ...]]:
+    """Each instance kind's methods: training's combinations, and each family's searching methods."""
+    return {"training": TRAINING_METHODS,
+            **{name: _searching(family) for name, family in registry.instance_kinds().items()}}
+
+
 _HEURISTIC = {"fusion": "rule", "checkpointing": "greedy", "allocation": "greedy"}
 
 
 @dataclass(frozen=True)
 class BenchInstance:
-    """One instance of the suite: a training instance, or an abstract one with its data file."""
+    """One instance of the suite: a training instance, or an instance of a family's own; `methods`:
+    its kind's (`methods_by_kind`)."""
 
     name: str
     source: str
     suite: str
     kind: str
     time_limit_s: float
+    methods: tuple[str, ...]
     seed: int = 0
     training: Instance | None = None
-    data_file: str | None = None  # remat: the graph; allocation: the problem
-    budget: str | None = None  # remat: BYTES or P% of the store-all peak
-    objective: str = "latency"  # allocation
+    own: FamilyInstance | None = None
 
     def applies(self, method: str) -> bool:
-        if method not in METHODS_BY_KIND[self.kind]:
+        if method not in self.methods:
             return False
         if method == "joint":
             assert self.training is not None
@@ -113,55 +115,21 @@ class BenchRow:
     space: str = ""  # what the status is proven over (the answer's `space`)
 
 
-_ABSTRACT_SCHEMA = {
-    "remat": {"kind", "name", "suite", "graph", "budget", "time_limit", "seed"},
-    "allocation": {"kind", "name", "suite", "problem", "objective", "time_limit", "seed"},
-}
+def load_bench_instance(path: str | Path, registry: Registry | None = None) -> BenchInstance:
+    """The instance in `path` (module docstring) with the families of `registry` (default: every
+    family of monet_opt); InputError naming the file and the key."""
+    registry = registry or default_registry()
+    loaded = load_any_instance(path, registry)
+    kinds = methods_by_kind(registry)
+    if isinstance(loaded, FamilyInstance):
+        kind = loaded.family.name
+        return BenchInstance(loaded.name, loaded.source, loaded.suite, kind, loaded.time_limit_s, kinds[kind],
+                             loaded.seed, own=loaded)
+    return BenchInstance(loaded.name, loaded.source, loaded.suite, "training", loaded.time_limit_s,
+                         kinds["training"], loaded.seed, training=loaded)
 
 
-def load_bench_instance(path: str | Path) -> BenchInstance:
-    """The instance in `path` (module docstring); InputError naming the file and the key."""
-    path = Path(path)
-    source = str(path)
-    data = load_data(path)
-    if not isinstance(data, dict):
-        raise InputError(f"{source}: expected a mapping at the top level")
-    kind = data.get("kind", "training")
-    if kind not in METHODS_BY_KIND:
-        raise InputError(f"{source}: kind: expected one of {', '.join(METHODS_BY_KIND)}, got {kind!r}")
-    if kind == "training":
-        instance = load_instance(path)
-        return BenchInstance(instance.name, source, instance.suite, kind, instance.time_limit_s, instance.seed,
-                             training=instance)
-    allowed = _ABSTRACT_SCHEMA[kind]
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise InputError(f"{source}: {unknown[0]}: unknown key (allowed: {', '.join(sorted(allowed))})")
-    file_key = "graph" if kind == "remat" else "problem"
-    for key in ("suite", file_key) + (("budget",) if kind == "remat" else ()):
-        if key not in data:
-            raise InputError(f"{source}: {key}: missing key")
-    if data["suite"] not in SUITES:
-        raise InputError(f"{source}: suite: expected quick or full, got {data['suite']!r}")
-    data_file = path.parent / str(data[file_key])
-    if not data_file.is_file():
-        raise InputError(f"{source}: {file_key}: no file {str(data_file)!r}")
-    time_limit = data.get("time_limit", 60)
-    if isinstance(time_limit, bool) or not isinstance(time_limit, int | float) or time_limit <= 0:
-        raise InputError(f"{source}: time_limit: expected a number > 0, got {time_limit!r}")
-    objective = data.get("objective", "latency")
-    if objective not in ("latency", "energy"):
-        raise InputError(f"{source}: objective: expected latency or energy, got {objective!r}")
-    if kind == "remat":
-        from monet_opt.solving.budget import Budget
-
-        Budget.parse(str(data["budget"]), f"{source}: budget")
-    return BenchInstance(str(data.get("name", path.stem)), source, data["suite"], kind, float(time_limit),
-                         int(data.get("seed", 0)), data_file=str(data_file),
-                         budget=str(data["budget"]) if kind == "remat" else None, objective=objective)
-
-
-def suite_instances(directory: str | Path, suite: str) -> list[BenchInstance]:
+def suite_instances(directory: str | Path, suite: str, registry: Registry | None = None) -> list[BenchInstance]:
     """The instances of `suite` in `directory` (its top-level YAML files), by file name; `full`
     includes the quick ones."""
     if suite not in SUITES:
@@ -169,7 +137,7 @@ def suite_instances(directory: str | Path, suite: str) -> list[BenchInstance]:
     root = Path(directory)
     if not root.is_dir():
         raise InputError(f"{root}: no instances directory")
-    found = [load_bench_instance(p) for p in sorted(root.glob("*.yaml"))]
+    found = [load_bench_instance(p, registry) for p in sorted(root.glob("*.yaml"))]
     if not found:
         raise InputError(f"{root}: no instance (a suite is the YAML files at the top of the directory)")
     names = [i.name for i in found]
@@ -198,30 +166,12 @@ def _solve_training(bench: BenchInstance, method: str, time_limit_s: float, work
     return solved.answer, max(solved.solve_time_s - solved.answer.stats.solve_time_s, 0.0)
 
 
-def _solve_abstract(bench: BenchInstance, method: str, time_limit_s: float, workers: int,
-                    started: float) -> Result:
-    from monet_opt.solving.contract import CostUnderBudget, solve
-
+def _solve_own(bench: BenchInstance, method: str, time_limit_s: float, workers: int, started: float) -> Result:
+    """An instance of a family's own, solved by `solve()` with its problem and target as read."""
+    assert bench.own is not None
     options = SolverOptions(time_limit_s=time_limit_s, workers=workers, seed=bench.seed, progress=False)
-    deadline = Deadline(started, time_limit_s)
-    assert bench.data_file is not None
-    if bench.kind == "remat":
-        from monet_opt.solving.budget import Budget
-        from monet_opt.solving.genetic import GAConfig
-        from monet_opt.families.remat.family import remat_family
-        from monet_opt.families.remat.problem import load_problem, store_all_peak
-
-        problem = load_problem(bench.data_file)
-        assert bench.budget is not None
-        budget = Budget.parse(bench.budget, f"{bench.source}: budget").resolve(store_all_peak(problem),
-                                                                                problem.size_scale)
-        return solve(remat_family(GAConfig(seed=bench.seed)), problem, CostUnderBudget(budget), method, options,
-                     deadline)
-    from monet_opt.families.allocation.family import AllocationGoal, AllocationInstance, allocation_family
-    from monet_opt.families.allocation.problem import load_instance as load_allocation
-
-    return solve(allocation_family(), AllocationInstance(load_allocation(bench.data_file)),
-                 AllocationGoal(bench.objective), method, options, deadline)
+    return solve(bench.own.family, bench.own.problem, bench.own.target, method, options,
+                 Deadline(started, time_limit_s))
 
 
 def run_row(bench: BenchInstance, method: str, time_limit_s: float, workers: int = 2) -> BenchRow:
@@ -236,7 +186,7 @@ def run_row(bench: BenchInstance, method: str, time_limit_s: float, workers: int
         if bench.kind == "training":
             result, offset = _solve_training(bench, method, time_limit_s, workers)
         else:
-            result, offset = _solve_abstract(bench, method, time_limit_s, workers, started), 0.0
+            result, offset = _solve_own(bench, method, time_limit_s, workers, started), 0.0
     except InputError as e:
         return failed("error", str(e))
     except InfeasibleError as e:
@@ -285,7 +235,7 @@ def run_bench(instances: Sequence[BenchInstance], methods: Sequence[str] | None,
     if (out / ROWS_FILE).is_file():  # drop a line an interruption cut short, so appends start on a new line
         write_text_atomic(out / ROWS_FILE, "".join(json.dumps(asdict(r)) + "\n" for r in rows))
     done = {(r.instance, r.method) for r in rows}
-    pending = [(b, m) for b in instances for m in (methods or METHODS_BY_KIND[b.kind])
+    pending = [(b, m) for b in instances for m in (methods or b.methods)
                if b.applies(m) and (b.name, m) not in done]
     left = 0
     for k, (bench, method) in enumerate(pending):
@@ -303,7 +253,7 @@ def run_bench(instances: Sequence[BenchInstance], methods: Sequence[str] | None,
         if progress:
             objective = "-" if row.objective is None else f"{row.objective:,.6g} {row.objective_unit}"
             progress(f"[{k + 1}/{len(pending)}] {bench.name} {method}: {row.status}, {objective}, {row.wall_s:.1f} s")
-    order = {(b.name, m): i for i, (b, m) in enumerate((b, m) for b in instances for m in METHODS_BY_KIND[b.kind])}
+    order = {(b.name, m): i for i, (b, m) in enumerate((b, m) for b in instances for m in b.methods)}
     rows.sort(key=lambda r: order.get((r.instance, r.method), len(order)))
     write_tables(rows, out, provenance)
     write_plots(rows, out)

@@ -122,13 +122,12 @@ def point_plan(graph: Graph, table: CostTable, plan: str, time_limit_s: float = 
         return rule
     from monet_opt.solving.common import SolverOptions
     from monet_opt.solving.contract import solve
-    from monet_opt.families.fusion.family import fusion_family
-    from monet_opt.solving.genetic import GAConfig
+    from monet_opt.families.fusion.family import FUSION
 
     deadline = Deadline.start(time_limit_s)
     space = fusion_space(graph, table, OPTIMISED_MAX_STACK, FusionObjective.EDP, deadline, enumerate_stacks=True)
     options = SolverOptions(time_limit_s=deadline.remaining_s(), workers=1, seed=0, progress=False)
-    result = solve(fusion_family(GAConfig(seed=0)), space, space.objective, "cpsat", options, deadline)
+    result = solve(FUSION, space, space.objective, "cpsat", options, deadline)
     candidates = [PointPlan(default_plan(graph, table), "default"), rule]
     if result.payload is not None:
         candidates.append(PointPlan(plan_of(graph, result.payload), "optimised"))

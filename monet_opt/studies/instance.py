@@ -31,27 +31,39 @@ which decisions to optimise and how (`monet solve`).
     seed: int                          (optional; default 0)
 
 Every key is checked: unknown keys, wrong types, unknown models, hardware or memories and
-contradictory options are refused with one line naming the file and the key (exit 2).
+contradictory options are refused with one line naming the file and the key (exit 2). The methods
+a decision accepts are those of the family that decides it in the registry (`Registry.decisions`).
+
+An instance of one family's own (`kind: <family>`, e.g. remat or allocation; `load_any_instance`):
+
+    kind: FAMILY                       a family with an instance format in the registry
+    name, suite, time_limit, seed      as above
+    ...                                the family's own keys (`InstanceFormat`; remat: graph, budget;
+                                       allocation: problem, objective)
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from monet_opt.errors import InputError
-from monet_opt.io import check_schema, load_data
-from monet_opt.families.allocation.family import ALLOCATION
-from monet_opt.families.checkpoint.family import CHECKPOINT
-from monet_opt.families.fusion.family import FUSION
+from monet_opt.families import default_registry
+from monet_opt.io import check_schema, file_beside, load_data
 from monet_opt.model.training.derive import ACCUMULATORS, PRECISIONS, Optimizer, precision_named
+from monet_opt.solving.budget import Budget
+from monet_opt.solving.contract import Family
+from monet_opt.solving.registry import Registry
 
-DECISIONS = ("fusion", "checkpointing", "allocation")
-METHODS = {"fusion": tuple(FUSION.methods), "checkpointing": tuple(CHECKPOINT.methods),
-           "allocation": tuple(ALLOCATION.methods)}
-"""Each decision's methods: its family's registry (a method registered there is valid here)."""
+SUITES = ("quick", "full")
+DECISION_KEYS: dict[str, dict[str, Any]] = {"fusion": {"max_stack": {"type": "integer", "exclusiveMinimum": 0}},
+                                            "checkpointing": {"order": {"enum": ["fixed", "free"]}},
+                                            "allocation": {}}
+"""The decisions a training instance combines (`pipeline.py`), with the keys of each beyond method,
+objective and time_limit; each decision's methods are its family's in the registry."""
 OBJECTIVES = {"fusion": ("latency", "energy", "dram", "edp"), "checkpointing": ("latency", "energy"),
               "allocation": ("latency",)}
 
@@ -60,18 +72,26 @@ _POSITIVE_NUMBER = {"type": "number", "exclusiveMinimum": 0}
 _AMOUNT = {"type": ["integer", "string"]}
 
 
-def _decision(name: str, extra: dict[str, Any]) -> dict[str, Any]:
+def _decision(name: str, registry: Registry) -> dict[str, Any]:
     return {"type": "object", "additionalProperties": False,
-            "properties": {"method": {"enum": list(METHODS[name])}, "objective": {"enum": list(OBJECTIVES[name])},
-                           "time_limit": _POSITIVE_NUMBER, **extra}}
+            "properties": {"method": {"enum": list(registry.for_decision(name).methods)},
+                           "objective": {"enum": list(OBJECTIVES[name])}, "time_limit": _POSITIVE_NUMBER,
+                           **DECISION_KEYS[name]}}
 
 
-SCHEMA = {
+def instance_schema(registry: Registry) -> dict[str, Any]:
+    """The JSON schema of a training instance, its methods read from `registry`."""
+    optimise = {name: _decision(name, registry) for name in DECISION_KEYS}
+    return {**_SCHEMA, "properties": {**_SCHEMA["properties"], "optimise": {
+        "type": "object", "additionalProperties": False, "minProperties": 1, "properties": optimise}}}
+
+
+_SCHEMA = {
     "type": "object", "additionalProperties": False, "required": ["workload", "hardware", "optimise"],
     "properties": {
         "kind": {"enum": ["training"]},
         "name": {"type": "string", "minLength": 1},
-        "suite": {"enum": ["quick", "full"]},
+        "suite": {"enum": list(SUITES)},
         "workload": {"type": "string", "minLength": 1},
         "batch": _POSITIVE_INT, "seq_len": _POSITIVE_INT, "image_size": _POSITIVE_INT, "classes": _POSITIVE_INT,
         "optimizer": {"enum": [o.value for o in Optimizer]},
@@ -83,11 +103,7 @@ SCHEMA = {
         "budgets": {"type": "object", "additionalProperties": False,
                     "properties": {"activations": _AMOUNT,
                                    "local": {"type": "object", "additionalProperties": _AMOUNT}}},
-        "optimise": {"type": "object", "additionalProperties": False, "minProperties": 1,
-                     "properties": {"fusion": _decision("fusion", {"max_stack": _POSITIVE_INT}),
-                                    "checkpointing": _decision("checkpointing",
-                                                               {"order": {"enum": ["fixed", "free"]}}),
-                                    "allocation": _decision("allocation", {})}},
+        "optimise": {},  # instance_schema
         "combine": {"enum": ["sequential", "joint"]},
         "time_limit": _POSITIVE_NUMBER,
         "seed": {"type": "integer", "minimum": 0},
@@ -142,31 +158,88 @@ def _schema_message(error: Any) -> str:
     if error.validator == "enum":
         return f"{path}: {error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
     if error.validator == "minProperties":
-        return f"{path}: name at least one of {', '.join(DECISIONS)}"
+        return f"{path}: name at least one of {', '.join(DECISION_KEYS)}"
     return f"{path or 'top level'}: {error.message}"
 
 
 def _amount(value: Any, where: str) -> str:
     """A budget as written: a positive integer of bytes, or a percentage."""
-    from monet_opt.solving.budget import Budget
-
     text = str(value)
     Budget.parse(text, where)  # InputError naming `where` when malformed
     return text
 
 
-def load_instance(path: str | Path) -> Instance:
-    """The instance in `path`, checked (module docstring); InputError naming the file and key."""
+@dataclass(frozen=True)
+class FamilyInstance:
+    """An instance of one family's own format (`kind: <family>`): its problem and target, read once."""
+
+    name: str
+    source: str
+    suite: str
+    family: Family
+    problem: Any
+    target: Any
+    time_limit_s: float = 60.0
+    seed: int = 0
+
+
+_COMMON_KEYS = frozenset({"kind", "name", "suite", "time_limit", "seed"})
+
+
+def load_any_instance(path: str | Path, registry: Registry | None = None) -> Instance | FamilyInstance:
+    """A training instance, or an instance of a family's own (module docstring), by its `kind`."""
+    path = Path(path)
+    source = str(path)
+    data = load_data(path)
+    if not isinstance(data, Mapping):
+        raise InputError(f"{source}: expected a mapping at the top level")
+    registry = registry or default_registry()
+    kind = data.get("kind", "training")
+    kinds = registry.instance_kinds()
+    if kind == "training":
+        return _training_instance(path, data, registry)
+    if kind not in kinds:
+        raise InputError(f"{source}: kind: expected one of {', '.join(['training', *kinds])}, got {kind!r}")
+    family = kinds[kind]
+    assert family.instance_format is not None
+    own = family.instance_format
+    allowed = _COMMON_KEYS | own.keys
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise InputError(f"{source}: {unknown[0]}: unknown key (allowed: {', '.join(sorted(allowed))})")
+    missing = sorted(own.required - set(data))
+    if missing:
+        raise InputError(f"{source}: {missing[0]}: missing key")
+    suite = data.get("suite", "quick")
+    if suite not in SUITES:
+        raise InputError(f"{source}: suite: expected quick or full, got {suite!r}")
+    time_limit = data.get("time_limit", 60)
+    if isinstance(time_limit, bool) or not isinstance(time_limit, int | float) or not 0 < time_limit < math.inf:
+        raise InputError(f"{source}: time_limit: expected a number > 0, got {time_limit!r}")
+    seed = data.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"{source}: seed: expected an integer >= 0, got {seed!r}")
+    problem, target = own.load(data, path.parent, source)
+    return FamilyInstance(str(data.get("name", path.stem)), source, suite, family, problem, target, float(time_limit),
+                          seed)
+
+
+def load_instance(path: str | Path, registry: Registry | None = None) -> Instance:
+    """The training instance in `path`, checked (module docstring); InputError naming the file and key."""
     path = Path(path)
     source = str(path)
     data = load_data(path)
     if not isinstance(data, Mapping):
         raise InputError(f"{source}: expected a mapping at the top level")
     if data.get("kind", "training") != "training":
-        raise InputError(f"{source}: kind: {data['kind']!r} is an abstract instance of `monet bench` (solve its graph "
-                         "with `monet checkpoint graph` or `monet allocate --instance`); `monet solve` takes kind: "
-                         "training")
-    check_schema(data, SCHEMA, source, _schema_message)
+        raise InputError(f"{source}: kind: {data['kind']!r} is an instance of a family's own: `monet solve` solves it "
+                         "with --method; this reader takes kind: training")
+    return _training_instance(path, data, registry or default_registry())
+
+
+def _training_instance(path: Path, data: Mapping[str, Any], registry: Registry) -> Instance:
+    source = str(path)
+    check_schema(data, instance_schema(registry), source, _schema_message)
     budgets = data.get("budgets", {})
     optimise = data["optimise"]
     mode = data.get("mode", "training")
@@ -206,11 +279,7 @@ def load_instance(path: str | Path) -> Instance:
                 raise InputError(f"{source}: {key}: unknown built-in {value!r} (one of {', '.join(builtin)}; or a "
                                  "file relative to the instance)")
             return value
-        candidate = base / value
-        if not candidate.is_file():
-            what = "is a directory" if candidate.is_dir() else "no such file"
-            raise InputError(f"{source}: {key}: {candidate}: {what} (a file is relative to the instance)")
-        return str(candidate)
+        return str(file_beside(base, value, source, key))
 
     from monet_opt.model.hardware import builtin_hardware
     from monet_opt.model.workload import BUILTIN_MODELS

@@ -20,26 +20,31 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from monet_opt.model.cost import CostTable
 from monet_opt.errors import InputError
-from monet_opt.model.hardware import load_accelerator
+from monet_opt.families import default_registry
+from monet_opt.families.checkpoint.family import CheckpointProblem
+from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
+from monet_opt.families.allocation.family import AllocationGoal, AllocationInstance
+from monet_opt.families.allocation.problem import from_training
+from monet_opt.families.fusion.family import schedule_on_cores
+from monet_opt.families.fusion.space import Candidate, FusionObjective, FusionSpace, fusion_space
+from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem, fuse_within_reach
+from monet_opt.model.cost import CostTable
+from monet_opt.model.hardware import Accelerator, load_accelerator
 from monet_opt.model.hardware.model import DRAM
-from monet_opt.studies.instance import Instance
+from monet_opt.model.training import Optimizer, UpdatePlacement, derive_training_graph, inference_graph, precision_named
+from monet_opt.model.workload import Graph, load_forward_graph
 from monet_opt.schedule import default_plan, simulate
 from monet_opt.schedule.simulate import SimulationResult
 from monet_opt.solving.budget import Budget
 from monet_opt.solving.common import Deadline, SolverOptions
-from monet_opt.solving.contract import Result
-from monet_opt.model.training import Optimizer, UpdatePlacement, derive_training_graph, inference_graph, precision_named
-from monet_opt.model.workload import Graph, load_forward_graph
-
-if TYPE_CHECKING:
-    from monet_opt.model.hardware import Accelerator
-    from monet_opt.families.fusion.space import Candidate, FusionSpace
+from monet_opt.solving.contract import CostUnderBudget, Result, solve
+from monet_opt.solving.registry import Registry
+from monet_opt.studies.instance import Instance
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class InstanceResult:
     stages: tuple[Stage, ...]
     baseline: SimulationResult
     solve_time_s: float
+    activation_budget_bytes: int | None = None  # the instance's, resolved (None: it has none)
 
     @property
     def answer(self) -> Result:
@@ -75,11 +81,10 @@ class InstanceResult:
         dynamic DRAM peak above it) and every capacity or local budget its simulation violates."""
         base = self.baseline
         out = [v.message for v in base.violations]
-        budgets = [getattr(s.result.target, "budget", None) for s in self.stages
-                   if s.result.family in ("checkpoint", "fusion_checkpoint")]
+        budget = self.activation_budget_bytes
         peak = base.peak_memory_bytes[DRAM] - base.static_dram_bytes
-        if budgets and budgets[0] is not None and peak > budgets[0]:
-            out.insert(0, f"the activation budget: dynamic DRAM peak {peak:,} bytes > {budgets[0]:,}")
+        if budget is not None and peak > budget:
+            out.insert(0, f"the activation budget: dynamic DRAM peak {peak:,} bytes > {budget:,}")
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,15 +117,68 @@ def instance_graph(instance: Instance) -> Graph:
     return derive_training_graph(forward, Optimizer(instance.optimizer), precision, UpdatePlacement(instance.updates))
 
 
-def solve_instance(instance: Instance, workers: int = 2, progress: bool = True,
-                   started: float | None = None) -> InstanceResult:
+def solve_instance(instance: Instance, workers: int = 2, progress: bool = True, started: float | None = None,
+                   registry: Registry | None = None) -> InstanceResult:
     """Solve `instance` (module docstring) within its time limit, counted from `started` (default:
-    now). Each decision gets its own time limit, or an equal share of what is left when it starts."""
+    now), with the families of `registry` (default: every family of monet_opt). Each decision gets
+    its own time limit, or an equal share of what is left when it starts."""
     deadline = Deadline(time.perf_counter() if started is None else started, instance.time_limit_s)
     decisions = instance.decisions
     if "allocation" in decisions and "checkpointing" in decisions:
         raise InputError(f"{instance.source}: optimise.allocation with optimise.checkpointing is not built (a "
                          "checkpoint plan's activation peak holds for its serial order only)")
+    setting = _setting(instance, registry or default_registry(), workers)
+    baseline = simulate(setting.graph, setting.hw, default_plan(setting.graph, setting.table), setting.table)
+    stages: list[Stage] = []
+    joint = instance.combine == "joint" and {"fusion", "checkpointing"} <= set(decisions)
+    order = [d for d in STAGES if d in decisions]
+    if joint:
+        order = ["fusion+checkpointing"] + [d for d in order if d == "allocation"]
+    carried = Carried()
+    for k, decision in enumerate(order):
+        stage_deadline = _stage_deadline(instance, decision, deadline, len(order) - k)
+        options = SolverOptions(time_limit_s=max(stage_deadline.remaining_s(), 0.0), workers=workers,
+                                seed=instance.seed, progress=False)
+        if progress:
+            print(f"monet solve: {decision} ...", file=sys.stderr, flush=True)
+        result, carried = STAGES[decision](setting, carried, options, stage_deadline)
+        stages.append(Stage(decision, result))
+        if progress:
+            print(f"monet solve: {decision}: {result.status.value}, objective {result.objective}, "
+                  f"{result.stats.solve_time_s:.2f} s", file=sys.stderr, flush=True)
+        if result.payload is None:
+            break
+    combination = ("joint: fusion and checkpointing together" if joint else "sequential: " + " -> ".join(order))
+    return InstanceResult(instance, combination, tuple(stages), baseline, deadline.elapsed_s(),
+                          setting.activation_budget_bytes)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What every stage of one solve shares, built once: the instance, the registry, the graph, the
+    accelerator, the local budgets (bytes), the cost table under them, and the activation budget
+    (bytes of dynamic DRAM, resolved once against the unfused store-all peak; None without one)."""
+
+    instance: Instance
+    registry: Registry
+    graph: Graph
+    hw: Accelerator
+    limits: dict[str, int]
+    table: CostTable
+    activation_budget_bytes: int | None
+
+
+@dataclass(frozen=True)
+class Carried:
+    """What a stage hands to the next: the fusion partition and the space it was chosen in."""
+
+    partition: Sequence[Candidate] | None = None
+    fusion_space: FusionSpace | None = None
+
+
+def _setting(instance: Instance, registry: Registry, workers: int) -> Setting:
+    """The instance's graph, accelerator and budgets, each read and resolved once (InputError naming
+    the file and key)."""
     try:
         hw = load_accelerator(instance.hardware)
     except InputError as exc:
@@ -136,38 +194,12 @@ def solve_instance(instance: Instance, workers: int = 2, progress: bool = True,
                          f"{', '.join(hw.memories)})")
     limits = {m: Budget.parse(v, f"{instance.source}: budgets.local.{m}").resolve(hw.memories[m].capacity_bytes)
               for m, v in instance.local_budgets.items()}
-    table = CostTable(graph, hw, limits)
-    baseline = simulate(graph, hw, default_plan(graph, table), table)
-    stages: list[Stage] = []
-    joint = instance.combine == "joint" and {"fusion", "checkpointing"} <= set(decisions)
-    order = [d for d in ("fusion", "checkpointing", "allocation") if d in decisions]
-    if joint:
-        order = ["fusion+checkpointing"] + [d for d in order if d == "allocation"]
-    partition = None
-    fusion_space_used = None
-    for k, decision in enumerate(order):
-        stage_deadline = _stage_deadline(instance, decision, deadline, len(order) - k)
-        options = SolverOptions(time_limit_s=max(stage_deadline.remaining_s(), 0.0), workers=workers,
-                                seed=instance.seed, progress=False)
-        if progress:
-            print(f"monet solve: {decision} ...", file=sys.stderr, flush=True)
-        if decision == "fusion":
-            result, fusion_space_used = _fusion(instance, graph, hw, table, limits, options, stage_deadline)
-            partition = result.payload
-        elif decision == "fusion+checkpointing":
-            result = _joint(instance, graph, hw, limits, options, stage_deadline)
-        elif decision == "checkpointing":
-            result = _checkpointing(instance, graph, hw, limits, partition, options, stage_deadline)
-        else:
-            result = _allocation(instance, graph, hw, table, fusion_space_used, partition, options, stage_deadline)
-        stages.append(Stage(decision, result))
-        if progress:
-            print(f"monet solve: {decision}: {result.status.value}, objective {result.objective}, "
-                  f"{result.stats.solve_time_s:.2f} s", file=sys.stderr, flush=True)
-        if result.payload is None:
-            break
-    combination = ("joint: fusion and checkpointing together" if joint else "sequential: " + " -> ".join(order))
-    return InstanceResult(instance, combination, tuple(stages), baseline, deadline.elapsed_s())
+    activation_budget = None
+    if instance.activation_budget is not None:
+        budget = Budget.parse(instance.activation_budget, f"{instance.source}: budgets.activations")
+        store_all = CheckpointSpace(graph, hw, local_budget_bytes=limits).store_all.dynamic_dram_peak_bytes
+        activation_budget = budget.resolve(store_all)
+    return Setting(instance, registry, graph, hw, limits, CostTable(graph, hw, limits), activation_budget)
 
 
 def _stage_deadline(instance: Instance, decision: str, deadline: Deadline, stages_left: int) -> Deadline:
@@ -179,75 +211,68 @@ def _stage_deadline(instance: Instance, decision: str, deadline: Deadline, stage
     return deadline.share(1 / stages_left)
 
 
-def _fusion(instance: Instance, graph: Graph, hw: Accelerator, table: CostTable, limits: dict[str, int],
-            options: SolverOptions, deadline: Deadline) -> tuple[Result, FusionSpace]:
-    """The fusion stage: its result and the space it was solved over (peak splitting: module docstring)."""
-    from monet_opt.families.checkpoint.space import OBJECTIVES
-    from monet_opt.solving.contract import solve
-    from monet_opt.families.fusion.family import fusion_family
-    from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem, fuse_within_reach
-    from monet_opt.families.fusion.space import FusionObjective, fusion_space
-    from monet_opt.solving.genetic import GAConfig
-
-    decision = instance.decisions["fusion"]
-    space = fusion_space(graph, table, decision.max_stack, FusionObjective(decision.objective), deadline,
-                         enumerate_stacks=decision.method == "cpsat")
-    family = fusion_family(GAConfig(seed=instance.seed))
-    checkpointing = instance.decisions.get("checkpointing")
-    if checkpointing is None:
-        return solve(family, space, space.objective, decision.method, options, deadline), space
-    problem = FusedCheckpointProblem(graph, hw, decision.max_stack, OBJECTIVES[checkpointing.objective],
-                                     _activation_budget(instance, graph, hw, limits), limits)
-    return fuse_within_reach(family, space, decision.method, problem, options, deadline)
+def _fused_checkpoint_problem(setting: Setting) -> FusedCheckpointProblem:
+    fusion, checkpointing = setting.instance.decisions["fusion"], setting.instance.decisions["checkpointing"]
+    assert setting.activation_budget_bytes is not None
+    return FusedCheckpointProblem(setting.graph, setting.hw, fusion.max_stack, OBJECTIVES[checkpointing.objective],
+                                  setting.activation_budget_bytes, setting.limits)
 
 
-def _checkpointing(instance: Instance, graph: Graph, hw: Accelerator, limits: dict[str, int],
-                   partition: Sequence[Candidate] | None,
-                   options: SolverOptions, deadline: Deadline) -> Result:
-    from monet_opt.families.checkpoint.family import CHECKPOINT, CheckpointProblem
-    from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
-    from monet_opt.solving.contract import CostUnderBudget, solve
+def _fusion(setting: Setting, carried: Carried, options: SolverOptions, deadline: Deadline
+            ) -> tuple[Result, Carried]:
+    """The fusion stage: its result, and the partition with the space it was solved over (peak
+    splitting when checkpointing follows: module docstring)."""
+    decision = setting.instance.decisions["fusion"]
+    space = fusion_space(setting.graph, setting.table, decision.max_stack, FusionObjective(decision.objective),
+                         deadline, enumerate_stacks=decision.method == "cpsat")
+    family = setting.registry.for_decision("fusion")
+    if "checkpointing" not in setting.instance.decisions:
+        result = solve(family, space, space.objective, decision.method, options, deadline)
+    else:
+        result, space = fuse_within_reach(family, space, decision.method, _fused_checkpoint_problem(setting),
+                                          options, deadline)
+    return result, Carried(result.payload, space)
 
-    decision = instance.decisions["checkpointing"]
-    stacks = None if partition is None else [(c.ops, c.cores) for c in partition]
-    space = CheckpointSpace(graph, hw, local_budget_bytes=limits, stacks=stacks)
-    budget = _activation_budget(instance, graph, hw, limits)
+
+def _checkpointing(setting: Setting, carried: Carried, options: SolverOptions, deadline: Deadline
+                   ) -> tuple[Result, Carried]:
+    decision = setting.instance.decisions["checkpointing"]
+    stacks = None if carried.partition is None else [(c.ops, c.cores) for c in carried.partition]
+    space = CheckpointSpace(setting.graph, setting.hw, local_budget_bytes=setting.limits, stacks=stacks)
     problem = CheckpointProblem(space, OBJECTIVES[decision.objective], free_order=decision.order == "free")
-    return solve(CHECKPOINT, problem, CostUnderBudget(budget), decision.method, options, deadline)
+    assert setting.activation_budget_bytes is not None
+    result = solve(setting.registry.for_decision("checkpointing"), problem,
+                   CostUnderBudget(setting.activation_budget_bytes), decision.method, options, deadline)
+    return result, carried
 
 
-def _activation_budget(instance: Instance, graph: Graph, hw: Accelerator, limits: dict[str, int]) -> int:
-    from monet_opt.families.checkpoint.space import CheckpointSpace
-
-    budget = Budget.parse(instance.activation_budget, f"{instance.source}: budgets.activations")
-    store_all = CheckpointSpace(graph, hw, local_budget_bytes=limits).store_all.dynamic_dram_peak_bytes
-    return budget.resolve(store_all)
-
-
-def _joint(instance: Instance, graph: Graph, hw: Accelerator, limits: dict[str, int], options: SolverOptions,
-           deadline: Deadline) -> Result:
-    from monet_opt.families.checkpoint.space import OBJECTIVES
-    from monet_opt.solving.contract import CostUnderBudget, solve
-    from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem
-    from monet_opt.families.fusion_checkpoint.family import FUSION_CHECKPOINT
-
-    fusion, checkpointing = instance.decisions["fusion"], instance.decisions["checkpointing"]
+def _joint(setting: Setting, carried: Carried, options: SolverOptions, deadline: Deadline) -> tuple[Result, Carried]:
+    """Fusion and checkpointing together: the fusion_checkpoint family (cpsat only)."""
+    fusion, checkpointing = setting.instance.decisions["fusion"], setting.instance.decisions["checkpointing"]
     if fusion.method != "cpsat" or checkpointing.method != "cpsat":
-        raise InputError(f"{instance.source}: combine: joint needs method cpsat for fusion and checkpointing")
-    budget = _activation_budget(instance, graph, hw, limits)
-    problem = FusedCheckpointProblem(graph, hw, fusion.max_stack, OBJECTIVES[checkpointing.objective], budget, limits)
-    return solve(FUSION_CHECKPOINT, problem, CostUnderBudget(budget), "cpsat", options, deadline)
+        raise InputError(f"{setting.instance.source}: combine: joint needs method cpsat for fusion and checkpointing")
+    problem = _fused_checkpoint_problem(setting)
+    result = solve(setting.registry.family("fusion_checkpoint"), problem, CostUnderBudget(problem.budget_bytes),
+                   "cpsat", options, deadline)
+    return result, carried
 
 
-def _allocation(instance: Instance, graph: Graph, hw: Accelerator, table: CostTable, space: FusionSpace | None,
-                partition: Sequence[Candidate] | None, options: SolverOptions, deadline: Deadline) -> Result:
-    from monet_opt.families.allocation.family import ALLOCATION, AllocationGoal, AllocationInstance
-    from monet_opt.families.allocation.problem import from_training
-    from monet_opt.solving.contract import solve
-    from monet_opt.families.fusion.family import schedule_on_cores
+def _allocation(setting: Setting, carried: Carried, options: SolverOptions, deadline: Deadline
+                ) -> tuple[Result, Carried]:
+    """The fused stacks (or the unfused ops) on every core."""
+    method = setting.instance.decisions["allocation"].method
+    if carried.partition is not None:
+        assert carried.fusion_space is not None
+        return schedule_on_cores(carried.fusion_space, carried.partition, method, options, deadline), carried
+    allocation = AllocationInstance(from_training(setting.graph, setting.hw, setting.table), setting.graph,
+                                    setting.hw, setting.table)
+    result = solve(setting.registry.for_decision("allocation"), allocation, AllocationGoal.LATENCY, method, options,
+                   deadline)
+    return result, carried
 
-    method = instance.decisions["allocation"].method
-    if partition is not None:
-        return schedule_on_cores(space, partition, method, options, deadline)
-    allocation = AllocationInstance(from_training(graph, hw, table), graph, hw, table)
-    return solve(ALLOCATION, allocation, AllocationGoal.LATENCY, method, options, deadline)
+
+StageFunction = Callable[[Setting, Carried, SolverOptions, Deadline], tuple[Result, Carried]]
+STAGES: dict[str, StageFunction] = {"fusion": _fusion, "checkpointing": _checkpointing, "allocation": _allocation,
+                                    "fusion+checkpointing": _joint}
+"""The stages in the order they run (a sequential combination takes its decisions in this order;
+the joint one replaces fusion and checkpointing by `fusion+checkpointing`)."""

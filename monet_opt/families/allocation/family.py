@@ -16,12 +16,16 @@ randomised earliest-start list schedules, never worse than them), ga (Stream's N
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
 from monet_opt.model.cost.model import CostTable
+from pathlib import Path
+
 from monet_opt.errors import InputError
+from monet_opt.io import file_beside
+from monet_opt.report.answer import allocation_lines
 from monet_opt.model.hardware.model import Accelerator
 from monet_opt.schedule.plan import Plan
 from monet_opt.schedule.simulate import Claim as PlanClaim
@@ -29,13 +33,13 @@ from monet_opt.schedule.simulate import SimulationResult, check, disagreements, 
 from monet_opt.families.allocation.cpsat import Target, energy_scale, solve_allocation_cpsat
 from monet_opt.families.allocation.ga import stream_ga, stream_ga_config
 from monet_opt.families.allocation.greedy import heft, randomised_list_schedules
-from monet_opt.families.allocation.problem import AllocationProblem, FusedStack, Schedule, evaluate
+from monet_opt.families.allocation.problem import AllocationProblem, FusedStack, Schedule, evaluate, load_instance
 from monet_opt.solving.common import (
     Deadline, SolverOptions, SolveStats, SolveStatus, heuristic_stats, warm_start_stats,
 )
 from monet_opt.solving.contract import (
     Claim, Family, Measurement, Method, MethodKind, Proposal, Result, SolverBug, Verdict, registry, solve,
-)
+ InstanceFormat,)
 from monet_opt.solving.genetic import GAConfig
 from monet_opt.model.workload.ir import Graph
 
@@ -194,21 +198,20 @@ def _greedy(instance: AllocationInstance, goal: AllocationGoal, options: SolverO
     return _answer(best, (best,), heuristic_stats(_objective(goal, best), deadline))
 
 
-def _ga(config: GAConfig | None):
-    def run(instance: AllocationInstance, goal: AllocationGoal, options: SolverOptions, deadline: Deadline
-            ) -> Proposal[AllocationAnswer]:
-        p = instance.problem
-        measured: dict[tuple[str, ...], Validated] = {}
+def _ga(instance: AllocationInstance, goal: AllocationGoal, options: SolverOptions, deadline: Deadline
+        ) -> Proposal[AllocationAnswer]:
+    """Stream's NSGA-II (`options.ga`, default Stream's settings seeded with the solve's seed)."""
+    p = instance.problem
+    measured: dict[tuple[str, ...], Validated] = {}
 
-        def measure(assignment: tuple[str, ...]) -> tuple[float, int]:
-            v = measured[assignment] = validate(instance, assignment, reference_orders(p, assignment))
-            return v.energy_pj, v.latency_cycles
+    def measure(assignment: tuple[str, ...]) -> tuple[float, int]:
+        v = measured[assignment] = validate(instance, assignment, reference_orders(p, assignment))
+        return v.energy_pj, v.latency_cycles
 
-        evaluated = stream_ga(p, measure, config or stream_ga_config(seed=options.seed), deadline)
-        front = _front([measured[a] for _, _, a in evaluated])
-        best = min(front, key=lambda v: (v.energy_pj, v.latency_cycles)) if goal is AllocationGoal.ENERGY else front[0]
-        return _answer(best, front, heuristic_stats(_objective(goal, best), deadline))
-    return run
+    evaluated = stream_ga(p, measure, options.ga or stream_ga_config(seed=options.seed), deadline)
+    front = _front([measured[a] for _, _, a in evaluated])
+    best = min(front, key=lambda v: (v.energy_pj, v.latency_cycles)) if goal is AllocationGoal.ENERGY else front[0]
+    return _answer(best, front, heuristic_stats(_objective(goal, best), deadline))
 
 
 def _pareto(instance: AllocationInstance, options: SolverOptions, deadline: Deadline, hint: Validated,
@@ -325,17 +328,31 @@ def _space(instance: AllocationInstance, proposal: Proposal[AllocationAnswer]) -
     return f"allocations of {tasks} with per-core orders and DRAM-link orders; every value in DRAM"
 
 
-def allocation_family(ga: GAConfig | None = None, pareto_points: int = 5) -> Family:
-    """The family with its methods; `ga` fixes the GA's settings (default: Stream's, seeded with the
-    solve's seed); `pareto_points`: the most points of an exact front."""
+def _load_instance(document: Mapping[str, Any], directory: Path, source: str
+                   ) -> tuple[AllocationInstance, AllocationGoal]:
+    """An instance file of the family: `problem: FILE` (an abstract allocation problem, relative to
+    the instance) and `objective: latency | energy` (default latency)."""
+    objective = document.get("objective", "latency")
+    if objective not in ("latency", "energy"):
+        raise InputError(f"{source}: objective: expected latency or energy, got {objective!r}")
+    problem = load_instance(file_beside(directory, document["problem"], source, "problem"))
+    return AllocationInstance(problem), AllocationGoal(objective)
+
+
+INSTANCE_FORMAT = InstanceFormat(frozenset({"problem", "objective"}), frozenset({"problem"}), _load_instance)
+
+
+def allocation_family(pareto_points: int = 5) -> Family:
+    """The family with its methods; `pareto_points`: the most points of an exact front."""
     return Family(
         "allocation",
         registry(
             Method("cpsat", _cpsat(pareto_points), MethodKind.EXACT, "exact CP-SAT flexible job shop (warm-started)"),
-            Method("ga", _ga(ga), MethodKind.SEARCH, "Stream's NSGA-II over core genes"),
+            Method("ga", _ga, MethodKind.SEARCH, "Stream's NSGA-II over core genes"),
             Method("greedy", _greedy, MethodKind.SEARCH, "HEFT list scheduling")),
         _referee, _space, _describe, problem_name=lambda instance: instance.problem.name,
-        objective_unit=lambda instance, goal: "pJ" if goal is AllocationGoal.ENERGY else "cycles")
+        objective_unit=lambda instance, goal: "pJ" if goal is AllocationGoal.ENERGY else "cycles",
+        answer_lines=allocation_lines, instance_format=INSTANCE_FORMAT)
 
 
 ALLOCATION = allocation_family()
@@ -347,4 +364,5 @@ def solve_allocation(instance: AllocationInstance, method: str, objective: str, 
     """`solve()` of the allocation family for the goal named `objective`."""
     if objective not in OBJECTIVES:
         raise InputError(f"allocation: unknown objective {objective!r} (one of {', '.join(OBJECTIVES)})")
-    return solve(allocation_family(ga_config, pareto_points), instance, AllocationGoal(objective), method, options)
+    family = ALLOCATION if pareto_points == 5 else allocation_family(pareto_points)
+    return solve(family, instance, AllocationGoal(objective), method, replace(options, ga=ga_config or options.ga))

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from monet_opt.errors import InfeasibleError
+from monet_opt.report.answer import checkpoint_lines
 from monet_opt.schedule.plan import Residency
 from monet_opt.schedule.simulate import Claim as PlanClaim
 from monet_opt.schedule.simulate import ENERGY_RELATIVE_TOLERANCE, check
@@ -177,13 +178,12 @@ def _cpsat_free_order(problem: CheckpointProblem, target: CheckpointTarget, opti
     return Proposal(decisions, claim, stats, report)
 
 
-def _ga(config: GAConfig | None):
-    def run(problem: CheckpointProblem, target: CheckpointTarget, options: SolverOptions, deadline: Deadline
-            ) -> Proposal[Decisions]:
-        decisions, evaluation, _ = run_checkpoint_ga(problem.space, problem.weights, _budget(target),
-                                                     config or GAConfig(seed=options.seed), deadline)
-        return _measured(problem, target, decisions, evaluation, deadline)
-    return run
+def _ga(problem: CheckpointProblem, target: CheckpointTarget, options: SolverOptions, deadline: Deadline
+        ) -> Proposal[Decisions]:
+    """MONET's NSGA-II (`options.ga`, default MONET's settings seeded with the solve's seed)."""
+    decisions, evaluation, _ = run_checkpoint_ga(problem.space, problem.weights, _budget(target),
+                                                 options.ga or GAConfig(seed=options.seed), deadline)
+    return _measured(problem, target, decisions, evaluation, deadline)
 
 
 def _greedy(problem: CheckpointProblem, target: CheckpointTarget, options: SolverOptions, deadline: Deadline
@@ -312,16 +312,15 @@ def _below_every_op_bound(problem: CheckpointProblem, target: CheckpointTarget) 
         or _capacity_error(space) is not None
 
 
-def checkpoint_family(ga: GAConfig | None = None) -> Family:
-    """The family with its methods; `ga` fixes the GA's settings (default: MONET's, seeded with the
-    solve's seed)."""
+def checkpoint_family() -> Family:
+    """The family with its methods."""
     methods = registry(
         Method("cpsat", _cpsat, MethodKind.EXACT, "exact CP-SAT model (warm-started)"),
-        Method("ga", _ga(ga), MethodKind.SEARCH, "MONET's NSGA-II over DRAM / recompute / on-chip genes"),
+        Method("ga", _ga, MethodKind.SEARCH, "MONET's NSGA-II over DRAM / recompute / on-chip genes"),
         Method("greedy", _greedy, MethodKind.SEARCH, "Chen's budget sweep"),
         *(Method(rule, _rule(rule), MethodKind.RULE, f"the fixed {rule} plan") for rule in RULES))
     return Family("checkpoint", methods, _referee, _space, _describe, diagnose=_diagnose, objective_unit=_unit,
-                  infeasible_on_sight=_below_every_op_bound,
+                  infeasible_on_sight=_below_every_op_bound, answer_lines=checkpoint_lines,
                   problem_name=lambda problem: f"{problem.space.graph.name}@{problem.space.hw.name}")
 
 
@@ -332,5 +331,5 @@ METHODS = tuple(CHECKPOINT.methods)
 def solve_checkpoint(space: CheckpointSpace, weights: CostWeights, budget_bytes: int, method: str,
                      options: SolverOptions, ga_config: GAConfig | None = None) -> Result[Decisions]:
     """`solve()` of the checkpoint family: least weighted cost with the dynamic DRAM peak <= budget_bytes."""
-    return solve(checkpoint_family(ga_config), CheckpointProblem(space, weights), CostUnderBudget(budget_bytes),
-                 method, options)
+    return solve(CHECKPOINT, CheckpointProblem(space, weights), CostUnderBudget(budget_bytes), method,
+                 replace(options, ga=ga_config or options.ga))

@@ -15,8 +15,10 @@ CP-SAT's bound when it has one), ga
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
+from monet_opt.report.answer import fusion_lines
 from monet_opt.schedule.simulate import Claim as PlanClaim
 from monet_opt.schedule.simulate import check
 from monet_opt.solving.common import Deadline, SolverOptions, heuristic_stats, warm_start_stats
@@ -54,13 +56,11 @@ def _rule(space: FusionSpace, objective: FusionObjective, options: SolverOptions
     return _measured(space, rule_partition(space), deadline)
 
 
-def _ga(config: GAConfig | None):
-    def run(space: FusionSpace, objective: FusionObjective, options: SolverOptions, deadline: Deadline
-            ) -> Proposal[Partition]:
-        chosen = config or GAConfig(MONET_GA.population, MONET_GA.generations, MONET_GA.crossover_probability,
-                                    MONET_GA.mutation_probability, options.seed)
-        return _measured(space, run_fusion_ga(space, chosen, deadline), deadline)
-    return run
+def _ga(space: FusionSpace, objective: FusionObjective, options: SolverOptions, deadline: Deadline
+        ) -> Proposal[Partition]:
+    """NSGA-II over fuse/cut genes (`options.ga`, default MONET's settings seeded with the solve's seed)."""
+    chosen = options.ga or replace(MONET_GA, seed=options.seed)
+    return _measured(space, run_fusion_ga(space, chosen, deadline), deadline)
 
 
 def _cpsat(space: FusionSpace, objective: FusionObjective, options: SolverOptions, deadline: Deadline
@@ -129,17 +129,16 @@ def _space(space: FusionSpace, proposal: Proposal[Partition]) -> str:
     return text + f"; only the {space.counts.kept} candidates enumerated before the deadline"
 
 
-def fusion_family(ga: GAConfig | None = None) -> Family:
-    """The family with its methods; `ga` fixes the GA's settings (default: MONET's, seeded with the
-    solve's seed)."""
+def fusion_family() -> Family:
+    """The family with its methods."""
     methods = registry(
         Method("cpsat", _cpsat, MethodKind.EXACT, "exact CP-SAT set partitioning (warm-started)"),
-        Method("ga", _ga(ga), MethodKind.SEARCH, "NSGA-II over fuse/cut genes, one per edge"),
+        Method("ga", _ga, MethodKind.SEARCH, "NSGA-II over fuse/cut genes, one per edge"),
         Method("rule", _rule, MethodKind.RULE, "each conv/matmul with the elementwise and norm ops after it"),
         Method("none", _none, MethodKind.RULE, "layer by layer: every op alone"))
     return Family("fusion", methods, _referee, _space, _describe,
                   problem_name=lambda space: f"{space.graph.name}@{space.table.hw.name}",
-                  objective_unit=lambda space, objective: UNITS[objective])
+                  objective_unit=lambda space, objective: UNITS[objective], answer_lines=fusion_lines)
 
 
 FUSION = fusion_family()
@@ -165,4 +164,4 @@ def schedule_on_cores(space: FusionSpace, partition: Sequence[Candidate], method
 def solve_fusion(space: FusionSpace, method: str, options: SolverOptions, deadline: Deadline | None = None,
                  ga: GAConfig | None = None) -> Result[Partition]:
     """`solve()` of the fusion family for the space's objective."""
-    return solve(fusion_family(ga), space, space.objective, method, options, deadline)
+    return solve(FUSION, space, space.objective, method, replace(options, ga=ga or options.ga), deadline)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from monet_opt.report.answer import checkpoint_lines
 from monet_opt.schedule.simulate import Claim as PlanClaim
 from monet_opt.families.checkpoint.family import CHECKPOINT, CheckpointProblem
 from monet_opt.families.checkpoint.space import CheckpointSpace, Decisions
@@ -81,8 +82,15 @@ def _describe(problem: FusedCheckpointProblem, target: CostUnderBudget, plan: Fu
 
 
 def _space(problem: FusedCheckpointProblem, proposal: Proposal[FusedCheckpointPlan]) -> str:
-    return proposal.report.get("space", f"partitions into stacks of at most {problem.max_stack} ops with their "
-                                        "checkpoint plans (nothing found)")
+    """The joint space after a joint search that bounds the answer; else the answer's partition's
+    checkpoint space, with the statement that no other partition is covered by its status."""
+    space = proposal.report.get("space")
+    if space is None:
+        return f"partitions into stacks of at most {problem.max_stack} ops with their checkpoint plans (nothing found)"
+    if proposal.report.get("partitions_checkpointed") is None:
+        space += ("; the partition is the one fusion and checkpointing alternated to (each exact given the other), "
+                  "the status says nothing of other partitions")
+    return space
 
 
 def _unit(problem: FusedCheckpointProblem, target: CostUnderBudget) -> str:
@@ -95,4 +103,5 @@ FUSION_CHECKPOINT = Family(
                     "joint search over partitions (exact on small graphs), then fusion and checkpointing alternated, "
                     "each exact given the other")),
     _referee, _space, _describe,
-    problem_name=lambda problem: f"{problem.graph.name}@{problem.hw.name}", objective_unit=_unit)
+    problem_name=lambda problem: f"{problem.graph.name}@{problem.hw.name}", objective_unit=_unit,
+    answer_lines=checkpoint_lines)

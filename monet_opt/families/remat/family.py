@@ -27,14 +27,20 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from pathlib import Path
+from collections.abc import Mapping
+
 from monet_opt.errors import InfeasibleError, InputError
+from monet_opt.io import file_beside
+from monet_opt.report.answer import remat_lines
+from monet_opt.solving.budget import Budget
 from monet_opt.solving.common import (
     Deadline, Incumbent, OutOfTime, SolverOptions, SolveStats, SolveStatus, heuristic_stats,
 )
 from monet_opt.solving.contract import (
     Claim, CostUnderBudget, Family, FeasibleBudget, Measurement, Method, MethodKind, MinimumPeak, Proposal, Result,
     Verdict, budget_infeasible_error, objective_disagreement, registry, solve,
-)
+ InstanceFormat,)
 from monet_opt.solving.genetic import GAConfig
 from monet_opt.families.remat.baselines import (
     evict_on_demand, greedy, peak_descent, recompute_all_but_inputs, sqrt_n, store_all,
@@ -46,7 +52,9 @@ from monet_opt.families.remat.free_order import FREE_ORDER_MAX_NODES, solve_free
 from monet_opt.families.remat.ga import run_ga
 from monet_opt.families.remat.lns import improve
 from monet_opt.families.remat.milp import solve_milp
-from monet_opt.families.remat.problem import RematProblem, evaluate_schedule, memory_excess, store_all_peak
+from monet_opt.families.remat.problem import (
+    RematProblem, evaluate_schedule, load_problem, memory_excess, store_all_peak,
+)
 from monet_opt.families.remat.stages import sequence_to_stages, stages_to_sequence
 
 RematTarget = CostUnderBudget | MinimumPeak
@@ -236,13 +244,11 @@ def _milp(problem: RematProblem, target: RematTarget, options: SolverOptions, de
     return _answer(schedule, stats.objective, stats)
 
 
-def _ga(config: GAConfig | None):
-    def run(problem: RematProblem, target: RematTarget, options: SolverOptions, deadline: Deadline
-            ) -> Proposal[Schedule]:
-        budget = target.budget if isinstance(target, CostUnderBudget) else None
-        schedule, stats, _ = run_ga(problem, budget, config or GAConfig(seed=options.seed), deadline)
-        return _answer(schedule, stats.objective, stats)
-    return run
+def _ga(problem: RematProblem, target: RematTarget, options: SolverOptions, deadline: Deadline) -> Proposal[Schedule]:
+    """MONET's NSGA-II (`options.ga`, default MONET's settings seeded with the solve's seed)."""
+    budget = target.budget if isinstance(target, CostUnderBudget) else None
+    schedule, stats, _ = run_ga(problem, budget, options.ga or GAConfig(seed=options.seed), deadline)
+    return _answer(schedule, stats.objective, stats)
 
 
 def _greedy(problem: RematProblem, target: RematTarget, options: SolverOptions, deadline: Deadline
@@ -326,13 +332,23 @@ def _space(problem: RematProblem, proposal: Proposal[Schedule]) -> str:
     return SPACE
 
 
-def remat_family(ga: GAConfig | None = None, max_pairs: int = MAX_MODEL_PAIRS) -> Family:
-    """The family with its methods; `ga` fixes the GA's settings (default: MONET's, seeded with the
-    solve's seed), `max_pairs` the size above which CP-SAT's model is restricted."""
+def _load_instance(document: Mapping[str, Any], directory: Path, source: str) -> tuple[RematProblem, CostUnderBudget]:
+    """An instance file of the family: `graph: FILE` (node-link JSON or YAML, relative to the
+    instance) and `budget: AMOUNT | P%` (of the store-all peak), resolved here once."""
+    problem = load_problem(file_beside(directory, document["graph"], source, "graph"))
+    budget = Budget.parse(str(document["budget"]), f"{source}: budget")
+    return problem, CostUnderBudget(budget.resolve(store_all_peak(problem), problem.size_scale))
+
+
+INSTANCE_FORMAT = InstanceFormat(frozenset({"graph", "budget"}), frozenset({"graph", "budget"}), _load_instance)
+
+
+def remat_family(max_pairs: int = MAX_MODEL_PAIRS) -> Family:
+    """The family with its methods; `max_pairs` the size above which CP-SAT's model is restricted."""
     methods = registry(
         Method("cpsat", _cpsat(max_pairs), MethodKind.EXACT, "exact CP-SAT stage model (warm-started)"),
         Method("milp", _milp, MethodKind.EXACT, "Checkmate's MILP (CBC or HiGHS)"),
-        Method("ga", _ga(ga), MethodKind.SEARCH, "MONET's NSGA-II over keep bits"),
+        Method("ga", _ga, MethodKind.SEARCH, "MONET's NSGA-II over keep bits"),
         Method("greedy", _greedy, MethodKind.SEARCH, "Chen's budget sweep"),
         Method("sqrt", _rule(sqrt_n), MethodKind.RULE, "keep every ceil(sqrt(n))-th node"),
         Method("store-all", _rule(store_all), MethodKind.RULE, "no recomputation"),
@@ -343,7 +359,8 @@ def remat_family(ga: GAConfig | None = None, max_pairs: int = MAX_MODEL_PAIRS) -
         objective_unit=lambda p, t: "memory units" if isinstance(t, MinimumPeak) else "cost units",
         infeasible_on_sight=lambda p, t: isinstance(t, CostUnderBudget) and t.budget < local_lower_bound(p),
         diagnose=_diagnose(max_pairs),
-        scales=lambda p, t: (p.size_scale if isinstance(t, MinimumPeak) else p.cost_scale, p.size_scale))
+        scales=lambda p, t: (p.size_scale if isinstance(t, MinimumPeak) else p.cost_scale, p.size_scale),
+        answer_lines=remat_lines, instance_format=INSTANCE_FORMAT)
 
 
 REMAT = remat_family()
@@ -353,4 +370,5 @@ METHODS = tuple(REMAT.methods)
 def solve_remat(problem: RematProblem, budget: int, method: str, options: SolverOptions,
                 ga_config: GAConfig | None = None, max_pairs: int = MAX_MODEL_PAIRS) -> Result[Schedule]:
     """`solve()` of the remat family at `budget` (model units): least cost within it."""
-    return solve(remat_family(ga_config, max_pairs), problem, CostUnderBudget(budget), method, options)
+    family = REMAT if max_pairs == MAX_MODEL_PAIRS else remat_family(max_pairs)
+    return solve(family, problem, CostUnderBudget(budget), method, replace(options, ga=ga_config or options.ga))
