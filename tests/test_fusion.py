@@ -710,7 +710,7 @@ def test_a_refuted_answer_never_loses_the_validated_one(monkeypatch, capsys, sea
     from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
     from monet_opt.solving.common import Deadline
     from monet_opt.solving.contract import Claim, Method, MethodKind
-    from monet_opt.families.fusion import joint
+    from monet_opt.families.fusion_checkpoint import joint
 
     exact = CHECKPOINT.methods["cpsat"].run
 

@@ -177,7 +177,7 @@ def test_a_batch_that_overflows_dram_is_infeasible_not_a_bug():
      "'inf' is not a finite number"),
     (["evaluate", "--workload", "resnet18-cifar", "--hardware", "edge-tpu-quad", "--out", ""], "an empty path"),
     (["workload", "show", "monet_opt"], "monet_opt: is a directory, not an ONNX file"),
-    (["solve", "instances/remat-chain16-40.yaml"], "kind: 'remat' is an abstract instance of `monet bench`"),
+    (["solve", "instances/remat-chain16-40.yaml"], "kind: 'remat' is an instance of the remat family: give --method"),
 ])
 def test_option_and_file_mistakes(argv, message):
     refused(argv, message)

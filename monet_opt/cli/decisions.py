@@ -14,6 +14,7 @@ from monet_opt.model.cost import CostTable
 from monet_opt.model.hardware import load_accelerator
 from monet_opt.report.answer import number_text
 from monet_opt.solving.budget import Budget
+from monet_opt.solving.common import Deadline, SolverOptions
 from monet_opt.solving.contract import CostUnderBudget, solve
 from monet_opt.solving.genetic import GAConfig
 from monet_opt.solving.registry import Registry
@@ -53,13 +54,21 @@ def sweep_progress(message: str) -> None:
     print(f"sweep: {message}", file=sys.stderr, flush=True)
 
 
-def cmd_checkpoint_graph(args: argparse.Namespace) -> int:
+def _checkpoint_command_start(args: argparse.Namespace) -> tuple[Deadline, SolverOptions, Budget | None]:
+    """What both checkpoint commands do first: the command's deadline, the solver options with the
+    GA's size (--population, --generations), the --budget (None with --sweep), the --out check."""
     deadline = work_deadline(args, args.time_limit)
-    ga = GAConfig(population=args.population, generations=args.generations, seed=args.seed)
-    options = solver_options(args, ga)
+    options = solver_options(args, GAConfig(population=args.population, generations=args.generations,
+                                            seed=args.seed))
     budget = None if args.sweep else Budget.parse(args.budget)
     if args.out:
         check_output_dir(args.out)
+    return deadline, options, budget
+
+
+def cmd_checkpoint_graph(args: argparse.Namespace) -> int:
+    deadline, options, budget = _checkpoint_command_start(args)
+    ga = options.ga
     problem = load_problem(args.graph)
     problem = replace(problem, free_order=(args.order or default_order(problem)) == "free")
     if args.sweep:
@@ -75,12 +84,8 @@ def cmd_checkpoint_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_checkpoint_training(args: argparse.Namespace) -> int:
-    deadline = work_deadline(args, args.time_limit)
-    ga = GAConfig(population=args.population, generations=args.generations, seed=args.seed)
-    options = solver_options(args, ga)
-    budget = None if args.sweep else Budget.parse(args.budget)
-    if args.out:
-        check_output_dir(args.out)
+    deadline, options, budget = _checkpoint_command_start(args)
+    ga = options.ga
     hw = load_accelerator(args.hardware)
     limits = local_budgets(args.local_budget, hw)
     training = workload_graphs(args)[1]

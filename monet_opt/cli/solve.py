@@ -32,8 +32,8 @@ def populate_solve(solve_cmd: argparse.ArgumentParser, registry: Registry) -> No
     solve_cmd.add_argument("instance", nargs="?", metavar="INSTANCE.yaml",
                            help="the instance (default: instances/default.yaml of the source tree)")
     solve_cmd.add_argument("--method", choices=methods, metavar="METHOD",
-                           help=f"for an instance of one family (kind: FAMILY), its method ({listed}; default: the "
-                                "family's first); a training instance names its methods under optimise")
+                           help=f"required for an instance of one family (kind: FAMILY), its method ({listed}); a "
+                                "training instance names its methods under optimise")
     solve_cmd.add_argument("--time-limit", type=positive_float, metavar="S",
                            help="wall-clock seconds for the whole command (default: the instance's time_limit)")
     solve_cmd.add_argument("--workers", type=positive_int, default=2, help="solver threads (default 2)")
@@ -60,9 +60,13 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
 
 def _solve_family_instance(instance: FamilyInstance, args: argparse.Namespace) -> int:
-    """`solve()` of the instance's family with --method (default: the family's first method)."""
+    """`solve()` of the instance's family with --method: required, as such an instance (the suite's
+    abstract instances) is there to compare the family's methods, none of which is the answer."""
     family = instance.family
-    method = family.method(args.method or next(iter(family.methods))).name
+    if args.method is None:
+        raise InputError(f"{instance.source}: kind: {family.name!r} is an instance of the {family.name} family: give "
+                         f"--method (one of {', '.join(family.methods)}), or run the suite with `monet bench`")
+    method = family.method(args.method).name
     args.time_limit = instance.time_limit_s if args.time_limit is None else args.time_limit
     deadline = work_deadline(args, args.time_limit)
     options = SolverOptions(time_limit_s=deadline.limit_s, workers=args.workers, seed=instance.seed,

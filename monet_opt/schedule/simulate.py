@@ -111,7 +111,9 @@ class SimulationResult:
 
 
 def insert_recomputation(graph: Graph, plan: Plan) -> tuple[Graph, Plan]:
-    """The graph and plan with recompute ops for every RECOMPUTE value (see the module docstring)."""
+    """The graph and plan with recompute ops for every RECOMPUTE value (see the module docstring).
+    One function, over 80 lines: the new ops, their tensors, the rewired readers and the plan's new
+    order are built together from the same recompute groups."""
     recomputed = {t for t, r in plan.residency.items() if r is Residency.RECOMPUTE}
     if not recomputed:
         if plan.recompute_groups:
@@ -373,7 +375,9 @@ def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, str
                 violations: list[Violation]) -> _Run:
     """Run the stacks: repeatedly start the stack (at the head of the order of every core it runs
     on) that can start earliest, given its inputs, its ON_CHIP copies over links and its cores' DRAM
-    links."""
+    links. One function, over 80 lines: it is the simulator's hot loop (benchmarks/simulate_step.py;
+    every plan of every solver passes through it) and each event updates the same dozen pieces of
+    state (ready times, link queues, memory occupancy)."""
     stack_of, stack_inputs, on_chip_home = structure.stack_of, structure.stack_inputs, structure.on_chip_home
     core_memory = {c.name: c.memory for c in hw.cores}
     dram_link = {c.name: hw.link_between(DRAM, c.name) for c in hw.cores}

@@ -26,6 +26,10 @@ from monet_opt.model.workload.ir import TensorRole
 
 class _Model:
     def __init__(self, space: CheckpointSpace, weights: CostWeights, target: CostUnderBudget | MinimumPeak) -> None:
+        """The whole model in one pass, in the order of formulations/checkpointing.md (choices, slots,
+        memory, objective). One function, over 80 lines, because every section reads the variables of
+        the ones before it (choices per saved value and residency, step prices, slot liveness): split,
+        they would travel as one bag of a dozen dictionaries."""
         self.space = s = space
         self.weights = weights
         budget_bytes = target.budget if isinstance(target, CostUnderBudget) else None

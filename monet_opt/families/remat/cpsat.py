@@ -86,7 +86,9 @@ class _Model:
     def __init__(self, problem: RematProblem, target: CostUnderBudget | MinimumPeak,
                  horizon: Sequence[int] | None = None, deadline: Deadline | None = None,
                  window: Window | None = None, soft_budget: bool = False) -> None:
-        """Raises OutOfTime when `deadline` passes while the model is built (large models take
+        """One function, over 80 lines, for the reason of the checkpoint model's: each constraint
+        family reads the stage variables of the ones before it (formulations/remat.md, in order).
+        Raises OutOfTime when `deadline` passes while the model is built (large models take
         seconds: 11 s for the 500-node layered DAG's 102k pairs). With a `window`, only its stages
         have variables; the boundary values are constants (`Window`). `soft_budget`: a stage may
         exceed the budget by `over[t]` (memory units); the objective is then the total excess

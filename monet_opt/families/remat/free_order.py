@@ -63,7 +63,9 @@ def free_order_pairs(problem: RematProblem) -> int:
 
 class FreeOrderModel:
     def __init__(self, problem: RematProblem, budget: int | None, deadline: Deadline | None = None) -> None:
-        """Budget None: minimise the peak. Raises OutOfTime when `deadline` passes while building."""
+        """Budget None: minimise the peak. Raises OutOfTime when `deadline` passes while building.
+        One function, over 80 lines, as the fixed-order model (`cpsat._Model`): the constraints share
+        the stage variables, built in the order of formulations/remat.md."""
         self.problem = problem
         n = problem.n
         earliest, latest, last_needed = stage_windows(problem)

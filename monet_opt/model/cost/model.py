@@ -376,7 +376,9 @@ def _price_op(graph: Graph, op: Op, core: Core, hw: Accelerator, on_chip: frozen
 
 def _price_stack(graph: Graph, ops: Sequence[Op], placed: Sequence[Core], hw: Accelerator, on_chip: frozenset[str],
                  limits_bytes: Mapping[str, int] | None) -> Cost | Unavailable:
-    """A fused stack, tile by tile, each op on its core (module docstring, "A fused stack")."""
+    """A fused stack, tile by tile, each op on its core (module docstring, "A fused stack"). One
+    function, over 80 lines: it is the inner loop of filling a cost table (benchmarks/cost_table.py)
+    and its steps share the per-op placement maps it builds first."""
     memory_of_op = {op.name: c.memory for op, c in zip(ops, placed, strict=True)}
     core_of_op = {op.name: c for op, c in zip(ops, placed, strict=True)}
     members = set(memory_of_op)
