@@ -29,7 +29,7 @@ from monet_opt.io import write_text_atomic
 from monet_opt.families.allocation.ga import stream_ga_config
 from monet_opt.families.allocation.problem import from_training
 from monet_opt.families.allocation.family import AllocationInstance, solve_allocation
-from monet_opt.solving.common import SolverOptions
+from monet_opt.solving.common import Deadline, SolverOptions
 from monet_opt.model.training import derive_training_graph
 from monet_opt.model.workload import load_forward_graph
 
@@ -54,13 +54,15 @@ def main() -> None:
         instance = AllocationInstance(from_training(graph, hw, table), graph, hw, table)
         print(f"{workload} on {hardware}: greedy, CP-SAT...", file=sys.stderr, flush=True)
         greedy = solve_allocation(instance, "greedy", "latency", SolverOptions())
-        exact = solve_allocation(instance, "cpsat", "latency", SolverOptions(args.time_limit, args.workers, 0))
+        exact = solve_allocation(instance, "cpsat", "latency", SolverOptions(workers=args.workers, seed=0),
+                                 deadline=Deadline.start(args.time_limit))
         ga_best, ga_seconds = [], []
         for seed in range(args.seeds):
             print(f"{workload} on {hardware}: GA seed {seed}...", file=sys.stderr, flush=True)
             started = time.perf_counter()
-            ga = solve_allocation(instance, "ga", "latency", SolverOptions(time_limit_s=math.inf, seed=seed),
-                                  stream_ga_config(args.population, args.generations, seed=seed))
+            ga = solve_allocation(instance, "ga", "latency", SolverOptions(seed=seed),
+                                  stream_ga_config(args.population, args.generations, seed=seed),
+                                  deadline=Deadline.start(math.inf))
             ga_seconds.append(time.perf_counter() - started)
             ga_best.append(ga.payload.best.latency_cycles)
         tenth = statistics.mean(ga_seconds) / 10

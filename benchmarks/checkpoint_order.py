@@ -63,7 +63,8 @@ def main() -> None:
                 cells = []
                 for problem in (fixed, free):
                     try:
-                        result = solve(CHECKPOINT, problem, CostUnderBudget(budget), "cpsat", options)
+                        result = solve(CHECKPOINT, problem, CostUnderBudget(budget), "cpsat", options,
+                                       Deadline.start(args.time_limit))
                     except InfeasibleError:
                         cells.append(None)
                         continue

@@ -71,7 +71,8 @@ def main() -> None:
             budget = Budget(percent, is_percent=True).resolve(base.dynamic_dram_peak_bytes)
             print(f"{workload} at {percent}%...", file=sys.stderr, flush=True)
             try:
-                exact = solve_checkpoint(space, objective, budget, "cpsat", options)
+                exact = solve_checkpoint(space, objective, budget, "cpsat", options,
+                                         deadline=Deadline.start(args.time_limit))
             except InfeasibleError:
                 lines.append(f"{percent:>6}%{budget:>12,}{'infeasible':>11}   (below the smallest feasible budget)")
                 continue
@@ -102,7 +103,7 @@ def main() -> None:
             for method in ("cpsat", "milp"):
                 print(f"{workload} abstraction at {percent}%: {method}...", file=sys.stderr, flush=True)
                 try:
-                    r = solve_remat(problem, budget, method, options)
+                    r = solve_remat(problem, budget, method, options, deadline=Deadline.start(args.time_limit))
                     gap = "-" if r.stats.gap is None else f"{100 * r.stats.gap:.2f}%"
                     cells.append((r.stats.status.value, r.stats.solve_time_s, gap, r.objective))
                 except InfeasibleError:

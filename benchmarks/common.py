@@ -53,4 +53,4 @@ def checkpoint_training_arguments(description: str):
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out")
     args = parser.parse_args()
-    return args, SolverOptions(args.time_limit, args.workers, 0), load_accelerator(args.hardware)
+    return args, SolverOptions(workers=args.workers, seed=0), load_accelerator(args.hardware)

@@ -22,7 +22,7 @@ from common import emit, header
 
 from monet_opt.model.cost import CostTable
 from monet_opt.model.hardware import load_accelerator
-from monet_opt.solving.common import SolverOptions
+from monet_opt.solving.common import Deadline, SolverOptions
 from monet_opt.families.fusion.family import solve_fusion
 from monet_opt.families.fusion.heuristics import MONET_GA
 from monet_opt.families.fusion.space import FusionObjective, fusion_space
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--max-stacks", default="2,3,4,5,6")
     parser.add_argument("--out")
     args = parser.parse_args()
-    options = SolverOptions(time_limit_s=args.time_limit, workers=2, progress=False)
+    options = SolverOptions(workers=2, progress=False)
     rows = [header(), "", f"time limit {args.time_limit:g} s per method run; GA: MONET's settings (100 x 50), "
                           f"{args.seeds} seeds; latency in Mcycles (change vs layer by layer), energy in mJ, DRAM in MB"]
     for mode in args.modes.split(","):
@@ -59,8 +59,9 @@ def main() -> None:
                 started = time.perf_counter()
                 space = fusion_space(graph, table, max_stack, FusionObjective.LATENCY)
                 enumerated_s = time.perf_counter() - started
-                base, rule, exact = (solve_fusion(space, m, options) for m in ("none", "rule", "cpsat"))
-                gas = [solve_fusion(space, "ga", options,
+                base, rule, exact = (solve_fusion(space, m, options, Deadline.start(args.time_limit))
+                                     for m in ("none", "rule", "cpsat"))
+                gas = [solve_fusion(space, "ga", options, Deadline.start(args.time_limit),
                                     ga=GAConfig(MONET_GA.population, MONET_GA.generations,
                                                 MONET_GA.crossover_probability, MONET_GA.mutation_probability, seed))
                        for seed in range(args.seeds)]

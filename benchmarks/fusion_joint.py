@@ -75,9 +75,10 @@ def main() -> None:
         peak = unfused.store_all.dynamic_dram_peak_bytes
         for fraction in fractions:
             budget = int(fraction * peak)
-            options = SolverOptions(time_limit_s=args.time_limit, workers=2, progress=False)
+            options = SolverOptions(workers=2, progress=False)
             try:
-                alone = solve_checkpoint(unfused, goal, budget, "cpsat", options).objective
+                alone = solve_checkpoint(unfused, goal, budget, "cpsat", options,
+                                         deadline=Deadline.start(args.time_limit)).objective
             except InfeasibleError:
                 alone = None
             for k in stack_sizes:

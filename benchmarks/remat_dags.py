@@ -102,7 +102,8 @@ def main() -> None:
             budget = math.ceil(fraction * peak) if args.graphs else int(fraction * peak)
             print(f"{problem.name} at {fraction:.0%}...", file=sys.stderr, flush=True)
             solve_started = time.perf_counter()
-            result = solve_remat(problem, budget, "cpsat", SolverOptions(args.time_limit, args.workers, 0))
+            result = solve_remat(problem, budget, "cpsat", SolverOptions(workers=args.workers, seed=0),
+                                 deadline=Deadline.start(args.time_limit))
             wall_s = time.perf_counter() - solve_started
             heuristic = best_heuristic(problem, budget)
             greedy_cost = evaluate_schedule(problem, heuristic).cost if heuristic else None

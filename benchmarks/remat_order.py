@@ -20,7 +20,7 @@ from dataclasses import replace
 from common import emit, header
 from monet_opt.errors import InfeasibleError
 from monet_opt.studies.generate import layered_dag
-from monet_opt.solving.common import SolverOptions
+from monet_opt.solving.common import Deadline, SolverOptions
 from monet_opt.families.remat.cpsat import band_pairs
 from monet_opt.families.remat.family import solve_remat
 from monet_opt.families.remat.free_order import free_order_pairs, stage_windows
@@ -55,7 +55,8 @@ def main() -> None:
             print(f"{problem.name} {'free' if free else 'fixed'} ...", file=sys.stderr, flush=True)
             try:
                 result = solve_remat(replace(problem, free_order=free), budget, "cpsat",
-                                     SolverOptions(args.time_limit, args.workers, 0))
+                                     SolverOptions(workers=args.workers, seed=0),
+                                     deadline=Deadline.start(args.time_limit))
                 outcome.append((result.objective, result.status.value, result.stats.solve_time_s))
             except InfeasibleError:
                 outcome.append((None, "infeasible", None))

@@ -13,11 +13,11 @@ from monet_opt.model.hardware import load_accelerator
 from monet_opt.families.allocation.ga import stream_ga_config
 from monet_opt.families.allocation.problem import from_training, load_instance
 from monet_opt.families.allocation.family import AllocationInstance, solve_allocation
-from monet_opt.solving.common import SolverOptions, SolveStatus
+from monet_opt.solving.common import Deadline, SolveStatus, SolverOptions
 from monet_opt.model.training import derive_training_graph
 from monet_opt.model.workload import load_forward_graph
 
-OPTIONS = SolverOptions(time_limit_s=30, workers=2, seed=0)
+OPTIONS = SolverOptions(workers=2, seed=0)
 SMALL_GA = stream_ga_config(population=16, generations=15, seed=3)
 
 
@@ -69,7 +69,7 @@ def cifar():
 def test_training_graph_is_validated_and_never_worse_than_greedy(cifar):
     assert cifar.problem.core_classes == (("tpu0", "tpu1", "tpu2", "tpu3"),)
     greedy = solve_allocation(cifar, "greedy", "latency", OPTIONS)
-    exact = solve_allocation(cifar, "cpsat", "latency", SolverOptions(time_limit_s=5, workers=2))
+    exact = solve_allocation(cifar, "cpsat", "latency", SolverOptions(workers=2), deadline=Deadline.start(5))
     assert exact.payload.best.simulation.valid and greedy.payload.best.simulation.valid
     assert exact.payload.best.latency_cycles <= greedy.payload.best.latency_cycles
     # the bound is a valid lower bound of the simulated makespan, and the gap is measured against it
@@ -77,7 +77,7 @@ def test_training_graph_is_validated_and_never_worse_than_greedy(cifar):
     assert exact.stats.gap == pytest.approx(1 - exact.stats.bound / exact.payload.best.latency_cycles) or \
         exact.stats.status is SolveStatus.OPTIMAL
     # energy depends only on the assignment: the least-energy plan is no worse than the fastest
-    frugal = solve_allocation(cifar, "cpsat", "energy", SolverOptions(time_limit_s=5, workers=2))
+    frugal = solve_allocation(cifar, "cpsat", "energy", SolverOptions(workers=2), deadline=Deadline.start(5))
     assert frugal.payload.best.energy_pj <= exact.payload.best.energy_pj * (1 + 1e-12)
 
 

@@ -22,7 +22,7 @@ from monet_opt.model.workload import load_forward_graph
 from monet_opt.model.workload.builder import GraphBuilder
 from monet_opt.model.workload.ir import DType, Phase
 
-OPTIONS = SolverOptions(time_limit_s=60, workers=2, seed=0)
+OPTIONS = SolverOptions(workers=2, seed=0)
 SEPARATE = {"dram.bandwidth_bits_per_cycle": 64}
 
 

@@ -21,7 +21,7 @@ from monet_opt.solving.genetic import GAConfig
 from monet_opt.model.training import derive_training_graph
 from monet_opt.model.workload import load_forward_graph
 
-OPTIONS = SolverOptions(time_limit_s=60, workers=2, seed=0)
+OPTIONS = SolverOptions(workers=2, seed=0)
 SEPARATE = {"dram.bandwidth_bits_per_cycle": 64}  # the PE array and the vector unit have their own memories
 SHARED = {**SEPARATE, "cores.1.memory": "sram"}  # one memory: every saved activation may stay on chip
 
@@ -193,7 +193,7 @@ def test_training_sweep_runs_from_the_smallest_feasible_budget_to_store_all(spac
 
     space, plans = spaces["separate"]
     rows = training_budget_sweep(CheckpointProblem(space, OBJECTIVES["latency"]), 4, OPTIONS, GAConfig(16, 8, seed=0),
-                                 Deadline.start(OPTIONS.time_limit_s))
+                                 Deadline.start(60))
     lowest = min(e.dynamic_dram_peak_bytes for _, _, e in plans if e.local_overflow_bytes == 0)
     assert [r.budget for r in rows][0] == lowest and rows[-1].budget == space.store_all.dynamic_dram_peak_bytes
     for r in rows:

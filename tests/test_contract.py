@@ -24,7 +24,7 @@ from monet_opt.solving.common import parse_cpsat_params
 from monet_opt.solving.contract import SHARED_SCHEMA
 from monet_opt.families.remat import REMAT, chain_problem, evaluate_schedule
 
-OPTIONS = SolverOptions(time_limit_s=20, workers=2, seed=0)
+OPTIONS = SolverOptions(workers=2, seed=0)
 
 
 def stub(payload, claim, kind=MethodKind.SEARCH):

@@ -14,13 +14,13 @@ from monet_opt.cli import main
 from monet_opt.model.cost import CostTable, price
 from monet_opt.schedule import simulate
 from monet_opt.schedule.plan import Plan, serial_sequence
-from monet_opt.solving.common import SolverOptions
+from monet_opt.solving.common import Deadline, SolverOptions
 from monet_opt.families.fusion.family import solve_fusion
 from monet_opt.families.fusion.heuristics import repair, rule_partition
 from monet_opt.families.fusion.space import FusionObjective, connected_sets, fusion_space, is_convex, plan_of, priced
 from monet_opt.model.workload.builder import GraphBuilder
 
-OPTIONS = SolverOptions(time_limit_s=60, workers=2, progress=False)
+OPTIONS = SolverOptions(workers=2, progress=False)
 
 
 def conv_relu_conv():
@@ -203,7 +203,7 @@ def test_exact_partition_equals_brute_force_for_every_objective(graph_seed):
                          }.get(objective, 0)
             assert expected[objective] - 1e-6 <= result.objective <= expected[objective] + tolerance + 1e-6, objective
             for method in ("rule", "none", "ga"):
-                other = solve_fusion(space, method, SolverOptions(time_limit_s=5, progress=False))
+                other = solve_fusion(space, method, SolverOptions(progress=False), Deadline.start(5))
                 assert other.validated and other.objective >= expected[objective] - 1e-6
 
 
@@ -607,8 +607,8 @@ def test_fuse_with_checkpointing_command(capsys):
     assert data["validated"] and data["rounds"] and data["peak_memory"] <= data["budget"]
     graph = derive_training_graph(builtin_forward_graph("resnet18-cifar"))
     space = CheckpointSpace(graph, load_accelerator("edge-tpu-quad"))
-    alone = solve_checkpoint(space, OBJECTIVES["latency"], data["budget"], "cpsat",
-                             SolverOptions(time_limit_s=30, progress=False))
+    alone = solve_checkpoint(space, OBJECTIVES["latency"], data["budget"], "cpsat", SolverOptions(progress=False),
+                             deadline=Deadline.start(30))
     assert data["objective"] <= alone.objective
 
 

@@ -270,7 +270,7 @@ def test_cpsat_is_not_started_when_its_overhead_outlasts_the_deadline():
         model.add(a + b <= 1)
     model.maximize(sum(x))
     overhead_s = CPSAT_SECONDS_PER_CONSTRAINT * 1999
-    options = SolverOptions(time_limit_s=1.0, progress=False)
+    options = SolverOptions(progress=False)
     _, stats = run_cpsat(model, options, Deadline.start(overhead_s / 2))
     assert stats.status is SolveStatus.UNKNOWN and stats.objective is None and stats.bound is None
     _, stats = run_cpsat(model, options, Deadline.start(5.0))
@@ -297,7 +297,7 @@ def test_heuristics_stop_inside_a_schedule_at_the_deadline():
 
 def test_the_suspicious_results_of_the_first_users():
     from monet_opt.model.hardware import load_accelerator
-    from monet_opt.solving import SolverOptions
+    from monet_opt.solving import Deadline, SolverOptions
     from monet_opt.families.allocation import AllocationInstance, from_training, solve_allocation
     from monet_opt.families.allocation.ga import stream_ga_config
     from monet_opt.families.checkpoint import OBJECTIVES, CheckpointSpace, solve_checkpoint
@@ -315,11 +315,13 @@ def test_the_suspicious_results_of_the_first_users():
     assert everything.dynamic_dram_peak_bytes == base.dynamic_dram_peak_bytes
     assert everything.latency_cycles > base.latency_cycles
     # Chen's sweep starts at store-all: at a 100 % budget it answers store-all, not a slower plan
-    greedy = solve_checkpoint(space, latency, base.dynamic_dram_peak_bytes, "greedy", SolverOptions(10))
+    greedy = solve_checkpoint(space, latency, base.dynamic_dram_peak_bytes, "greedy", SolverOptions(),
+                              deadline=Deadline.start(10))
     assert greedy.validated and greedy.objective == base.latency_cycles
     # the headline plan of a front is its fastest point, so no front point dominates it
     instance = AllocationInstance(from_training(graph, hw))
-    front = solve_allocation(instance, "ga", "pareto", SolverOptions(30), stream_ga_config(12, 6, seed=1))
+    front = solve_allocation(instance, "ga", "pareto", SolverOptions(), stream_ga_config(12, 6, seed=1),
+                             deadline=Deadline.start(30))
     best, points = front.payload.best, front.payload.front
     assert best is points[0] and not any(p.latency_cycles <= best.latency_cycles and p.energy_pj < best.energy_pj
                                          for p in points)

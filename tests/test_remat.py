@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.solving.budget import Budget
-from monet_opt.solving.common import SolverOptions, SolveStatus
+from monet_opt.solving.common import Deadline, SolveStatus, SolverOptions
 from monet_opt.families.remat.ga import GAConfig
 from monet_opt.families.remat.problem import (
     RematProblem, chain_problem, evaluate_schedule, load_problem, store_all_peak,
@@ -20,7 +20,7 @@ from monet_opt.families.remat.problem import (
 from monet_opt.families.remat.family import METHODS, REMAT, solve_remat
 from remat_reference import brute_force, brute_force_any_order, chain_optimum
 
-FAST = SolverOptions(time_limit_s=120, workers=2, seed=0)
+FAST = SolverOptions(workers=2, seed=0)
 
 
 def random_dag(rng, n, max_in=3):
@@ -177,8 +177,8 @@ def test_no_method_ever_exceeds_the_budget(seed, n, fraction, method):
     problem = random_dag(random.Random(seed), n)
     budget = max(1, int(fraction * store_all_peak(problem)))
     try:
-        result = solve_remat(problem, budget, method, SolverOptions(20, 2, seed),
-                             GAConfig(population=20, generations=8, seed=seed))
+        result = solve_remat(problem, budget, method, SolverOptions(workers=2, seed=seed),
+                             GAConfig(population=20, generations=8, seed=seed), deadline=Deadline.start(20))
     except InfeasibleError as exc:
         assert "smallest feasible budget" in str(exc)
         return
@@ -189,7 +189,7 @@ def test_no_method_ever_exceeds_the_budget(seed, n, fraction, method):
         replay = evaluate_schedule(problem, result.payload)
         assert result.validated and replay.valid and replay.peak <= budget and replay.cost == result.objective
         if method != "cpsat":
-            exact = solve_remat(problem, budget, "cpsat", SolverOptions(20, 2, 0))
+            exact = solve_remat(problem, budget, "cpsat", SolverOptions(workers=2), deadline=Deadline.start(20))
             assert exact.objective <= result.objective  # nothing beats the exact optimum
 
 
@@ -331,7 +331,8 @@ def test_cpsat_without_a_schedule_in_time_answers_its_warm_start():
     problem = layered_dag(250, seed=250)
     budget = int(0.9 * store_all_peak(problem))
     # the warm start takes about a second; CP-SAT itself gets 0.2 s (a raw parameter, applied last)
-    result = solve_remat(problem, budget, "cpsat", SolverOptions(20, 2, 0, cpsat_params=(("max_time_in_seconds", "0.2"),)))
+    result = solve_remat(problem, budget, "cpsat", SolverOptions(workers=2, cpsat_params=(("max_time_in_seconds", "0.2"),)),
+                         deadline=Deadline.start(20))
     data = result.to_dict()
     assert result.validated and result.measurement.peak <= budget and data["status"] == "feasible"
     assert data["warm_start_cost"] is not None and data["objective"] <= data["warm_start_cost"]
@@ -536,7 +537,7 @@ def test_the_free_order_answer_is_never_worse_than_the_fixed_order_one(monkeypat
     assert remat_family.searches_free_order(problem)
     budget = 4
     fixed = solve(remat_family.REMAT, replace(problem, free_order=False), CostUnderBudget(budget), "cpsat",
-                  SolverOptions(time_limit_s=20, progress=False))
+                  SolverOptions(progress=False), Deadline.start(20))
     recompute_all = [0, 1, 2, 3, 7, 0, 1, 2, 6, 0, 1, 5, 0, 4]  # every backward node recomputes the chain
     worse = evaluate_schedule(problem, recompute_all)
     assert worse.peak <= budget and worse.cost > fixed.objective
@@ -546,7 +547,7 @@ def test_the_free_order_answer_is_never_worse_than_the_fixed_order_one(monkeypat
                                          None, ())
 
     monkeypatch.setattr(remat_family, "solve_free_order", injected)
-    result = solve(remat_family.REMAT, problem, CostUnderBudget(budget), "cpsat",
-                   SolverOptions(time_limit_s=20, progress=False))
+    result = solve(remat_family.REMAT, problem, CostUnderBudget(budget), "cpsat", SolverOptions(progress=False),
+                   Deadline.start(20))
     assert result.validated and result.objective == fixed.objective
     assert result.status.value != "optimal" and result.details["from_warm_start"]

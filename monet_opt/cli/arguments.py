@@ -19,7 +19,7 @@ from monet_opt.model.workload import BUILTIN_MODELS, Graph, load_forward_graph
 from monet_opt.solving.budget import Budget
 from monet_opt.families import default_registry
 from monet_opt.solving.registry import Registry
-from monet_opt.solving.common import Deadline, SolverOptions, parse_cpsat_params
+from monet_opt.solving.common import DEFAULT_TIME_LIMIT_S, Deadline, SolverOptions, parse_cpsat_params
 from monet_opt.solving.contract import Family
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ def solver_options(args: argparse.Namespace, ga: GAConfig | None = None) -> Solv
     if export is not None:
         check_output_file(export, "--export-model")
     params = parse_cpsat_params(args.cpsat_params) if args.cpsat_params else ()
-    return SolverOptions(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed,
+    return SolverOptions(workers=args.workers, seed=args.seed,
                          deterministic=args.deterministic, cpsat_params=params, log_search=args.log,
                          export_model=export, progress=not args.quiet, ga=ga)
 
@@ -170,7 +170,7 @@ def add_output_arguments(p: argparse.ArgumentParser, files: str) -> None:
 
 def add_solver_arguments(p: argparse.ArgumentParser) -> None:
     """Time limit, workers, seed and CP-SAT passthrough: shared by every command that solves."""
-    p.add_argument("--time-limit", type=positive_float, default=60.0, metavar="S",
+    p.add_argument("--time-limit", type=positive_float, default=DEFAULT_TIME_LIMIT_S, metavar="S",
                    help="wall-clock seconds for the whole command, set-up and warm starts included (default 60)")
     p.add_argument("--workers", type=positive_int, default=2, help="solver threads (default 2)")
     p.add_argument("--seed", type=int, default=0)

@@ -69,8 +69,7 @@ def _solve_family_instance(instance: FamilyInstance, args: argparse.Namespace) -
     method = family.method(args.method).name
     args.time_limit = instance.time_limit_s if args.time_limit is None else args.time_limit
     deadline = work_deadline(args, args.time_limit)
-    options = SolverOptions(time_limit_s=deadline.limit_s, workers=args.workers, seed=instance.seed,
-                            progress=not args.quiet)
+    options = SolverOptions(workers=args.workers, seed=instance.seed, progress=not args.quiet)
     result = solve(family, instance.problem, instance.target, method, options, deadline)
     return report_answer(result, args, "result.json")
 

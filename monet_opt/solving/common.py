@@ -34,9 +34,15 @@ class SolveStatus(StrEnum):
     VIOLATES = "violates"  # a fixed rule's answer that breaks a constraint (e.g. store-all over the budget)
 
 
-@dataclass(frozen=True)
+DEFAULT_TIME_LIMIT_S = 60.0
+"""The time limit of a solve given no deadline (`solve()` and the families' `solve_*` helpers), and
+of the solving commands given no --time-limit."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class SolverOptions:
-    """Time limit (s, wall clock for the whole method), worker threads, seed, and CP-SAT passthrough.
+    """Worker threads, seed, CP-SAT passthrough and GA settings: how to search, not for how long (the
+    time travels as one `Deadline`, started by the command or script that sets the limit).
 
     With one worker, or with `deterministic`, a CP-SAT run is reproducible (deterministic mode
     interleaves the workers in fixed batches, which is much slower on these models). With several
@@ -49,7 +55,6 @@ class SolverOptions:
     method (None: the family's default, the field's for that decision, seeded with `seed`).
     """
 
-    time_limit_s: float = 60.0
     workers: int = 2
     seed: int = 0
     deterministic: bool = False

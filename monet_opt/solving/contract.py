@@ -41,7 +41,7 @@ from typing import Any, Generic, TypeVar
 from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.schedule.simulate import Claim as PlanClaim
 from monet_opt.schedule.simulate import SimulationResult
-from monet_opt.solving.common import Deadline, SolverOptions, SolveStats, SolveStatus
+from monet_opt.solving.common import DEFAULT_TIME_LIMIT_S, Deadline, SolverOptions, SolveStats, SolveStatus
 
 Problem = TypeVar("Problem")
 Target = TypeVar("Target")
@@ -325,10 +325,10 @@ contract, one answer")."""
 def solve(family: Family[Problem, Target, Payload], problem: Problem, target: Target, method: str,
           options: SolverOptions, deadline: Deadline | None = None) -> Result[Payload]:
     """Run `method` of `family` on (problem, target) and referee its answer (module docstring).
-    `deadline` (default: one of `options.time_limit_s` starting now) bounds the method's wall time;
-    a command passes the one it started with, so that its own set-up counts too."""
+    `deadline` (default: DEFAULT_TIME_LIMIT_S from now) bounds the method's wall time; a command
+    passes the one it started with, so that its own set-up counts too."""
     chosen = family.method(method)
-    deadline = deadline or Deadline.start(options.time_limit_s)
+    deadline = deadline or Deadline.start(DEFAULT_TIME_LIMIT_S)
     if family.infeasible_on_sight(problem, target):
         raise _infeasible(family, problem, target, options, deadline, "a lower bound")
     proposal = chosen.run(problem, target, options, deadline)

@@ -169,7 +169,7 @@ def _solve_training(bench: BenchInstance, method: str, time_limit_s: float, work
 def _solve_own(bench: BenchInstance, method: str, time_limit_s: float, workers: int, started: float) -> Result:
     """An instance of a family's own, solved by `solve()` with its problem and target as read."""
     assert bench.own is not None
-    options = SolverOptions(time_limit_s=time_limit_s, workers=workers, seed=bench.seed, progress=False)
+    options = SolverOptions(workers=workers, seed=bench.seed, progress=False)
     return solve(bench.own.family, bench.own.problem, bench.own.target, method, options,
                  Deadline(started, time_limit_s))
 

@@ -126,7 +126,7 @@ def point_plan(graph: Graph, table: CostTable, plan: str, time_limit_s: float = 
 
     deadline = Deadline.start(time_limit_s)
     space = fusion_space(graph, table, OPTIMISED_MAX_STACK, FusionObjective.EDP, deadline, enumerate_stacks=True)
-    options = SolverOptions(time_limit_s=deadline.remaining_s(), workers=1, seed=0, progress=False)
+    options = SolverOptions(workers=1, seed=0, progress=False)
     result = solve(FUSION, space, space.objective, "cpsat", options, deadline)
     candidates = [PointPlan(default_plan(graph, table), "default"), rule]
     if result.payload is not None:

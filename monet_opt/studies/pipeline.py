@@ -137,8 +137,7 @@ def solve_instance(instance: Instance, workers: int = 2, progress: bool = True, 
     carried = Carried()
     for k, decision in enumerate(order):
         stage_deadline = _stage_deadline(instance, decision, deadline, len(order) - k)
-        options = SolverOptions(time_limit_s=max(stage_deadline.remaining_s(), 0.0), workers=workers,
-                                seed=instance.seed, progress=False)
+        options = SolverOptions(workers=workers, seed=instance.seed, progress=False)
         if progress:
             print(f"monet solve: {decision} ...", file=sys.stderr, flush=True)
         result, carried = STAGES[decision](setting, carried, options, stage_deadline)

@@ -360,9 +360,12 @@ METHODS = tuple(ALLOCATION.methods)
 
 
 def solve_allocation(instance: AllocationInstance, method: str, objective: str, options: SolverOptions,
-                     ga_config: GAConfig | None = None, pareto_points: int = 5) -> Result[AllocationAnswer]:
-    """`solve()` of the allocation family for the goal named `objective`."""
+                     ga_config: GAConfig | None = None, pareto_points: int = 5,
+                     deadline: Deadline | None = None) -> Result[AllocationAnswer]:
+    """`solve()` of the allocation family for the goal named `objective`, by `deadline` (default:
+    DEFAULT_TIME_LIMIT_S from now)."""
     if objective not in OBJECTIVES:
         raise InputError(f"allocation: unknown objective {objective!r} (one of {', '.join(OBJECTIVES)})")
     family = ALLOCATION if pareto_points == 5 else allocation_family(pareto_points)
-    return solve(family, instance, AllocationGoal(objective), method, replace(options, ga=ga_config or options.ga))
+    return solve(family, instance, AllocationGoal(objective), method, replace(options, ga=ga_config or options.ga),
+                 deadline)

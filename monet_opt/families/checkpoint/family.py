@@ -329,7 +329,9 @@ METHODS = tuple(CHECKPOINT.methods)
 
 
 def solve_checkpoint(space: CheckpointSpace, weights: CostWeights, budget_bytes: int, method: str,
-                     options: SolverOptions, ga_config: GAConfig | None = None) -> Result[Decisions]:
-    """`solve()` of the checkpoint family: least weighted cost with the dynamic DRAM peak <= budget_bytes."""
+                     options: SolverOptions, ga_config: GAConfig | None = None,
+                     deadline: Deadline | None = None) -> Result[Decisions]:
+    """`solve()` of the checkpoint family: least weighted cost with the dynamic DRAM peak <= budget_bytes,
+    by `deadline` (default: DEFAULT_TIME_LIMIT_S from now)."""
     return solve(CHECKPOINT, CheckpointProblem(space, weights), CostUnderBudget(budget_bytes), method,
-                 replace(options, ga=ga_config or options.ga))
+                 replace(options, ga=ga_config or options.ga), deadline)

@@ -293,8 +293,7 @@ def fuse_within_reach(family: Family, space: FusionSpace, method: str, problem: 
     the ops kept alone)."""
     while True:
         share = deadline.share(SHARE_PER_SOLVE)
-        result = solve(family, space, space.objective, method, replace(options, time_limit_s=share.remaining_s()),
-                       share)
+        result = solve(family, space, space.objective, method, options, share)
         if result.payload is None or deadline.expired():
             return result, space
         split = peak_split(space, result.payload, problem.checkpoint, problem.budget_bytes, deadline)

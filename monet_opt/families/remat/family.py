@@ -368,7 +368,10 @@ METHODS = tuple(REMAT.methods)
 
 
 def solve_remat(problem: RematProblem, budget: int, method: str, options: SolverOptions,
-                ga_config: GAConfig | None = None, max_pairs: int = MAX_MODEL_PAIRS) -> Result[Schedule]:
-    """`solve()` of the remat family at `budget` (model units): least cost within it."""
+                ga_config: GAConfig | None = None, max_pairs: int = MAX_MODEL_PAIRS,
+                deadline: Deadline | None = None) -> Result[Schedule]:
+    """`solve()` of the remat family at `budget` (model units): least cost within it, by `deadline`
+    (default: DEFAULT_TIME_LIMIT_S from now)."""
     family = REMAT if max_pairs == MAX_MODEL_PAIRS else remat_family(max_pairs)
-    return solve(family, problem, CostUnderBudget(budget), method, replace(options, ga=ga_config or options.ga))
+    return solve(family, problem, CostUnderBudget(budget), method, replace(options, ga=ga_config or options.ga),
+                 deadline)
