@@ -23,15 +23,15 @@ import time
 from pathlib import Path
 
 from common import emit, header
-from monet_opt.model.cost import CostTable
-from monet_opt.model.hardware import load_accelerator
-from monet_opt.io import write_text_atomic
+from monet_opt.families.allocation.family import AllocationInstance, solve_allocation
 from monet_opt.families.allocation.ga import stream_ga_config
 from monet_opt.families.allocation.problem import from_training
-from monet_opt.families.allocation.family import AllocationInstance, solve_allocation
-from monet_opt.solving.common import Deadline, SolverOptions
+from monet_opt.io import write_text_atomic
+from monet_opt.model.cost import CostTable
+from monet_opt.model.hardware import load_accelerator
 from monet_opt.model.training import derive_training_graph
 from monet_opt.model.workload import load_forward_graph
+from monet_opt.solving.common import Deadline, SolverOptions
 
 INSTANCES = [("resnet18", "edge-tpu-quad"), ("resnet18", "edge-hetero"), ("gpt2-mini", "edge-hetero"),
              ("gpt2-mini", "fusemax-dc")]

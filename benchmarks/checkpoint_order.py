@@ -19,14 +19,14 @@ import sys
 
 from common import checkpoint_training_arguments, emit, header
 from monet_opt.errors import InfeasibleError
-from monet_opt.solving.budget import Budget
 from monet_opt.families.checkpoint.family import CHECKPOINT, CheckpointProblem, smallest_feasible_budget
 from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
-from monet_opt.solving.common import Deadline
-from monet_opt.solving.contract import CostUnderBudget, solve
 from monet_opt.model.training import derive_training_graph
 from monet_opt.model.training.derive import UpdatePlacement
 from monet_opt.model.workload import load_forward_graph
+from monet_opt.solving.budget import Budget
+from monet_opt.solving.common import Deadline
+from monet_opt.solving.contract import CostUnderBudget, solve
 
 MIB = 2**20
 

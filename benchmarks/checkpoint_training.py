@@ -26,16 +26,16 @@ import time
 
 from common import checkpoint_training_arguments, emit, header
 from monet_opt.errors import InfeasibleError
-from monet_opt.solving.budget import Budget
 from monet_opt.families.checkpoint.family import CheckpointProblem, smallest_feasible_budget, solve_checkpoint
 from monet_opt.families.checkpoint.heuristics import fits, greedy_plan, rule_decisions, run_checkpoint_ga
 from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace, checkmate_abstraction
-from monet_opt.solving.common import Deadline
-from monet_opt.solving.genetic import GAConfig
 from monet_opt.families.remat.family import solve_remat
 from monet_opt.families.remat.problem import store_all_peak
 from monet_opt.model.training import derive_training_graph
 from monet_opt.model.workload import load_forward_graph
+from monet_opt.solving.budget import Budget
+from monet_opt.solving.common import Deadline
+from monet_opt.solving.genetic import GAConfig
 
 
 def pct(value: float | None, base: float) -> str:

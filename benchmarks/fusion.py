@@ -20,15 +20,15 @@ import time
 
 from common import emit, header
 
-from monet_opt.model.cost import CostTable
-from monet_opt.model.hardware import load_accelerator
-from monet_opt.solving.common import Deadline, SolverOptions
 from monet_opt.families.fusion.family import solve_fusion
 from monet_opt.families.fusion.heuristics import MONET_GA
 from monet_opt.families.fusion.space import FusionObjective, fusion_space
-from monet_opt.solving.genetic import GAConfig
+from monet_opt.model.cost import CostTable
+from monet_opt.model.hardware import load_accelerator
 from monet_opt.model.training import derive_training_graph, inference_graph
 from monet_opt.model.workload import builtin_forward_graph
+from monet_opt.solving.common import Deadline, SolverOptions
+from monet_opt.solving.genetic import GAConfig
 
 CASES = (("resnet18", "edge-tpu-quad"), ("resnet18", "fusemax-dc"), ("gpt2-mini", "edge-tpu-quad"),
          ("gpt2-mini", "fusemax-dc"))

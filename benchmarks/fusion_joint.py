@@ -21,17 +21,17 @@ from pathlib import Path
 
 from common import emit, header
 from monet_opt.errors import InfeasibleError
-from monet_opt.model.hardware import load_accelerator
-from monet_opt.model.cost import CostTable
 from monet_opt.families.checkpoint.family import CHECKPOINT, solve_checkpoint
 from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
-from monet_opt.solving.common import Deadline, SolverOptions
-from monet_opt.solving.contract import CostUnderBudget, solve
 from monet_opt.families.fusion.family import FUSION
-from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem, fuse_and_checkpoint, fuse_within_reach
 from monet_opt.families.fusion.space import FusionObjective, fusion_space
+from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem, fuse_and_checkpoint, fuse_within_reach
+from monet_opt.model.cost import CostTable
+from monet_opt.model.hardware import load_accelerator
 from monet_opt.model.training import derive_training_graph
 from monet_opt.model.workload import builtin_forward_graph
+from monet_opt.solving.common import Deadline, SolverOptions
+from monet_opt.solving.contract import CostUnderBudget, solve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from checkpoint_reference import two_layer_block  # noqa: E402

@@ -32,12 +32,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from common import emit, header
-from monet_opt.studies.generate import layered_dag
-from monet_opt.io import write_text_atomic
-from monet_opt.solving.common import Deadline, SolverOptions
 from monet_opt.families.remat.family import best_heuristic, solve_remat
 from monet_opt.families.remat.ga import GAConfig, run_ga
 from monet_opt.families.remat.problem import evaluate_schedule, load_problem, store_all_peak
+from monet_opt.io import write_text_atomic
+from monet_opt.solving.common import Deadline, SolverOptions
+from monet_opt.studies.generate import layered_dag
 
 
 def number(value: float | None) -> str:

@@ -19,12 +19,12 @@ from dataclasses import replace
 
 from common import emit, header
 from monet_opt.errors import InfeasibleError
-from monet_opt.studies.generate import layered_dag
-from monet_opt.solving.common import Deadline, SolverOptions
 from monet_opt.families.remat.cpsat import band_pairs
 from monet_opt.families.remat.family import solve_remat
 from monet_opt.families.remat.free_order import free_order_pairs, stage_windows
 from monet_opt.families.remat.problem import RematProblem, store_all_peak
+from monet_opt.solving.common import Deadline, SolverOptions
+from monet_opt.studies.generate import layered_dag
 
 
 def random_dag(rng: random.Random, n: int) -> RematProblem:

@@ -18,9 +18,9 @@ import networkx as nx
 from common import emit, header, median_seconds
 from monet_opt.model.cost import CostTable
 from monet_opt.model.hardware import load_accelerator
-from monet_opt.schedule import default_plan, simulate
 from monet_opt.model.training import derive_training_graph
 from monet_opt.model.workload import builtin_forward_graph
+from monet_opt.schedule import default_plan, simulate
 
 CASES = [("resnet18", "edge-tpu-quad", 0.020), ("gpt2-mini", "edge-tpu-quad", 0.050), ("gpt2-mini", "fusemax-dc", 0.050),
          ("resnet18", "edge-hetero", None), ("gpt2-mini", "dc-mesh4", None)]

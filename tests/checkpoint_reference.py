@@ -3,11 +3,11 @@ activation and every set of disjoint candidate fused groups, each judged by the 
 
 import itertools
 
-from monet_opt.schedule.plan import Residency
-from monet_opt.schedule.simulate import insert_recomputation
+from monet_opt.model.training.derive import Optimizer, derive_training_graph
 from monet_opt.model.workload.builder import GraphBuilder
 from monet_opt.model.workload.ir import DType
-from monet_opt.model.training.derive import Optimizer, derive_training_graph
+from monet_opt.schedule.plan import Residency
+from monet_opt.schedule.simulate import insert_recomputation
 
 
 def two_layer_block():

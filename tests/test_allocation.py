@@ -7,15 +7,15 @@ import pytest
 
 from allocation_reference import brute_force, random_instance, random_link_instance
 from monet_opt.cli import main
-from monet_opt.model.cost import CostTable
 from monet_opt.errors import InfeasibleError, InputError
-from monet_opt.model.hardware import load_accelerator
+from monet_opt.families.allocation.family import AllocationInstance, solve_allocation
 from monet_opt.families.allocation.ga import stream_ga_config
 from monet_opt.families.allocation.problem import from_training, load_instance
-from monet_opt.families.allocation.family import AllocationInstance, solve_allocation
-from monet_opt.solving.common import Deadline, SolveStatus, SolverOptions
+from monet_opt.model.cost import CostTable
+from monet_opt.model.hardware import load_accelerator
 from monet_opt.model.training import derive_training_graph
 from monet_opt.model.workload import load_forward_graph
+from monet_opt.solving.common import Deadline, SolverOptions, SolveStatus
 
 OPTIONS = SolverOptions(workers=2, seed=0)
 SMALL_GA = stream_ga_config(population=16, generations=15, seed=3)

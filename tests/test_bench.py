@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from monet_opt.families import default_registry
-from monet_opt.studies.bench import load_bench_instance, methods_by_kind, read_rows, suite_instances
 from monet_opt.cli import main
 from monet_opt.errors import InputError
+from monet_opt.families import default_registry
+from monet_opt.studies.bench import load_bench_instance, methods_by_kind, read_rows, suite_instances
 from monet_opt.studies.generate import layered_allocation, layered_dag, remat_node_link
 
 INSTANCES = Path(__file__).resolve().parent.parent / "instances"

@@ -10,17 +10,17 @@ from checkpoint_reference import all_plans
 from hw_fixtures import toy
 from monet_opt.cli import main
 from monet_opt.errors import InfeasibleError, InputError
-from monet_opt.model.hardware import load_accelerator
 from monet_opt.families.checkpoint.family import CHECKPOINT, CheckpointProblem
 from monet_opt.families.checkpoint.order import candidate_orders, enumerate_orders, order_dependencies, reorder
 from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
-from monet_opt.solving.common import SolverOptions, SolveStatus
-from monet_opt.solving.contract import CostUnderBudget, solve
+from monet_opt.model.hardware import load_accelerator
 from monet_opt.model.training import derive_training_graph
 from monet_opt.model.training.derive import Optimizer, UpdatePlacement
 from monet_opt.model.workload import load_forward_graph
 from monet_opt.model.workload.builder import GraphBuilder
 from monet_opt.model.workload.ir import DType, Phase
+from monet_opt.solving.common import SolverOptions, SolveStatus
+from monet_opt.solving.contract import CostUnderBudget, solve
 
 OPTIONS = SolverOptions(workers=2, seed=0)
 SEPARATE = {"dram.bandwidth_bits_per_cycle": 64}

@@ -10,16 +10,16 @@ from checkpoint_reference import all_plans, two_layer_block
 from hw_fixtures import toy
 from monet_opt.cli import main
 from monet_opt.errors import InfeasibleError
-from monet_opt.model.hardware import load_accelerator
-from monet_opt.schedule.plan import Residency
-from monet_opt.families.checkpoint.heuristics import rule_decisions
-from monet_opt.solving.budget import Budget
 from monet_opt.families.checkpoint.family import METHODS, CheckpointProblem, solve_checkpoint
+from monet_opt.families.checkpoint.heuristics import rule_decisions
 from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace, Decisions
-from monet_opt.solving.common import Deadline, SolverOptions, SolveStatus
-from monet_opt.solving.genetic import GAConfig
+from monet_opt.model.hardware import load_accelerator
 from monet_opt.model.training import derive_training_graph
 from monet_opt.model.workload import load_forward_graph
+from monet_opt.schedule.plan import Residency
+from monet_opt.solving.budget import Budget
+from monet_opt.solving.common import Deadline, SolverOptions, SolveStatus
+from monet_opt.solving.genetic import GAConfig
 
 OPTIONS = SolverOptions(workers=2, seed=0)
 SEPARATE = {"dram.bandwidth_bits_per_cycle": 64}  # the PE array and the vector unit have their own memories

@@ -11,18 +11,20 @@ import pytest
 from checkpoint_reference import two_layer_block
 from hw_fixtures import toy
 from monet_opt.errors import InputError
+from monet_opt.families.allocation import (
+    ALLOCATION, AllocationAnswer, AllocationGoal, AllocationInstance, load_instance,
+)
+from monet_opt.families.allocation.family import validate
+from monet_opt.families.allocation.greedy import heft
+from monet_opt.families.checkpoint import CHECKPOINT, OBJECTIVES, CheckpointProblem, CheckpointSpace, Decisions
+from monet_opt.families.remat import REMAT, chain_problem, evaluate_schedule
 from monet_opt.schedule.simulate import Claim as PlanClaim
 from monet_opt.solving import (
     Budget, Claim, CostUnderBudget, ExitCode, Method, MethodKind, Proposal, SolverBug, SolverOptions, SolveStatus,
     heuristic_stats, solve,
 )
-from monet_opt.families.allocation import ALLOCATION, AllocationAnswer, AllocationGoal, AllocationInstance, load_instance
-from monet_opt.families.allocation.family import validate
-from monet_opt.families.allocation.greedy import heft
-from monet_opt.families.checkpoint import CHECKPOINT, OBJECTIVES, CheckpointProblem, CheckpointSpace, Decisions
 from monet_opt.solving.common import parse_cpsat_params
 from monet_opt.solving.contract import SHARED_SCHEMA
-from monet_opt.families.remat import REMAT, chain_problem, evaluate_schedule
 
 OPTIONS = SolverOptions(workers=2, seed=0)
 

@@ -4,8 +4,8 @@ agreement with ZigZag's published figures."""
 import pytest
 
 from monet_opt.cli import main
-from monet_opt.model.cost import price
 from monet_opt.errors import InputError
+from monet_opt.model.cost import price
 from monet_opt.model.hardware.model import WidthEnergy
 from monet_opt.model.training import PRECISIONS, Optimizer, derive_training_graph, inference_graph, precision_named
 from monet_opt.model.workload import DType

@@ -11,14 +11,14 @@ import pytest
 
 from hw_fixtures import toy
 from monet_opt.cli import main
-from monet_opt.model.cost import CostTable, price
-from monet_opt.schedule import simulate
-from monet_opt.schedule.plan import Plan, serial_sequence
-from monet_opt.solving.common import Deadline, SolverOptions
 from monet_opt.families.fusion.family import solve_fusion
 from monet_opt.families.fusion.heuristics import repair, rule_partition
 from monet_opt.families.fusion.space import FusionObjective, connected_sets, fusion_space, is_convex, plan_of, priced
+from monet_opt.model.cost import CostTable, price
 from monet_opt.model.workload.builder import GraphBuilder
+from monet_opt.schedule import simulate
+from monet_opt.schedule.plan import Plan, serial_sequence
+from monet_opt.solving.common import Deadline, SolverOptions
 
 OPTIONS = SolverOptions(workers=2, progress=False)
 

@@ -4,9 +4,9 @@ the replay on random DAGs, and the 1000-node layered DAG at 80 % where no other 
 import math
 import random
 
-from monet_opt.studies.generate import layered_dag
 from monet_opt.families.remat.gap_descent import PORTFOLIO, gap_descent
 from monet_opt.families.remat.problem import RematProblem, evaluate_schedule, store_all_peak
+from monet_opt.studies.generate import layered_dag
 from remat_reference import brute_force
 from test_remat import random_dag
 

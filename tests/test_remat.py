@@ -11,13 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monet_opt.errors import InfeasibleError, InputError
-from monet_opt.solving.budget import Budget
-from monet_opt.solving.common import Deadline, SolveStatus, SolverOptions
+from monet_opt.families.remat.family import METHODS, REMAT, solve_remat
 from monet_opt.families.remat.ga import GAConfig
 from monet_opt.families.remat.problem import (
     RematProblem, chain_problem, evaluate_schedule, load_problem, store_all_peak,
 )
-from monet_opt.families.remat.family import METHODS, REMAT, solve_remat
+from monet_opt.solving.budget import Budget
+from monet_opt.solving.common import Deadline, SolverOptions, SolveStatus
 from remat_reference import brute_force, brute_force_any_order, chain_optimum
 
 FAST = SolverOptions(workers=2, seed=0)

@@ -6,13 +6,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monet_opt.model.cost import CostTable
 from monet_opt.errors import InputError
+from monet_opt.model.cost import CostTable
 from monet_opt.model.hardware import accelerator_from_dict, load_accelerator
-from monet_opt.schedule import Claim, Plan, Residency, check, default_plan, simulate
 from monet_opt.model.training import Optimizer, derive_training_graph, inference_graph
 from monet_opt.model.workload import DType, Phase, builtin_forward_graph
 from monet_opt.model.workload.builder import GraphBuilder
+from monet_opt.schedule import Claim, Plan, Residency, check, default_plan, simulate
 from hw_fixtures import toy, toy_data
 from test_training import tiny_mlp
 from test_training_properties import cnns, mlps, transformers

@@ -7,10 +7,11 @@ import yaml
 
 from hw_fixtures import toy_data
 from monet_opt.errors import InputError
-from monet_opt.studies.design_space import (area_proxy, grid_points, load_space, pareto_front, point_accelerator, point_values,
-                             sample_points)
-from monet_opt.studies.design_sweep import evaluate_point
 from monet_opt.model.workload.builder import GraphBuilder
+from monet_opt.studies.design_space import (
+    area_proxy, grid_points, load_space, pareto_front, point_accelerator, point_values, sample_points,
+)
+from monet_opt.studies.design_sweep import evaluate_point
 
 
 def write_space(tmp_path, parameters, constraints=(), **extra):

@@ -41,7 +41,8 @@ def report_answer(result: Result, args: argparse.Namespace, answer_file: str, wo
             write_front([(v.latency_cycles, v.energy_pj) for v in front], args.out,
                         f"{result.problem}: {result.method} front")
         write_json_atomic(Path(args.out) / answer_file, data)
-    print(json.dumps(data, indent=1) if args.json else format_answer(data, registry_of(args).family(result.family).answer_lines))
+    family_lines = registry_of(args).family(result.family).answer_lines
+    print(json.dumps(data, indent=1) if args.json else format_answer(data, family_lines))
     if result.exit_code is ExitCode.NO_ANSWER:
         print(f"monet: {result.method} found no answer that satisfies the constraints "
               f"({result.stats.solve_time_s:.2f} s of the {args.time_limit:g} s limit; not proven infeasible)",

@@ -7,9 +7,9 @@ import argparse
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from monet_opt.errors import InputError
+from monet_opt.families import default_registry
 from monet_opt.io import check_output_file
 from monet_opt.model.hardware import Accelerator
 from monet_opt.model.training import (
@@ -17,13 +17,10 @@ from monet_opt.model.training import (
 )
 from monet_opt.model.workload import BUILTIN_MODELS, Graph, load_forward_graph
 from monet_opt.solving.budget import Budget
-from monet_opt.families import default_registry
-from monet_opt.solving.registry import Registry
-from monet_opt.solving.common import DEFAULT_TIME_LIMIT_S, Deadline, SolverOptions, parse_cpsat_params
+from monet_opt.solving.common import DEFAULT_TIME_LIMIT_S, Deadline, GAConfig, SolverOptions, parse_cpsat_params
 from monet_opt.solving.contract import Family
+from monet_opt.solving.registry import Registry
 
-if TYPE_CHECKING:
-    from monet_opt.solving.genetic import GAConfig
 
 
 

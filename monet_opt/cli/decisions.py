@@ -9,15 +9,6 @@ import sys
 from dataclasses import replace
 
 from monet_opt.errors import InputError
-from monet_opt.io import check_output_dir
-from monet_opt.model.cost import CostTable
-from monet_opt.model.hardware import load_accelerator
-from monet_opt.report.answer import number_text
-from monet_opt.solving.budget import Budget
-from monet_opt.solving.common import Deadline, SolverOptions
-from monet_opt.solving.contract import CostUnderBudget, solve
-from monet_opt.solving.genetic import GAConfig
-from monet_opt.solving.registry import Registry
 from monet_opt.families.allocation.family import OBJECTIVES as ALLOCATION_OBJECTIVES
 from monet_opt.families.allocation.family import AllocationGoal, AllocationInstance
 from monet_opt.families.allocation.ga import stream_ga_config
@@ -33,10 +24,19 @@ from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem
 from monet_opt.families.remat.family import default_order
 from monet_opt.families.remat.problem import load_problem, store_all_peak
 from monet_opt.families.remat.sweep import budget_sweep, write_remat_sweep, write_sweep
+from monet_opt.io import check_output_dir
+from monet_opt.model.cost import CostTable
+from monet_opt.model.hardware import load_accelerator
+from monet_opt.report.answer import number_text
+from monet_opt.solving.budget import Budget
+from monet_opt.solving.common import Deadline, GAConfig, SolverOptions
+from monet_opt.solving.contract import CostUnderBudget, solve
+from monet_opt.solving.registry import Registry
 
 from monet_opt.cli.answer import report_answer
 from monet_opt.cli.arguments import (
-    registry_of, add_budget_arguments, add_solving_arguments, add_workload_arguments, local_budgets, positive_int, solver_options, work_deadline, workload_graphs,
+    add_budget_arguments, add_solving_arguments, add_workload_arguments, local_budgets, positive_int, registry_of,
+    solver_options, work_deadline, workload_graphs,
 )
 
 
@@ -138,7 +138,8 @@ def cmd_allocate(args: argparse.Namespace) -> int:
         instance = AllocationInstance(from_training(training, hw, table), training, hw, table)
     else:
         instance = AllocationInstance(load_allocation_problem(args.instance))
-    result = solve(registry_of(args).family("allocation"), instance, AllocationGoal(args.objective), args.method, options,
+    family = registry_of(args).family("allocation")
+    result = solve(family, instance, AllocationGoal(args.objective), args.method, options,
                    deadline)
     return report_answer(result, args, "allocation.json", workload=args.workload)
 
@@ -218,17 +219,20 @@ def populate_checkpoint_training(training: argparse.ArgumentParser, registry: Re
                                "list schedules, each solved exactly")
     training.add_argument("--local-budget", action="append", metavar="MEMORY=B|P%",
                           help="bound a local memory below its capacity (bytes or %% of it; repeatable)")
-    add_solving_arguments(training, registry.family("checkpoint"), (100, 50), "checkpoint.json and the plan's result.json, gantt.png, "
+    add_solving_arguments(training, registry.family("checkpoint"), (100, 50),
+                          "checkpoint.json and the plan's result.json, gantt.png, "
                           "memory.png, trace.json (or sweep.csv and sweep.png)", cmd_checkpoint_training)
 
 
 def populate_allocate(allocate: argparse.ArgumentParser, registry: Registry) -> None:
-    allocate.add_argument("--instance", metavar="FILE.yaml", help="abstract allocation instance (see instances/allocation)")
+    allocate.add_argument("--instance", metavar="FILE.yaml",
+                          help="abstract allocation instance (see instances/allocation)")
     add_workload_arguments(allocate, positional=False, required=False)
     allocate.add_argument("--hardware", metavar="NAME|FILE.yaml", help="accelerator of a --workload")
     allocate.add_argument("--objective", choices=list(ALLOCATION_OBJECTIVES), default="latency",
                           help="latency (makespan), energy, or pareto (epsilon-constraint front); default latency")
-    add_solving_arguments(allocate, registry.family("allocation"), (64, 250), "allocation.json (--workload: also result.json, gantt.png, "
+    add_solving_arguments(allocate, registry.family("allocation"), (64, 250),
+                          "allocation.json (--workload: also result.json, gantt.png, "
                           "memory.png, trace.json; a front: front.csv, front.png)", cmd_allocate)
 
 
@@ -259,5 +263,6 @@ def populate_fuse(fuse: argparse.ArgumentParser, registry: Registry) -> None:
                            "0.3, 0.7); default monet")
     fuse.add_argument("--population", type=positive_int, help="GA population (default: the preset's)")
     fuse.add_argument("--generations", type=positive_int, help="GA generations (default: the preset's)")
-    add_solving_arguments(fuse, registry.family("fusion"), None, "fusion.json and the plan's result.json, gantt.png, memory.png, "
+    add_solving_arguments(fuse, registry.family("fusion"), None,
+                          "fusion.json and the plan's result.json, gantt.png, memory.png, "
                           "trace.json (with --schedule also multi_core/)", cmd_fuse)

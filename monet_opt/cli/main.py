@@ -52,7 +52,8 @@ def build_parser(argv: Sequence[str] | None = None, registry: Registry | None = 
         ("allocate",): (commands.add_parser(
             "allocate", help="assign ops to cores and order them (makespan, energy, Pareto)"), "decisions",
             "populate_allocate"),
-        ("fuse",): (commands.add_parser("fuse", help="choose which ops run as fused stacks (layer fusion)"), "decisions",
+        ("fuse",): (commands.add_parser("fuse", help="choose which ops run as fused stacks (layer fusion)"),
+                    "decisions",
                     "populate_fuse"),
     }
     words = [a for a in (argv or []) if not a.startswith("-")]

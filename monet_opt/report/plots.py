@@ -11,8 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from monet_opt.io import atomic_path  # noqa: E402
-from monet_opt.schedule.simulate import SimulationResult  # noqa: E402
+from monet_opt.io import atomic_path
+from monet_opt.schedule.simulate import SimulationResult
 
 PHASE_COLOURS = {"forward": "#4C72B0", "backward": "#DD8452", "optimizer": "#55A868", "recompute": "#C44E52"}
 TRANSFER_COLOUR = "#8C8C8C"

@@ -2,7 +2,7 @@
 
 from monet_opt.schedule.plan import Plan, Residency, check_plan_input, default_plan
 from monet_opt.schedule.simulate import (
-    Claim, CheckReport, SimulationResult, TaskRecord, TransferRecord, Violation, check, insert_recomputation, simulate,
+    CheckReport, Claim, SimulationResult, TaskRecord, TransferRecord, Violation, check, insert_recomputation, simulate,
 )
 
 __all__ = [

@@ -11,8 +11,8 @@ from enum import StrEnum
 
 import networkx as nx
 
-from monet_opt.model.cost.model import Cost, CostTable
 from monet_opt.errors import InfeasibleError, InputError
+from monet_opt.model.cost.model import Cost, CostTable
 from monet_opt.model.workload.ir import Graph, Phase, TensorRole
 
 

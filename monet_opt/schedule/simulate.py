@@ -52,11 +52,11 @@ from dataclasses import dataclass, field, replace
 
 import networkx as nx
 
-from monet_opt.model.cost.model import Cost, CostTable
 from monet_opt.errors import InputError
+from monet_opt.model.cost.model import Cost, CostTable
 from monet_opt.model.hardware.model import DRAM, Accelerator, Link
-from monet_opt.schedule.plan import Plan, Residency, check_plan_input, serial_sequence
 from monet_opt.model.workload.ir import Graph, Op, Phase, TensorRole
+from monet_opt.schedule.plan import Plan, Residency, check_plan_input, serial_sequence
 
 
 @dataclass(frozen=True)

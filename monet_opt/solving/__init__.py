@@ -3,8 +3,8 @@
 from monet_opt.solving.budget import Budget
 from monet_opt.solving.common import Deadline, SolverOptions, SolveStats, SolveStatus, heuristic_stats
 from monet_opt.solving.contract import (
-    Claim, CostUnderBudget, ExitCode, Family, Measurement, Method, MethodKind, MinimumPeak, Proposal, Result,
-    SolverBug, Verdict, solve,
+    Claim, CostUnderBudget, ExitCode, Family, Measurement, Method, MethodKind, MinimumPeak, Proposal, Result, SolverBug,
+    Verdict, solve,
 )
 
 __all__ = ["Budget", "Claim", "CostUnderBudget", "Deadline", "ExitCode", "Family", "Measurement", "Method",

@@ -7,15 +7,11 @@ import time
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from google.protobuf import text_format
 from ortools.sat import sat_parameters_pb2
 
 from monet_opt.errors import InputError
-
-if TYPE_CHECKING:
-    from monet_opt.solving.genetic import GAConfig
 
 
 LARGEST_VALUE = 1e15
@@ -32,6 +28,18 @@ class SolveStatus(StrEnum):
     INFEASIBLE = "infeasible"  # proven: no answer satisfies the constraints
     UNKNOWN = "unknown"  # no answer found within the time limit, and no proof that none exists
     VIOLATES = "violates"  # a fixed rule's answer that breaks a constraint (e.g. store-all over the budget)
+
+
+@dataclass(frozen=True)
+class GAConfig:
+    """The settings of a genetic algorithm (`genetic.py`): population, generations, the probabilities
+    of crossover and mutation, and the seed. The defaults are MONET's NSGA-II."""
+
+    population: int = 100
+    generations: int = 50
+    crossover_probability: float = 0.9
+    mutation_probability: float = 0.1
+    seed: int = 0
 
 
 DEFAULT_TIME_LIMIT_S = 60.0

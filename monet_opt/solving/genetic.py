@@ -16,12 +16,11 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from deap import base, tools
 
-from monet_opt.solving.common import Deadline
+from monet_opt.solving.common import Deadline, GAConfig
 
 Key = TypeVar("Key", bound=Hashable)
 Objectives = TypeVar("Objectives")
@@ -39,15 +38,6 @@ class Individual(list):
     def __init__(self, genes: list) -> None:
         super().__init__(genes)
         self.fitness = TwoObjectives()
-
-
-@dataclass(frozen=True)
-class GAConfig:
-    population: int = 100
-    generations: int = 50
-    crossover_probability: float = 0.9
-    mutation_probability: float = 0.1
-    seed: int = 0
 
 
 Genome = tuple[int, ...]

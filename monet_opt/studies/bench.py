@@ -40,10 +40,10 @@ from pathlib import Path
 from typing import Any
 
 from monet_opt.errors import InfeasibleError, InputError
+from monet_opt.families import default_registry
 from monet_opt.io import write_text_atomic
 from monet_opt.solving.common import Deadline, SolverOptions
 from monet_opt.solving.contract import ExitCode, Family, MethodKind, Result, SolverBug, solve
-from monet_opt.families import default_registry
 from monet_opt.solving.registry import Registry
 from monet_opt.studies.instance import SUITES, FamilyInstance, Instance, load_any_instance
 

@@ -70,8 +70,8 @@ from pathlib import Path
 from typing import Any
 
 from monet_opt.errors import InputError
-from monet_opt.model.hardware.model import LIBRARY_DIR, Accelerator, accelerator_from_dict, schema_error_message
 from monet_opt.io import load_data, load_mapping
+from monet_opt.model.hardware.model import LIBRARY_DIR, Accelerator, accelerator_from_dict, schema_error_message
 from monet_opt.solving.genetic import pareto_front as genetic_pareto_front
 
 _NUMBER = {"type": "number"}

@@ -54,14 +54,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from monet_opt.model.cost import CostTable
 from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.io import atomic_path, write_text_atomic
+from monet_opt.model.cost import CostTable
 from monet_opt.model.hardware.model import DRAM
+from monet_opt.model.workload.ir import Graph
 from monet_opt.schedule import Plan, default_plan, simulate
 from monet_opt.solving.common import Deadline
 from monet_opt.studies.design_space import DesignSpace, area_proxy, pareto_front, point_accelerator, point_values
-from monet_opt.model.workload.ir import Graph
 
 MODES = ("training", "inference")
 

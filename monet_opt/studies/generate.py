@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
-from monet_opt.io import write_text_atomic
 from monet_opt.families.remat.problem import RematProblem
+from monet_opt.io import write_text_atomic
 
 REMAT_SIZES = (100, 250, 500, 1000)
 ALLOCATION_SIZES = (50, 200, 1000)

@@ -137,8 +137,8 @@ class Instance:
     partial_sum: str | None
     mode: str
     hardware: str
-    activation_budget: str | None  # "B" or "P%" as written
-    local_budgets: Mapping[str, str] = field(default_factory=dict)
+    activation_budget: Budget | None  # bytes, or a percentage of the unfused store-all peak
+    local_budgets: Mapping[str, Budget] = field(default_factory=dict)  # bytes, or a percentage of the capacity
     decisions: Mapping[str, Decision] = field(default_factory=dict)
     combine: str = "sequential"
     time_limit_s: float = 60.0
@@ -162,11 +162,9 @@ def _schema_message(error: Any) -> str:
     return f"{path or 'top level'}: {error.message}"
 
 
-def _amount(value: Any, where: str) -> str:
-    """A budget as written: a positive integer of bytes, or a percentage."""
-    text = str(value)
-    Budget.parse(text, where)  # InputError naming `where` when malformed
-    return text
+def _amount(value: Any, where: str) -> Budget:
+    """A budget, parsed once: an integer of bytes, or a percentage (InputError naming `where`)."""
+    return Budget.parse(str(value), where)
 
 
 @dataclass(frozen=True)

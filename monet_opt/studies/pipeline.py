@@ -26,10 +26,10 @@ from typing import Any
 
 from monet_opt.errors import InputError
 from monet_opt.families import default_registry
-from monet_opt.families.checkpoint.family import CheckpointProblem
-from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
 from monet_opt.families.allocation.family import AllocationGoal, AllocationInstance
 from monet_opt.families.allocation.problem import from_training
+from monet_opt.families.checkpoint.family import CheckpointProblem
+from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
 from monet_opt.families.fusion.family import schedule_on_cores
 from monet_opt.families.fusion.space import Candidate, FusionObjective, FusionSpace, fusion_space
 from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem, fuse_within_reach
@@ -40,7 +40,6 @@ from monet_opt.model.training import Optimizer, UpdatePlacement, derive_training
 from monet_opt.model.workload import Graph, load_forward_graph
 from monet_opt.schedule import default_plan, simulate
 from monet_opt.schedule.simulate import SimulationResult
-from monet_opt.solving.budget import Budget
 from monet_opt.solving.common import Deadline, SolverOptions
 from monet_opt.solving.contract import CostUnderBudget, Result, solve
 from monet_opt.solving.registry import Registry
@@ -191,13 +190,11 @@ def _setting(instance: Instance, registry: Registry, workers: int) -> Setting:
     if unknown:
         raise InputError(f"{instance.source}: budgets.local.{unknown[0]}: unknown memory (known: "
                          f"{', '.join(hw.memories)})")
-    limits = {m: Budget.parse(v, f"{instance.source}: budgets.local.{m}").resolve(hw.memories[m].capacity_bytes)
-              for m, v in instance.local_budgets.items()}
+    limits = {m: budget.resolve(hw.memories[m].capacity_bytes) for m, budget in instance.local_budgets.items()}
     activation_budget = None
     if instance.activation_budget is not None:
-        budget = Budget.parse(instance.activation_budget, f"{instance.source}: budgets.activations")
         store_all = CheckpointSpace(graph, hw, local_budget_bytes=limits).store_all.dynamic_dram_peak_bytes
-        activation_budget = budget.resolve(store_all)
+        activation_budget = instance.activation_budget.resolve(store_all)
     return Setting(instance, registry, graph, hw, limits, CostTable(graph, hw, limits), activation_budget)
 
 

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import networkx as nx
 
-from monet_opt.model.cost.model import Cost, CostTable
 from monet_opt.errors import InfeasibleError, InputError
-from monet_opt.model.hardware.model import DRAM, Accelerator
 from monet_opt.io import check_keys, load_data
-from monet_opt.solving.common import LARGEST_VALUE
+from monet_opt.model.cost.model import Cost, CostTable
+from monet_opt.model.hardware.model import DRAM, Accelerator
 from monet_opt.model.workload.ir import Graph
+from monet_opt.solving.common import LARGEST_VALUE
 
 
 @dataclass(frozen=True)

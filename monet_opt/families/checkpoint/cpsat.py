@@ -15,13 +15,13 @@ from collections.abc import Sequence
 
 from ortools.sat.python import cp_model
 
-from monet_opt.model.hardware.model import DRAM
-from monet_opt.schedule.plan import Residency
 from monet_opt.families.checkpoint.space import CheckpointSpace, CostWeights, Decisions, Price
-from monet_opt.solving.common import Deadline, SolverOptions, SolveStats
-from monet_opt.solving.cpsat_runner import interruptible_solve, run_cpsat
-from monet_opt.solving.contract import CostUnderBudget, MinimumPeak
+from monet_opt.model.hardware.model import DRAM
 from monet_opt.model.workload.ir import TensorRole
+from monet_opt.schedule.plan import Residency
+from monet_opt.solving.common import Deadline, SolverOptions, SolveStats
+from monet_opt.solving.contract import CostUnderBudget, MinimumPeak
+from monet_opt.solving.cpsat_runner import interruptible_solve, run_cpsat
 
 
 class _Model:

@@ -25,22 +25,21 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from monet_opt.errors import InfeasibleError
-from monet_opt.report.answer import checkpoint_lines
-from monet_opt.schedule.plan import Residency
-from monet_opt.schedule.simulate import Claim as PlanClaim
-from monet_opt.schedule.simulate import ENERGY_RELATIVE_TOLERANCE, check
 from monet_opt.families.checkpoint.cpsat import solve_checkpoint_cpsat
 from monet_opt.families.checkpoint.heuristics import RULES, fits, greedy_plan, rule_decisions, run_checkpoint_ga
 from monet_opt.families.checkpoint.order import candidate_orders
 from monet_opt.families.checkpoint.space import MAX_GROUP_OPS, CheckpointSpace, CostWeights, Decisions, Evaluation
+from monet_opt.report.answer import checkpoint_lines
+from monet_opt.schedule.plan import Residency
+from monet_opt.schedule.simulate import Claim as PlanClaim
+from monet_opt.schedule.simulate import ENERGY_RELATIVE_TOLERANCE, check
 from monet_opt.solving.common import (
-    Deadline, Incumbent, SolverOptions, SolveStats, SolveStatus, heuristic_stats, warm_start_stats,
+    Deadline, GAConfig, Incumbent, SolverOptions, SolveStats, SolveStatus, heuristic_stats, warm_start_stats,
 )
 from monet_opt.solving.contract import (
     Claim, CostUnderBudget, Family, FeasibleBudget, Measurement, Method, MethodKind, MinimumPeak, Proposal, Result,
     Verdict, budget_infeasible_error, registry, solve,
 )
-from monet_opt.solving.genetic import GAConfig
 
 CheckpointTarget = CostUnderBudget | MinimumPeak
 WARM_START_SHARE = 0.25

@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from monet_opt.families.checkpoint.space import CheckpointSpace, CostWeights, Decisions, Evaluation
 from monet_opt.schedule.plan import Residency
-from monet_opt.families.checkpoint.space import CheckpointSpace, Decisions, Evaluation, CostWeights
 from monet_opt.solving.common import Deadline
 from monet_opt.solving.genetic import GAConfig, nsga2_search, pareto_front
 

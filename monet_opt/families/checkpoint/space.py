@@ -31,14 +31,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from monet_opt.model.cost.model import Cost, CostTable
 from monet_opt.errors import InfeasibleError, InputError
-from monet_opt.model.hardware.model import DRAM, Accelerator
-from monet_opt.schedule.plan import Plan, Residency, default_plan, serial_sequence
-from monet_opt.schedule.simulate import SimulationResult, insert_recomputation, simulate
 from monet_opt.families.checkpoint.order import reorder
 from monet_opt.families.remat.problem import RematProblem
+from monet_opt.model.cost.model import Cost, CostTable
+from monet_opt.model.hardware.model import DRAM, Accelerator
 from monet_opt.model.workload.ir import Graph, Phase, TensorRole
+from monet_opt.schedule.plan import Plan, Residency, default_plan, serial_sequence
+from monet_opt.schedule.simulate import SimulationResult, insert_recomputation, simulate
 
 MAX_GROUP_OPS = 4
 """Longest chain of recomputations considered for fusion into one stack."""

@@ -11,10 +11,9 @@ from collections.abc import Callable
 from monet_opt.errors import InfeasibleError
 from monet_opt.families.checkpoint.family import CHECKPOINT, CheckpointProblem, smallest_feasible_budget
 from monet_opt.families.checkpoint.heuristics import fits, greedy_plan, rule_decisions, run_checkpoint_ga
-from monet_opt.solving.common import Deadline, SolverOptions
-from monet_opt.solving.contract import CostUnderBudget, solve
-from monet_opt.solving.genetic import GAConfig
 from monet_opt.families.remat.sweep import SweepRow
+from monet_opt.solving.common import Deadline, GAConfig, SolverOptions
+from monet_opt.solving.contract import CostUnderBudget, solve
 
 
 def training_budget_sweep(problem: CheckpointProblem, points: int, options: SolverOptions, ga_config: GAConfig,

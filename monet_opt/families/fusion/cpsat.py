@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 from ortools.sat.python import cp_model
 
+from monet_opt.families.fusion.space import Candidate, FusionObjective, FusionSpace
 from monet_opt.solving.common import Deadline, OutOfTime, SolverOptions, SolveStats, SolveStatus
 from monet_opt.solving.cpsat_runner import run_cpsat
-from monet_opt.families.fusion.space import Candidate, FusionObjective, FusionSpace
 
 PRODUCT_LIMIT = 2 ** 62
 """The EDP model's largest latency x energy product (CP-SAT integers are 64-bit)."""

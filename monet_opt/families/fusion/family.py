@@ -18,18 +18,19 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from monet_opt.families.fusion.cpsat import solve_fusion_cpsat
+from monet_opt.families.fusion.heuristics import (
+    MONET_GA, layer_by_layer, rule_partition, run_fusion_ga, start_partition,
+)
+from monet_opt.families.fusion.space import UNITS, Candidate, FusionObjective, FusionSpace, objective_value, plan_of
 from monet_opt.report.answer import fusion_lines
+from monet_opt.schedule.plan import serial_sequence
 from monet_opt.schedule.simulate import Claim as PlanClaim
 from monet_opt.schedule.simulate import check
-from monet_opt.solving.common import Deadline, SolverOptions, heuristic_stats, warm_start_stats
+from monet_opt.solving.common import Deadline, GAConfig, SolverOptions, heuristic_stats, warm_start_stats
 from monet_opt.solving.contract import (
     Claim, Family, Measurement, Method, MethodKind, Proposal, Result, Verdict, registry, solve,
 )
-from monet_opt.families.fusion.cpsat import solve_fusion_cpsat
-from monet_opt.families.fusion.heuristics import MONET_GA, layer_by_layer, rule_partition, run_fusion_ga, start_partition
-from monet_opt.schedule.plan import serial_sequence
-from monet_opt.families.fusion.space import UNITS, Candidate, FusionObjective, FusionSpace, objective_value, plan_of
-from monet_opt.solving.genetic import GAConfig
 
 Partition = tuple[Candidate, ...]
 

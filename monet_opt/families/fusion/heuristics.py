@@ -21,10 +21,10 @@ from collections.abc import Sequence
 
 import networkx as nx
 
-from monet_opt.solving.common import Deadline
 from monet_opt.families.fusion.space import Candidate, FusionSpace, is_convex, priced
-from monet_opt.solving.genetic import GAConfig, nsga2_search
 from monet_opt.model.workload.ir import MAC_KINDS, OpKind
+from monet_opt.solving.common import Deadline
+from monet_opt.solving.genetic import GAConfig, nsga2_search
 
 FOLLOWERS = frozenset({
     OpKind.ADD, OpKind.MUL, OpKind.RELU, OpKind.GELU, OpKind.BATCHNORM, OpKind.LAYERNORM,

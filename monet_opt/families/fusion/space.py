@@ -22,11 +22,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from monet_opt.model.cost.model import Cost, CostTable
 from monet_opt.errors import InfeasibleError
+from monet_opt.model.cost.model import Cost, CostTable
+from monet_opt.model.workload.ir import Graph, Phase
 from monet_opt.schedule.plan import Plan, Residency, serial_sequence
 from monet_opt.solving.common import Deadline
-from monet_opt.model.workload.ir import Graph, Phase
 
 
 class FusionObjective(StrEnum):

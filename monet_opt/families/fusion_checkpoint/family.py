@@ -20,15 +20,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from monet_opt.report.answer import checkpoint_lines
-from monet_opt.schedule.simulate import Claim as PlanClaim
 from monet_opt.families.checkpoint.family import CHECKPOINT, CheckpointProblem
 from monet_opt.families.checkpoint.space import CheckpointSpace, Decisions
+from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem, fuse_and_checkpoint
+from monet_opt.report.answer import checkpoint_lines
+from monet_opt.schedule.simulate import Claim as PlanClaim
 from monet_opt.solving.common import Deadline, SolverOptions
 from monet_opt.solving.contract import (
     Claim, CostUnderBudget, Family, Measurement, Method, MethodKind, Proposal, Verdict, registry,
 )
-from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem, fuse_and_checkpoint
 
 Stacks = tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
 REFEREE_SHARE = 0.05

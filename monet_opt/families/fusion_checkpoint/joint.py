@@ -36,19 +36,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from monet_opt.model.cost.model import Cost, CostTable
 from monet_opt.errors import InfeasibleError
-from monet_opt.model.hardware.model import DRAM, Accelerator
-from monet_opt.schedule.plan import Residency
 from monet_opt.families.checkpoint.family import CHECKPOINT, CheckpointProblem, smallest_feasible_budget
 from monet_opt.families.checkpoint.heuristics import decisions_for, lowest_peak_plan
 from monet_opt.families.checkpoint.space import CheckpointSpace, CostWeights, Evaluation
-from monet_opt.solving.common import Deadline, SolverOptions, SolveStatus
-from monet_opt.solving.contract import CostUnderBudget, Family, Result, SolverBug, solve
 from monet_opt.families.fusion.cpsat import solve_fusion_cpsat
 from monet_opt.families.fusion.heuristics import layer_by_layer, rule_partition, start_partition
 from monet_opt.families.fusion.space import Candidate, FusionObjective, FusionSpace, fusion_space
+from monet_opt.model.cost.model import Cost, CostTable
+from monet_opt.model.hardware.model import DRAM, Accelerator
 from monet_opt.model.workload.ir import Graph, Phase, TensorRole
+from monet_opt.schedule.plan import Residency
+from monet_opt.solving.common import Deadline, SolverOptions, SolveStatus
+from monet_opt.solving.contract import CostUnderBudget, Family, Result, SolverBug, solve
 
 JOINT_MAX_OPS = 40
 """Largest graph (ops) the joint search is tried on."""

@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from monet_opt.solving.common import Deadline, OutOfTime
 from monet_opt.families.remat.problem import RematProblem, evaluate_schedule, memory_excess
+from monet_opt.solving.common import Deadline, OutOfTime
 
 
 def keep_policy_schedule(problem: RematProblem, keep: Iterable[int], deadline: Deadline | None = None) -> list[int]:

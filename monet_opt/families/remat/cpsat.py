@@ -16,11 +16,11 @@ from dataclasses import dataclass, replace
 
 from ortools.sat.python import cp_model
 
-from monet_opt.solving.common import Deadline, OutOfTime, SolverOptions, SolveStats, SolveStatus
-from monet_opt.solving.cpsat_runner import run_cpsat
-from monet_opt.solving.contract import CostUnderBudget, MinimumPeak
 from monet_opt.families.remat.problem import RematProblem
 from monet_opt.families.remat.stages import sequence_to_stages, stages_to_sequence
+from monet_opt.solving.common import Deadline, OutOfTime, SolverOptions, SolveStats, SolveStatus
+from monet_opt.solving.contract import CostUnderBudget, MinimumPeak
+from monet_opt.solving.cpsat_runner import run_cpsat
 
 
 MAX_MODEL_PAIRS = 120_000

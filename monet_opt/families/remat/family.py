@@ -23,39 +23,36 @@ are reported in the graph's own units.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-from pathlib import Path
-from collections.abc import Mapping
-
 from monet_opt.errors import InfeasibleError, InputError
-from monet_opt.io import file_beside
-from monet_opt.report.answer import remat_lines
-from monet_opt.solving.budget import Budget
-from monet_opt.solving.common import (
-    Deadline, Incumbent, OutOfTime, SolverOptions, SolveStats, SolveStatus, heuristic_stats,
-)
-from monet_opt.solving.contract import (
-    Claim, CostUnderBudget, Family, FeasibleBudget, Measurement, Method, MethodKind, MinimumPeak, Proposal, Result,
-    Verdict, budget_infeasible_error, objective_disagreement, registry, solve,
- InstanceFormat,)
-from monet_opt.solving.genetic import GAConfig
 from monet_opt.families.remat.baselines import (
     evict_on_demand, greedy, peak_descent, recompute_all_but_inputs, sqrt_n, store_all,
 )
 from monet_opt.families.remat.cpsat import MAX_MODEL_PAIRS, band_pairs, min_peak_cpsat, solve_cpsat
 from monet_opt.families.remat.feasibility import least_excess_schedule
-from monet_opt.families.remat.gap_descent import PORTFOLIO, gap_descent
 from monet_opt.families.remat.free_order import FREE_ORDER_MAX_NODES, solve_free_order
 from monet_opt.families.remat.ga import run_ga
+from monet_opt.families.remat.gap_descent import PORTFOLIO, gap_descent
 from monet_opt.families.remat.lns import improve
 from monet_opt.families.remat.milp import solve_milp
 from monet_opt.families.remat.problem import (
     RematProblem, evaluate_schedule, load_problem, memory_excess, store_all_peak,
 )
 from monet_opt.families.remat.stages import sequence_to_stages, stages_to_sequence
+from monet_opt.io import file_beside
+from monet_opt.report.answer import remat_lines
+from monet_opt.solving.budget import Budget
+from monet_opt.solving.common import (
+    Deadline, GAConfig, Incumbent, OutOfTime, SolverOptions, SolveStats, SolveStatus, heuristic_stats,
+)
+from monet_opt.solving.contract import (
+    Claim, CostUnderBudget, Family, FeasibleBudget, InstanceFormat, Measurement, Method, MethodKind, MinimumPeak,
+    Proposal, Result, Verdict, budget_infeasible_error, objective_disagreement, registry, solve,
+)
 
 RematTarget = CostUnderBudget | MinimumPeak
 WARM_START_SHARE = 0.25

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from monet_opt.solving.common import Deadline, SolverOptions, SolveStatus
 from monet_opt.families.remat.cpsat import band_pairs, least_excess_cpsat, stage_horizon
 from monet_opt.families.remat.lns import WINDOW_STAGES, solve_window, spliced, window_firsts
 from monet_opt.families.remat.problem import (
     RematProblem, ScheduleEvaluation, evaluate_schedule, memory_excess, memory_levels,
 )
 from monet_opt.families.remat.stages import sequence_to_stages, stages_to_sequence
+from monet_opt.solving.common import Deadline, SolverOptions, SolveStatus
 
 FIRST_HORIZON_STAGES = 10
 """The first horizon of the soft model (stages after a value's last direct reader). 250-node

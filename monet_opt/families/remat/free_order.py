@@ -17,10 +17,10 @@ from collections.abc import Sequence
 
 from ortools.sat.python import cp_model
 
-from monet_opt.solving.common import Deadline, OutOfTime, SolverOptions, SolveStats, SolveStatus
-from monet_opt.solving.cpsat_runner import run_cpsat
 from monet_opt.families.remat.problem import RematProblem
 from monet_opt.families.remat.stages import kept_into_stages
+from monet_opt.solving.common import Deadline, OutOfTime, SolverOptions, SolveStats, SolveStatus
+from monet_opt.solving.cpsat_runner import run_cpsat
 
 FREE_ORDER_MAX_NODES = 60
 """Largest graph on which `monet checkpoint graph` searches the free order by default: measured in

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from monet_opt.solving.common import Deadline, SolveStats, heuristic_stats
-from monet_opt.solving.genetic import GAConfig, nsga2_search, pareto_front
 from monet_opt.families.remat.baselines import keep_policy_schedule, sources
 from monet_opt.families.remat.problem import RematProblem, evaluate_schedule
+from monet_opt.solving.common import Deadline, SolveStats, heuristic_stats
+from monet_opt.solving.genetic import GAConfig, nsga2_search, pareto_front
 
 __all__ = ["FrontPoint", "GAConfig", "nsga2", "run_ga"]
 

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monet_opt.solving.common import Deadline
 from monet_opt.families.remat.problem import RematProblem
 from monet_opt.families.remat.stages import stages_to_sequence
+from monet_opt.solving.common import Deadline
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from monet_opt.solving.common import Deadline, OutOfTime, SolverOptions, SolveStatus
-from monet_opt.solving.contract import CostUnderBudget
-from monet_opt.solving.cpsat_runner import run_cpsat
 from monet_opt.families.remat.cpsat import Window, _Model, stage_horizon
 from monet_opt.families.remat.problem import RematProblem, evaluate_schedule
 from monet_opt.families.remat.stages import sequence_to_stages, stages_to_sequence
+from monet_opt.solving.common import Deadline, OutOfTime, SolverOptions, SolveStatus
+from monet_opt.solving.contract import CostUnderBudget
+from monet_opt.solving.cpsat_runner import run_cpsat
 
 WINDOW_STAGES = 40
 HORIZON_STAGES = 10

@@ -17,9 +17,9 @@ import warnings
 
 import pulp
 
-from monet_opt.solving.common import Deadline, Incumbent, SolverOptions, SolveStats, SolveStatus
 from monet_opt.families.remat.problem import RematProblem
 from monet_opt.families.remat.stages import stages_to_sequence
+from monet_opt.solving.common import Deadline, Incumbent, SolverOptions, SolveStats, SolveStatus
 
 
 def milp_solver(options: SolverOptions, time_limit_s: float, name: str | None = None) -> pulp.LpSolver:

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from monet_opt.io import write_text_atomic
-from monet_opt.solving.common import Deadline, SolverOptions
-from monet_opt.solving.contract import CostUnderBudget, solve
 from monet_opt.families.remat.baselines import greedy, sqrt_n
 from monet_opt.families.remat.family import REMAT, smallest_feasible_budget
 from monet_opt.families.remat.ga import GAConfig, nsga2
 from monet_opt.families.remat.problem import RematProblem, evaluate_schedule, store_all_peak
+from monet_opt.io import write_text_atomic
+from monet_opt.solving.common import Deadline, SolverOptions
+from monet_opt.solving.contract import CostUnderBudget, solve
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from monet_opt.errors import InputError
-from monet_opt.model.hardware.model import DRAM, UNROLL_DIMS, accelerator_from_dict
 from monet_opt.io import load_data
+from monet_opt.model.hardware.model import DRAM, UNROLL_DIMS, accelerator_from_dict
 
 DEFAULT_UNROLL = {"D1": "K", "D2": "C", "D3": "OX"}
 """Loop dimension of each array dimension when the user gives none (ZigZag's tpu_like mapping)."""

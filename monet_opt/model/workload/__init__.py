@@ -6,7 +6,9 @@ from pathlib import Path
 
 from monet_opt.errors import InputError
 from monet_opt.model.workload.ir import DType, Graph, Op, OpKind, Phase, Tensor, TensorRole
-from monet_opt.model.workload.models import BUILTIN_MODELS, GPT2_PRESETS, RESNET_PRESETS, GPTConfig, ResNetConfig, builtin_forward_graph
+from monet_opt.model.workload.models import (
+    BUILTIN_MODELS, GPT2_PRESETS, RESNET_PRESETS, GPTConfig, ResNetConfig, builtin_forward_graph,
+)
 
 
 def import_onnx(path: str | Path, *, batch: int | None = None, seq_len: int | None = None) -> Graph:
