@@ -3,6 +3,7 @@ enumeration judged by the simulator alone, fused recomputation, infeasibility, e
 against the budget, a real workload, and the CLI."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -188,12 +189,12 @@ def test_cli_errors(capsys, argv, code, message):
 
 
 def test_training_sweep_runs_from_the_smallest_feasible_budget_to_store_all(spaces, tmp_path):
-    from monet_opt.families.checkpoint.sweep import training_budget_sweep
-    from monet_opt.families.remat.sweep import write_sweep
+    from monet_opt.families.checkpoint.family import CHECKPOINT
+    from monet_opt.studies.budget_sweep import budget_sweep, write_sweep
 
     space, plans = spaces["separate"]
-    rows = training_budget_sweep(CheckpointProblem(space, OBJECTIVES["latency"]), 4, OPTIONS, GAConfig(16, 8, seed=0),
-                                 Deadline.start(60))
+    rows = budget_sweep(CHECKPOINT, CheckpointProblem(space, OBJECTIVES["latency"]), 4,
+                        replace(OPTIONS, ga=GAConfig(16, 8, seed=0)), Deadline.start(60))
     lowest = min(e.dynamic_dram_peak_bytes for _, _, e in plans if e.local_overflow_bytes == 0)
     assert [r.budget for r in rows][0] == lowest and rows[-1].budget == space.store_all.dynamic_dram_peak_bytes
     for r in rows:

@@ -16,14 +16,12 @@ from monet_opt.families.allocation.problem import from_training
 from monet_opt.families.allocation.problem import load_instance as load_allocation_problem
 from monet_opt.families.checkpoint.family import CheckpointProblem
 from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
-from monet_opt.families.checkpoint.sweep import training_budget_sweep
 from monet_opt.families.fusion.family import schedule_on_cores
 from monet_opt.families.fusion.heuristics import GA_PRESETS
 from monet_opt.families.fusion.space import FusionObjective, fusion_space
 from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem
 from monet_opt.families.remat.family import default_order
 from monet_opt.families.remat.problem import load_problem, store_all_peak
-from monet_opt.families.remat.sweep import budget_sweep, write_remat_sweep, write_sweep
 from monet_opt.io import check_output_dir
 from monet_opt.model.cost import CostTable
 from monet_opt.model.hardware import load_accelerator
@@ -32,6 +30,7 @@ from monet_opt.solving.budget import Budget
 from monet_opt.solving.common import Deadline, GAConfig, SolverOptions
 from monet_opt.solving.contract import CostUnderBudget, solve
 from monet_opt.solving.registry import Registry
+from monet_opt.studies.budget_sweep import budget_sweep, write_sweep
 
 from monet_opt.cli.answer import report_answer
 from monet_opt.cli.arguments import (
@@ -68,14 +67,17 @@ def _checkpoint_command_start(args: argparse.Namespace) -> tuple[Deadline, Solve
 
 def cmd_checkpoint_graph(args: argparse.Namespace) -> int:
     deadline, options, budget = _checkpoint_command_start(args)
-    ga = options.ga
     problem = load_problem(args.graph)
     problem = replace(problem, free_order=(args.order or default_order(problem)) == "free")
     if args.sweep:
-        rows = budget_sweep(problem, args.sweep, options, ga, deadline,
+        rows = budget_sweep(registry_of(args).family("remat"), problem, args.sweep, options, deadline,
                             progress=(lambda _: None) if args.quiet else sweep_progress)
         if args.out:
-            write_remat_sweep(problem, rows, args.out)
+            unit = "units" if problem.size_scale == 1 else "input units"
+            write_sweep(rows, args.out, base_cost=sum(problem.cost) / problem.cost_scale, cost_label="cost",
+                        title=f"{problem.name}: overhead vs budget (store-all peak "
+                              f"{store_all_peak(problem) / problem.size_scale:g})",
+                        budget_label=f"memory budget [{unit} of cost_ram]")
         print_budget_sweep(rows, args.json)
         return 0
     target = CostUnderBudget(budget.resolve(store_all_peak(problem), problem.size_scale))
@@ -85,15 +87,14 @@ def cmd_checkpoint_graph(args: argparse.Namespace) -> int:
 
 def cmd_checkpoint_training(args: argparse.Namespace) -> int:
     deadline, options, budget = _checkpoint_command_start(args)
-    ga = options.ga
     hw = load_accelerator(args.hardware)
     limits = local_budgets(args.local_budget, hw)
     training = workload_graphs(args)[1]
     space = CheckpointSpace(training, hw, local_budget_bytes=limits)
     problem = CheckpointProblem(space, OBJECTIVES[args.objective], free_order=args.order == "free")
     if args.sweep:
-        rows = training_budget_sweep(problem, args.sweep, options, ga, deadline,
-                                     progress=(lambda _: None) if args.quiet else sweep_progress)
+        rows = budget_sweep(registry_of(args).family("checkpoint"), problem, args.sweep, options, deadline,
+                            progress=(lambda _: None) if args.quiet else sweep_progress)
         if args.out:
             write_sweep(rows, args.out, base_cost=space.store_all.objective(problem.weights),
                         cost_label=problem.weights.name,

@@ -323,10 +323,12 @@ contract, one answer")."""
 
 
 def solve(family: Family[Problem, Target, Payload], problem: Problem, target: Target, method: str,
-          options: SolverOptions, deadline: Deadline | None = None) -> Result[Payload]:
+          options: SolverOptions, deadline: Deadline | None = None, diagnose: bool = True) -> Result[Payload]:
     """Run `method` of `family` on (problem, target) and referee its answer (module docstring).
     `deadline` (default: DEFAULT_TIME_LIMIT_S from now) bounds the method's wall time; a command
-    passes the one it started with, so that its own set-up counts too."""
+    passes the one it started with, so that its own set-up counts too. `diagnose`: whether a method
+    that found nothing (without a proof) has the family look for why; a caller that knows the target
+    feasible (a budget sweep's heuristic columns) turns it off, as the search would only spend time."""
     chosen = family.method(method)
     deadline = deadline or Deadline.start(DEFAULT_TIME_LIMIT_S)
     if family.infeasible_on_sight(problem, target):
@@ -344,7 +346,8 @@ def solve(family: Family[Problem, Target, Payload], problem: Problem, target: Ta
     if proposal.payload is None:
         if stats.status is SolveStatus.INFEASIBLE:
             raise _infeasible(family, problem, target, options, deadline, method)
-        error = None if deadline.expired() else family.diagnose(problem, target, _internal(options), deadline)
+        error = None if deadline.expired() or not diagnose else family.diagnose(problem, target, _internal(options),
+                                                                                   deadline)
         if error is not None:
             raise error
         return result(None, replace(stats, status=SolveStatus.UNKNOWN, objective=None), False)

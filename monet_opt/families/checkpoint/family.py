@@ -179,10 +179,12 @@ def _cpsat_free_order(problem: CheckpointProblem, target: CheckpointTarget, opti
 
 def _ga(problem: CheckpointProblem, target: CheckpointTarget, options: SolverOptions, deadline: Deadline
         ) -> Proposal[Decisions]:
-    """MONET's NSGA-II (`options.ga`, default MONET's settings seeded with the solve's seed)."""
-    decisions, evaluation, _ = run_checkpoint_ga(problem.space, problem.weights, _budget(target),
-                                                 options.ga or GAConfig(seed=options.seed), deadline)
-    return _measured(problem, target, decisions, evaluation, deadline)
+    """MONET's NSGA-II (`options.ga`, default MONET's settings seeded with the solve's seed); its
+    report's `front` is the final front, [weighted cost, dynamic DRAM peak in bytes] per plan."""
+    decisions, evaluation, front = run_checkpoint_ga(problem.space, problem.weights, _budget(target),
+                                                     options.ga or GAConfig(seed=options.seed), deadline)
+    proposal = _measured(problem, target, decisions, evaluation, deadline)
+    return replace(proposal, report={"front": [[cost, peak] for cost, peak, _ in front]})
 
 
 def _greedy(problem: CheckpointProblem, target: CheckpointTarget, options: SolverOptions, deadline: Deadline

@@ -242,10 +242,12 @@ def _milp(problem: RematProblem, target: RematTarget, options: SolverOptions, de
 
 
 def _ga(problem: RematProblem, target: RematTarget, options: SolverOptions, deadline: Deadline) -> Proposal[Schedule]:
-    """MONET's NSGA-II (`options.ga`, default MONET's settings seeded with the solve's seed)."""
+    """MONET's NSGA-II (`options.ga`, default MONET's settings seeded with the solve's seed); its
+    report's `front` is the final front, [cost, peak] per schedule (reported units)."""
     budget = target.budget if isinstance(target, CostUnderBudget) else None
-    schedule, stats, _ = run_ga(problem, budget, options.ga or GAConfig(seed=options.seed), deadline)
-    return _answer(schedule, stats.objective, stats)
+    schedule, stats, front = run_ga(problem, budget, options.ga or GAConfig(seed=options.seed), deadline)
+    cs, ss = problem.cost_scale, problem.size_scale
+    return _answer(schedule, stats.objective, stats, {"front": [[p.cost / cs, p.peak / ss] for p in front]})
 
 
 def _greedy(problem: RematProblem, target: RematTarget, options: SolverOptions, deadline: Deadline
