@@ -16,9 +16,9 @@ from monet_opt.families.allocation.problem import from_training
 from monet_opt.families.allocation.problem import load_instance as load_allocation_problem
 from monet_opt.families.checkpoint.family import CheckpointProblem
 from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
-from monet_opt.families.fusion.family import schedule_on_cores
+from monet_opt.families.fusion.family import schedule_on_cores, space_for
 from monet_opt.families.fusion.heuristics import GA_PRESETS
-from monet_opt.families.fusion.space import FusionObjective, fusion_space
+from monet_opt.families.fusion.space import FusionObjective
 from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem
 from monet_opt.families.remat.family import default_order
 from monet_opt.families.remat.problem import load_problem, store_all_peak
@@ -28,7 +28,7 @@ from monet_opt.model.hardware import load_accelerator
 from monet_opt.report.answer import number_text
 from monet_opt.solving.budget import Budget
 from monet_opt.solving.common import Deadline, GAConfig, SolverOptions
-from monet_opt.solving.contract import CostUnderBudget, solve
+from monet_opt.solving.contract import CostUnderBudget, Family, solve
 from monet_opt.solving.registry import Registry
 from monet_opt.studies.budget_sweep import budget_sweep, write_sweep
 
@@ -151,7 +151,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     options = solver_options(args, GAConfig(args.population or preset.population,
                                             args.generations or preset.generations, preset.crossover_probability,
                                             preset.mutation_probability, args.seed))
-    budget = _fuse_budget(args)
+    budget = _fuse_budget(args, registry_of(args).family("fusion_checkpoint"))
     if args.out:
         check_output_dir(args.out)
     hw = load_accelerator(args.hardware)
@@ -161,12 +161,12 @@ def cmd_fuse(args: argparse.Namespace) -> int:
         store_all = CheckpointSpace(graph, hw, local_budget_bytes=limits).store_all.dynamic_dram_peak_bytes
         budget_bytes = budget.resolve(store_all)
         problem = FusedCheckpointProblem(graph, hw, args.max_stack, OBJECTIVES[args.objective], budget_bytes, limits)
-        result = solve(registry_of(args).family("fusion_checkpoint"), problem, CostUnderBudget(budget_bytes), "cpsat",
-                       options, deadline)
+        result = solve(registry_of(args).family("fusion_checkpoint"), problem, CostUnderBudget(budget_bytes),
+                       args.method, options, deadline)
         return report_answer(result, args, "fusion.json", workload=args.workload, mode=args.mode)
     fusion_deadline = deadline.share(0.5) if args.schedule else deadline  # the rest schedules the stacks
-    space = fusion_space(graph, CostTable(graph, hw), args.max_stack, FusionObjective(args.objective), fusion_deadline,
-                         enumerate_stacks=args.method == "cpsat")
+    space = space_for(args.method, graph, CostTable(graph, hw), args.max_stack, FusionObjective(args.objective),
+                      fusion_deadline)
     result = solve(registry_of(args).family("fusion"), space, space.objective, args.method, options, fusion_deadline)
     multi_core = None
     if args.schedule and result.payload is not None:
@@ -174,8 +174,9 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     return report_answer(result, args, "fusion.json", workload=args.workload, mode=args.mode, multi_core=multi_core)
 
 
-def _fuse_budget(args: argparse.Namespace) -> Budget | None:
-    """The activation budget of `monet fuse --with-checkpointing`, checked against the other options."""
+def _fuse_budget(args: argparse.Namespace, joint: Family) -> Budget | None:
+    """The activation budget of `monet fuse --with-checkpointing`, checked against the other options
+    (`joint`: the family that then solves, whose methods --method must name)."""
     if not args.with_checkpointing:
         for option, given in (("--budget", args.budget is not None), ("--local-budget", bool(args.local_budget))):
             if given:
@@ -183,7 +184,7 @@ def _fuse_budget(args: argparse.Namespace) -> Budget | None:
         return None
     problems = [("--budget B|P% is required", args.budget is None),
                 (f"--objective {args.objective} (latency or energy only)", args.objective not in ("latency", "energy")),
-                (f"--method {args.method} (cpsat only)", args.method != "cpsat"),
+                (f"--method {args.method} ({', '.join(joint.methods)} only)", args.method not in joint.methods),
                 ("--mode inference (no backward pass to checkpoint)", args.mode != "training"),
                 ("--schedule", args.schedule)]
     wrong = [text for text, bad in problems if bad]

@@ -30,8 +30,8 @@ from monet_opt.families.allocation.family import AllocationGoal, AllocationInsta
 from monet_opt.families.allocation.problem import from_training
 from monet_opt.families.checkpoint.family import CheckpointProblem
 from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
-from monet_opt.families.fusion.family import schedule_on_cores
-from monet_opt.families.fusion.space import Candidate, FusionObjective, FusionSpace, fusion_space
+from monet_opt.families.fusion.family import schedule_on_cores, space_for
+from monet_opt.families.fusion.space import Candidate, FusionObjective, FusionSpace
 from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem, fuse_within_reach
 from monet_opt.model.cost import CostTable
 from monet_opt.model.hardware import Accelerator, load_accelerator
@@ -219,8 +219,8 @@ def _fusion(setting: Setting, carried: Carried, options: SolverOptions, deadline
     """The fusion stage: its result, and the partition with the space it was solved over (peak
     splitting when checkpointing follows: module docstring)."""
     decision = setting.instance.decisions["fusion"]
-    space = fusion_space(setting.graph, setting.table, decision.max_stack, FusionObjective(decision.objective),
-                         deadline, enumerate_stacks=decision.method == "cpsat")
+    space = space_for(decision.method, setting.graph, setting.table, decision.max_stack,
+                      FusionObjective(decision.objective), deadline)
     family = setting.registry.for_decision("fusion")
     if "checkpointing" not in setting.instance.decisions:
         result = solve(family, space, space.objective, decision.method, options, deadline)
@@ -243,13 +243,15 @@ def _checkpointing(setting: Setting, carried: Carried, options: SolverOptions, d
 
 
 def _joint(setting: Setting, carried: Carried, options: SolverOptions, deadline: Deadline) -> tuple[Result, Carried]:
-    """Fusion and checkpointing together: the fusion_checkpoint family (cpsat only)."""
+    """Fusion and checkpointing together: the fusion_checkpoint family's method that both decisions
+    name (its methods: cpsat)."""
     fusion, checkpointing = setting.instance.decisions["fusion"], setting.instance.decisions["checkpointing"]
-    if fusion.method != "cpsat" or checkpointing.method != "cpsat":
-        raise InputError(f"{setting.instance.source}: combine: joint needs method cpsat for fusion and checkpointing")
+    family = setting.registry.family("fusion_checkpoint")
+    if fusion.method != checkpointing.method or fusion.method not in family.methods:
+        raise InputError(f"{setting.instance.source}: combine: joint needs one method of {', '.join(family.methods)} "
+                         "for both fusion and checkpointing")
     problem = _fused_checkpoint_problem(setting)
-    result = solve(setting.registry.family("fusion_checkpoint"), problem, CostUnderBudget(problem.budget_bytes),
-                   "cpsat", options, deadline)
+    result = solve(family, problem, CostUnderBudget(problem.budget_bytes), fusion.method, options, deadline)
     return result, carried
 
 

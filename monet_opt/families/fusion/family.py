@@ -22,7 +22,11 @@ from monet_opt.families.fusion.cpsat import solve_fusion_cpsat
 from monet_opt.families.fusion.heuristics import (
     MONET_GA, layer_by_layer, rule_partition, run_fusion_ga, start_partition,
 )
-from monet_opt.families.fusion.space import UNITS, Candidate, FusionObjective, FusionSpace, objective_value, plan_of
+from monet_opt.families.fusion.space import (
+    UNITS, Candidate, FusionObjective, FusionSpace, fusion_space, objective_value, plan_of,
+)
+from monet_opt.model.cost import CostTable
+from monet_opt.model.workload.ir import Graph
 from monet_opt.report.answer import fusion_lines
 from monet_opt.schedule.plan import serial_sequence
 from monet_opt.schedule.simulate import Claim as PlanClaim
@@ -128,6 +132,18 @@ def _space(space: FusionSpace, proposal: Proposal[Partition]) -> str:
     if space.complete or space.counts is None:
         return text
     return text + f"; only the {space.counts.kept} candidates enumerated before the deadline"
+
+
+ENUMERATING_METHODS = frozenset({"cpsat"})
+"""The methods that choose among enumerated candidate stacks (the others build their own stacks
+from the single ops: `fusion_space(enumerate_stacks=False)`)."""
+
+
+def space_for(method: str, graph: Graph, table: CostTable, max_stack: int, objective: FusionObjective,
+              deadline: Deadline | None = None) -> FusionSpace:
+    """The fusion space `method` searches: candidate stacks enumerated for the methods that choose
+    among them (ENUMERATING_METHODS), single ops only for the rest."""
+    return fusion_space(graph, table, max_stack, objective, deadline, enumerate_stacks=method in ENUMERATING_METHODS)
 
 
 def fusion_family() -> Family:
