@@ -204,3 +204,27 @@ def test_training_sweep_runs_from_the_smallest_feasible_budget_to_store_all(spac
                         cost_label="latency")
     assert [p.name for p in paths] == ["sweep.csv", "sweep.png"]
     assert (tmp_path / "sweep.csv").read_text().count("\n") == len(rows) + 1
+
+
+def test_the_exact_model_is_the_same_whatever_the_hash_seed():
+    """Same input, same model, hence the same answer of a deterministic search: the model is built
+    in the same order in two processes whose string hashes differ (GPT-2 mini has steps whose
+    on-chip combinations name several values; a set of names once ordered their constraints)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import hashlib\n"
+            "from monet_opt.families.checkpoint.cpsat import _Model\n"
+            "from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace\n"
+            "from monet_opt.model.hardware import load_accelerator\n"
+            "from monet_opt.model.training import derive_training_graph\n"
+            "from monet_opt.model.workload import builtin_forward_graph\n"
+            "from monet_opt.solving.contract import MinimumPeak\n"
+            "space = CheckpointSpace(derive_training_graph(builtin_forward_graph('gpt2-mini')), "
+            "load_accelerator('fusemax-dc'))\n"
+            "print(hashlib.sha256(str(_Model(space, OBJECTIVES['latency'], MinimumPeak()).model.Proto()).encode())"
+            ".hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(digests) == 1

@@ -25,16 +25,35 @@ from monet_opt.solving.cpsat_runner import interruptible_solve, run_cpsat
 
 
 class _Model:
+    """The exact checkpoint model (formulations/checkpointing.md), built section by section in the
+    formulation's order: the choice per saved value, the recomputed forward ops and their anchors,
+    the fused recompute groups and step positions, the steps with their prices, the memory intervals
+    and their capacities, the objective."""
+
+    Interval = tuple[str, int, cp_model.LinearExprT, cp_model.LinearExprT, cp_model.IntVar]
+
     def __init__(self, space: CheckpointSpace, weights: CostWeights, target: CostUnderBudget | MinimumPeak) -> None:
-        """The whole model in one pass, in the order of formulations/checkpointing.md (choices, slots,
-        memory, objective). One function, over 80 lines, because every section reads the variables of
-        the ones before it (choices per saved value and residency, step prices, slot liveness): split,
-        they would travel as one bag of a dozen dictionaries."""
-        self.space = s = space
+        self.space = space
         self.weights = weights
-        budget_bytes = target.budget if isinstance(target, CostUnderBudget) else None
-        m = self.model = cp_model.CpModel()
-        g = s.graph
+        self.model = cp_model.CpModel()
+        self._choices()
+        self._recomputations()
+        self._groups()
+        self._steps()
+        intervals = self._intervals()
+        self._capacities(intervals, target.budget if isinstance(target, CostUnderBudget) else None)
+        if self.peak is not None:
+            self.model.minimize(self.peak)
+        else:
+            self.model.minimize(sum(round(weights.of(p.latency_cycles, p.energy_pj)) * literal
+                                    for literal, p, _, _ in self.steps))
+
+    def _lit(self, a: str, r: Residency) -> cp_model.IntVar:
+        return self.choice.get((a, r), self.false)
+
+    def _choices(self) -> None:
+        """One literal per (saved value, residency it may take), exactly one per value."""
+        s, m = self.space, self.model
         self.choice: dict[tuple[str, Residency], cp_model.IntVar] = {}
         for a in s.decisions:
             options = ([Residency.DRAM] + ([Residency.RECOMPUTE] if s.recomputable_value(a) else [])
@@ -42,13 +61,12 @@ class _Model:
             for r in options:
                 self.choice[a, r] = m.new_bool_var(f"{r.value}[{a}]")
             m.add_exactly_one(self.choice[a, r] for r in options)
-        true = m.new_constant(1)
-        false = m.new_constant(0)
+        self.true = m.new_constant(1)
+        self.false = m.new_constant(0)
 
-        def lit(a: str, r: Residency) -> cp_model.IntVar:
-            return self.choice.get((a, r), false)
-
-        # ---- which forward ops are recomputed, and where (the earliest anchor of those needing them)
+    def _recomputations(self) -> None:
+        """Which forward ops are recomputed (R), and where: the earliest anchor of those needing them (A)."""
+        s, m, lit = self.space, self.model, self._lit
         self.R = {o: m.new_bool_var(f"R[{o}]") for o in s.recomputable}
         self.A = {o: m.new_int_var_from_domain(cp_model.Domain.from_values(list(s.anchors[o])), f"A[{o}]")
                   for o in s.recomputable}
@@ -77,7 +95,9 @@ class _Model:
             m.add(sum(picks) == self.R[o])
             m.add(self.A[o] == s.anchors[o][0]).only_enforce_if(self.R[o].negated())
 
-        # ---- fused groups and step positions
+    def _groups(self) -> None:
+        """Fused recompute groups (z), a recomputation alone otherwise, and each one's step position (Q)."""
+        s, m = self.space, self.model
         self.z = [m.new_bool_var(f"z[{'+'.join(gr.ops)}]") for gr in s.groups]
         in_groups: dict[str, list[int]] = {o: [] for o in s.recomputable}
         for j, gr in enumerate(s.groups):
@@ -95,12 +115,15 @@ class _Model:
                         for j in in_groups[o] if s.groups[j].ops[-1] != o)
             self.Q[o] = m.new_int_var(0, s.horizon, f"Q[{o}]")
             m.add(self.Q[o] == self.A[o] * width + s.forward_index[o] + shift)
-        internal: dict[str, list[int]] = {}
+        self.internal: dict[str, list[int]] = {}
         for j, gr in enumerate(s.groups):
             for t in gr.links:
-                internal.setdefault(t, []).append(j)
+                self.internal.setdefault(t, []).append(j)
 
-        # ---- steps: one literal per on-chip combination
+    def _steps(self) -> None:
+        """The steps, one literal per on-chip combination of each (original steps, recomputations
+        alone, fused groups): (literal, price, memory, coordinate)."""
+        s, m, g, lit = self.space, self.model, self.space.graph, self._lit
         self.steps: list[tuple[cp_model.IntVar, Price, str, cp_model.LinearExprT]] = []  # literal, price, memory, coordinate
 
         def dram_free(a: str, step: int | None) -> cp_model.LinearExprT:
@@ -118,14 +141,14 @@ class _Model:
             picks = []
             for price in prices:
                 pick = m.new_bool_var("combo")
-                for a in set(eligible):
+                for a in dict.fromkeys(eligible):  # in order: a set of names would vary with the hash seed
                     m.add(dram_free(a, step) == (1 if a in price.on_chip else 0)).only_enforce_if(pick)
                 picks.append(pick)
                 self.steps.append((pick, price, memory, where))
             m.add(sum(picks) == active)
 
         for j, (ops, _) in enumerate(s.stacks):
-            add_step(true, s.step_prices[j], s.memory_of_op(ops[0]), s.coordinate(j), s.step_eligible(j), j)
+            add_step(self.true, s.step_prices[j], s.memory_of_op(ops[0]), s.coordinate(j), s.step_eligible(j), j)
         clone_eligible = {o: [t for t in g.op_by_name[o].inputs if t in s.on_chip_eligible] for o in s.recomputable}
         for o in s.recomputable:
             add_step(self.alone[o], s.recompute_prices[o], s.memory_of_op(o), self.Q[o], clone_eligible[o])
@@ -133,9 +156,12 @@ class _Model:
             eligible = [t for o in gr.ops for t in clone_eligible[o] if t not in gr.links]
             add_step(self.z[j], gr.prices, s.memory_of_op(gr.ops[0]), self.Q[gr.ops[-1]], eligible)
 
-        # ---- memory intervals: (memory, size, start, end inclusive, presence)
+    def _intervals(self) -> list[Interval]:
+        """Memory intervals: (memory, size, start, end inclusive, presence) of every dynamic value,
+        each saved value as each residency keeps it, and each recomputed output."""
+        s, m, g, lit, true = self.space, self.model, self.space.graph, self._lit, self.true
         horizon = s.horizon
-        intervals: list[tuple[str, int, cp_model.LinearExprT, cp_model.LinearExprT, cp_model.IntVar]] = []
+        intervals: list[_Model.Interval] = []
 
         def end_var(name: str, fixed: int, readers: list[tuple[list[cp_model.IntVar], cp_model.IntVar]]):
             if not readers:
@@ -189,12 +215,17 @@ class _Model:
                 for condition, position in readers:
                     m.add(end >= position).only_enforce_if(condition)
                 present = self.R[o]
-                if t in internal:
+                if t in self.internal:
                     present = m.new_bool_var(f"stored[{t}@recompute]")
-                    inside = sum(self.z[j] for j in internal[t])
+                    inside = sum(self.z[j] for j in self.internal[t])
                     m.add(present + inside == self.R[o])
                 intervals.append((DRAM, size, self.Q[o], end, present))
+        return intervals
 
+    def _capacities(self, intervals: list[Interval], budget_bytes: int | None) -> None:
+        """Each memory's intervals and step working sets within its capacity: the DRAM budget (or the
+        peak variable, minimum-peak target) bounded by the DRAM capacity, the local budgets."""
+        s, m, horizon = self.space, self.model, self.space.horizon
         self.peak = None
         dram_capacity = s.dram_dynamic_capacity_bytes
         if budget_bytes is None:
@@ -218,12 +249,6 @@ class _Model:
         for memory, (items, demands) in by_memory.items():
             capacity = (budget_bytes if self.peak is None else self.peak) if memory == DRAM else s.local_budget_bytes[memory]
             m.add_cumulative(items, demands, capacity)
-
-        if self.peak is not None:
-            m.minimize(self.peak)
-        else:
-            m.minimize(sum(round(weights.of(p.latency_cycles, p.energy_pj)) * literal
-                           for literal, p, _, _ in self.steps))
 
     def hint(self, decisions: Decisions) -> None:
         s = self.space
