@@ -111,15 +111,31 @@ class SimulationResult:
 
 
 def insert_recomputation(graph: Graph, plan: Plan) -> tuple[Graph, Plan]:
-    """The graph and plan with recompute ops for every RECOMPUTE value (see the module docstring).
-    One function, over 80 lines: the new ops, their tensors, the rewired readers and the plan's new
-    order are built together from the same recompute groups."""
+    """The graph and plan with recompute ops for every RECOMPUTE value (see the module docstring):
+    the ops (`_insert_recompute_ops`), then their places in the plan (`_recompute_plan`)."""
     recomputed = {t for t, r in plan.residency.items() if r is Residency.RECOMPUTE}
     if not recomputed:
         if plan.recompute_groups:
             raise InputError(f"plan: recompute group {plan.recompute_groups[0]!r} names ops that are not recomputed")
         return graph, plan
-    stack_of = {op: s for s, ops in plan.stacks.items() for op in ops}
+    inserted = _insert_recompute_ops(graph, recomputed)
+    return inserted.graph, _recompute_plan(graph, plan, recomputed, inserted)
+
+
+@dataclass(frozen=True)
+class _RecomputeOps:
+    """The graph with its recompute ops, those ops by name, and the anchor op -> the recompute ops
+    inserted before it (in the order of the forward ops they repeat)."""
+
+    graph: Graph
+    ops: dict[str, Op]
+    before: dict[str, list[str]]
+
+
+def _insert_recompute_ops(graph: Graph, recomputed: set[str]) -> _RecomputeOps:
+    """A recompute op for every forward op a recomputed value needs (transitively, up to the values
+    kept), each anchored at the first backward reader of the value that first needs it; backward
+    readers of a recomputed value read its copy."""
     position = {op.name: i for i, op in enumerate(graph.ops)}
     kept = {t for t in graph.saved_for_backward if t not in recomputed}
     clones: dict[str, Op] = {}  # forward op -> its recompute op
@@ -167,7 +183,16 @@ def insert_recomputation(graph: Graph, plan: Plan) -> tuple[Graph, Plan]:
         ops.append(op)
     saved = {t: readers for t, readers in graph.saved_for_backward.items() if t not in recomputed}
     new_graph = Graph(graph.name, tensors, tuple(ops), graph.inputs, graph.outputs, saved, graph.accumulator)
+    return _RecomputeOps(new_graph, by_name, dict(before))
 
+
+def _recompute_plan(graph: Graph, plan: Plan, recomputed: set[str], inserted: _RecomputeOps) -> Plan:
+    """The plan with each recompute op on the core its forward op ran on, just before its anchor
+    in that core's order (fused as the plan's recompute groups say), in the serial order when the
+    plan is serial."""
+    stack_of = {op: s for s, ops in plan.stacks.items() for op in ops}
+    position = {op.name: i for i, op in enumerate(graph.ops)}
+    before, by_name, new_graph = inserted.before, inserted.ops, inserted.graph
     stacks = dict(plan.stacks)
     core_of = dict(plan.core_of)
     order = {c: list(o) for c, o in plan.core_order.items()}
@@ -178,7 +203,7 @@ def insert_recomputation(graph: Graph, plan: Plan) -> tuple[Graph, Plan]:
     for anchor in sorted(before, key=position.__getitem__):
         for name in before[anchor]:
             sequence += 1
-            key[name] = position[anchor] - 0.5 + sequence / (2 * (len(clones) + 1))
+            key[name] = position[anchor] - 0.5 + sequence / (2 * (len(by_name) + 1))
             original = by_name[name].forward_op
             core = plan.placement.get(original, core_of[stack_of[original]])  # where the original ran: eligible
             target = order.setdefault(core, [])
@@ -210,8 +235,8 @@ def insert_recomputation(graph: Graph, plan: Plan) -> tuple[Graph, Plan]:
         rank = {name: k for k, name in enumerate(serial_sequence(new_graph, stacks))}
         order = {c: sorted(o, key=rank.__getitem__) for c, o in order.items()}
     residency = {t: r for t, r in plan.residency.items() if t not in recomputed}
-    return new_graph, Plan(stacks, core_of, {c: tuple(o) for c, o in order.items()}, residency, serial=plan.serial,
-                           placement=plan.placement)
+    return Plan(stacks, core_of, {c: tuple(o) for c, o in order.items()}, residency, serial=plan.serial,
+                placement=plan.placement)
 
 
 def _stack_cost(table: CostTable, ops: tuple[str, ...], core: str | tuple[str, ...], on_chip: frozenset[str]

@@ -83,27 +83,44 @@ class Window:
 
 
 class _Model:
+    """The exact stage model (formulations/checkpointing.md, sections 1-3): the recompute and keep
+    variables per (stage, value), the dependency and keep rules, each stage's memory, the objective."""
+
     def __init__(self, problem: RematProblem, target: CostUnderBudget | MinimumPeak,
                  horizon: Sequence[int] | None = None, deadline: Deadline | None = None,
                  window: Window | None = None, soft_budget: bool = False) -> None:
-        """One function, over 80 lines, for the reason of the checkpoint model's: each constraint
-        family reads the stage variables of the ones before it (formulations/remat.md, in order).
-        Raises OutOfTime when `deadline` passes while the model is built (large models take
+        """Raises OutOfTime when `deadline` passes while the model is built (large models take
         seconds: 11 s for the 500-node layered DAG's 102k pairs). With a `window`, only its stages
         have variables; the boundary values are constants (`Window`). `soft_budget`: a stage may
         exceed the budget by `over[t]` (memory units); the objective is then the total excess
         first, the recomputation cost second (the feasibility phase's model, `feasibility.py`)."""
         self.problem = problem
         budget = target.budget if isinstance(target, CostUnderBudget) else None
-        n = problem.n
-        last = list(problem.last_descendant) if horizon is None else horizon
-        stages = range(n) if window is None else range(window.first, window.stop)
-        m = self.model = cp_model.CpModel()
+        stages = range(problem.n) if window is None else range(window.first, window.stop)
+        self.model = cp_model.CpModel()
+        self.stages, self.budget = stages, budget
+        self._variables(list(problem.last_descendant) if horizon is None else horizon, deadline)
+        # kept_out: the values the stages after the window find kept into its stop (constants)
+        self.kept_out = frozenset() if window is None else window.kept_out
+        self.boundary = None if window is None else window.stop
+        self._dependencies(window, deadline)
+        self._memory(soft_budget, deadline)
+        R, m = self.R, self.model
+        self.recompute_cost = sum(problem.cost[i] * r for (t, i), r in R.items())
+        if soft_budget:  # weight: one unit of excess outweighs any recomputation
+            self.excess = sum(self.over.values())
+            m.minimize((sum(problem.cost) + 1) * self.excess + self.recompute_cost)
+        else:
+            m.minimize(self.peak if budget is None else self.recompute_cost)
+
+    def _variables(self, last: Sequence[int], deadline: Deadline | None) -> None:
+        """R[t, i] (value i recomputed in stage t) and S[t, i] (kept into stage t), for the values
+        that may still be needed at stage t (`last`: the last stage that may need each)."""
+        m = self.model
         self.R: dict[tuple[int, int], cp_model.IntVar] = {}
         self.S: dict[tuple[int, int], cp_model.IntVar] = {}
         self.E: dict[tuple[int, int], cp_model.IntVar] = {}  # last position of a value's copy in a stage
-        self.stages, self.budget = stages, budget
-        for t in stages:
+        for t in self.stages:
             if deadline is not None:
                 deadline.check()
             for i in range(t):
@@ -111,12 +128,14 @@ class _Model:
                     self.R[t, i] = m.new_bool_var(f"R{t}_{i}")
                     self.S[t, i] = m.new_bool_var(f"S{t}_{i}")
                     m.add(self.R[t, i] + self.S[t, i] <= 1)
-        R, S = self.R, self.S
+
+    def _dependencies(self, window: Window | None, deadline: Deadline | None) -> None:
+        """A recomputation has its inputs at hand; a value is kept only from the stage before, and
+        recomputed or kept only when read in the stage or kept for the next."""
+        problem, m, R, S = self.problem, self.model, self.R, self.S
+        kept_out, boundary = self.kept_out, self.boundary
         succ = problem.succs
-        # kept_out: the values the stages after the window find kept into its stop (constants)
-        kept_out = self.kept_out = frozenset() if window is None else window.kept_out
-        boundary = self.boundary = None if window is None else window.stop
-        for t in stages:
+        for t in self.stages:
             if deadline is not None:
                 deadline.check()
             for k in [k for k in range(t) if (t, k) in R] + [t]:
@@ -146,6 +165,13 @@ class _Model:
                 reads_t = 1 if t in succ[i] else 0
                 m.add(R[t, i] <= sum(uses) + sum(carried) + reads_t)
                 m.add(S[t, i] <= sum(uses) + sum(carried) + reads_t)
+
+    def _memory(self, soft_budget: bool, deadline: Deadline | None) -> None:
+        """Each stage's memory within the budget (or the peak variable; with `soft_budget`, the
+        budget plus the stage's excess): a cumulative over its values' copies, and a linear cut."""
+        problem, m, R, S = self.problem, self.model, self.R, self.S
+        stages, budget, kept_out, boundary, succ = self.stages, self.budget, self.kept_out, self.boundary, problem.succs
+        n = problem.n
         # no schedule peaks below max_v (m_v + inputs' sizes): a valid lower bound for the peak variable
         floor = self.peak_floor = max(problem.size[v] + sum(problem.size[p] for p in problem.preds[v]) for v in range(n))
         self.peak = m.new_int_var(floor, max(floor, sum(problem.size)), "peak") if budget is None else None
@@ -181,12 +207,6 @@ class _Model:
             m.add(problem.size[t] + sum(problem.size[i] for i in inputs) + sum(kept_on)
                   + sum(problem.size[i] * S[t + 1, i] for i in range(t) if i not in inputs and (t + 1, i) in S)
                   <= capacity)
-        self.recompute_cost = sum(problem.cost[i] * r for (t, i), r in R.items())
-        if soft_budget:  # weight: one unit of excess outweighs any recomputation
-            self.excess = sum(self.over.values())
-            m.minimize((sum(problem.cost) + 1) * self.excess + self.recompute_cost)
-        else:
-            m.minimize(self.peak if budget is None else self.recompute_cost)
 
     def hint(self, sequence: Sequence[int]) -> None:
         """Hint the stage form of `sequence` (every variable: CP-SAT completes a partial hint only

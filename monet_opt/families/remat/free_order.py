@@ -62,14 +62,26 @@ def free_order_pairs(problem: RematProblem) -> int:
 
 
 class FreeOrderModel:
+    """The free-order stage model (formulations/checkpointing.md, section 6): the order of first
+    executions (x), the recompute and keep variables with their positions, the dependency and keep
+    rules, each stage's memory, the objective."""
+
     def __init__(self, problem: RematProblem, budget: int | None, deadline: Deadline | None = None) -> None:
-        """Budget None: minimise the peak. Raises OutOfTime when `deadline` passes while building.
-        One function, over 80 lines, as the fixed-order model (`cpsat._Model`): the constraints share
-        the stage variables, built in the order of formulations/remat.md."""
+        """Budget None: minimise the peak. Raises OutOfTime when `deadline` passes while building."""
         self.problem = problem
-        n = problem.n
-        earliest, latest, last_needed = stage_windows(problem)
-        m = self.model = cp_model.CpModel()
+        self.windows = stage_windows(problem)  # earliest, latest, last_needed stage of each value
+        self.model = cp_model.CpModel()
+        self._order()
+        self._recomputations()
+        self._dependencies(deadline)
+        self._memory(budget, deadline)
+        self.recompute_cost = sum(problem.cost[i] * r for (t, i), r in self.R.items())
+        self.model.minimize(self.peak if budget is None else self.recompute_cost)
+
+    def _order(self) -> None:
+        """x[t, v]: v runs first in stage t; one new value per stage, each value once, after its inputs."""
+        problem, m, n = self.problem, self.model, self.problem.n
+        earliest, latest, _ = self.windows
         self.x = {(t, v): m.new_bool_var(f"x{t}_{v}") for v in range(n) for t in range(earliest[v], latest[v] + 1)}
         x = self.x
         for t in range(n):
@@ -80,6 +92,12 @@ class FreeOrderModel:
         for v in range(n):
             for p in problem.preds[v]:
                 m.add(stage_of[v] >= stage_of[p] + 1)
+
+    def _recomputations(self) -> None:
+        """R[t, i], S[t, i] (recomputed, kept in stage t) after i's first run, and each
+        recomputation's position in its stage."""
+        problem, m, n, x = self.problem, self.model, self.problem.n, self.x
+        earliest, latest, last_needed = self.windows
         # ran_before[t, i]: i first ran in a stage before t
         self.R: dict[tuple[int, int], cp_model.IntVar] = {}
         self.S: dict[tuple[int, int], cp_model.IntVar] = {}
@@ -98,6 +116,11 @@ class FreeOrderModel:
             for j in problem.preds[k]:
                 if (t, j) in R:
                     m.add(at >= self.position[t, j] + 1).only_enforce_if(R[t, k])
+
+    def _dependencies(self, deadline: Deadline | None) -> None:
+        """Inputs at hand for every new and recomputed value; kept values come from the stage before;
+        a value is recomputed or kept only to be read in its stage or kept for the next."""
+        problem, m, n, x, R, S = self.problem, self.model, self.problem.n, self.x, self.R, self.S
         succ = problem.succs
         for t in range(n):
             if deadline is not None:
@@ -124,6 +147,12 @@ class FreeOrderModel:
                 useful = sum(readers_recomputed) + sum(readers_new) + sum(carried)
                 m.add(R[t, i] <= useful)
                 m.add(S[t, i] <= useful)
+
+    def _memory(self, budget: int | None, deadline: Deadline | None) -> None:
+        """Each stage's memory within the budget (or the peak variable): a cumulative over the new
+        value and the copies, and a linear cut at the new value's position."""
+        problem, m, n, x, R, S = self.problem, self.model, self.problem.n, self.x, self.R, self.S
+        succ = problem.succs
         floor = self.peak_floor = max(problem.size[v] + sum(problem.size[p] for p in problem.preds[v]) for v in range(n))
         self.peak = m.new_int_var(floor, max(floor, sum(problem.size)), "peak") if budget is None else None
         capacity = self.peak if budget is None else budget
@@ -156,8 +185,6 @@ class FreeOrderModel:
             m.add(sum(problem.size[v] * x[t, v] for v in range(n) if (t, v) in x)
                   + sum(problem.size[i] * (S[t + 1, i] - (x[t, i] if (t, i) in x else 0))
                         for i in range(n) if (t + 1, i) in S) <= capacity)
-        self.recompute_cost = sum(problem.cost[i] * r for (t, i), r in R.items())
-        m.minimize(self.peak if budget is None else self.recompute_cost)
 
     def hint(self, sequence: Sequence[int]) -> None:
         """Hint the model with a schedule (any order of first executions) in its stage form."""
