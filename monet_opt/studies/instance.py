@@ -59,17 +59,16 @@ from monet_opt.solving.contract import Family
 from monet_opt.solving.registry import Registry
 
 SUITES = ("quick", "full")
-DECISION_KEYS: dict[str, dict[str, Any]] = {"fusion": {"max_stack": {"type": "integer", "exclusiveMinimum": 0}},
+_POSITIVE_INT = {"type": "integer", "exclusiveMinimum": 0}
+_POSITIVE_NUMBER = {"type": "number", "exclusiveMinimum": 0}
+_AMOUNT = {"type": ["integer", "string"]}
+DECISION_KEYS: dict[str, dict[str, Any]] = {"fusion": {"max_stack": _POSITIVE_INT},
                                             "checkpointing": {"order": {"enum": ["fixed", "free"]}},
                                             "allocation": {}}
 """The decisions a training instance combines (`pipeline.py`), with the keys of each beyond method,
 objective and time_limit; each decision's methods are its family's in the registry."""
 OBJECTIVES = {"fusion": ("latency", "energy", "dram", "edp"), "checkpointing": ("latency", "energy"),
               "allocation": ("latency",)}
-
-_POSITIVE_INT = {"type": "integer", "exclusiveMinimum": 0}
-_POSITIVE_NUMBER = {"type": "number", "exclusiveMinimum": 0}
-_AMOUNT = {"type": ["integer", "string"]}
 
 
 def _decision(name: str, registry: Registry) -> dict[str, Any]:
