@@ -1,7 +1,7 @@
 """The solver contract: one answer type, one referee step, one `solve()` for every decision family.
 
-A *family* (rematerialisation of abstract graphs, checkpointing of training graphs, allocation)
-declares, in one `Family` value:
+A *family* (rematerialisation of abstract graphs, checkpointing of training graphs, allocation,
+fusion, fusion with checkpointing: `monet_opt/families/`) declares, in one `Family` value:
 - `methods`: name -> `Method`, the registry; a method is one function
   (problem, target, options, deadline) -> `Proposal` (a payload, the `Claim` it makes about it, and
   its `SolveStats`), and its `kind` says whether its answer must satisfy the constraints;
@@ -16,8 +16,9 @@ declares, in one `Family` value:
 - `instance_format`: how an instance file of the family's own is read (None: it has none).
 The families are collected in a `registry.Registry`, which the CLI, instance files and the bench read.
 
-`solve(family, problem, target, method, options)` runs the method inside a wall-clock `Deadline`
-that starts before the warm start and the model building, and then, for every answer:
+`solve(family, problem, target, method, options, deadline)` runs the method inside the wall-clock
+`Deadline` its caller started (before the warm start and the model building), and then, for every
+answer:
 0. a target infeasible on sight raises `InfeasibleError` with the family's diagnosis;
 1. no payload: a proof of infeasibility (by the method, or by the diagnosis if time is left)
    raises `InfeasibleError`; otherwise the result says "unknown" (no answer within the time limit);
