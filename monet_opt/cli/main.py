@@ -53,14 +53,14 @@ def build_parser(argv: Sequence[str] | None = None, registry: Registry | None = 
             "allocate", help="assign ops to cores and order them (makespan, energy, Pareto)"), "decisions",
             "populate_allocate"),
         ("fuse",): (commands.add_parser("fuse", help="choose which ops run as fused stacks (layer fusion)"),
-                    "decisions",
-                    "populate_fuse"),
+                    "decisions", "populate_fuse"),
     }
     words = [a for a in (argv or []) if not a.startswith("-")]
-    for path, (sub, module, populate) in solving.items():
-        if argv is None or tuple(words[:len(path)]) == path:
-            # the module of a solving command imports the families (OR-Tools, DEAP, PuLP): only when named
-            getattr(importlib.import_module(f"monet_opt.cli.{module}"), populate)(sub, registry or default_registry())
+    named = [entry for path, entry in solving.items() if argv is None or tuple(words[:len(path)]) == path]
+    if named:  # the modules of the solving commands import the families (OR-Tools, DEAP, PuLP): only when named
+        registry = registry or default_registry()
+    for sub, module, populate in named:
+        getattr(importlib.import_module(f"monet_opt.cli.{module}"), populate)(sub, registry)
     return parser
 
 
