@@ -144,3 +144,14 @@ def test_the_readme_python_example_runs(monkeypatch, capsys):
     exec(compile(example, "README.md", "exec"), {})
     printed = capsys.readouterr().out
     assert "joint: fusion and checkpointing together optimal" in printed and "fusion+checkpointing cpsat" in printed
+
+
+@pytest.mark.slow
+def test_the_default_instance_is_answered_by_the_joint_family_in_its_space(capsys):
+    """`monet solve --json` on the default instance: the fusion_checkpoint family, with the space its
+    status holds over (the alternation's partition on a graph this size, and it says so)."""
+    assert main(["solve", "--json", "--quiet", "--time-limit", "40"]) == 0
+    stage = json.loads(capsys.readouterr().out)["stages"][0]
+    assert (stage["decision"], stage["family"], stage["method"]) == ("fusion+checkpointing", "fusion_checkpoint", "cpsat")
+    assert stage["space"].startswith("checkpoint plans of the fixed fusion partition")
+    assert "the status says nothing of other partitions" in stage["space"]
