@@ -281,6 +281,9 @@ class Result(Generic[Payload]):
                             "bound": None if math.isnan(i.bound) else reported(i.bound, per_objective)}
                            for i in s.incumbents],
         }
+        shadowed = sorted(set(shared) & set(self.details))
+        if shadowed:
+            raise SolverBug(f"{self.family} {self.method}: its own JSON keys shadow shared ones: {', '.join(shadowed)}")
         return {**shared, **self.details}
 
 

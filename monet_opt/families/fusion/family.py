@@ -108,8 +108,6 @@ def _describe(space: FusionSpace, objective: FusionObjective, partition: Partiti
         "candidates": None if space.counts is None else {
             "connected": space.counts.connected, "convex": space.counts.convex, "feasible": space.counts.feasible,
             "kept": space.counts.kept},
-        "latency_cycles": None if measured is None else measured.latency_cycles,
-        "energy_pj": None if measured is None else measured.energy_pj,
         "dram_bytes": dram,
         "layer_by_layer": {"latency_cycles": base_latency, "energy_pj": base_energy,
                            "dram_bytes": sum(c.dram_bytes for c in base)},

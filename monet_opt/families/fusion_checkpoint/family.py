@@ -67,7 +67,7 @@ def _search(problem: FusedCheckpointProblem, target: CostUnderBudget, options: S
     measured = found.measurement
     claim = Claim(plan=PlanClaim(measured.latency_cycles, measured.energy_pj))
     return Proposal(plan, claim, replace(found.stats, solve_time_s=deadline.elapsed_s()),
-                    {**found.details, "space": found.space})
+                    {**found.details, "partition_space": found.space})
 
 
 def _referee(problem: FusedCheckpointProblem, target: CostUnderBudget, plan: FusedCheckpointPlan,
@@ -84,7 +84,7 @@ def _describe(problem: FusedCheckpointProblem, target: CostUnderBudget, plan: Fu
 def _space(problem: FusedCheckpointProblem, proposal: Proposal[FusedCheckpointPlan]) -> str:
     """The joint space after a joint search that bounds the answer; else the answer's partition's
     checkpoint space, with the statement that no other partition is covered by its status."""
-    space = proposal.report.get("space")
+    space = proposal.report.get("partition_space")
     if space is None:
         return f"partitions into stacks of at most {problem.max_stack} ops with their checkpoint plans (nothing found)"
     if proposal.report.get("partitions_checkpointed") is None:
