@@ -154,8 +154,6 @@ class Unavailable:
     reason: str
 
 
-_MATMUL_AS_CONV = {"B": "B", "N": "K", "K": "C", "M": "OX"}
-
 # Loop dims (conv names) that index each operand: (first input, second input, output).
 _CONV_OPERANDS = {
     OpKind.CONV: ({"B", "C", "OY", "OX", "FY", "FX"}, {"K", "C", "FY", "FX"}, {"B", "K", "OY", "OX"}),
