@@ -310,10 +310,13 @@ def _readable_part(path: Path, progress: Callable[[str], None] | None) -> bool:
 
 
 def _worker_start(parent_pid: int) -> None:
-    """Each local worker process: Ctrl-C is the parent's to handle (it stops the workers), and the
-    worker exits within half a second of its parent's death, so that a killed sweep leaves no
-    process behind."""
+    """Each local worker process: Ctrl-C is the parent's to handle (it stops the workers), the
+    parent's SIGTERM handler (inherited through fork: it raises inside the work, `cli.main.run`)
+    gives way to the default, so that the parent's `terminate()` ends a worker without a traceback,
+    and the worker exits within half a second of its parent's death, so that a killed sweep leaves
+    no process behind."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
 
 
