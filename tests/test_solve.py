@@ -76,7 +76,7 @@ def test_bad_instance_on_the_cli_writes_nothing(files, capsys):
                              ({"budgets": {"activations": "50%", "local": {"nowhere": "50%"}}},
                               "budgets.local.nowhere: unknown memory"),
                              ({"optimise": {"checkpointing": {}, "allocation": {}}},
-                              "optimise.allocation with optimise.checkpointing is not built")):
+                              "optimise.allocation after optimise.checkpointing is not built")):
         out = files / "out"
         assert main(["solve", str(write(files, instance(**changes))), "--out", str(out), "--quiet"]) == 2
         err = capsys.readouterr().err

@@ -13,6 +13,7 @@ def default_registry() -> Registry:
     from monet_opt.families.checkpoint.family import CHECKPOINT
     from monet_opt.families.fusion.family import FUSION
     from monet_opt.families.fusion_checkpoint.family import FUSION_CHECKPOINT
+    from monet_opt.families.plan.family import PLAN
     from monet_opt.families.remat.family import REMAT
 
     return (Registry()
@@ -20,4 +21,5 @@ def default_registry() -> Registry:
             .with_family(CHECKPOINT, decision="checkpointing")
             .with_family(ALLOCATION, decision="allocation")
             .with_family(FUSION, decision="fusion")
-            .with_family(FUSION_CHECKPOINT))
+            .with_family(FUSION_CHECKPOINT)
+            .with_family(PLAN))

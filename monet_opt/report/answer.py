@@ -128,3 +128,12 @@ def allocation_lines(data: Mapping[str, Any]) -> list[str]:
         lines.append("front: " + "; ".join(f"{number_text(p['latency_cycles'])} cycles / {energy_text(p['energy_pj'])}"
                                            for p in data["front"]))
     return lines
+
+
+def plan_lines(data: Mapping[str, Any]) -> list[str]:
+    """The plan family's keys: what is recomputed and how busy each core is."""
+    if data["recomputed"] is None:
+        return []
+    busy = data["core_busy_share"] or {}
+    return [f"recomputed {len(data['recomputed'])} of {data['candidates']} saved activations",
+            "cores busy: " + ", ".join(f"{core} {percent_text(share)}" for core, share in busy.items())]

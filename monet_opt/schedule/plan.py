@@ -39,7 +39,11 @@ class Plan:
     schedule is the earliest one that respects them (the schedule an allocation solver claims).
     `placement`: op -> core for the ops of a fused stack that run on another core than the stack's
     `core_of` (a stack spanning cores: its tiles pass from core to core; it occupies all of them
-    and is listed in the order of each)."""
+    and is listed in the order of each). `release_cycles`: stack -> the cycle before which it does
+    not start (a static schedule's start times: a plan that delays a stack to keep a memory within
+    its budget says so here). A recomputation (`<forward op>.recompute`, see `simulate`) may be
+    listed in a core's order and in `release_cycles`: it then runs on that core, at that place,
+    instead of where the simulator's rule would put it."""
 
     stacks: Mapping[str, tuple[str, ...]]
     core_of: Mapping[str, str]
@@ -49,6 +53,7 @@ class Plan:
     serial: bool = False
     dram_order: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     placement: Mapping[str, str] = field(default_factory=dict)
+    release_cycles: Mapping[str, int] = field(default_factory=dict)
 
     def op_cores(self, stack: str) -> tuple[str, ...]:
         """The core of each op of `stack`, in the stack's order."""
@@ -84,12 +89,20 @@ def check_plan_input(graph: Graph, plan: Plan, core_names: set[str]) -> None:
             raise InputError(f"plan: core_of names unknown stack {stack!r}")
         if core not in core_names:
             raise InputError(f"plan: stack {stack!r} is assigned to unknown core {core!r}")
+    def known(stack: str) -> bool:
+        return stack in plan.stacks or is_recompute_name(graph, stack)
+
     for core, order in plan.core_order.items():
         if core not in core_names:
             raise InputError(f"plan: core_order names unknown core {core!r}")
         for stack in order:
-            if stack not in plan.stacks:
+            if not known(stack):
                 raise InputError(f"plan: core_order[{core!r}] names unknown stack {stack!r}")
+    for stack, cycle in plan.release_cycles.items():
+        if not known(stack):
+            raise InputError(f"plan: release_cycles names unknown stack {stack!r}")
+        if not isinstance(cycle, int) or isinstance(cycle, bool) or cycle < 0:
+            raise InputError(f"plan: release cycle of {stack!r} is {cycle!r}, not a non-negative integer")
     for value, decision in plan.residency.items():
         if value not in graph.saved_for_backward:
             raise InputError(f"plan: residency names {value!r}, which is not saved for backward")
@@ -104,7 +117,7 @@ def check_plan_input(graph: Graph, plan: Plan, core_names: set[str]) -> None:
             raise InputError(f"plan: op {op!r} is placed on unknown core {core!r}")
     for link, order in plan.dram_order.items():
         for stack in order:
-            if stack not in plan.stacks:
+            if not known(stack):
                 raise InputError(f"plan: dram_order[{link!r}] names unknown stack {stack!r}")
     grouped: set[str] = set()
     for group in plan.recompute_groups:
@@ -114,6 +127,16 @@ def check_plan_input(graph: Graph, plan: Plan, core_names: set[str]) -> None:
             if op in grouped:
                 raise InputError(f"plan: op {op!r} is in two recompute groups")
             grouped.add(op)
+
+
+RECOMPUTE_SUFFIX = ".recompute"
+"""The recomputation of forward op o is the op `o.recompute` (`simulate.insert_recomputation`)."""
+
+
+def is_recompute_name(graph: Graph, name: str) -> bool:
+    """Whether `name` names the recomputation of a forward op of `graph`."""
+    op = graph.op_by_name.get(name.removesuffix(RECOMPUTE_SUFFIX)) if name.endswith(RECOMPUTE_SUFFIX) else None
+    return op is not None and op.phase is Phase.FORWARD
 
 
 def serial_sequence(graph: Graph, stacks: Mapping[str, tuple[str, ...]]) -> list[str]:

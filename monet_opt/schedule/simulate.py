@@ -7,9 +7,10 @@ It is independent of every solver and is the referee of their claims. Rules:
   core's order before its first stack that comes at or after the value's first backward reader in
   the reference order; the backward readers read the copy. An activation input of a
   recomputed op that is not itself kept (not saved, or also recomputed) is recomputed first, in
-  turn. An op needed by several recomputations runs once, before the earliest of their anchors;
-  the recompute ops anchored before the same op run in forward order. Inputs and kept values
-  simply stay live longer. `Plan.recompute_groups` fuse several recompute ops into one stack,
+  turn. A recompute op starts after the op it repeats has ended. An op needed by several recomputations runs once, before the earliest of their anchors;
+  the recompute ops anchored before the same op run in forward order. A recompute op that the
+  plan lists in a core's order runs there instead (on that core, at that place). Inputs and kept
+  values simply stay live longer. `Plan.recompute_groups` fuse several recompute ops into one stack,
   placed where the last of them would run and priced by the cost model as the fused stack it is
   (values passed inside it never go to DRAM).
 - `Plan.serial`: stacks run one at a time in the order of `serial_sequence` (for unfused plans:
@@ -18,7 +19,8 @@ It is independent of every solver and is the referee of their claims. Rules:
 - `Plan.dram_order`: on a DRAM link with a fixed order, a stack takes the link only when every
   stack before it in that order has taken it; a stack listed twice or missing deadlocks (`order`).
 - Each core runs its stacks one at a time in its plan order. A stack starts when the core is free,
-  every input has arrived, and the DRAM link of the core is free. A stack whose ops run on several
+  every input has arrived, the DRAM link of the core is free, and its release cycle
+  (`Plan.release_cycles`) has come. A stack whose ops run on several
   cores (`Plan.placement`) is listed in the order of each, starts when it heads all of them and
   holds all of them (and their DRAM links) until it ends. It lasts the cost model's
   `latency_cycles` and reserves that DRAM link for its `dram_cycles` from its start (the bus is
@@ -47,7 +49,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 
 import networkx as nx
@@ -117,9 +119,19 @@ def insert_recomputation(graph: Graph, plan: Plan) -> tuple[Graph, Plan]:
     if not recomputed:
         if plan.recompute_groups:
             raise InputError(f"plan: recompute group {plan.recompute_groups[0]!r} names ops that are not recomputed")
+        listed = [s for o in plan.core_order.values() for s in o if s not in plan.stacks]
+        if listed:
+            raise InputError(f"plan: a core order lists {listed[0]!r}, which no recomputed value needs")
         return graph, plan
     inserted = _insert_recompute_ops(graph, recomputed)
     return inserted.graph, _recompute_plan(graph, plan, recomputed, inserted)
+
+
+def recompute_graph(graph: Graph, recomputed: Collection[str]) -> Graph:
+    """`graph` with the recompute ops that recomputing the saved activations `recomputed` needs (the
+    rule of the module docstring): the ops and values a plan with these RECOMPUTE residencies runs
+    and holds, wherever it places them."""
+    return _insert_recompute_ops(graph, set(recomputed)).graph if recomputed else graph
 
 
 @dataclass(frozen=True)
@@ -193,6 +205,7 @@ def _recompute_plan(graph: Graph, plan: Plan, recomputed: set[str], inserted: _R
     stack_of = {op: s for s, ops in plan.stacks.items() for op in ops}
     position = {op.name: i for i, op in enumerate(graph.ops)}
     before, by_name, new_graph = inserted.before, inserted.ops, inserted.graph
+    listed = {s: c for c, o in plan.core_order.items() for s in o if s not in plan.stacks}  # recompute ops placed
     stacks = dict(plan.stacks)
     core_of = dict(plan.core_of)
     order = {c: list(o) for c, o in plan.core_order.items()}
@@ -204,13 +217,19 @@ def _recompute_plan(graph: Graph, plan: Plan, recomputed: set[str], inserted: _R
         for name in before[anchor]:
             sequence += 1
             key[name] = position[anchor] - 0.5 + sequence / (2 * (len(by_name) + 1))
+            stacks[name] = (name,)
+            if name in listed:  # placed by the plan
+                core_of[name] = listed.pop(name)
+                continue
             original = by_name[name].forward_op
             core = plan.placement.get(original, core_of[stack_of[original]])  # where the original ran: eligible
             target = order.setdefault(core, [])
             at = next((i for i, s in enumerate(target) if key[s] > key[name]), len(target))
             target.insert(at, name)
-            stacks[name] = (name,)
             core_of[name] = core
+    if listed:
+        raise InputError(f"plan: the order of core {next(iter(listed.values()))!r} lists {next(iter(listed))!r}, "
+                         "which no recomputed value needs")
     for group in plan.recompute_groups:
         members = [f"{op}.recompute" for op in group]
         missing = [op for op, name in zip(group, members, strict=True) if name not in stacks]
@@ -236,7 +255,7 @@ def _recompute_plan(graph: Graph, plan: Plan, recomputed: set[str], inserted: _R
         order = {c: sorted(o, key=rank.__getitem__) for c, o in order.items()}
     residency = {t: r for t, r in plan.residency.items() if t not in recomputed}
     return Plan(stacks, core_of, {c: tuple(o) for c, o in order.items()}, residency, serial=plan.serial,
-                placement=plan.placement)
+                dram_order=plan.dram_order, placement=plan.placement, release_cycles=plan.release_cycles)
 
 
 def _stack_cost(table: CostTable, ops: tuple[str, ...], core: str | tuple[str, ...], on_chip: frozenset[str]
@@ -272,6 +291,7 @@ class _Structure:
     core_of_op: Mapping[str, str]  # op -> the core that runs it
     stack_cores: Mapping[str, tuple[str, ...]]  # stack -> every core it runs on, its `core_of` first
     stack_inputs: Mapping[str, list[tuple[str, str]]]  # stack -> (tensor, producer stack) read from outside
+    repeats: Mapping[str, tuple[str, ...]]  # stack -> the other stacks whose ops its recompute ops repeat
     on_chip_home: Mapping[str, str]  # tensor kept ON_CHIP -> core whose memory holds it
     internal: frozenset[str]  # values produced and read only inside one fused stack
 
@@ -352,6 +372,7 @@ def _structure(graph: Graph, plan: Plan, violations: list[Violation]) -> _Struct
             violations.append(Violation("order", f"stack {s!r} runs on {', '.join(cores)} but is listed in the order "
                                                  f"of {where or 'no core'}"))
     stack_inputs: dict[str, list[tuple[str, str]]] = {}
+    repeats: dict[str, tuple[str, ...]] = {}
     stack_graph = nx.DiGraph()
     stack_graph.add_nodes_from(plan.stacks)
     for s, ops in plan.stacks.items():
@@ -373,9 +394,17 @@ def _structure(graph: Graph, plan: Plan, violations: list[Violation]) -> _Struct
                     stack_graph.add_edge(stack_of[producer], s)
             done.add(op_name)
         stack_inputs[s] = list(deps.items())
+        repeated = {stack_of[op.forward_op] for op in map(graph.op_by_name.__getitem__, ops)
+                    if op.phase is Phase.RECOMPUTE and op.forward_op in stack_of and stack_of[op.forward_op] != s}
+        repeats[s] = tuple(sorted(repeated))
+        stack_graph.add_edges_from((p, s) for p in repeated)
     for core, order in plan.core_order.items():
         position = {s: i for i, s in enumerate(order)}
         for s in order:
+            for p in repeats.get(s, ()):
+                if p in position and position[p] > position[s]:
+                    violations.append(Violation("dependency", f"on core {core!r}, {s!r} is ordered before {p!r}, "
+                                                              "whose op it recomputes"))
             for t, p in stack_inputs.get(s, ()):
                 if p in position and position[p] > position[s]:
                     violations.append(Violation("dependency", f"on core {core!r}, {s!r} is ordered before {p!r}, "
@@ -393,7 +422,7 @@ def _structure(graph: Graph, plan: Plan, violations: list[Violation]) -> _Struct
                 readers = graph.consumers[t]
                 if readers and all(r in members for r in readers) and t not in graph.outputs and len(ops) > 1:
                     internal.add(t)
-    return _Structure(stack_of, core_of_op, stack_cores, stack_inputs, on_chip_home, frozenset(internal))
+    return _Structure(stack_of, core_of_op, stack_cores, stack_inputs, repeats, on_chip_home, frozenset(internal))
 
 
 def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, structure: _Structure,
@@ -451,6 +480,7 @@ def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, str
         return math.ceil(copy.size_bytes * 8 / copy.link.bandwidth_bits_per_cycle)
 
     bus_head: dict[str, int] = defaultdict(int)
+    release = plan.release_cycles
 
     def bus_turn(bus: str) -> str | None:
         """The stack whose turn it is on a DRAM link with a fixed order."""
@@ -476,11 +506,14 @@ def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, str
             if len(cores) > 1 and any(head[c] >= len(pending[c]) or pending[c][head[c]] != s
                                       for c in cores if c in pending):
                 continue
-            if any(p not in end_of for _, p in stack_inputs[s]):
+            if any(p not in end_of for _, p in stack_inputs[s]) or any(p not in end_of for p in structure.repeats[s]):
                 continue
             if plan.serial and s != sequence[len(end_of)]:
                 continue
-            ready = max(core_free[core] if len(cores) == 1 else max(core_free[c] for c in cores), previous_end)
+            ready = max(core_free[core] if len(cores) == 1 else max(core_free[c] for c in cores), previous_end,
+                        release.get(s, 0))
+            for p in structure.repeats[s]:
+                ready = max(ready, end_of[p])
             for t, p in stack_inputs[s]:
                 ready = max(ready, end_of[p])
                 if arrival:
@@ -503,7 +536,8 @@ def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, str
             for core in pending:
                 if head[core] < len(pending[core]):
                     s = pending[core][head[core]]
-                    blockers = sorted({p for _, p in stack_inputs[s] if p not in end_of})
+                    blockers = sorted({p for _, p in stack_inputs[s] if p not in end_of}
+                                      | {p for p in structure.repeats[s] if p not in end_of})
                     waiting.append(f"{core} waits at {s!r} for {', '.join(blockers[:2]) or 'its other cores'}")
             violations.append(Violation("order", "the per-core orders deadlock: " + "; ".join(waiting)))
             break

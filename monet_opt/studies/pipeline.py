@@ -11,9 +11,12 @@ Combinations (`Instance.combine`):
   method (peak splitting); its status then names the ops kept alone. Fusion prices every value in
   DRAM and does not see the checkpointing objective: that is what `joint` adds.
 - joint: fusion and checkpointing chosen together (`families/fusion_checkpoint/joint.py`: exact joint search on
-  graphs up to 40 ops, else the alternation of the two exact models), then allocation as above.
-Allocation after checkpointing is not built: a checkpoint plan's activation peak holds for its
-serial order only, so such an instance is refused (the solve names it).
+  graphs up to 40 ops, else the alternation of the two exact models), then allocation as above;
+  checkpointing and allocation chosen together (the plan family, `families/plan/`: cores, start
+  times and recomputation under the activation budget and every memory).
+Allocation after checkpointing (sequential) is not built: a checkpoint plan's activation peak holds
+for its serial order only; nor are the three decisions together. Such instances are refused (the
+solve names why).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
 from monet_opt.families.fusion.family import schedule_on_cores, space_for
 from monet_opt.families.fusion.space import Candidate, FusionObjective, FusionSpace
 from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem, fuse_within_reach
+from monet_opt.families.plan.problem import PlanProblem
 from monet_opt.model.cost import CostTable
 from monet_opt.model.hardware import Accelerator, load_accelerator
 from monet_opt.model.hardware.model import DRAM
@@ -123,16 +127,23 @@ def solve_instance(instance: Instance, workers: int = 2, progress: bool = True, 
     its own time limit, or an equal share of what is left when it starts."""
     deadline = Deadline(time.perf_counter() if started is None else started, instance.time_limit_s)
     decisions = instance.decisions
-    if "allocation" in decisions and "checkpointing" in decisions:
-        raise InputError(f"{instance.source}: optimise.allocation with optimise.checkpointing is not built (a "
-                         "checkpoint plan's activation peak holds for its serial order only)")
+    if {"allocation", "checkpointing"} <= set(decisions):
+        if instance.combine != "joint":
+            raise InputError(f"{instance.source}: optimise.allocation after optimise.checkpointing is not built (a "
+                             "serial checkpoint plan's activation peak holds for its serial order only); "
+                             "combine: joint plans both together")
+        if "fusion" in decisions:
+            raise InputError(f"{instance.source}: optimise.fusion with checkpointing and allocation together is not "
+                             "built; choose two of the three")
     setting = _setting(instance, registry or default_registry(), workers)
     baseline = simulate(setting.graph, setting.hw, default_plan(setting.graph, setting.table), setting.table)
     stages: list[Stage] = []
-    joint = instance.combine == "joint" and {"fusion", "checkpointing"} <= set(decisions)
     order = [d for d in STAGES if d in decisions]
-    if joint:
+    joint = instance.combine == "joint" and len(order) > 1
+    if joint and "fusion" in decisions:
         order = ["fusion+checkpointing"] + [d for d in order if d == "allocation"]
+    elif joint:
+        order = ["checkpointing+allocation"]
     carried = Carried()
     for k, decision in enumerate(order):
         stage_deadline = _stage_deadline(instance, decision, deadline, len(order) - k)
@@ -146,7 +157,8 @@ def solve_instance(instance: Instance, workers: int = 2, progress: bool = True, 
                   f"{result.stats.solve_time_s:.2f} s", file=sys.stderr, flush=True)
         if result.payload is None:
             break
-    combination = ("joint: fusion and checkpointing together" if joint else "sequential: " + " -> ".join(order))
+    combination = (f"joint: {' and '.join(order[0].split('+'))} together" if joint else
+                   "sequential: " + " -> ".join(order))
     return InstanceResult(instance, combination, tuple(stages), baseline, deadline.elapsed_s(),
                           setting.activation_budget_bytes)
 
@@ -269,8 +281,25 @@ def _allocation(setting: Setting, carried: Carried, options: SolverOptions, dead
     return result, carried
 
 
+def _parallel_plan(setting: Setting, carried: Carried, options: SolverOptions, deadline: Deadline
+                   ) -> tuple[Result, Carried]:
+    """Checkpointing and allocation together: the plan family's method that both decisions name (its
+    methods: cpsat, greedy)."""
+    checkpointing, allocation = setting.instance.decisions["checkpointing"], setting.instance.decisions["allocation"]
+    family = setting.registry.family("plan")
+    if checkpointing.method != allocation.method or checkpointing.method not in family.methods:
+        raise InputError(f"{setting.instance.source}: combine: joint needs one method of {', '.join(family.methods)} "
+                         "for both checkpointing and allocation")
+    assert setting.activation_budget_bytes is not None
+    problem = PlanProblem(setting.graph, setting.hw, OBJECTIVES[checkpointing.objective], setting.limits)
+    result = solve(family, problem, CostUnderBudget(setting.activation_budget_bytes), checkpointing.method, options,
+                   deadline)
+    return result, carried
+
+
 StageFunction = Callable[[Setting, Carried, SolverOptions, Deadline], tuple[Result, Carried]]
 STAGES: dict[str, StageFunction] = {"fusion": _fusion, "checkpointing": _checkpointing, "allocation": _allocation,
-                                    "fusion+checkpointing": _joint}
+                                    "fusion+checkpointing": _joint, "checkpointing+allocation": _parallel_plan}
 """The stages in the order they run (a sequential combination takes its decisions in this order;
-the joint one replaces fusion and checkpointing by `fusion+checkpointing`)."""
+the joint one replaces fusion and checkpointing by `fusion+checkpointing`, checkpointing and allocation by
+`checkpointing+allocation`)."""

@@ -1,0 +1,300 @@
+"""The exact CP-SAT model of the parallel plan (formulations/plan.md).
+
+Per task (every op, and the recomputation `c_p` of every op p that some choice recomputes,
+`PlanProblem.cloneable`): a start S and an end E, one optional fixed-size interval per core that can
+run it (exactly one present for an op; for c_p, one exactly when its presence literal r_p is true),
+NoOverlap per core; an optional interval of the option's DRAM cycles from S on its core's DRAM link,
+NoOverlap per link. Per candidate t a literal rc_t (recomputed).
+
+The rule of `simulate.recompute_graph`, written as conditions on those literals (`_uses`): a backward
+op reads candidate t, or its copy made by c_p when rc_t; c_q reads each activation input x of q,
+or x's copy when x is not kept (unsaved, or rc_x); r_p is exactly the disjunction of rc_t over the
+candidates t that p produces and of the conditions under which a present recomputation reads a copy
+of p's outputs. Each use is a precedence S_reader >= E_writer under its condition; and S_cp >= E_p
+(a recomputation repeats an op that has run).
+
+Memory: a value (or a copy, present with r_p) occupies DRAM over [S_writer, L) where L = the exact
+maximum of the writer's end and the ends of the readers that read it (each reader's end counted
+under its condition, the writer's end otherwise); Cumulative on DRAM with capacity min(activation
+budget, DRAM capacity - static bytes); working sets on each local memory, Cumulative with its
+capacity (or budget). Objective: the makespan M = max E (latency) or the sum of the chosen options'
+energies, each rounded down to a whole pJ (energy); for latency, ties are broken by energy
+(`TIE_BREAK`). Redundant: each core's and each DRAM link's load <= M.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from ortools.sat.python import cp_model
+
+from monet_opt.families.plan.problem import ParallelPlan, PlanProblem
+from monet_opt.model.workload.ir import Phase, TensorRole
+from monet_opt.schedule.plan import RECOMPUTE_SUFFIX
+from monet_opt.solving.common import Deadline, SolverOptions, SolveStats
+from monet_opt.solving.cpsat_runner import run_cpsat
+
+Literal = cp_model.IntVar | cp_model.NotBooleanVariable
+TIE_BREAK = 1 << 20
+"""Minimising latency, the model minimises makespan x TIE_BREAK + energy in units of (the largest
+energy of any plan) / (TIE_BREAK - 1): among the fastest plans, (nearly) the least energy."""
+
+
+@dataclass(frozen=True)
+class Use:
+    """`reader` reads `tensor` (`copy`: its recomputed copy) when every literal of `when` is true."""
+
+    reader: str
+    tensor: str
+    copy: bool
+    when: tuple[Literal, ...]
+
+
+def clone(op: str) -> str:
+    return op + RECOMPUTE_SUFFIX
+
+
+class PlanModel:
+    """The model of the module docstring for one budget (bytes of dynamic DRAM); without a budget,
+    the model of the smallest dynamic DRAM peak (the Cumulative's capacity is then a variable,
+    minimised)."""
+
+    def __init__(self, problem: PlanProblem, budget_bytes: int | None) -> None:
+        self.problem = p = problem
+        m = self.model = cp_model.CpModel()
+        graph = p.graph
+        self.ops = [op.name for op in graph.ops]
+        self.clones = {clone(q): q for q in p.cloneable}
+        tasks = self.ops + list(self.clones)
+        self.horizon = sum(max(max(o.duration_cycles, o.bus_cycles) for o in p.options[self._op(t)]) for t in tasks)
+        self.rc = {t: m.new_bool_var(f"rc[{t}]") for t in p.candidates}
+        self.present: dict[str, Literal | None] = {t: None for t in self.ops}  # None: always
+        self.present.update({c: m.new_bool_var(f"r[{q}]") for c, q in self.clones.items()})
+        self.S = {t: m.new_int_var(0, self.horizon, f"S[{t}]") for t in tasks}
+        self.E = {t: m.new_int_var(0, self.horizon, f"E[{t}]") for t in tasks}
+        self.x: dict[tuple[str, str], cp_model.IntVar] = {}
+        self._tasks(tasks)
+        uses = self._uses()
+        self._presence(uses)
+        for use in uses:
+            writer = clone(graph.producer[use.tensor]) if use.copy else graph.producer.get(use.tensor)
+            if writer is not None:
+                m.add(self.S[use.reader] >= self.E[writer]).only_enforce_if(list(use.when))
+        for c, q in self.clones.items():  # a recomputation repeats an op that has run
+            m.add(self.S[c] >= self.E[q]).only_enforce_if(self.present[c])
+        self.dram_peak = m.new_int_var(0, p.dynamic_dram_capacity_bytes(), "dram_peak")
+        if budget_bytes is not None:
+            m.add(self.dram_peak <= budget_bytes)
+        self._dram(uses, self.dram_peak)
+        self.makespan = m.new_int_var(0, self.horizon, "makespan")
+        m.add_max_equality(self.makespan, list(self.E.values()))
+        for terms in self._loads().values():
+            m.add(sum(terms) <= self.makespan)
+        self.energy = sum(math.floor(o.energy_pj) * self.x[t, o.core] for t in tasks for o in p.options[self._op(t)])
+        if budget_bytes is None:
+            m.minimize(self.dram_peak)
+        elif p.weights.latency_weight:
+            # lexicographic: the makespan, then the energy in units that sum to less than TIE_BREAK
+            most = sum(max(o.energy_pj for o in p.options[self._op(t)]) for t in tasks)
+            unit = max(most / (TIE_BREAK - 1), 1e-9)
+            self.tie_break = sum(math.floor(o.energy_pj / unit) * self.x[t, o.core]
+                                 for t in tasks for o in p.options[self._op(t)])
+            m.minimize(self.makespan * TIE_BREAK + self.tie_break)
+        else:
+            m.minimize(self.energy)
+
+    def _op(self, task: str) -> str:
+        return self.clones.get(task, task)
+
+    def _tasks(self, tasks: list[str]) -> None:
+        """Starts, ends, one optional interval per option; NoOverlap per core and per DRAM link;
+        Cumulative of working sets per local memory."""
+        m, p = self.model, self.problem
+        on_core: dict[str, list] = defaultdict(list)
+        on_bus: dict[str, list] = defaultdict(list)
+        on_memory: dict[str, list] = defaultdict(list)
+        for t in tasks:
+            chosen = []
+            for o in p.options[self._op(t)]:
+                lit = self.x[t, o.core] = m.new_bool_var(f"x[{t},{o.core}]")
+                interval = m.new_optional_fixed_size_interval_var(self.S[t], o.duration_cycles, lit, "")
+                on_core[o.core].append(interval)
+                if o.bus is not None:
+                    on_bus[o.bus].append(m.new_optional_fixed_size_interval_var(self.S[t], o.bus_cycles, lit, ""))
+                if o.working_set_bytes:
+                    on_memory[o.memory].append((interval, o.working_set_bytes))
+                chosen.append(lit)
+            present = self.present[t]
+            if present is None:
+                m.add_exactly_one(chosen)
+            else:
+                m.add(sum(chosen) == present)
+                m.add(self.S[t] == 0).only_enforce_if(~present)
+            m.add(self.E[t] == self.S[t] + sum(o.duration_cycles * self.x[t, o.core] for o in p.options[self._op(t)]))
+        for intervals in [*on_core.values(), *on_bus.values()]:
+            m.add_no_overlap(intervals)
+        for memory, items in on_memory.items():
+            m.add_cumulative([i for i, _ in items], [d for _, d in items], p.local_capacity_bytes(memory))
+
+    def _conjunction(self, literals: tuple[Literal, ...]) -> Literal:
+        if len(literals) == 1:
+            return literals[0]
+        z = self.model.new_bool_var("")
+        for lit in literals:
+            self.model.add_implication(z, lit)
+        self.model.add_bool_or([z, *(~lit for lit in literals)])
+        return z
+
+    def _uses(self) -> list[Use]:
+        """Every read of a value or of a recomputed copy by an op or a recomputation, with its
+        condition (module docstring)."""
+        graph, rc = self.problem.graph, self.rc
+        uses = []
+        for op in graph.ops:
+            for t in dict.fromkeys(op.inputs):
+                if t in rc and op.phase is Phase.BACKWARD:
+                    uses += [Use(op.name, t, False, (~rc[t],)), Use(op.name, t, True, (rc[t],))]
+                else:
+                    uses.append(Use(op.name, t, False, ()))
+        for c, q in self.clones.items():
+            present = self.present[c]
+            assert present is not None
+            for x in dict.fromkeys(graph.op_by_name[q].inputs):
+                activation = graph.tensors[x].role is TensorRole.ACTIVATION
+                if activation and x not in graph.saved_for_backward:
+                    uses.append(Use(c, x, True, (present,)))
+                elif x in rc:
+                    uses += [Use(c, x, False, (present, ~rc[x])), Use(c, x, True, (present, rc[x]))]
+                else:
+                    uses.append(Use(c, x, False, (present,)))
+        return [Use(u.reader, u.tensor, u.copy, (self._conjunction(u.when),) if u.when else ()) for u in uses]
+
+    def _presence(self, uses: list[Use]) -> None:
+        """r_p is exactly: p produces a recomputed candidate, or a use of a copy of p's outputs holds."""
+        graph = self.problem.graph
+        reasons: dict[str, list[Literal]] = defaultdict(list)
+        for t, lit in self.rc.items():
+            reasons[clone(graph.producer[t])].append(lit)
+        for use in uses:
+            if use.copy and use.reader in self.clones:
+                reasons[clone(graph.producer[use.tensor])].append(use.when[0])
+        for c in self.clones:
+            self.model.add_max_equality(self.present[c], reasons[c])
+
+    def _dram(self, uses: list[Use], capacity_bytes: cp_model.IntVar) -> None:
+        """Each dynamic value and each copy occupies DRAM over [writer start, exact last end)."""
+        m, graph = self.model, self.problem.graph
+        readers: dict[tuple[str, bool], list[Use]] = defaultdict(list)
+        for use in uses:
+            readers[use.tensor, use.copy].append(use)
+        self.dram_items: list[tuple[str, cp_model.IntVar | int, cp_model.IntVar, int, Literal | None]] = []
+        values = [(t, False) for t, tensor in graph.tensors.items() if not tensor.is_static]
+        values += [(t, True) for c, q in self.clones.items() for t in graph.op_by_name[q].outputs]
+        intervals, demands = [], []
+        for t, copy in values:
+            producer = graph.producer.get(t)
+            writer = clone(producer) if copy else producer
+            start = 0 if writer is None else self.S[writer]
+            base = 0 if writer is None else self.E[writer]
+            ends = [base]
+            for use in readers[t, copy]:
+                if not use.when:
+                    ends.append(self.E[use.reader])
+                    continue
+                end = m.new_int_var(0, self.horizon, "")
+                m.add(end == self.E[use.reader]).only_enforce_if(use.when[0])
+                m.add(end == base).only_enforce_if(~use.when[0])
+                ends.append(end)
+            last = m.new_int_var(0, self.horizon, f"L[{t}{'@copy' if copy else ''}]")
+            m.add_max_equality(last, ends)
+            size = m.new_int_var(0, self.horizon, "")
+            present = self.present[writer] if copy else None
+            if present is None:
+                intervals.append(m.new_interval_var(start, size, last, ""))
+            else:
+                intervals.append(m.new_optional_interval_var(start, size, last, present, ""))
+            demands.append(graph.tensors[t].size_bytes)
+            self.dram_items.append((t, start, last, graph.tensors[t].size_bytes, present))
+        m.add_cumulative(intervals, demands, capacity_bytes)
+
+    def _loads(self) -> dict[str, list]:
+        loads: dict[str, list] = defaultdict(list)
+        for (t, core), lit in self.x.items():
+            option = next(o for o in self.problem.options[self._op(t)] if o.core == core)
+            loads[f"core:{core}"].append(option.duration_cycles * lit)
+            if option.bus is not None:
+                loads[f"bus:{option.bus}"].append(option.bus_cycles * lit)
+        return loads
+
+    def hint(self, plan: ParallelPlan) -> None:
+        m = self.model
+        for t, lit in self.rc.items():
+            m.add_hint(lit, t in plan.recomputed)
+        for (t, core), lit in self.x.items():
+            m.add_hint(lit, plan.core_of.get(t) == core)
+        for t, var in self.S.items():
+            m.add_hint(var, plan.start_cycles.get(t, 0))
+
+    def answer(self, solver: cp_model.CpSolver) -> ParallelPlan:
+        present = [t for t in self.S if self.present[t] is None or solver.boolean_value(self.present[t])]
+        core_of = {t: core for (t, core), lit in self.x.items() if solver.boolean_value(lit)}
+        return ParallelPlan(frozenset(t for t, lit in self.rc.items() if solver.boolean_value(lit)),
+                            {t: core_of[t] for t in present}, {t: solver.value(self.S[t]) for t in present})
+
+    def claimed_peaks(self, solver: cp_model.CpSolver) -> dict[str, int]:
+        """Each memory's peak as the model's own intervals give it (DRAM with its static bytes)."""
+        p = self.problem
+        events: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for _, start, last, size, present in self.dram_items:
+            if present is None or solver.boolean_value(present):
+                begin, end = solver.value(start), solver.value(last)
+                if end > begin:
+                    events["dram"] += [(begin, size), (end, -size)]
+        for (t, core), lit in self.x.items():
+            option = next(o for o in p.options[self._op(t)] if o.core == core)
+            if solver.boolean_value(lit) and option.working_set_bytes and option.duration_cycles:
+                begin = solver.value(self.S[t])
+                events[option.memory] += [(begin, option.working_set_bytes),
+                                          (begin + option.duration_cycles, -option.working_set_bytes)]
+        peaks = {memory: sweep_peak(events.get(memory, [])) for memory in ["dram", *p.hw.memories]}
+        peaks["dram"] += p.static_dram_bytes
+        return peaks
+
+
+def sweep_peak(events: list[tuple[int, int]]) -> int:
+    """The highest level of (time, +/- bytes) events over half-open intervals (a release before an
+    allocation at the same time)."""
+    level = peak = 0
+    for _, delta in sorted(events):
+        level += delta
+        peak = max(peak, level)
+    return peak
+
+
+@dataclass(frozen=True)
+class ModelAnswer:
+    plan: ParallelPlan | None
+    peaks_bytes: Mapping[str, int] | None
+    makespan_cycles: int | None
+    stats: SolveStats
+
+
+def solve_plan_cpsat(problem: PlanProblem, budget_bytes: int | None, options: SolverOptions, deadline: Deadline,
+                     hint: ParallelPlan | None = None) -> ModelAnswer:
+    """The model for `budget_bytes` (None: the smallest dynamic DRAM peak), solved by the deadline."""
+    model = PlanModel(problem, budget_bytes)
+    if hint is not None:
+        model.hint(hint)
+    lexicographic = budget_bytes is not None and bool(problem.weights.latency_weight)
+    solver, stats = run_cpsat(model.model, options, deadline)
+    if lexicographic:  # objective and bound in cycles: the bound of makespan x T + tie-break is below (M + 1) x T
+        stats = replace(stats, objective=None if stats.objective is None else stats.objective // TIE_BREAK,
+                        bound=None if stats.bound is None else stats.bound // TIE_BREAK,
+                        incumbents=tuple(replace(i, objective=i.objective // TIE_BREAK, bound=i.bound // TIE_BREAK)
+                                         for i in stats.incumbents))
+    if stats.objective is None:
+        return ModelAnswer(None, None, None, stats)
+    return ModelAnswer(model.answer(solver), model.claimed_peaks(solver), solver.value(model.makespan), stats)

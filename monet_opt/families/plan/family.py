@@ -1,0 +1,157 @@
+"""The plan family: the parallel memory-safe plan of a training graph (formulations/plan.md).
+
+Problem: a `PlanProblem` (graph, accelerator, cost weights, local budgets); target:
+`CostUnderBudget` (the dynamic DRAM budget, bytes); payload: a `ParallelPlan` (recomputed
+candidates, core and start cycle of every op and recomputation). The referee is the validation
+scheduler (`schedule.check` on `ParallelPlan.to_plan`, whose start cycles are release cycles): the
+claimed latency and energy (and, for cpsat, every memory's peak) must be simulated, no memory may
+overflow its capacity or budget, and the dynamic DRAM peak must stay within the budget.
+
+Methods:
+- cpsat (exact over the space of `PlanProblem.space`, `cpsat.py`), warm-started from the list
+  scheduler; when CP-SAT finds nothing better in time, the warm start with CP-SAT's bound;
+- greedy (search): the memory-aware list scheduler over prefixes of Chen's recomputation order
+  (`list_schedule.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monet_opt.errors import InfeasibleError
+from monet_opt.families.plan.cpsat import solve_plan_cpsat
+from monet_opt.families.plan.list_schedule import best_list_schedule
+from monet_opt.families.plan.problem import ParallelPlan, PlanProblem
+from monet_opt.model.hardware.model import DRAM
+from monet_opt.report.answer import plan_lines
+from monet_opt.schedule.plan import RECOMPUTE_SUFFIX, default_plan
+from monet_opt.schedule.simulate import Claim as PlanClaim
+from monet_opt.schedule.simulate import SimulationResult, check, simulate
+from monet_opt.solving.common import Deadline, SolverOptions, SolveStatus, heuristic_stats, warm_start_stats
+from monet_opt.solving.contract import (
+    Claim, CostUnderBudget, Family, FeasibleBudget, Measurement, Method, MethodKind, MinimumPeak, Proposal, Verdict,
+    budget_infeasible_error, registry, solve,
+)
+
+PlanTarget = CostUnderBudget | MinimumPeak
+WARM_START_SHARE = 0.25
+"""The share of cpsat's time after which the list scheduler's search for a warm start stops."""
+
+
+def plan_cost(problem: PlanProblem, plan: ParallelPlan) -> tuple[int, float]:
+    """(latency cycles, energy pJ) of a plan as its start cycles and the cost model's prices give them."""
+    latency, energy = 0, 0.0
+    for task, start in plan.start_cycles.items():
+        option = next(o for o in problem.options[task.removesuffix(RECOMPUTE_SUFFIX)] if o.core == plan.core_of[task])
+        latency = max(latency, start + option.duration_cycles)
+        energy += option.energy_pj
+    return latency, energy
+
+
+def _budget(problem: PlanProblem, target: PlanTarget) -> int:
+    """The target's budget; for the smallest peak, all the dynamic DRAM there is."""
+    return target.budget if isinstance(target, CostUnderBudget) else problem.dynamic_dram_capacity_bytes()
+
+
+def _dynamic_peak_bytes(result: SimulationResult) -> int:
+    return result.peak_memory_bytes[DRAM] - result.static_dram_bytes
+
+
+def _score(problem: PlanProblem, target: PlanTarget, plan: ParallelPlan) -> float:
+    """The target's objective of a plan: its weighted cost by its own prices, or its simulated peak."""
+    if isinstance(target, MinimumPeak):
+        return _dynamic_peak_bytes(simulate(problem.graph, problem.hw, plan.to_plan(problem), problem.table,
+                                            problem.local_budget_bytes))
+    return problem.weights.of(*plan_cost(problem, plan))
+
+
+def _greedy(problem: PlanProblem, target: PlanTarget, options: SolverOptions, deadline: Deadline
+          ) -> Proposal[ParallelPlan]:
+    plan = best_list_schedule(problem, _budget(problem, target), deadline)
+    if plan is None:
+        return Proposal(None, None, heuristic_stats(None, deadline))
+    return Proposal(plan, Claim(plan=PlanClaim(*plan_cost(problem, plan))),
+                    heuristic_stats(_score(problem, target, plan), deadline))
+
+
+def _cpsat(problem: PlanProblem, target: PlanTarget, options: SolverOptions, deadline: Deadline
+           ) -> Proposal[ParallelPlan]:
+    warm = best_list_schedule(problem, _budget(problem, target), deadline.share(WARM_START_SHARE))
+    budget = target.budget if isinstance(target, CostUnderBudget) else None
+    answer = solve_plan_cpsat(problem, budget, options, deadline, warm)
+    if answer.plan is None:
+        if warm is None or answer.stats.status is SolveStatus.INFEASIBLE:
+            return Proposal(None, None, answer.stats)
+        return Proposal(warm, Claim(plan=PlanClaim(*plan_cost(problem, warm))),
+                        warm_start_stats(answer.stats, _score(problem, target, warm)), {"from_warm_start": True})
+    _, energy = plan_cost(problem, answer.plan)  # in pJ: the model's energies are rounded down
+    claim = PlanClaim(answer.makespan_cycles, energy, answer.peaks_bytes)
+    return Proposal(answer.plan, Claim(plan=claim), answer.stats, {"from_warm_start": False})
+
+
+def _referee(problem: PlanProblem, target: PlanTarget, plan: ParallelPlan, claim: Claim | None) -> Verdict:
+    plan_claim = claim.plan if claim is not None and claim.plan is not None else PlanClaim()
+    report = check(problem.graph, problem.hw, plan.to_plan(problem), plan_claim, problem.table,
+                   limits_bytes=problem.local_budget_bytes)
+    result = report.result
+    dynamic = _dynamic_peak_bytes(result)
+    violations = [f"{v.kind}: {v.message}" for v in result.violations]
+    if isinstance(target, CostUnderBudget) and dynamic > target.budget:
+        violations.append(f"dynamic DRAM peak {dynamic} bytes > budget {target.budget}")
+    objective = dynamic if isinstance(target, MinimumPeak) else problem.weights.of(result.latency_cycles,
+                                                                                    result.energy_pj)
+    measured = Measurement(objective, dynamic, tuple(violations), result.latency_cycles, result.energy_pj, result)
+    return Verdict(measured, report.disagreements)
+
+
+def _diagnose(problem: PlanProblem, target: PlanTarget, options: SolverOptions, deadline: Deadline
+              ) -> InfeasibleError | None:
+    """A budget below the smallest dynamic DRAM peak of any plan of the space: by how much (a
+    minimum-peak solve in the time left; its bound when it is not proven)."""
+    if not isinstance(target, CostUnderBudget):
+        return None
+    result = solve(PLAN, problem, MinimumPeak(), "cpsat", options, deadline, diagnose=False)
+    achieved = None if result.measurement is None else int(result.measurement.peak)
+    lowest = int(result.stats.bound or 0) if result.status is not SolveStatus.OPTIMAL else achieved
+    feasible = FeasibleBudget(lowest if achieved is None else min(lowest, achieved), achieved)
+    default = simulate(problem.graph, problem.hw, default_plan(problem.graph, problem.table), problem.table,
+                       problem.local_budget_bytes)
+    return budget_infeasible_error(f"{problem.graph.name} on {problem.hw.name}, dynamic DRAM of a parallel plan",
+                                   target.budget, feasible, _dynamic_peak_bytes(default), 1, " bytes")
+
+
+def _describe(problem: PlanProblem, target: PlanTarget, plan: ParallelPlan | None,
+              measured: Measurement | None) -> dict[str, Any]:
+    busy: dict[str, int] = {}
+    if measured is not None and measured.simulation is not None:
+        for task in measured.simulation.tasks:
+            busy[task.core] = busy.get(task.core, 0) + task.end_cycle - task.start_cycle
+    latency = None if measured is None else measured.latency_cycles
+    return {
+        "workload": problem.graph.name, "hardware": problem.hw.name, "objective_kind": problem.weights.name,
+        "local_budget_bytes": dict(problem.local_budget_bytes),
+        "candidates": len(problem.candidates),
+        "recomputed": None if plan is None else sorted(plan.recomputed),
+        "core_busy_share": None if not latency else {c.name: busy.get(c.name, 0) / latency for c in problem.hw.cores},
+    }
+
+
+def _space(problem: PlanProblem, proposal: Proposal[ParallelPlan]) -> str:
+    energy = "; energies rounded down to whole pJ per op" if not problem.weights.latency_weight else ""
+    return problem.space() + energy
+
+
+def _unit(problem: PlanProblem, target: PlanTarget) -> str:
+    if isinstance(target, MinimumPeak):
+        return "bytes"
+    return {"latency": "cycles", "energy": "pJ"}.get(problem.weights.name, "weighted cycles + pJ")
+
+
+PLAN: Family = Family(
+    "plan",
+    registry(Method("cpsat", _cpsat, MethodKind.EXACT, "exact CP-SAT model of cores, start times and "
+                    "recomputation under every memory (warm-started by the list scheduler)"),
+             Method("greedy", _greedy, MethodKind.SEARCH, "memory-aware list scheduler over Chen's recomputation order")),
+    _referee, _space, _describe,
+    problem_name=lambda problem: f"{problem.graph.name}@{problem.hw.name}", objective_unit=_unit,
+    diagnose=_diagnose, answer_lines=plan_lines)

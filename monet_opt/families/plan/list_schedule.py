@@ -1,0 +1,256 @@
+"""A memory-aware list scheduler for the parallel plan: the heuristic baseline and CP-SAT's warm start.
+
+`list_schedule(problem, recomputed, budget)`: the ops and recomputations of `recompute_graph` (the
+simulator's rule: each recomputation just before the first backward op that needs it) taken in that
+graph's order; each starts on the core, among those that can run it, where it finishes earliest, at
+the earliest cycle at which its core is free (after the tasks already on it), its inputs are written
+(and, for a recomputation, the op it repeats has ended and every task placed before it has started:
+its copy is held from its start), its DRAM link has a gap as long as its DRAM cycles, its working set
+fits its local memory while it runs, and its outputs fit DRAM from then on: every value already
+written counts until its last reader has ended, and as long as a reader is not yet placed, for ever
+(so no later placement can push DRAM above the budget). When some task never fits, the answer names
+it.
+
+`best_list_schedule`: the list schedule without recomputation, then, while a task finds no room, one
+more recomputed candidate among those DRAM holds across that task for the backward pass (`relief`:
+most bytes per recomputation cycle first, as in Chen's heuristic, standalone recomputations before
+chains), until the schedule fits.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from monet_opt.families.plan.problem import CoreOption, ParallelPlan, PlanProblem
+from monet_opt.model.workload.ir import Graph, Op, Phase, TensorRole
+from monet_opt.schedule.plan import RECOMPUTE_SUFFIX
+from monet_opt.schedule.simulate import recompute_graph
+from monet_opt.solving.common import Deadline, OutOfTime
+
+
+@dataclass
+class _Occupancy:
+    """Bytes held over time, as (cycle -> change) events: `levels[i]` is the level from `times[i]`
+    until the next event time (0 before the first), `suffix_max[i]` the highest level from then on.
+    An interval held "for ever" is an allocation whose release is added later (`release`)."""
+
+    deltas: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    times: list[int] = field(default_factory=list)
+    levels: list[int] = field(default_factory=list)
+    suffix_max: list[int] = field(default_factory=list)
+    stale: bool = False
+
+    def hold(self, start: int, size: int) -> None:
+        self.deltas[start] += size
+        self.stale = True
+
+    def release(self, end: int, size: int) -> None:
+        self.deltas[end] -= size
+        self.stale = True
+
+    def _refresh(self) -> None:
+        if not self.stale:
+            return
+        self.times = sorted(self.deltas)
+        level, self.levels = 0, []
+        for t in self.times:
+            level += self.deltas[t]
+            self.levels.append(level)
+        self.suffix_max = self.levels[:]
+        for i in range(len(self.suffix_max) - 2, -1, -1):
+            self.suffix_max[i] = max(self.suffix_max[i], self.suffix_max[i + 1])
+        self.stale = False
+
+    def fits_from(self, t: int, size: int, capacity: int) -> int | None:
+        """The earliest cycle >= t from which the level plus `size` stays within `capacity` for ever
+        (None: never)."""
+        self._refresh()
+        j = bisect.bisect_right(self.times, t) - 1
+        highest = self.suffix_max[j] if j >= 0 else max([0, *self.suffix_max[:1]])
+        if highest + size <= capacity:
+            return t
+        for i in range(j + 1, len(self.times)):
+            if self.suffix_max[i] + size <= capacity:
+                return self.times[i]
+        return None
+
+    def fits_during(self, t: int, length: int, size: int, capacity: int) -> int | None:
+        """The earliest cycle c >= t at which [c, c + length) holds `size` more within `capacity`
+        (None: never)."""
+        if size > capacity:
+            return None
+        self._refresh()
+        candidates = [t] + self.times[bisect.bisect_right(self.times, t):]
+        for c in candidates:
+            j = bisect.bisect_right(self.times, c) - 1
+            highest = self.levels[j] if j >= 0 else 0
+            k = j + 1
+            while k < len(self.times) and self.times[k] < c + length:
+                highest = max(highest, self.levels[k])
+                k += 1
+            if highest + size <= capacity:
+                return c
+        return None
+
+
+def _bus_gap(reserved: list[tuple[int, int]], t: int, length: int) -> int:
+    """The earliest cycle >= t at which a DRAM link with `reserved` intervals (sorted) is free for
+    `length` cycles."""
+    for start, end in reserved:
+        if end <= t:
+            continue
+        if start >= t + length:
+            break
+        t = end
+    return t
+
+
+@dataclass
+class _State:
+    """What the tasks placed so far hold."""
+
+    core_free: dict[str, int]
+    dram: _Occupancy = field(default_factory=_Occupancy)
+    local: dict[str, _Occupancy] = field(default_factory=lambda: defaultdict(_Occupancy))
+    buses: dict[str, list[tuple[int, int]]] = field(default_factory=lambda: defaultdict(list))
+    start_of: dict[str, int] = field(default_factory=dict)
+    end_of: dict[str, int] = field(default_factory=dict)
+    core_of: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """A list schedule (None: none), or the task that found no room and the graph it was a task of."""
+
+    plan: ParallelPlan | None
+    blocked_at: str | None = None
+    graph: Graph | None = None
+
+
+def list_schedule(problem: PlanProblem, recomputed: frozenset[str], budget_bytes: int,
+                  deadline: Deadline | None = None) -> Scheduled:
+    """See the module docstring. OutOfTime when `deadline` passes."""
+    graph = recompute_graph(problem.graph, recomputed)
+    dram_capacity = min(budget_bytes, problem.dynamic_dram_capacity_bytes())
+    state = _State({c.name: 0 for c in problem.hw.cores})
+    unplaced_readers = {t: set(graph.consumers[t]) for t in graph.tensors}
+    for name, tensor in graph.tensors.items():
+        if not tensor.is_static and name not in graph.producer and graph.consumers[name]:
+            state.dram.hold(0, tensor.size_bytes)  # a network input, released at its last reader's end
+    for op in graph.ops:
+        if deadline is not None:
+            deadline.check()
+        placed = _place(problem, graph, op, state, dram_capacity)
+        if placed is None:
+            return Scheduled(None, op.name, graph)
+        option, start = placed
+        end = start + option.duration_cycles
+        state.start_of[op.name], state.end_of[op.name], state.core_of[op.name] = start, end, option.core
+        state.core_free[option.core] = end
+        if option.bus is not None:
+            bisect.insort(state.buses[option.bus], (start, start + option.bus_cycles))
+        if option.working_set_bytes and option.duration_cycles:
+            state.local[option.memory].hold(start, option.working_set_bytes)
+            state.local[option.memory].release(end, option.working_set_bytes)
+        for t in op.outputs:
+            size = graph.tensors[t].size_bytes
+            if not graph.tensors[t].is_static:
+                state.dram.hold(start, size)
+                if not graph.consumers[t]:
+                    state.dram.release(end, size)
+        for t in dict.fromkeys(op.inputs):
+            readers = unplaced_readers[t]
+            readers.discard(op.name)
+            if not readers and not graph.tensors[t].is_static:
+                producer = graph.producer.get(t)
+                last = max(state.end_of[r] for r in graph.consumers[t])
+                state.dram.release(max(last, state.end_of[producer]) if producer else last, graph.tensors[t].size_bytes)
+    return Scheduled(ParallelPlan(recomputed, state.core_of, state.start_of))
+
+
+def _place(problem: PlanProblem, graph: Graph, op: Op, state: _State, dram_capacity: int
+           ) -> tuple[CoreOption, int] | None:
+    """The option and start of `op` that finish earliest (then least energy, then the first core),
+    or None when it fits nowhere."""
+    ready = max((state.end_of[graph.producer[t]] for t in op.inputs if t in graph.producer), default=0)
+    if op.phase is Phase.RECOMPUTE:  # as late as the list allows: its copy is held from its start
+        ready = max(ready, state.end_of[op.forward_op], max(state.start_of.values(), default=0))
+    outputs_bytes = sum(graph.tensors[t].size_bytes for t in op.outputs if not graph.tensors[t].is_static)
+    best: tuple[int, float, int, CoreOption, int] | None = None
+    for rank, option in enumerate(problem.options[op.forward_op if op.phase is Phase.RECOMPUTE else op.name]):
+        start = _earliest(problem, option, max(ready, state.core_free[option.core]), outputs_bytes, state,
+                          dram_capacity)
+        if start is not None:
+            key = (start + option.duration_cycles, option.energy_pj, rank, option, start)
+            if best is None or key[:3] < best[:3]:
+                best = key
+    return None if best is None else (best[3], best[4])
+
+
+def _earliest(problem: PlanProblem, option: CoreOption, t: int, outputs_bytes: int, state: _State,
+              dram_capacity: int) -> int | None:
+    """The earliest cycle >= t at which `option` has its DRAM link, its local memory and DRAM room."""
+    while True:
+        moved = t if option.bus is None else _bus_gap(state.buses[option.bus], t, option.bus_cycles)
+        moved = state.dram.fits_from(moved, outputs_bytes, dram_capacity)
+        if moved is None:
+            return None
+        if option.working_set_bytes and option.duration_cycles:
+            moved = state.local[option.memory].fits_during(moved, option.duration_cycles, option.working_set_bytes,
+                                                            problem.local_capacity_bytes(option.memory))
+            if moved is None:
+                return None
+        if moved == t:
+            return t
+        t = moved
+
+
+def relief(problem: PlanProblem, recomputed: frozenset[str], blocked: Scheduled) -> str | None:
+    """The candidate to recompute next when `blocked` found no room at a task: among the candidates
+    held across that task only for backward readers after it (written, every forward reader placed
+    before it), the one that frees most bytes per cycle of its producer's fastest run; first those
+    whose recomputation reads only kept values (a chain of recomputations runs together, before the
+    earliest backward reader among them, and holds every copy at once). None: no candidate is."""
+    graph, original = blocked.graph, problem.graph
+    assert graph is not None and blocked.blocked_at is not None
+    position = {op.name: k for k, op in enumerate(graph.ops)}
+    at = position[blocked.blocked_at]
+    saved = original.saved_for_backward
+
+    def held_across(t: str) -> bool:
+        readers = graph.consumers[t]
+        return (position[original.producer[t]] < at and all(position[r] < at for r in readers
+                                                             if graph.op_by_name[r].phase is Phase.FORWARD)
+                and any(position[r] > at for r in readers))
+
+    def alone(t: str) -> bool:
+        inputs = original.op_by_name[original.producer[t]].inputs
+        return all(original.tensors[x].role is not TensorRole.ACTIVATION or (x in saved and x not in recomputed)
+                   for x in inputs)
+
+    def ratio(t: str) -> float:
+        fastest = min(o.duration_cycles for o in problem.options[original.producer[t]])
+        return original.tensors[t].size_bytes / max(fastest, 1)
+
+    held = [t for t in problem.candidates if t not in recomputed and held_across(t)]
+    return min(held, key=lambda t: (not alone(t), -ratio(t), t), default=None)
+
+
+def best_list_schedule(problem: PlanProblem, budget_bytes: int, deadline: Deadline) -> ParallelPlan | None:
+    """The list schedule with no recomputation; while it finds no room at some task, one more
+    recomputed candidate (`relief`). None when no candidate relieves the blocked task (or time runs
+    out first)."""
+    recomputed: frozenset[str] = frozenset()
+    try:
+        while True:
+            scheduled = list_schedule(problem, recomputed, budget_bytes, deadline)
+            if scheduled.plan is not None:
+                return scheduled.plan
+            chosen = relief(problem, recomputed, scheduled)
+            if chosen is None:
+                return None
+            recomputed |= {chosen}
+    except OutOfTime:
+        return None

@@ -1,0 +1,175 @@
+"""Exhaustive reference for the parallel plan of small training graphs: every set of recomputed
+candidates x every core of every op and recomputation x every order in which they start, each
+turned into the earliest schedule with that start order and judged by the simulator alone.
+
+Why that covers every plan: take any feasible schedule and list its tasks by start. Starting each
+task, in that order, at the earliest cycle no earlier than the previous task's start at which its
+inputs are written, its core is free, its DRAM link is free and the memory level *at that cycle*
+(values written and not yet released by readers that have all ended, working sets running) leaves
+room for its outputs and working set gives starts no later than the original's, task by task (every
+value is released no later, and memory rises only when a task starts, so checking the level at each
+start suffices). Its makespan is no larger and its energy the same; so the minimum over these
+schedules is the minimum over all plans."""
+
+import itertools
+
+import networkx as nx
+
+from hw_fixtures import toy_data
+from monet_opt.families.plan.family import PLAN
+from monet_opt.families.plan.problem import ParallelPlan
+from monet_opt.model.hardware import accelerator_from_dict
+from monet_opt.model.training.derive import Optimizer, derive_training_graph
+from monet_opt.model.workload.builder import GraphBuilder
+from monet_opt.model.workload.ir import DType, Phase
+from monet_opt.schedule.simulate import recompute_graph
+from monet_opt.solving.contract import CostUnderBudget
+
+
+def seven_op_step(shape=(8, 4), classes=16):
+    """x -> fc1 -> GELU -> cross-entropy, trained with SGD: fc1, gelu, loss, loss.backward,
+    gelu.backward, fc1.dw, w1.update (seven ops; fc1 and gelu are the candidates)."""
+    g = GraphBuilder("seven")
+    x = g.input("x", shape)
+    h = g.matmul("fc1", x, g.weight("w1", (shape[1], classes)))
+    a = g.gelu("gelu", h)
+    loss = g.softmax_xent("loss", a, g.input("labels", (shape[0],), DType.INT32))
+    return derive_training_graph(g.build([loss]), Optimizer.SGD)
+
+
+def nine_op_chain():
+    """x -> fc1 -> GELU -> GELU -> cross-entropy, trained with SGD: nine ops, three candidates (fc1,
+    gelu1, gelu2)."""
+    g = GraphBuilder("chain")
+    x = g.input("x", (8, 4))
+    a = g.gelu("gelu2", g.gelu("gelu1", g.matmul("fc1", x, g.weight("w1", (4, 16)))))
+    return derive_training_graph(g.build([g.softmax_xent("loss", a, g.input("labels", (8,), DType.INT32))]),
+                                 Optimizer.SGD)
+
+
+def three_cores():
+    """The toy accelerator with a second, smaller PE array (pe2, its own SRAM) and a DRAM link of 256
+    bits per cycle, so that DRAM transfers take cycles and the two arrays compete for them."""
+    data = toy_data()
+    data["memories"].append({"name": "sram2", "capacity_bytes": 1 << 20, "bandwidth_bits_per_cycle": 256,
+                             "read_energy_pj_per_bit": 0.4, "write_energy_pj_per_bit": 0.2})
+    data["cores"].append({"name": "pe2", "memory": "sram2", "op_kinds": ["mac"],
+                          "pe_array": {"unroll": {"K": 8, "C": 8}, "mac_energy_pj": 0.5}})
+    data["links"][1]["endpoints"].append("pe2")
+    data["dram"]["bandwidth_bits_per_cycle"] = data["links"][1]["bandwidth_bits_per_cycle"] = 256
+    return accelerator_from_dict(data, "three-cores.yaml")
+
+
+def two_cores():
+    """The toy accelerator (pe for MACs, vec for the rest) with the DRAM link of `three_cores`."""
+    data = toy_data()
+    data["dram"]["bandwidth_bits_per_cycle"] = data["links"][1]["bandwidth_bits_per_cycle"] = 256
+    return accelerator_from_dict(data, "two-cores.yaml")
+
+
+def _repeated(op):
+    """The op whose options `op` has: the forward op a recomputation repeats, else itself."""
+    return op.forward_op if op.phase is Phase.RECOMPUTE else op.name
+
+
+def _earliest_start(graph, problem, core_of, order, dram_capacity):
+    """Starts of the tasks of `graph` started in `order` as the module docstring says (None: some
+    task never fits)."""
+    start, end = {}, {}
+    bus_free, core_free = {}, {}
+    previous = 0
+    for task in order:
+        op = graph.op_by_name[task]
+        option = next(o for o in problem.options[_repeated(op)] if o.core == core_of[task])
+        t = max([previous, core_free.get(option.core, 0)]
+                + [end[graph.producer[x]] for x in op.inputs if x in graph.producer]
+                + ([end[op.forward_op]] if op.phase is Phase.RECOMPUTE else []))
+        if option.bus is not None and option.bus_cycles:
+            t = max(t, bus_free.get(option.bus, 0))
+        need = sum(graph.tensors[x].size_bytes for x in op.outputs if not graph.tensors[x].is_static)
+        local_capacity = problem.local_capacity_bytes(option.memory)
+        while True:
+            dram = _dram_level(graph, start, end, t) + need
+            local = sum(o.working_set_bytes for s, o in _running(problem, graph, core_of, start, end, t)
+                        if o.memory == option.memory) + option.working_set_bytes
+            if dram <= dram_capacity and local <= local_capacity:
+                break
+            later = [e for e in end.values() if e > t]
+            if not later:
+                return None
+            t = min(later)
+        start[task], end[task] = t, t + option.duration_cycles
+        core_free[option.core] = end[task]
+        if option.bus is not None and option.bus_cycles:
+            bus_free[option.bus] = t + option.bus_cycles
+        previous = t
+    return start
+
+
+def _dram_level(graph, start, end, t):
+    level = 0
+    for name, tensor in graph.tensors.items():
+        if tensor.is_static:
+            continue
+        producer = graph.producer.get(name)
+        if producer is not None and producer not in start:
+            continue
+        readers = graph.consumers[name]
+        if not readers:
+            released = end[producer] if producer is not None else 0
+        elif all(r in end for r in readers):
+            released = max(end[r] for r in readers)
+        else:
+            released = None
+        began = start[producer] if producer is not None else 0
+        if began <= t and (released is None or released > t):
+            level += tensor.size_bytes
+    return level
+
+
+def _running(problem, graph, core_of, start, end, t):
+    for task in start:
+        if start[task] <= t < end[task]:
+            op = graph.op_by_name[task]
+            yield task, next(o for o in problem.options[_repeated(op)] if o.core == core_of[task])
+
+
+def all_plans(problem, budget_bytes):
+    """Every plan of the module docstring that the referee validates within `budget_bytes`, with its
+    measurement."""
+    candidates = problem.candidates
+    target = CostUnderBudget(budget_bytes)
+    seen = set()
+    for k in range(len(candidates) + 1):
+        for recomputed in itertools.combinations(candidates, k):
+            graph = recompute_graph(problem.graph, recomputed)
+            dag = nx.DiGraph()
+            dag.add_nodes_from(op.name for op in graph.ops)
+            dag.add_edges_from((graph.producer[x], op.name) for op in graph.ops for x in op.inputs
+                               if x in graph.producer)
+            dag.add_edges_from((op.forward_op, op.name) for op in graph.ops if op.phase is Phase.RECOMPUTE)
+            choices = [[o.core for o in problem.options[_repeated(op)]] for op in graph.ops]
+            for cores in itertools.product(*choices):
+                core_of = {op.name: c for op, c in zip(graph.ops, cores)}
+                for order in nx.all_topological_sorts(dag):
+                    starts = _earliest_start(graph, problem, core_of, order, budget_bytes)
+                    if starts is None:
+                        continue
+                    plan = ParallelPlan(frozenset(recomputed), core_of, starts)
+                    key = (plan.recomputed, tuple(sorted(core_of.items())), tuple(sorted(starts.items())))
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    measured = PLAN.referee(problem, target, plan, None).measurement
+                    if not measured.violations:
+                        yield plan, measured
+
+
+def brute_force(problem, budget_bytes):
+    """(least latency, least energy) over every plan within the budget (None, None: none fits)."""
+    latencies, energies = [], []
+    for _, measured in all_plans(problem, budget_bytes):
+        latencies.append(measured.latency_cycles)
+        energies.append(measured.energy_pj)
+    return min(latencies, default=None), min(energies, default=None)
+

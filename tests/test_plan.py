@@ -1,0 +1,153 @@
+"""The plan family: cores, start times and recomputation of a training step under every memory,
+proven against brute force on small graphs and refereed by the validation scheduler."""
+
+import pytest
+from checkpoint_reference import two_layer_block
+from hw_fixtures import toy_data
+from plan_reference import brute_force, nine_op_chain, seven_op_step, three_cores, two_cores
+
+from monet_opt.errors import InfeasibleError, InputError
+from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
+from monet_opt.families.plan.family import PLAN
+from monet_opt.families.plan.problem import PlanProblem
+from monet_opt.model.hardware import accelerator_from_dict
+from monet_opt.model.workload.builder import GraphBuilder
+from monet_opt.schedule.plan import Plan, Residency
+from monet_opt.schedule.simulate import simulate
+from monet_opt.solving.common import Deadline, SolverOptions, SolveStatus
+from monet_opt.solving.contract import CostUnderBudget, solve
+
+OPTIONS = SolverOptions(workers=2)
+
+
+def _solve(graph, hw, objective, budget, method="cpsat", limit_s=30.0):
+    problem = PlanProblem(graph, hw, OBJECTIVES[objective], {})
+    return solve(PLAN, problem, CostUnderBudget(budget), method, OPTIONS, Deadline.start(limit_s))
+
+
+def test_a_release_cycle_holds_a_stack_back_and_a_listed_recomputation_runs_where_listed():
+    """fc1 on pe2 [0, 76); gelu released at 100 (its input is ready at 76): [100, 164); loss
+    [164, 204), loss.backward [204, 244) on vec; fc1 recomputed on pe2 (not on pe, where fc1.dw
+    runs), released at 300: [300, 376); gelu.backward reads the copy: [376, 488); fc1.dw on pe
+    [488, 580); w1.update [580, 604)."""
+    graph, hw = seven_op_step(), three_cores()
+    ops = [op.name for op in graph.ops]
+    vec_ops = ("gelu", "loss", "loss.backward", "gelu.backward", "w1.update")
+    plan = Plan(stacks={op: (op,) for op in ops},
+                core_of={**{op: "vec" for op in vec_ops}, "fc1": "pe2", "fc1.dw": "pe"},
+                core_order={"pe2": ("fc1", "fc1.recompute"), "vec": vec_ops, "pe": ("fc1.dw",)},
+                residency={"fc1": Residency.RECOMPUTE}, release_cycles={"gelu": 100, "fc1.recompute": 300})
+    result = simulate(graph, hw, plan)
+    assert result.valid
+    spans = {t.name: (t.core, t.start_cycle, t.end_cycle) for t in result.tasks}
+    assert spans["gelu"] == ("vec", 100, 164)
+    assert spans["fc1.recompute"] == ("pe2", 300, 376)
+    assert spans["gelu.backward"] == ("vec", 376, 488)
+    assert result.latency_cycles == 604
+
+
+def test_a_recomputation_before_the_op_it_repeats_is_a_violation_and_an_unneeded_one_is_refused():
+    graph, hw = seven_op_step(), three_cores()
+    ops = [op.name for op in graph.ops]
+    vec_ops = ("gelu", "loss", "loss.backward", "gelu.backward", "w1.update")
+    base = dict(stacks={op: (op,) for op in ops}, core_of={**{op: "vec" for op in vec_ops}, "fc1": "pe2",
+                                                          "fc1.dw": "pe"})
+    early = Plan(**base, core_order={"pe2": ("fc1.recompute", "fc1"), "vec": vec_ops, "pe": ("fc1.dw",)},
+                 residency={"fc1": Residency.RECOMPUTE})
+    kinds = [v.kind for v in simulate(graph, hw, early).violations]
+    assert "dependency" in kinds
+    unneeded = Plan(**base, core_order={"pe2": ("fc1", "fc1.recompute"), "vec": vec_ops, "pe": ("fc1.dw",)})
+    with pytest.raises(InputError, match="fc1.recompute"):
+        simulate(graph, hw, unneeded)
+
+
+CASES = [
+    # graph, accelerator, budgets (bytes of dynamic DRAM); the serial store-all peak is 1696 / 2208 bytes
+    pytest.param(seven_op_step, three_cores, (10**6, 1696, 1568), id="7 ops, 3 cores"),
+    pytest.param(seven_op_step, two_cores, (10**6, 1696, 1568), id="7 ops, 2 cores"),
+    pytest.param(nine_op_chain, three_cores, (10**6, 2208, 1952, 1696, 1440), id="9 ops, 3 cores, recomputation"),
+]
+
+
+@pytest.mark.parametrize(("graph_of", "hw_of", "budgets"), CASES)
+def test_the_exact_model_equals_brute_force_in_latency_and_energy(graph_of, hw_of, budgets):
+    graph, hw = graph_of(), hw_of()
+    for budget in budgets:
+        best_latency, best_energy = brute_force(PlanProblem(graph, hw, OBJECTIVES["latency"], {}), budget)
+        for objective, best in (("latency", best_latency), ("energy", best_energy)):
+            if best is None:
+                with pytest.raises(InfeasibleError):
+                    _solve(graph, hw, objective, budget)
+                continue
+            result = _solve(graph, hw, objective, budget)
+            assert result.status is SolveStatus.OPTIMAL and result.validated
+            measured = result.measurement.latency_cycles if objective == "latency" else result.measurement.energy_pj
+            assert measured == pytest.approx(best, rel=1e-12), (budget, objective)
+
+
+def test_recomputation_is_what_makes_the_tighter_budgets_feasible():
+    """The chain's 1,952- and 1,696-byte budgets are met only by recomputing fc1 (the brute force
+    finds no plan that keeps every value)."""
+    result = _solve(nine_op_chain(), three_cores(), "latency", 1696)
+    assert result.details["recomputed"] == ["fc1"]
+    assert result.measurement.latency_cycles == 684
+
+
+def test_an_infeasible_budget_names_the_smallest_feasible_one():
+    with pytest.raises(InfeasibleError, match=r"budget 1440 bytes is infeasible: the smallest feasible budget is "
+                                              r"1696 bytes, 256 above it"):
+        _solve(nine_op_chain(), three_cores(), "latency", 1440)
+
+
+def two_vector_cores():
+    data = toy_data()
+    data["memories"].append({"name": "vsram2", "capacity_bytes": 1 << 20, "bandwidth_bits_per_cycle": 1 << 20,
+                             "read_energy_pj_per_bit": 0.1, "write_energy_pj_per_bit": 0.1})
+    data["cores"].append({"name": "vec2", "memory": "vsram2", "op_kinds": ["vector"],
+                          "vector_unit": {"lanes": 16, "op_energy_pj": 0.5}})
+    data["links"][1]["endpoints"].append("vec2")
+    data["dram"]["bandwidth_bits_per_cycle"] = data["links"][1]["bandwidth_bits_per_cycle"] = 512
+    return accelerator_from_dict(data, "two-vector-cores.yaml")
+
+
+def test_the_model_delays_an_op_so_that_dram_holds_what_a_serial_plan_holds():
+    """x1, x2 (8x16 fp32, 512 bytes each, network inputs held from cycle 0 until their reader ends)
+    -> gelu_a(x1), gelu_b(x2) (512 bytes each) -> sum (512 bytes) on two vector cores, vec and vec2.
+    Each GELU takes 64 cycles and holds the DRAM link for its first 16 (1,024 bytes at 512 bits per
+    cycle); the sum takes 24 (1,536 bytes, DRAM-bound).
+    - Serial (gelu_a, gelu_b, sum): 64 + 64 + 24 = 152 cycles; DRAM holds x1 + x2 + gelu_a = 1,536
+      bytes while gelu_a runs, x2 + gelu_a + gelu_b = 1,536 while gelu_b runs, then the two GELU
+      outputs and the sum: peak 1,536.
+    - Fastest: gelu_a at 0 on vec, gelu_b at 16 on vec2 (after gelu_a's DRAM transfer), sum at 80:
+      104 cycles, but from cycle 16 DRAM holds x1 + x2 + gelu_a + gelu_b = 2,048 bytes.
+    - Budget 1,536: gelu_b may start only once x1 is released, when gelu_a ends at 64; the model
+      delays it by 48 cycles (vec2 is idle from 0): gelu_b [64, 128), sum [128, 152)."""
+    g = GraphBuilder("two_gelus")
+    total = g.add("sum", g.gelu("gelu_a", g.input("x1", (8, 16))), g.gelu("gelu_b", g.input("x2", (8, 16))))
+    graph, hw = g.build([total]), two_vector_cores()
+    serial = CheckpointSpace(graph, hw).store_all
+    assert (serial.latency_cycles, serial.dynamic_dram_peak_bytes) == (152, 1536)
+    fastest = _solve(graph, hw, "latency", 10**6)
+    assert fastest.measurement.latency_cycles == 104 and fastest.measurement.peak == 2048
+    fitted = _solve(graph, hw, "latency", 1536)
+    assert fitted.status is SolveStatus.OPTIMAL and fitted.measurement.peak == 1536
+    spans = {t.name: (t.start_cycle, t.end_cycle) for t in fitted.measurement.simulation.tasks}
+    assert spans["gelu_a"] == (0, 64) and spans["gelu_b"] == (64, 128) and spans["sum"] == (128, 152)
+
+
+def test_cpsat_claims_every_peak_and_the_simulator_agrees():
+    problem = PlanProblem(two_layer_block(), three_cores(), OBJECTIVES["latency"], {})
+    budget = CostUnderBudget(3020)
+    proposal = PLAN.methods["cpsat"].run(problem, budget, OPTIONS, Deadline.start(30))
+    assert proposal.claim.plan.peak_memory_bytes is not None
+    assert set(proposal.claim.plan.peak_memory_bytes) == {"dram", "sram", "vsram", "sram2"}
+    verdict = PLAN.referee(problem, budget, proposal.payload, proposal.claim)
+    assert verdict.disagreements == () and verdict.measurement.violations == ()
+
+
+def test_the_list_scheduler_keeps_the_budget_and_cpsat_never_does_worse():
+    graph, hw = two_layer_block(), three_cores()
+    listed = _solve(graph, hw, "latency", 3020, method="greedy")
+    exact = _solve(graph, hw, "latency", 3020)
+    assert listed.validated and listed.measurement.peak <= 3020
+    assert exact.validated and exact.measurement.latency_cycles <= listed.measurement.latency_cycles
