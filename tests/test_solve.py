@@ -125,10 +125,11 @@ def test_solve_command_writes_the_report(files, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert [s["decision"] for s in printed["stages"]] == ["fusion", "allocation"]
     assert printed["validated"] and printed["latency_cycles"] <= printed["stages"][0]["latency_cycles"]
-    assert {p.name for p in out.iterdir()} == {"result.json", "report.md", "plan.json", "gantt.png", "memory.png",
-                                               "trace.json"}
+    assert {p.name for p in out.iterdir()} == {"result.json", "report.md", "plan.json", "schedule.png", "gantt.png",
+                                               "memory.png", "trace.json"}
     report = (out / "report.md").read_text()
     assert "| baseline (layer by layer" in report and "| fusion | cpsat | optimal over " in report
+    assert "- **allocation** (allocation cpsat):\n  - cores used: " in report and "(schedule.png)" in report
     assert json.loads((out / "result.json").read_text()) == printed
 
 

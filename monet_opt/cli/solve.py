@@ -7,7 +7,9 @@ import argparse
 import json
 import os
 from dataclasses import replace
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from monet_opt.errors import InputError
 from monet_opt.io import check_output_dir, write_json_atomic, write_text_atomic
@@ -38,7 +40,8 @@ def populate_solve(solve_cmd: argparse.ArgumentParser, registry: Registry) -> No
                            help="wall-clock seconds for the whole command (default: the instance's time_limit)")
     solve_cmd.add_argument("--workers", type=positive_int, default=2, help="solver threads (default 2)")
     solve_cmd.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    add_output_arguments(solve_cmd, "result.json, report.md, and the plan's plan.json, gantt.png, memory.png, "
+    add_output_arguments(solve_cmd, "result.json, report.md, and the plan's plan.json, schedule.png (cores and "
+                                    "memories on one time axis), gantt.png, memory.png, "
                                     "trace.json")
     solve_cmd.set_defaults(handler=cmd_solve)
 
@@ -80,13 +83,20 @@ def _solve_training_instance(instance: Instance, args: argparse.Namespace, regis
     instance = replace(instance, time_limit_s=work.limit_s)
     solved = solve_instance(instance, args.workers, not args.quiet, work.started, registry)
     data = solved.to_dict()
+
+    def answer_lines(family: str) -> Callable[[Mapping[str, Any]], list[str]]:
+        return registry.family(family).answer_lines
     if args.out:
         simulation = solved.simulation
         if simulation is not None:
             write_reports(simulation, args.out, workload=instance.workload, mode=instance.mode,
                           dynamic_dram_budget_bytes=solved.activation_budget_bytes)
             os.replace(Path(args.out) / "result.json", Path(args.out) / "plan.json")
+            from monet_opt.report.plots import plot_schedule  # matplotlib, only when a plan is drawn
+
+            plot_schedule(simulation, f"{instance.name}: {simulation.latency_cycles:,} cycles on {simulation.accelerator}",
+                          Path(args.out) / "schedule.png", solved.activation_budget_bytes)
         write_json_atomic(Path(args.out) / "result.json", data)
-        write_text_atomic(Path(args.out) / "report.md", solve_report(data))
-    print(json.dumps(data, indent=1) if args.json else solve_report(data))
+        write_text_atomic(Path(args.out) / "report.md", solve_report(data, answer_lines))
+    print(json.dumps(data, indent=1) if args.json else solve_report(data, answer_lines))
     return max(int(stage.result.exit_code) for stage in solved.stages)

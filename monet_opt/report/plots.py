@@ -34,13 +34,12 @@ def _time_axis(ax: plt.Axes, result: SimulationResult) -> None:
     ax.set_xlim(0, max(result.latency_cycles, 1))
 
 
-def plot_gantt(result: SimulationResult, title: str, path: str | Path) -> None:
-    """Ops (stacks) per core, coloured by phase, and transfers per link, over time. A fused stack
-    (several ops) is hatched and drawn on every core it runs on."""
+def _draw_gantt(ax: plt.Axes, result: SimulationResult) -> None:
+    """Ops (stacks) per core, coloured by phase, and transfers per link; a fused stack (several ops)
+    hatched and drawn on every core it runs on; the legend under the axes."""
     cores = list(dict.fromkeys(c for t in result.tasks for c in (t.cores or (t.core,))))
     links = sorted({x.link for x in result.transfers})
     rows = cores + [f"link {link}" for link in links]
-    fig, ax = plt.subplots(figsize=(14, 1.0 + 0.45 * len(rows)))
     y = {name: i for i, name in enumerate(rows)}
     for phase, colour in PHASE_COLOURS.items():
         for fused in (False, True):
@@ -54,17 +53,63 @@ def plot_gantt(result: SimulationResult, title: str, path: str | Path) -> None:
         ax.broken_barh(bars, (y[f"link {link}"] - 0.38, 0.76), facecolors=TRANSFER_COLOUR, edgecolor="white",
                        linewidth=0.3)
     ax.set_yticks(range(len(rows)), rows)
-    ax.invert_yaxis()
-    _time_axis(ax, result)
-    ax.set_title(title)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
     handles = [Patch(color=c, label=p) for p, c in PHASE_COLOURS.items() if any(t.phase == p for t in result.tasks)]
     if any(len(t.ops) > 1 for t in result.tasks):
         handles.append(Patch(facecolor="white", edgecolor="black", hatch="///", label="fused stack"))
     handles.append(Patch(color=TRANSFER_COLOUR, label="transfer / DRAM traffic"))
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.35 if len(rows) < 6 else -0.12),
-              ncol=len(handles), frameon=False)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)
+
+
+def gantt_rows(result: SimulationResult) -> int:
+    return len({c for t in result.tasks for c in (t.cores or (t.core,))}) + len({x.link for x in result.transfers})
+
+
+def plot_gantt(result: SimulationResult, title: str, path: str | Path) -> None:
+    """The Gantt chart of `_draw_gantt` alone."""
+    fig, ax = plt.subplots(figsize=(14, 1.0 + 0.45 * gantt_rows(result)))
+    _draw_gantt(ax, result)
+    _time_axis(ax, result)
+    ax.set_title(title)
     save_png(fig, path)
+
+
+def _drawn_memories(result: SimulationResult) -> list[str]:
+    """The memories whose occupancy changes during the run."""
+    return [m for m, points in result.memory_curves.items() if len(points) > 1]
+
+
+def _draw_memory(ax: plt.Axes, result: SimulationResult, memory: str, dynamic_dram_budget_bytes: int | None) -> None:
+    """One memory's occupancy over time (MiB), with its capacity and budget (`plot_memory`)."""
+    from monet_opt.model.hardware.model import DRAM
+
+    base = result.static_dram_bytes if memory == DRAM else 0
+    points = list(result.memory_curves[memory])
+    xs = [p[0] for p in points] + [result.latency_cycles]
+    ys = [(p[1] - base) / MIB for p in points] + [(points[-1][1] - base) / MIB]
+    label = "dynamic occupancy (above the static bytes)" if base else "occupancy"
+    ax.step(xs, [max(y, 0) for y in ys], where="post", color="#4C72B0", linewidth=1.2, label=label)
+    ax.fill_between(xs, [max(y, 0) for y in ys], step="post", alpha=0.25, color="#4C72B0")
+    capacity = (result.capacity_bytes[memory] - base) / MIB
+    peak = (result.peak_memory_bytes[memory] - base) / MIB
+    budget = dynamic_dram_budget_bytes if memory == DRAM else result.limits_bytes.get(memory)
+    top = max(peak, 1e-9)
+    if budget is not None:
+        ax.axhline(budget / MIB, color="#DD8452", linestyle=":", linewidth=1.6, label="budget")
+        top = max(top, budget / MIB)
+    if capacity <= 3 * top:
+        ax.axhline(capacity, color="#C44E52", linestyle="--", linewidth=1.2, label="capacity")
+        top = max(top, capacity)
+    else:
+        ax.text(0.99, 0.06, f"capacity {capacity:,.0f} MiB{' above the static bytes' if base else ''} (off scale)",
+                transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="#C44E52")
+    ax.set_ylim(0, top * 1.12)
+    ax.set_ylabel("MiB")
+    static = f"static {base / MIB:,.1f} MiB + dynamic peak {peak:,.2f} MiB" if base else f"peak {peak:,.2f} MiB"
+    ax.set_title(f"{memory}: {static}", fontsize=9, loc="left")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
 
 
 def plot_memory(result: SimulationResult, title: str, path: str | Path,
@@ -73,37 +118,26 @@ def plot_memory(result: SimulationResult, title: str, path: str | Path,
     optimizer states) are a flat band; the panel shows the dynamic bytes above them on their own
     scale, with the activation budget when one is given. Every memory: its capacity (dashed) when
     near the curve, else noted, and its budget (dotted) when the plan was simulated with one."""
-    from monet_opt.model.hardware.model import DRAM
-
-    memories = [m for m, points in result.memory_curves.items() if len(points) > 1]
+    memories = _drawn_memories(result)
     fig, axes = plt.subplots(len(memories), 1, figsize=(12, 1.9 * len(memories) + 0.8), sharex=True, squeeze=False)
     for ax, memory in zip(axes[:, 0], memories, strict=True):
-        base = result.static_dram_bytes if memory == DRAM else 0
-        points = list(result.memory_curves[memory])
-        xs = [p[0] for p in points] + [result.latency_cycles]
-        ys = [(p[1] - base) / MIB for p in points] + [(points[-1][1] - base) / MIB]
-        label = "dynamic occupancy (above the static bytes)" if base else "occupancy"
-        ax.step(xs, [max(y, 0) for y in ys], where="post", color="#4C72B0", linewidth=1.2, label=label)
-        ax.fill_between(xs, [max(y, 0) for y in ys], step="post", alpha=0.25, color="#4C72B0")
-        capacity = (result.capacity_bytes[memory] - base) / MIB
-        peak = (result.peak_memory_bytes[memory] - base) / MIB
-        budget = dynamic_dram_budget_bytes if memory == DRAM else result.limits_bytes.get(memory)
-        top = max(peak, 1e-9)
-        if budget is not None:
-            ax.axhline(budget / MIB, color="#DD8452", linestyle=":", linewidth=1.6, label="budget")
-            top = max(top, budget / MIB)
-        if capacity <= 3 * top:
-            ax.axhline(capacity, color="#C44E52", linestyle="--", linewidth=1.2, label="capacity")
-            top = max(top, capacity)
-        else:
-            ax.text(0.99, 0.06, f"capacity {capacity:,.0f} MiB{' above the static bytes' if base else ''} (off scale)",
-                    transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="#C44E52")
-        ax.set_ylim(0, top * 1.12)
-        ax.set_ylabel("MiB")
-        static = f"static {base / MIB:,.1f} MiB + dynamic peak {peak:,.2f} MiB" if base else f"peak {peak:,.2f} MiB"
-        ax.set_title(f"{memory}: {static}", fontsize=9, loc="left")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
+        _draw_memory(ax, result, memory, dynamic_dram_budget_bytes)
     _time_axis(axes[-1, 0], result)
     fig.suptitle(title)
+    save_png(fig, path)
+
+
+def plot_schedule(result: SimulationResult, title: str, path: str | Path,
+                  dynamic_dram_budget_bytes: int | None = None) -> None:
+    """The Gantt chart by core with every memory's occupancy under it, on one time axis: which op
+    holds which memory when (a delayed op shows as a gap on its core while a memory is at its budget)."""
+    memories = _drawn_memories(result)
+    heights = [max(0.45 * gantt_rows(result), 1.5)] + [1.6] * len(memories)
+    fig, axes = plt.subplots(len(heights), 1, figsize=(14, sum(heights) + 1.0), sharex=True, squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    _draw_gantt(axes[0, 0], result)
+    for ax, memory in zip(axes[1:, 0], memories, strict=True):
+        _draw_memory(ax, result, memory, dynamic_dram_budget_bytes)
+    _time_axis(axes[-1, 0], result)
+    axes[0, 0].set_title(title)
     save_png(fig, path)

@@ -3,13 +3,17 @@ from optimal each stage is, against the layer-by-layer store-all baseline, and t
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from monet_opt.report.answer import energy_text, number_text, percent_text
 
+LinesOf = Callable[[str], Callable[[Mapping[str, Any]], list[str]]]
 
-def solve_report(data: dict[str, Any]) -> str:
-    """Markdown from `InstanceResult.to_dict()`."""
+
+def solve_report(data: dict[str, Any], lines_of: LinesOf) -> str:
+    """Markdown from `InstanceResult.to_dict()`; `lines_of(family)`: that family's text lines of its own
+    keys (`Family.answer_lines`), which say what each stage decided."""
     base = data["baseline"]
     lines = [f"# {data['instance']}", "",
              f"Instance `{data['source']}`; {data['combination']}; solved in {data['solve_time_s']:.1f} s; "
@@ -32,22 +36,11 @@ def solve_report(data: dict[str, Any]) -> str:
     lines += [""] + [f"The {stage['decision']} stage searched {stage['space']}." for stage in data["stages"]]
     lines += ["", "## What was decided", ""]
     for stage in data["stages"]:
-        lines.append(f"- **{stage['decision']}**: " + _decided(stage))
-    lines += ["", "Files: `result.json` (this solve), `plan.json` (the simulated plan), `gantt.png`, `memory.png`, "
-              "`trace.json`.", ""]
+        lines.append(f"- **{stage['decision']}** ({stage['family']} {stage['method']}):")
+        lines += [f"  - {line.strip()}" for line in lines_of(stage["family"])(stage)]
+    if data["latency_cycles"] is not None:
+        lines += ["", "![cores and memories over time](schedule.png)"]
+    lines += ["", "Files: `result.json` (this solve), `plan.json` (the simulated plan), `schedule.png` (the plan by core "
+              "with every memory under it, one time axis), `gantt.png`, `memory.png`, `trace.json`.", ""]
     return "\n".join(lines)
 
-
-def _decided(stage: dict[str, Any]) -> str:
-    if stage["family"] == "fusion":
-        return (f"{stage['fused_stacks']} fused stacks (max {stage['max_stack']} ops), latency "
-                f"{percent_text(stage['latency_change'])} and energy {percent_text(stage['energy_change'])} against "
-                "layer by layer")
-    if stage["family"] in ("checkpoint", "fusion_checkpoint"):
-        choices = stage["choices"] or {}
-        fused = stage.get("fused_stacks")
-        return (f"activation budget {number_text(stage['budget'])} bytes, peak {number_text(stage['peak_memory'])}; "
-                + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in choices.items())
-                + ("" if fused is None else f"; {len(fused)} fused stacks ({stage['combination']})"))
-    cores = stage.get("cores_used") or []
-    return f"ops or stacks on {len(cores)} cores ({', '.join(cores)})"
