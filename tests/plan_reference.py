@@ -67,11 +67,6 @@ def two_cores():
     return accelerator_from_dict(data, "two-cores.yaml")
 
 
-def _repeated(op):
-    """The op whose options `op` has: the forward op a recomputation repeats, else itself."""
-    return op.forward_op if op.phase is Phase.RECOMPUTE else op.name
-
-
 def _earliest_start(graph, problem, core_of, order, dram_capacity):
     """Starts of the tasks of `graph` started in `order` as the module docstring says (None: some
     task never fits)."""
@@ -80,19 +75,19 @@ def _earliest_start(graph, problem, core_of, order, dram_capacity):
     previous = 0
     for task in order:
         op = graph.op_by_name[task]
-        option = next(o for o in problem.options[_repeated(op)] if o.core == core_of[task])
+        option = next(o for o in problem.options[op.name] if o.core == core_of[task])
         t = max([previous, core_free.get(option.core, 0)]
                 + [end[graph.producer[x]] for x in op.inputs if x in graph.producer]
                 + ([end[op.forward_op]] if op.phase is Phase.RECOMPUTE else []))
-        if option.bus is not None and option.bus_cycles:
-            t = max(t, bus_free.get(option.bus, 0))
+        for bus in option.buses:
+            t = max(t, bus_free.get(bus, 0))
         need = sum(graph.tensors[x].size_bytes for x in op.outputs if not graph.tensors[x].is_static)
-        local_capacity = problem.local_capacity_bytes(option.memory)
         while True:
             dram = _dram_level(graph, start, end, t) + need
-            local = sum(o.working_set_bytes for s, o in _running(problem, graph, core_of, start, end, t)
-                        if o.memory == option.memory) + option.working_set_bytes
-            if dram <= dram_capacity and local <= local_capacity:
+            running = [o for _, o in _running(problem, graph, core_of, start, end, t)]
+            local_fits = all(own + sum(size for o in running for m, size in o.working_sets if m == memory)
+                             <= problem.local_capacity_bytes(memory) for memory, own in option.working_sets)
+            if dram <= dram_capacity and local_fits:
                 break
             later = [e for e in end.values() if e > t]
             if not later:
@@ -100,8 +95,8 @@ def _earliest_start(graph, problem, core_of, order, dram_capacity):
             t = min(later)
         start[task], end[task] = t, t + option.duration_cycles
         core_free[option.core] = end[task]
-        if option.bus is not None and option.bus_cycles:
-            bus_free[option.bus] = t + option.bus_cycles
+        for bus in option.buses:
+            bus_free[bus] = t + option.bus_cycles
         previous = t
     return start
 
@@ -131,7 +126,7 @@ def _running(problem, graph, core_of, start, end, t):
     for task in start:
         if start[task] <= t < end[task]:
             op = graph.op_by_name[task]
-            yield task, next(o for o in problem.options[_repeated(op)] if o.core == core_of[task])
+            yield task, next(o for o in problem.options[op.name] if o.core == core_of[task])
 
 
 def all_plans(problem, budget_bytes):
@@ -148,7 +143,7 @@ def all_plans(problem, budget_bytes):
             dag.add_edges_from((graph.producer[x], op.name) for op in graph.ops for x in op.inputs
                                if x in graph.producer)
             dag.add_edges_from((op.forward_op, op.name) for op in graph.ops if op.phase is Phase.RECOMPUTE)
-            choices = [[o.core for o in problem.options[_repeated(op)]] for op in graph.ops]
+            choices = [[o.core for o in problem.options[op.name]] for op in graph.ops]
             for cores in itertools.product(*choices):
                 core_of = {op.name: c for op, c in zip(graph.ops, cores)}
                 for order in nx.all_topological_sorts(dag):

@@ -133,6 +133,11 @@ RECOMPUTE_SUFFIX = ".recompute"
 """The recomputation of forward op o is the op `o.recompute` (`simulate.insert_recomputation`)."""
 
 
+def stack_name(ops: tuple[str, ...]) -> str:
+    """The name of a stack: its op alone, or its first op and how many follow ("a+2")."""
+    return ops[0] if len(ops) == 1 else f"{ops[0]}+{len(ops) - 1}"
+
+
 def is_recompute_name(graph: Graph, name: str) -> bool:
     """Whether `name` names the recomputation of a forward op of `graph`."""
     op = graph.op_by_name.get(name.removesuffix(RECOMPUTE_SUFFIX)) if name.endswith(RECOMPUTE_SUFFIX) else None

@@ -13,10 +13,11 @@ Combinations (`Instance.combine`):
 - joint: fusion and checkpointing chosen together (`families/fusion_checkpoint/joint.py`: exact joint search on
   graphs up to 40 ops, else the alternation of the two exact models), then allocation as above;
   checkpointing and allocation chosen together (the plan family, `families/plan/`: cores, start
-  times and recomputation under the activation budget and every memory).
+  times and recomputation under the activation budget and every memory), over the fusion stage's
+  partition when fusion is decided too (the fusion stage keeps the serial checkpoint plans within
+  the budget's reach, as in sequential).
 Allocation after checkpointing (sequential) is not built: a checkpoint plan's activation peak holds
-for its serial order only; nor are the three decisions together. Such instances are refused (the
-solve names why).
+for its serial order only, so such an instance is refused (the solve names why).
 """
 
 from __future__ import annotations
@@ -132,18 +133,15 @@ def solve_instance(instance: Instance, workers: int = 2, progress: bool = True, 
             raise InputError(f"{instance.source}: optimise.allocation after optimise.checkpointing is not built (a "
                              "serial checkpoint plan's activation peak holds for its serial order only); "
                              "combine: joint plans both together")
-        if "fusion" in decisions:
-            raise InputError(f"{instance.source}: optimise.fusion with checkpointing and allocation together is not "
-                             "built; choose two of the three")
     setting = _setting(instance, registry or default_registry(), workers)
     baseline = simulate(setting.graph, setting.hw, default_plan(setting.graph, setting.table), setting.table)
     stages: list[Stage] = []
     order = [d for d in STAGES if d in decisions]
     joint = instance.combine == "joint" and len(order) > 1
-    if joint and "fusion" in decisions:
-        order = ["fusion+checkpointing"] + [d for d in order if d == "allocation"]
+    if joint and {"checkpointing", "allocation"} <= set(decisions):
+        order = [d for d in order if d == "fusion"] + ["checkpointing+allocation"]
     elif joint:
-        order = ["checkpointing+allocation"]
+        order = ["fusion+checkpointing"] + [d for d in order if d == "allocation"]
     carried = Carried()
     for k, decision in enumerate(order):
         stage_deadline = _stage_deadline(instance, decision, deadline, len(order) - k)
@@ -157,7 +155,8 @@ def solve_instance(instance: Instance, workers: int = 2, progress: bool = True, 
                   f"{result.stats.solve_time_s:.2f} s", file=sys.stderr, flush=True)
         if result.payload is None:
             break
-    combination = (f"joint: {' and '.join(order[0].split('+'))} together" if joint else
+    combination = (f"joint: {' and '.join(order[-1 if '+' in order[-1] else 0].split('+'))} together"
+                   + (", over the fusion stage's partition" if order[0] == "fusion" else "") if joint else
                    "sequential: " + " -> ".join(order))
     return InstanceResult(instance, combination, tuple(stages), baseline, deadline.elapsed_s(),
                           setting.activation_budget_bytes)
@@ -291,7 +290,8 @@ def _parallel_plan(setting: Setting, carried: Carried, options: SolverOptions, d
         raise InputError(f"{setting.instance.source}: combine: joint needs one method of {', '.join(family.methods)} "
                          "for both checkpointing and allocation")
     assert setting.activation_budget_bytes is not None
-    problem = PlanProblem(setting.graph, setting.hw, OBJECTIVES[checkpointing.objective], setting.limits)
+    stacks = None if carried.partition is None else tuple((c.ops, c.cores) for c in carried.partition)
+    problem = PlanProblem(setting.graph, setting.hw, OBJECTIVES[checkpointing.objective], setting.limits, stacks)
     result = solve(family, problem, CostUnderBudget(setting.activation_budget_bytes), checkpointing.method, options,
                    deadline)
     return result, carried

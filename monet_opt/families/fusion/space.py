@@ -25,7 +25,7 @@ from enum import StrEnum
 from monet_opt.errors import InfeasibleError
 from monet_opt.model.cost.model import Cost, CostTable
 from monet_opt.model.workload.ir import Graph, Phase
-from monet_opt.schedule.plan import Plan, Residency, serial_sequence
+from monet_opt.schedule.plan import Plan, Residency, serial_sequence, stack_name
 from monet_opt.solving.common import Deadline
 
 
@@ -53,7 +53,7 @@ class Candidate:
 
     @property
     def name(self) -> str:
-        return self.ops[0] if len(self.ops) == 1 else f"{self.ops[0]}+{len(self.ops) - 1}"
+        return stack_name(self.ops)
 
 
 @dataclass(frozen=True)

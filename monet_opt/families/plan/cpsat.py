@@ -1,19 +1,26 @@
 """The exact CP-SAT model of the parallel plan (formulations/plan.md).
 
-Per task (every op, and the recomputation `c_p` of every op p that some choice recomputes,
-`PlanProblem.cloneable`): a start S and an end E, one optional fixed-size interval per core that can
-run it (exactly one present for an op; for c_p, one exactly when its presence literal r_p is true),
-NoOverlap per core; an optional interval of the option's DRAM cycles from S on its core's DRAM link,
-NoOverlap per link. Per candidate t a literal rc_t (recomputed).
+Per task (every op or fused stack of `PlanProblem.stack_ops`, and the recomputation `c_p` of every op
+p that some choice recomputes, `PlanProblem.cloneable`): a start S and an end E, one optional
+fixed-size interval per option (exactly one present for a stack; for c_p, one exactly when its
+presence literal r_p is true) on every core the option occupies, NoOverlap per core; an optional
+interval of the option's DRAM cycles from S on each of its DRAM links, NoOverlap per link. Per
+candidate t a literal rc_t (recomputed).
 
-The rule of `simulate.recompute_graph`, written as conditions on those literals (`_uses`): a backward
-op reads candidate t, or its copy made by c_p when rc_t; c_q reads each activation input x of q,
+The rule of `simulate.recompute_graph`, written as conditions on those literals (`_uses`): a stack
+with a backward op reads candidate t, or its copy made by c_p when rc_t (a stack reads the values its
+ops read from outside it); c_q reads each activation input x of q,
 or x's copy when x is not kept (unsaved, or rc_x); r_p is exactly the disjunction of rc_t over the
 candidates t that p produces and of the conditions under which a present recomputation reads a copy
 of p's outputs. Each use is a precedence S_reader >= E_writer under its condition; and S_cp >= E_p
 (a recomputation repeats an op that has run).
 
-Memory: a value (or a copy, present with r_p) occupies DRAM over [S_writer, L) where L = the exact
+A fused stack's options are its cores x the subsets of the values it may absorb
+(`PlanProblem.absorbable`): the option absorbing v is chosen exactly when rc_v, and v then never
+reaches DRAM.
+
+Memory: a value (not internal to a fused stack, nor absorbed), or a copy (present with r_p), occupies DRAM over
+[S_writer, L) where L = the exact
 maximum of the writer's end and the ends of the readers that read it (each reader's end counted
 under its condition, the writer's end otherwise); Cumulative on DRAM with capacity min(activation
 budget, DRAM capacity - static bytes); working sets on each local memory, Cumulative with its
@@ -65,26 +72,24 @@ class PlanModel:
     def __init__(self, problem: PlanProblem, budget_bytes: int | None) -> None:
         self.problem = p = problem
         m = self.model = cp_model.CpModel()
-        graph = p.graph
-        self.ops = [op.name for op in graph.ops]
         self.clones = {clone(q): q for q in p.cloneable}
-        tasks = self.ops + list(self.clones)
-        self.horizon = sum(max(max(o.duration_cycles, o.bus_cycles) for o in p.options[self._op(t)]) for t in tasks)
+        tasks = [*p.stack_ops, *self.clones]
+        self.horizon = sum(max(max(o.duration_cycles, o.bus_cycles) for o in p.options[t]) for t in tasks)
         self.rc = {t: m.new_bool_var(f"rc[{t}]") for t in p.candidates}
-        self.present: dict[str, Literal | None] = {t: None for t in self.ops}  # None: always
+        self.present: dict[str, Literal | None] = {t: None for t in p.stack_ops}  # None: always
         self.present.update({c: m.new_bool_var(f"r[{q}]") for c, q in self.clones.items()})
         self.S = {t: m.new_int_var(0, self.horizon, f"S[{t}]") for t in tasks}
         self.E = {t: m.new_int_var(0, self.horizon, f"E[{t}]") for t in tasks}
-        self.x: dict[tuple[str, str], cp_model.IntVar] = {}
+        self.x: dict[tuple[str, int], cp_model.IntVar] = {}  # (task, index of its option) -> chosen
         self._tasks(tasks)
         uses = self._uses()
         self._presence(uses)
         for use in uses:
-            writer = clone(graph.producer[use.tensor]) if use.copy else graph.producer.get(use.tensor)
+            writer = self._writer(use.tensor, use.copy)
             if writer is not None:
                 m.add(self.S[use.reader] >= self.E[writer]).only_enforce_if(list(use.when))
         for c, q in self.clones.items():  # a recomputation repeats an op that has run
-            m.add(self.S[c] >= self.E[q]).only_enforce_if(self.present[c])
+            m.add(self.S[c] >= self.E[p.task_of[q]]).only_enforce_if(self.present[c])
         self.dram_peak = m.new_int_var(0, p.dynamic_dram_capacity_bytes(), "dram_peak")
         if budget_bytes is not None:
             m.add(self.dram_peak <= budget_bytes)
@@ -93,21 +98,24 @@ class PlanModel:
         m.add_max_equality(self.makespan, list(self.E.values()))
         for terms in self._loads().values():
             m.add(sum(terms) <= self.makespan)
-        self.energy = sum(math.floor(o.energy_pj) * self.x[t, o.core] for t in tasks for o in p.options[self._op(t)])
+        self.energy = sum(math.floor(p.options[t][k].energy_pj) * lit for (t, k), lit in self.x.items())
         if budget_bytes is None:
             m.minimize(self.dram_peak)
         elif p.weights.latency_weight:
             # lexicographic: the makespan, then the energy in units that sum to less than TIE_BREAK
-            most = sum(max(o.energy_pj for o in p.options[self._op(t)]) for t in tasks)
+            most = sum(max(o.energy_pj for o in p.options[t]) for t in tasks)
             unit = max(most / (TIE_BREAK - 1), 1e-9)
-            self.tie_break = sum(math.floor(o.energy_pj / unit) * self.x[t, o.core]
-                                 for t in tasks for o in p.options[self._op(t)])
+            self.tie_break = sum(math.floor(p.options[t][k].energy_pj / unit) * lit for (t, k), lit in self.x.items())
             m.minimize(self.makespan * TIE_BREAK + self.tie_break)
         else:
             m.minimize(self.energy)
 
-    def _op(self, task: str) -> str:
-        return self.clones.get(task, task)
+    def _writer(self, tensor: str, copy: bool) -> str | None:
+        """The task that writes `tensor` (its recomputation, for the copy); None for a network input."""
+        producer = self.problem.graph.producer.get(tensor)
+        if producer is None:
+            return None
+        return clone(producer) if copy else self.problem.task_of[producer]
 
     def _tasks(self, tasks: list[str]) -> None:
         """Starts, ends, one optional interval per option; NoOverlap per core and per DRAM link;
@@ -118,14 +126,18 @@ class PlanModel:
         on_memory: dict[str, list] = defaultdict(list)
         for t in tasks:
             chosen = []
-            for o in p.options[self._op(t)]:
-                lit = self.x[t, o.core] = m.new_bool_var(f"x[{t},{o.core}]")
+            for k, o in enumerate(p.options[t]):
+                lit = self.x[t, k] = m.new_bool_var(f"x[{t},{o.core},{k}]")
                 interval = m.new_optional_fixed_size_interval_var(self.S[t], o.duration_cycles, lit, "")
-                on_core[o.core].append(interval)
-                if o.bus is not None:
-                    on_bus[o.bus].append(m.new_optional_fixed_size_interval_var(self.S[t], o.bus_cycles, lit, ""))
-                if o.working_set_bytes:
-                    on_memory[o.memory].append((interval, o.working_set_bytes))
+                for core in o.cores:
+                    on_core[core].append(interval)
+                if o.buses:
+                    bus_interval = m.new_optional_fixed_size_interval_var(self.S[t], o.bus_cycles, lit, "")
+                    for bus in o.buses:
+                        on_bus[bus].append(bus_interval)
+                for memory, size in o.working_sets:
+                    if o.duration_cycles:
+                        on_memory[memory].append((interval, size))
                 chosen.append(lit)
             present = self.present[t]
             if present is None:
@@ -133,7 +145,9 @@ class PlanModel:
             else:
                 m.add(sum(chosen) == present)
                 m.add(self.S[t] == 0).only_enforce_if(~present)
-            m.add(self.E[t] == self.S[t] + sum(o.duration_cycles * self.x[t, o.core] for o in p.options[self._op(t)]))
+            m.add(self.E[t] == self.S[t] + sum(o.duration_cycles * self.x[t, k] for k, o in enumerate(p.options[t])))
+            for v in p.absorbable.get(t, ()):  # the stack passes v inside exactly when v is recomputed
+                m.add(sum(self.x[t, k] for k, o in enumerate(p.options[t]) if v in o.absorbed) == self.rc[v])
         for intervals in [*on_core.values(), *on_bus.values()]:
             m.add_no_overlap(intervals)
         for memory, items in on_memory.items():
@@ -149,16 +163,20 @@ class PlanModel:
         return z
 
     def _uses(self) -> list[Use]:
-        """Every read of a value or of a recomputed copy by an op or a recomputation, with its
+        """Every read of a value or of a recomputed copy by a task from outside it, with its
         condition (module docstring)."""
-        graph, rc = self.problem.graph, self.rc
+        graph, rc, task_of = self.problem.graph, self.rc, self.problem.task_of
         uses = []
-        for op in graph.ops:
-            for t in dict.fromkeys(op.inputs):
-                if t in rc and op.phase is Phase.BACKWARD:
-                    uses += [Use(op.name, t, False, (~rc[t],)), Use(op.name, t, True, (rc[t],))]
+        for task, ops in self.problem.stack_ops.items():
+            backward = {t for op in ops if graph.op_by_name[op].phase is Phase.BACKWARD
+                        for t in graph.op_by_name[op].inputs}
+            read = dict.fromkeys(t for op in ops for t in graph.op_by_name[op].inputs
+                                 if t not in graph.producer or task_of[graph.producer[t]] != task)
+            for t in read:
+                if t in rc and t in backward:
+                    uses += [Use(task, t, False, (~rc[t],)), Use(task, t, True, (rc[t],))]
                 else:
-                    uses.append(Use(op.name, t, False, ()))
+                    uses.append(Use(task, t, False, ()))
         for c, q in self.clones.items():
             present = self.present[c]
             assert present is not None
@@ -185,18 +203,20 @@ class PlanModel:
             self.model.add_max_equality(self.present[c], reasons[c])
 
     def _dram(self, uses: list[Use], capacity_bytes: cp_model.IntVar) -> None:
-        """Each dynamic value and each copy occupies DRAM over [writer start, exact last end)."""
+        """Each dynamic value (not internal to a stack) and each copy occupies DRAM over [writer
+        start, exact last end)."""
         m, graph = self.model, self.problem.graph
         readers: dict[tuple[str, bool], list[Use]] = defaultdict(list)
         for use in uses:
             readers[use.tensor, use.copy].append(use)
         self.dram_items: list[tuple[str, cp_model.IntVar | int, cp_model.IntVar, int, Literal | None]] = []
-        values = [(t, False) for t, tensor in graph.tensors.items() if not tensor.is_static]
+        values = [(t, False) for t, tensor in graph.tensors.items()
+                  if not tensor.is_static and t not in self.problem.internal]
+        absorbed = {v for values_of in self.problem.absorbable.values() for v in values_of}  # internal when recomputed
         values += [(t, True) for c, q in self.clones.items() for t in graph.op_by_name[q].outputs]
         intervals, demands = [], []
         for t, copy in values:
-            producer = graph.producer.get(t)
-            writer = clone(producer) if copy else producer
+            writer = self._writer(t, copy)
             start = 0 if writer is None else self.S[writer]
             base = 0 if writer is None else self.E[writer]
             ends = [base]
@@ -211,7 +231,7 @@ class PlanModel:
             last = m.new_int_var(0, self.horizon, f"L[{t}{'@copy' if copy else ''}]")
             m.add_max_equality(last, ends)
             size = m.new_int_var(0, self.horizon, "")
-            present = self.present[writer] if copy else None
+            present = self.present[writer] if copy else (~self.rc[t] if t in absorbed else None)
             if present is None:
                 intervals.append(m.new_interval_var(start, size, last, ""))
             else:
@@ -222,25 +242,26 @@ class PlanModel:
 
     def _loads(self) -> dict[str, list]:
         loads: dict[str, list] = defaultdict(list)
-        for (t, core), lit in self.x.items():
-            option = next(o for o in self.problem.options[self._op(t)] if o.core == core)
-            loads[f"core:{core}"].append(option.duration_cycles * lit)
-            if option.bus is not None:
-                loads[f"bus:{option.bus}"].append(option.bus_cycles * lit)
+        for (t, k), lit in self.x.items():
+            option = self.problem.options[t][k]
+            for occupied in option.cores:
+                loads[f"core:{occupied}"].append(option.duration_cycles * lit)
+            for bus in option.buses:
+                loads[f"bus:{bus}"].append(option.bus_cycles * lit)
         return loads
 
     def hint(self, plan: ParallelPlan) -> None:
         m = self.model
         for t, lit in self.rc.items():
             m.add_hint(lit, t in plan.recomputed)
-        for (t, core), lit in self.x.items():
-            m.add_hint(lit, plan.core_of.get(t) == core)
+        for (t, k), lit in self.x.items():
+            m.add_hint(lit, t in plan.core_of and plan.option(self.problem, t) == self.problem.options[t][k])
         for t, var in self.S.items():
             m.add_hint(var, plan.start_cycles.get(t, 0))
 
     def answer(self, solver: cp_model.CpSolver) -> ParallelPlan:
         present = [t for t in self.S if self.present[t] is None or solver.boolean_value(self.present[t])]
-        core_of = {t: core for (t, core), lit in self.x.items() if solver.boolean_value(lit)}
+        core_of = {t: self.problem.options[t][k].core for (t, k), lit in self.x.items() if solver.boolean_value(lit)}
         return ParallelPlan(frozenset(t for t, lit in self.rc.items() if solver.boolean_value(lit)),
                             {t: core_of[t] for t in present}, {t: solver.value(self.S[t]) for t in present})
 
@@ -253,12 +274,12 @@ class PlanModel:
                 begin, end = solver.value(start), solver.value(last)
                 if end > begin:
                     events["dram"] += [(begin, size), (end, -size)]
-        for (t, core), lit in self.x.items():
-            option = next(o for o in p.options[self._op(t)] if o.core == core)
-            if solver.boolean_value(lit) and option.working_set_bytes and option.duration_cycles:
+        for (t, k), lit in self.x.items():
+            option = p.options[t][k]
+            if solver.boolean_value(lit) and option.duration_cycles:
                 begin = solver.value(self.S[t])
-                events[option.memory] += [(begin, option.working_set_bytes),
-                                          (begin + option.duration_cycles, -option.working_set_bytes)]
+                for memory, size in option.working_sets:
+                    events[memory] += [(begin, size), (begin + option.duration_cycles, -size)]
         peaks = {memory: sweep_peak(events.get(memory, [])) for memory in ["dram", *p.hw.memories]}
         peaks["dram"] += p.static_dram_bytes
         return peaks

@@ -24,7 +24,7 @@ from monet_opt.families.plan.list_schedule import best_list_schedule
 from monet_opt.families.plan.problem import ParallelPlan, PlanProblem
 from monet_opt.model.hardware.model import DRAM
 from monet_opt.report.answer import plan_lines
-from monet_opt.schedule.plan import RECOMPUTE_SUFFIX, default_plan
+from monet_opt.schedule.plan import default_plan
 from monet_opt.schedule.simulate import Claim as PlanClaim
 from monet_opt.schedule.simulate import SimulationResult, check, simulate
 from monet_opt.solving.common import Deadline, SolverOptions, SolveStatus, heuristic_stats, warm_start_stats
@@ -36,16 +36,6 @@ from monet_opt.solving.contract import (
 PlanTarget = CostUnderBudget | MinimumPeak
 WARM_START_SHARE = 0.25
 """The share of cpsat's time after which the list scheduler's search for a warm start stops."""
-
-
-def plan_cost(problem: PlanProblem, plan: ParallelPlan) -> tuple[int, float]:
-    """(latency cycles, energy pJ) of a plan as its start cycles and the cost model's prices give them."""
-    latency, energy = 0, 0.0
-    for task, start in plan.start_cycles.items():
-        option = next(o for o in problem.options[task.removesuffix(RECOMPUTE_SUFFIX)] if o.core == plan.core_of[task])
-        latency = max(latency, start + option.duration_cycles)
-        energy += option.energy_pj
-    return latency, energy
 
 
 def _budget(problem: PlanProblem, target: PlanTarget) -> int:
@@ -62,7 +52,7 @@ def _score(problem: PlanProblem, target: PlanTarget, plan: ParallelPlan) -> floa
     if isinstance(target, MinimumPeak):
         return _dynamic_peak_bytes(simulate(problem.graph, problem.hw, plan.to_plan(problem), problem.table,
                                             problem.local_budget_bytes))
-    return problem.weights.of(*plan_cost(problem, plan))
+    return problem.weights.of(*plan.cost(problem))
 
 
 def _greedy(problem: PlanProblem, target: PlanTarget, options: SolverOptions, deadline: Deadline
@@ -70,7 +60,7 @@ def _greedy(problem: PlanProblem, target: PlanTarget, options: SolverOptions, de
     plan = best_list_schedule(problem, _budget(problem, target), deadline)
     if plan is None:
         return Proposal(None, None, heuristic_stats(None, deadline))
-    return Proposal(plan, Claim(plan=PlanClaim(*plan_cost(problem, plan))),
+    return Proposal(plan, Claim(plan=PlanClaim(*plan.cost(problem))),
                     heuristic_stats(_score(problem, target, plan), deadline))
 
 
@@ -82,9 +72,9 @@ def _cpsat(problem: PlanProblem, target: PlanTarget, options: SolverOptions, dea
     if answer.plan is None:
         if warm is None or answer.stats.status is SolveStatus.INFEASIBLE:
             return Proposal(None, None, answer.stats)
-        return Proposal(warm, Claim(plan=PlanClaim(*plan_cost(problem, warm))),
+        return Proposal(warm, Claim(plan=PlanClaim(*warm.cost(problem))),
                         warm_start_stats(answer.stats, _score(problem, target, warm)), {"from_warm_start": True})
-    _, energy = plan_cost(problem, answer.plan)  # in pJ: the model's energies are rounded down
+    _, energy = answer.plan.cost(problem)  # in pJ: the model's energies are rounded down
     claim = PlanClaim(answer.makespan_cycles, energy, answer.peaks_bytes)
     return Proposal(answer.plan, Claim(plan=claim), answer.stats, {"from_warm_start": False})
 

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from monet_opt.families.plan.problem import CoreOption, ParallelPlan, PlanProblem
-from monet_opt.model.workload.ir import Graph, Op, Phase, TensorRole
-from monet_opt.schedule.plan import RECOMPUTE_SUFFIX
+from monet_opt.model.workload.ir import Graph, Phase, TensorRole
+from monet_opt.schedule.plan import RECOMPUTE_SUFFIX, serial_sequence
 from monet_opt.schedule.simulate import recompute_graph
 from monet_opt.solving.common import Deadline, OutOfTime
 
@@ -122,66 +123,80 @@ class _State:
 
 @dataclass(frozen=True)
 class Scheduled:
-    """A list schedule (None: none), or the task that found no room and the graph it was a task of."""
+    """A list schedule (None: none), or the task that found no room, the graph it was a task of, and
+    the tasks (name -> ops) in the order the scheduler took them."""
 
     plan: ParallelPlan | None
     blocked_at: str | None = None
     graph: Graph | None = None
+    order: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def list_schedule(problem: PlanProblem, recomputed: frozenset[str], budget_bytes: int,
                   deadline: Deadline | None = None) -> Scheduled:
     """See the module docstring. OutOfTime when `deadline` passes."""
     graph = recompute_graph(problem.graph, recomputed)
+    stacks = {**problem.stack_ops, **{op.name: (op.name,) for op in graph.ops if op.phase is Phase.RECOMPUTE}}
+    task_of = {op: task for task, ops in stacks.items() for op in ops}
     dram_capacity = min(budget_bytes, problem.dynamic_dram_capacity_bytes())
     state = _State({c.name: 0 for c in problem.hw.cores})
-    unplaced_readers = {t: set(graph.consumers[t]) for t in graph.tensors}
+    unplaced_readers = {t: {task_of[r] for r in graph.consumers[t]} - {task_of.get(graph.producer.get(t))}
+                        for t in graph.tensors}  # the tasks that read t from outside the task that writes it
     for name, tensor in graph.tensors.items():
         if not tensor.is_static and name not in graph.producer and graph.consumers[name]:
             state.dram.hold(0, tensor.size_bytes)  # a network input, released at its last reader's end
-    for op in graph.ops:
+    order = serial_sequence(graph, stacks)
+    for task in order:
         if deadline is not None:
             deadline.check()
-        placed = _place(problem, graph, op, state, dram_capacity)
+        ops = [graph.op_by_name[op] for op in stacks[task]]
+        inputs = list(dict.fromkeys(t for op in ops for t in op.inputs
+                                    if t not in graph.producer or task_of[graph.producer[t]] != task))
+        outputs = [t for op in ops for t in op.outputs
+                   if not graph.tensors[t].is_static and t not in problem.internal]
+        ready = max((state.end_of[task_of[graph.producer[t]]] for t in inputs if t in graph.producer), default=0)
+        if ops[0].phase is Phase.RECOMPUTE:  # as late as the list allows: its copy is held from its start
+            ready = max(ready, state.end_of[task_of[ops[0].forward_op]], max(state.start_of.values(), default=0))
+        absorbed = recomputed.intersection(problem.absorbable.get(task, ()))
+        outputs = [t for t in outputs if t not in absorbed]
+        placed = _place(problem, task, absorbed, ready, sum(graph.tensors[t].size_bytes for t in outputs), state,
+                        dram_capacity)
         if placed is None:
-            return Scheduled(None, op.name, graph)
+            return Scheduled(None, task, graph, {t: stacks[t] for t in order})
         option, start = placed
         end = start + option.duration_cycles
-        state.start_of[op.name], state.end_of[op.name], state.core_of[op.name] = start, end, option.core
-        state.core_free[option.core] = end
-        if option.bus is not None:
-            bisect.insort(state.buses[option.bus], (start, start + option.bus_cycles))
-        if option.working_set_bytes and option.duration_cycles:
-            state.local[option.memory].hold(start, option.working_set_bytes)
-            state.local[option.memory].release(end, option.working_set_bytes)
-        for t in op.outputs:
-            size = graph.tensors[t].size_bytes
-            if not graph.tensors[t].is_static:
-                state.dram.hold(start, size)
-                if not graph.consumers[t]:
-                    state.dram.release(end, size)
-        for t in dict.fromkeys(op.inputs):
+        state.start_of[task], state.end_of[task], state.core_of[task] = start, end, option.core
+        for core in option.cores:
+            state.core_free[core] = end
+        for bus in option.buses:
+            bisect.insort(state.buses[bus], (start, start + option.bus_cycles))
+        for memory, size in option.working_sets:
+            if option.duration_cycles:
+                state.local[memory].hold(start, size)
+                state.local[memory].release(end, size)
+        for t in outputs:
+            state.dram.hold(start, graph.tensors[t].size_bytes)
+            if not graph.consumers[t]:
+                state.dram.release(end, graph.tensors[t].size_bytes)
+        for t in inputs:
             readers = unplaced_readers[t]
-            readers.discard(op.name)
+            readers.discard(task)
             if not readers and not graph.tensors[t].is_static:
                 producer = graph.producer.get(t)
-                last = max(state.end_of[r] for r in graph.consumers[t])
-                state.dram.release(max(last, state.end_of[producer]) if producer else last, graph.tensors[t].size_bytes)
+                last = max(state.end_of[task_of[r]] for r in graph.consumers[t])
+                written = state.end_of[task_of[producer]] if producer is not None else 0
+                state.dram.release(max(last, written), graph.tensors[t].size_bytes)
     return Scheduled(ParallelPlan(recomputed, state.core_of, state.start_of))
 
 
-def _place(problem: PlanProblem, graph: Graph, op: Op, state: _State, dram_capacity: int
-           ) -> tuple[CoreOption, int] | None:
-    """The option and start of `op` that finish earliest (then least energy, then the first core),
-    or None when it fits nowhere."""
-    ready = max((state.end_of[graph.producer[t]] for t in op.inputs if t in graph.producer), default=0)
-    if op.phase is Phase.RECOMPUTE:  # as late as the list allows: its copy is held from its start
-        ready = max(ready, state.end_of[op.forward_op], max(state.start_of.values(), default=0))
-    outputs_bytes = sum(graph.tensors[t].size_bytes for t in op.outputs if not graph.tensors[t].is_static)
+def _place(problem: PlanProblem, task: str, absorbed: frozenset[str], ready: int, outputs_bytes: int, state: _State,
+           dram_capacity: int) -> tuple[CoreOption, int] | None:
+    """The option (absorbing `absorbed`) and start of `task` that finish earliest (then least energy,
+    then the first core), or None when it fits nowhere."""
     best: tuple[int, float, int, CoreOption, int] | None = None
-    for rank, option in enumerate(problem.options[op.forward_op if op.phase is Phase.RECOMPUTE else op.name]):
-        start = _earliest(problem, option, max(ready, state.core_free[option.core]), outputs_bytes, state,
-                          dram_capacity)
+    for rank, option in enumerate(o for o in problem.options[task] if o.absorbed == absorbed):
+        start = _earliest(problem, option, max(ready, *(state.core_free[c] for c in option.cores)), outputs_bytes,
+                          state, dram_capacity)
         if start is not None:
             key = (start + option.duration_cycles, option.energy_pj, rank, option, start)
             if best is None or key[:3] < best[:3]:
@@ -191,15 +206,17 @@ def _place(problem: PlanProblem, graph: Graph, op: Op, state: _State, dram_capac
 
 def _earliest(problem: PlanProblem, option: CoreOption, t: int, outputs_bytes: int, state: _State,
               dram_capacity: int) -> int | None:
-    """The earliest cycle >= t at which `option` has its DRAM link, its local memory and DRAM room."""
+    """The earliest cycle >= t at which `option` has its DRAM links, its local memories and DRAM room."""
     while True:
-        moved = t if option.bus is None else _bus_gap(state.buses[option.bus], t, option.bus_cycles)
+        moved = t
+        for bus in option.buses:
+            moved = _bus_gap(state.buses[bus], moved, option.bus_cycles)
         moved = state.dram.fits_from(moved, outputs_bytes, dram_capacity)
         if moved is None:
             return None
-        if option.working_set_bytes and option.duration_cycles:
-            moved = state.local[option.memory].fits_during(moved, option.duration_cycles, option.working_set_bytes,
-                                                            problem.local_capacity_bytes(option.memory))
+        for memory, size in option.working_sets if option.duration_cycles else ():
+            moved = state.local[memory].fits_during(moved, option.duration_cycles, size,
+                                                    problem.local_capacity_bytes(memory))
             if moved is None:
                 return None
         if moved == t:
@@ -215,8 +232,8 @@ def relief(problem: PlanProblem, recomputed: frozenset[str], blocked: Scheduled)
     earliest backward reader among them, and holds every copy at once). None: no candidate is."""
     graph, original = blocked.graph, problem.graph
     assert graph is not None and blocked.blocked_at is not None
-    position = {op.name: k for k, op in enumerate(graph.ops)}
-    at = position[blocked.blocked_at]
+    position = {op: k for k, ops in enumerate(blocked.order.values()) for op in ops}  # op -> its task's place
+    at = position[blocked.order[blocked.blocked_at][0]]
     saved = original.saved_for_backward
 
     def held_across(t: str) -> bool:
@@ -231,7 +248,7 @@ def relief(problem: PlanProblem, recomputed: frozenset[str], blocked: Scheduled)
                    for x in inputs)
 
     def ratio(t: str) -> float:
-        fastest = min(o.duration_cycles for o in problem.options[original.producer[t]])
+        fastest = min(o.duration_cycles for o in problem.options[original.producer[t] + RECOMPUTE_SUFFIX])
         return original.tensors[t].size_bytes / max(fastest, 1)
 
     held = [t for t in problem.candidates if t not in recomputed and held_across(t)]

@@ -18,6 +18,7 @@ occupies its core's local memory with its working set.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -27,65 +28,156 @@ from monet_opt.families.checkpoint.space import CostWeights
 from monet_opt.model.cost.model import Cost, CostTable
 from monet_opt.model.hardware.model import DRAM, Accelerator
 from monet_opt.model.workload.ir import Graph, Phase, TensorRole
-from monet_opt.schedule.plan import RECOMPUTE_SUFFIX, Plan, Residency
+from monet_opt.families.allocation.problem import fused_stacks, interchangeable
+from monet_opt.schedule.plan import RECOMPUTE_SUFFIX, Plan, Residency, serial_sequence, stack_name
 
 
 @dataclass(frozen=True)
 class CoreOption:
-    """Running one op (or its recomputation) on one core: for `duration_cycles` the core is busy,
-    its DRAM link `bus` (None: no DRAM traffic) busy for the first `bus_cycles`, its local `memory`
-    holds `working_set_bytes`; it costs `energy_pj`."""
+    """Running one task (an op, a fused stack or a recomputation) on `core`: for `duration_cycles`
+    it occupies `cores` (`core` first; a stack whose ops run on several cores occupies them all) and
+    each memory of `working_sets` with that many bytes; it holds each DRAM link of `buses` for its
+    first `bus_cycles` (none: no DRAM traffic); it costs `energy_pj`. `placement`: the core of each
+    op of the task, in its order; `absorbed`: the values of a fused stack that it passes inside
+    (never writing them) because they are recomputed for the backward pass (`PlanProblem.absorbable`)."""
 
     core: str
+    cores: tuple[str, ...]
+    placement: tuple[str, ...]
     duration_cycles: int
     energy_pj: float
-    bus: str | None
+    buses: tuple[str, ...]
     bus_cycles: int
-    memory: str
-    working_set_bytes: int
+    working_sets: tuple[tuple[str, int], ...]
+    absorbed: frozenset[str] = frozenset()
+
+
+def _option(hw: Accelerator, core: str, placement: tuple[str, ...], cost: Cost,
+            absorbed: frozenset[str] = frozenset()) -> CoreOption:
+    cores = tuple(dict.fromkeys((core, *placement)))
+    buses = tuple(dict.fromkeys(hw.link_between(DRAM, c).name for c in cores)) if cost.dram_cycles else ()
+    working_sets = cost.working_set_by_memory or ((hw.core(core).memory, cost.working_set_bytes),)
+    return CoreOption(core, cores, placement, cost.latency_cycles, cost.energy_pj, buses, cost.dram_cycles,
+                      tuple((m, b) for m, b in working_sets if b), absorbed)
+
+
+Stacks = tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
+"""A fusion partition: (ops in order, the core of each op) per stack."""
 
 
 @dataclass(frozen=True)
 class PlanProblem:
-    """A training graph on an accelerator, the cost weights to minimise and the local budgets
-    (memory -> bytes below its capacity; the cost model tiles every op to fit them)."""
+    """A training graph on an accelerator, the cost weights to minimise, the local budgets (memory
+    -> bytes below its capacity; the cost model tiles every op to fit them) and, optionally, a fixed
+    fusion partition (`stacks`; None: every op alone). A fused stack may move, as a whole, to the
+    cores interchangeable with its main core (`allocation.problem.fused_stacks`); an op alone and a
+    recomputation to any core that can run it."""
 
     graph: Graph
     hw: Accelerator
     weights: CostWeights
     local_budget_bytes: Mapping[str, int]
+    stacks: Stacks | None = None
 
     @cached_property
     def table(self) -> CostTable:
         return CostTable(self.graph, self.hw, self.local_budget_bytes)
 
     @cached_property
+    def stack_ops(self) -> Mapping[str, tuple[str, ...]]:
+        """task name -> its ops, in a topological order of the stacks (each op alone without a partition)."""
+        if self.stacks is None:
+            return {op.name: (op.name,) for op in self.graph.ops}
+        by_name = {stack_name(ops): ops for ops, _ in self.stacks}
+        return {name: by_name[name] for name in serial_sequence(self.graph, by_name)}
+
+    @cached_property
+    def task_of(self) -> Mapping[str, str]:
+        """op -> the task (stack) that runs it."""
+        return {op: task for task, ops in self.stack_ops.items() for op in ops}
+
+    @cached_property
     def options(self) -> Mapping[str, tuple[CoreOption, ...]]:
-        """op -> its options, one per core that can run it (a recomputation has its op's options:
-        the same op on the same operands). InfeasibleError naming an op that no core can run."""
-        out = {}
-        for op in self.graph.ops:
-            choices = []
-            for core in self.hw.cores:
-                cost = self.table.get((op.name,), core.name)
-                if isinstance(cost, Cost):
-                    bus = self.hw.link_between(DRAM, core.name).name if cost.dram_cycles else None
-                    choices.append(CoreOption(core.name, cost.latency_cycles, cost.energy_pj, bus, cost.dram_cycles,
-                                              core.memory, cost.working_set_bytes))
-            if not choices:
-                raise InfeasibleError(f"op {op.name!r} ({op.kind.value}) can run on no core of {self.hw.name!r}")
-            out[op.name] = tuple(choices)
+        """task -> its options: every stack of `stack_ops` and the recomputation of every op of
+        `cloneable` (an op alone on any core that can run it). InfeasibleError naming a task that
+        no core can run."""
+        out: dict[str, tuple[CoreOption, ...]] = {}
+        fused = {} if self.stacks is None else {
+            s.name: s for s in fused_stacks(self.hw, [(stack_name(ops), ops, cores) for ops, cores in self.stacks
+                                                      if len(ops) > 1])}
+        alone = [(task, ops[0]) for task, ops in self.stack_ops.items() if task not in fused]
+        alone += [(op + RECOMPUTE_SUFFIX, op) for op in self.cloneable]
+        for task, op in alone:
+            out[task] = tuple(_option(self.hw, c.name, (c.name,), cost) for c in self.hw.cores
+                              if isinstance(cost := self.table.get((op,), c.name), Cost))
+        for task, stack in fused.items():
+            others = set(stack.cores) - {stack.movable}
+            variants = [frozenset(subset) for k in range(len(self.absorbable[task]) + 1)
+                        for subset in itertools.combinations(self.absorbable[task], k)]
+            out[task] = tuple(_option(self.hw, core, stack.on(core), cost, absorbed)
+                              for core in interchangeable(self.hw, stack.movable) if core not in others
+                              for absorbed in variants
+                              if isinstance(cost := self.table.get(stack.ops, stack.on(core), absorbed), Cost))
+        for task, options in out.items():
+            if not options:
+                raise InfeasibleError(f"{task!r} can run on no core of {self.hw.name!r}")
         return out
+
+    @cached_property
+    def internal(self) -> frozenset[str]:
+        """Values produced and read only inside one fused stack: they never reach DRAM."""
+        graph, task_of = self.graph, self.task_of
+        return frozenset(t for task, ops in self.stack_ops.items() if len(ops) > 1 for op in ops
+                         for t in graph.op_by_name[op].outputs
+                         if graph.consumers[t] and t not in graph.outputs
+                         and all(task_of[r] == task for r in graph.consumers[t]))
+
+    @cached_property
+    def absorbable(self) -> Mapping[str, tuple[str, ...]]:
+        """fused stack -> the candidates it produces whose forward readers are all its own ops:
+        recomputed, such a value never leaves the stack (priced on chip, as `CheckpointSpace` does)."""
+        graph, task_of = self.graph, self.task_of
+        out: dict[str, list[str]] = {task: [] for task, ops in self.stack_ops.items() if len(ops) > 1}
+        for t in self.candidates:
+            task = task_of[graph.producer[t]]
+            forward = [r for r in graph.consumers[t] if graph.op_by_name[r].phase is not Phase.BACKWARD]
+            if task in out and forward and all(task_of[r] == task for r in forward):
+                out[task].append(t)
+        return {task: tuple(values) for task, values in out.items()}
 
     @cached_property
     def candidates(self) -> tuple[str, ...]:
         """The saved activations that may be recomputed: activations produced by a forward op and
-        read by a backward op, not outputs of the graph, in the graph's order."""
-        graph = self.graph
+        read by a backward op, not outputs of the graph, in the graph's order; with fused stacks,
+        not when a backward reader shares a stack with the producer or with a forward reader (a
+        stack reads one version of a value), nor when a recomputation it needs would read a kept
+        value internal to a stack (which never reaches DRAM)."""
+        graph, task_of = self.graph, self.task_of
+
+        def separable(t: str) -> bool:
+            backward = {task_of[r] for r in graph.saved_for_backward[t]}
+            forward = {task_of[r] for r in graph.consumers[t] if graph.op_by_name[r].phase is not Phase.BACKWARD}
+            return task_of[graph.producer[t]] not in backward and not backward & forward
+
+        def reads_nothing_internal(t: str) -> bool:
+            """The recomputations that recomputing t alone needs read no kept value internal to a
+            stack (an unsaved one they recompute too, and read the copy)."""
+            forced, stack = set(), [graph.producer[t]]
+            while stack:
+                op = stack.pop()
+                if op in forced:
+                    continue
+                forced.add(op)
+                inputs = graph.op_by_name[op].inputs
+                if any(x in self.internal and x in graph.saved_for_backward for x in inputs):
+                    return False
+                stack += [graph.producer[x] for x in inputs if graph.tensors[x].role is TensorRole.ACTIVATION
+                          and x not in graph.saved_for_backward]
+            return True
+
         return tuple(t for op in graph.ops if op.phase is Phase.FORWARD for t in op.outputs
                      if t in graph.saved_for_backward and graph.tensors[t].role is TensorRole.ACTIVATION
-                     and t not in graph.outputs)
-
+                     and t not in graph.outputs and separable(t) and reads_nothing_internal(t))
     @cached_property
     def cloneable(self) -> tuple[str, ...]:
         """Forward ops that some choice of recomputed candidates has recomputed: producers of
@@ -113,14 +205,22 @@ class PlanProblem:
         return self.hw.dram.capacity_bytes - self.static_dram_bytes
 
     def local_capacity_bytes(self, memory: str) -> int:
+        """A local memory's capacity, or its budget when lower."""
         return min(self.hw.memories[memory].capacity_bytes,
                    self.local_budget_bytes.get(memory, self.hw.memories[memory].capacity_bytes))
 
     def space(self) -> str:
-        return (f"every unfused op of {self.graph.name} on any core of {self.hw.name} that can run it at any start "
-                f"time, each of {len(self.candidates)} saved activations kept in DRAM or recomputed once on any core "
-                "that can run its producer; every value in DRAM (fusion, on-chip residency and link copies are "
-                "outside this space)")
+        if self.stacks is None:
+            tasks = f"every unfused op of {self.graph.name} on any core of {self.hw.name} that can run it"
+        else:
+            fused = sum(1 for ops, _ in self.stacks if len(ops) > 1)
+            tasks = (f"the fixed fusion partition of {self.graph.name} ({len(self.stacks)} stacks, {fused} fused; each "
+                     f"fused stack on the cores of {self.hw.name} interchangeable with its own, each op alone on any "
+                     "core that can run it)")
+        return (f"{tasks} at any start time, each of {len(self.candidates)} saved activations kept in DRAM or "
+                "recomputed once on any core that can run its producer; every value in DRAM (on-chip residency and "
+                "link copies are outside this space" + (", and other partitions" if self.stacks else ", and fusion")
+                + ")")
 
 
 @dataclass(frozen=True)
@@ -132,24 +232,43 @@ class ParallelPlan:
     core_of: Mapping[str, str]
     start_cycles: Mapping[str, int]
 
+    def option(self, problem: PlanProblem, task: str) -> CoreOption:
+        """The option the plan chose for `task`: its core, and the values it absorbs (those of
+        `PlanProblem.absorbable` that are recomputed)."""
+        absorbed = self.recomputed.intersection(problem.absorbable.get(task, ()))
+        return next(o for o in problem.options[task] if o.core == self.core_of[task] and o.absorbed == absorbed)
+
+    def cost(self, problem: PlanProblem) -> tuple[int, float]:
+        """(latency cycles, energy pJ) as its start cycles and the cost model's prices give them."""
+        latency, energy = 0, 0.0
+        for task, start in self.start_cycles.items():
+            option = self.option(problem, task)
+            latency = max(latency, start + option.duration_cycles)
+            energy += option.energy_pj
+        return latency, energy
+
     def to_plan(self, problem: PlanProblem) -> Plan:
-        """The plan the validation scheduler runs: every op alone, each core's ops and recomputations
-        in start order, each DRAM link's users in start order, the start cycles as release cycles."""
-        options = problem.options
+        """The plan the validation scheduler runs: the problem's stacks, each core's tasks and
+        recomputations in start order, each DRAM link's users in start order, the start cycles as
+        release cycles."""
         order: dict[str, list[str]] = {c.name: [] for c in problem.hw.cores}
         buses: dict[str, list[str]] = {}
+        placement: dict[str, str] = {}
         for task in sorted(self.start_cycles, key=lambda t: (self.start_cycles[t], t)):
-            core = self.core_of[task]
-            order[core].append(task)
-            option = next(o for o in options[task.removesuffix(RECOMPUTE_SUFFIX)] if o.core == core)
-            if option.bus is not None:
-                buses.setdefault(option.bus, []).append(task)
-        ops = [op.name for op in problem.graph.ops]
+            option = self.option(problem, task)
+            for core in option.cores:
+                order[core].append(task)
+            for bus in option.buses:
+                buses.setdefault(bus, []).append(task)
+            if task in problem.stack_ops:
+                placement.update({op: c for op, c in zip(problem.stack_ops[task], option.placement, strict=True)
+                                  if c != option.core})
         return Plan(
-            stacks={op: (op,) for op in ops},
-            core_of={op: self.core_of[op] for op in ops},
+            stacks=dict(problem.stack_ops),
+            core_of={task: self.core_of[task] for task in problem.stack_ops},
             core_order={c: tuple(o) for c, o in order.items()},
             residency={t: Residency.RECOMPUTE for t in sorted(self.recomputed)},
             dram_order={b: tuple(o) for b, o in buses.items()},
+            placement=placement,
             release_cycles=dict(self.start_cycles),
         )
