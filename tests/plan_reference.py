@@ -1,6 +1,7 @@
 """Exhaustive reference for the parallel plan of small training graphs: every set of recomputed
-candidates x every core of every op and recomputation x every order in which they start, each
-turned into the earliest schedule with that start order and judged by the simulator alone.
+candidates x every core of every task (op, fused stack of the problem's partition, recomputation) x
+every order in which they start, each turned into the earliest schedule with that start order and
+judged by the simulator alone.
 
 Why that covers every plan: take any feasible schedule and list its tasks by start. Starting each
 task, in that order, at the earliest cycle no earlier than the previous task's start at which its
@@ -67,24 +68,41 @@ def two_cores():
     return accelerator_from_dict(data, "two-cores.yaml")
 
 
-def _earliest_start(graph, problem, core_of, order, dram_capacity):
-    """Starts of the tasks of `graph` started in `order` as the module docstring says (None: some
-    task never fits)."""
+def _tasks(problem, graph):
+    """task -> its ops: the problem's stacks, and every recomputation of `graph` alone."""
+    return {**problem.stack_ops, **{op.name: (op.name,) for op in graph.ops if op.phase is Phase.RECOMPUTE}}
+
+
+def _internal(graph, tasks):
+    """Values that a fused stack writes and only its own ops read (the simulator's rule, on the graph
+    with its recomputations): they never reach DRAM."""
+    task_of = {op: task for task, ops in tasks.items() for op in ops}
+    return {t for task, ops in tasks.items() if len(ops) > 1 for op in ops for t in graph.op_by_name[op].outputs
+            if graph.consumers[t] and t not in graph.outputs and all(task_of[r] == task for r in graph.consumers[t])}
+
+
+def _earliest_start(graph, problem, plan_of, tasks, order, dram_capacity):
+    """Starts of `tasks` started in `order` as the module docstring says (None: some task never
+    fits); `plan_of(starts)` is the plan whose options give durations and resources."""
+    task_of = {op: task for task, ops in tasks.items() for op in ops}
+    internal = _internal(graph, tasks)
     start, end = {}, {}
     bus_free, core_free = {}, {}
     previous = 0
     for task in order:
-        op = graph.op_by_name[task]
-        option = next(o for o in problem.options[op.name] if o.core == core_of[task])
-        t = max([previous, core_free.get(option.core, 0)]
-                + [end[graph.producer[x]] for x in op.inputs if x in graph.producer]
-                + ([end[op.forward_op]] if op.phase is Phase.RECOMPUTE else []))
+        ops = [graph.op_by_name[op] for op in tasks[task]]
+        option = plan_of(start).option(problem, task)
+        t = max([previous, *(core_free.get(c, 0) for c in option.cores)]
+                + [end[task_of[graph.producer[x]]] for op in ops for x in op.inputs
+                   if x in graph.producer and task_of[graph.producer[x]] != task]
+                + ([end[task_of[ops[0].forward_op]]] if ops[0].phase is Phase.RECOMPUTE else []))
         for bus in option.buses:
             t = max(t, bus_free.get(bus, 0))
-        need = sum(graph.tensors[x].size_bytes for x in op.outputs if not graph.tensors[x].is_static)
+        need = sum(graph.tensors[x].size_bytes for op in ops for x in op.outputs
+                   if not graph.tensors[x].is_static and x not in internal)
         while True:
-            dram = _dram_level(graph, start, end, t) + need
-            running = [o for _, o in _running(problem, graph, core_of, start, end, t)]
+            dram = _dram_level(graph, task_of, internal, start, end, t) + need
+            running = [plan_of(start).option(problem, other) for other in start if start[other] <= t < end[other]]
             local_fits = all(own + sum(size for o in running for m, size in o.working_sets if m == memory)
                              <= problem.local_capacity_bytes(memory) for memory, own in option.working_sets)
             if dram <= dram_capacity and local_fits:
@@ -94,39 +112,34 @@ def _earliest_start(graph, problem, core_of, order, dram_capacity):
                 return None
             t = min(later)
         start[task], end[task] = t, t + option.duration_cycles
-        core_free[option.core] = end[task]
+        for core in option.cores:
+            core_free[core] = end[task]
         for bus in option.buses:
             bus_free[bus] = t + option.bus_cycles
         previous = t
     return start
 
 
-def _dram_level(graph, start, end, t):
+def _dram_level(graph, task_of, internal, start, end, t):
     level = 0
     for name, tensor in graph.tensors.items():
-        if tensor.is_static:
+        if tensor.is_static or name in internal:
             continue
         producer = graph.producer.get(name)
-        if producer is not None and producer not in start:
+        writer = task_of[producer] if producer is not None else None
+        if writer is not None and writer not in start:
             continue
-        readers = graph.consumers[name]
+        readers = {task_of[r] for r in graph.consumers[name]} - {writer}
         if not readers:
-            released = end[producer] if producer is not None else 0
+            released = end[writer] if writer is not None else 0
         elif all(r in end for r in readers):
             released = max(end[r] for r in readers)
         else:
             released = None
-        began = start[producer] if producer is not None else 0
+        began = start[writer] if writer is not None else 0
         if began <= t and (released is None or released > t):
             level += tensor.size_bytes
     return level
-
-
-def _running(problem, graph, core_of, start, end, t):
-    for task in start:
-        if start[task] <= t < end[task]:
-            op = graph.op_by_name[task]
-            yield task, next(o for o in problem.options[op.name] if o.core == core_of[task])
 
 
 def all_plans(problem, budget_bytes):
@@ -138,19 +151,27 @@ def all_plans(problem, budget_bytes):
     for k in range(len(candidates) + 1):
         for recomputed in itertools.combinations(candidates, k):
             graph = recompute_graph(problem.graph, recomputed)
+            tasks = _tasks(problem, graph)
+            task_of = {op: task for task, ops in tasks.items() for op in ops}
             dag = nx.DiGraph()
-            dag.add_nodes_from(op.name for op in graph.ops)
-            dag.add_edges_from((graph.producer[x], op.name) for op in graph.ops for x in op.inputs
-                               if x in graph.producer)
-            dag.add_edges_from((op.forward_op, op.name) for op in graph.ops if op.phase is Phase.RECOMPUTE)
-            choices = [[o.core for o in problem.options[op.name]] for op in graph.ops]
+            dag.add_nodes_from(tasks)
+            dag.add_edges_from((task_of[graph.producer[x]], task) for task, ops in tasks.items() for op in ops
+                               for x in graph.op_by_name[op].inputs
+                               if x in graph.producer and task_of[graph.producer[x]] != task)
+            dag.add_edges_from((task_of[graph.op_by_name[c].forward_op], c) for c in tasks if c not in problem.stack_ops)
+            names = list(tasks)
+            choices = [list(dict.fromkeys(o.core for o in problem.options[task])) for task in names]
             for cores in itertools.product(*choices):
-                core_of = {op.name: c for op, c in zip(graph.ops, cores)}
+                core_of = dict(zip(names, cores))
+
+                def plan_of(starts):
+                    return ParallelPlan(frozenset(recomputed), core_of, starts)
+
                 for order in nx.all_topological_sorts(dag):
-                    starts = _earliest_start(graph, problem, core_of, order, budget_bytes)
+                    starts = _earliest_start(graph, problem, plan_of, tasks, order, budget_bytes)
                     if starts is None:
                         continue
-                    plan = ParallelPlan(frozenset(recomputed), core_of, starts)
+                    plan = plan_of(starts)
                     key = (plan.recomputed, tuple(sorted(core_of.items())), tuple(sorted(starts.items())))
                     if key in seen:
                         continue

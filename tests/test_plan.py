@@ -20,8 +20,8 @@ from monet_opt.solving.contract import CostUnderBudget, solve
 OPTIONS = SolverOptions(workers=2)
 
 
-def _solve(graph, hw, objective, budget, method="cpsat", limit_s=30.0):
-    problem = PlanProblem(graph, hw, OBJECTIVES[objective], {})
+def _solve(graph, hw, objective, budget, method="cpsat", limit_s=30.0, stacks=None):
+    problem = PlanProblem(graph, hw, OBJECTIVES[objective], {}, stacks)
     return solve(PLAN, problem, CostUnderBudget(budget), method, OPTIONS, Deadline.start(limit_s))
 
 
@@ -61,25 +61,37 @@ def test_a_recomputation_before_the_op_it_repeats_is_a_violation_and_an_unneeded
         simulate(graph, hw, unneeded)
 
 
+def fused(first):
+    """A partition with `first` fused on (pe, vec) and every other op alone."""
+    def partition(graph):
+        return ((first, ("pe", "vec")),) + tuple(((op.name,), ("vec",)) for op in graph.ops if op.name not in first)
+    return partition
+
+
 CASES = [
-    # graph, accelerator, budgets (bytes of dynamic DRAM); the serial store-all peak is 1696 / 2208 bytes
-    pytest.param(seven_op_step, three_cores, (10**6, 1696, 1568), id="7 ops, 3 cores"),
-    pytest.param(seven_op_step, two_cores, (10**6, 1696, 1568), id="7 ops, 2 cores"),
-    pytest.param(nine_op_chain, three_cores, (10**6, 2208, 1952, 1696, 1440), id="9 ops, 3 cores, recomputation"),
+    # graph, accelerator, partition, budgets (bytes of dynamic DRAM); serial store-all peaks 1696 / 2208 bytes
+    pytest.param(seven_op_step, three_cores, None, (10**6, 1696, 1568), id="7 ops, 3 cores"),
+    pytest.param(seven_op_step, two_cores, None, (10**6, 1696, 1568), id="7 ops, 2 cores"),
+    pytest.param(nine_op_chain, three_cores, None, (10**6, 2208, 1952, 1696, 1440), id="9 ops, 3 cores, recomputation"),
+    pytest.param(seven_op_step, three_cores, fused(("fc1", "gelu")), (10**6, 1952, 1696, 1440),
+                 id="7 ops, fc1+gelu fused, 3 cores"),
+    pytest.param(nine_op_chain, three_cores, fused(("fc1", "gelu1")), (10**6, 2208, 1952, 1440),
+                 id="9 ops, fc1+gelu1 fused, fc1 recomputed and passed inside the stack"),
 ]
 
 
-@pytest.mark.parametrize(("graph_of", "hw_of", "budgets"), CASES)
-def test_the_exact_model_equals_brute_force_in_latency_and_energy(graph_of, hw_of, budgets):
+@pytest.mark.parametrize(("graph_of", "hw_of", "partition", "budgets"), CASES)
+def test_the_exact_model_equals_brute_force_in_latency_and_energy(graph_of, hw_of, partition, budgets):
     graph, hw = graph_of(), hw_of()
+    stacks = None if partition is None else partition(graph)
     for budget in budgets:
-        best_latency, best_energy = brute_force(PlanProblem(graph, hw, OBJECTIVES["latency"], {}), budget)
+        best_latency, best_energy = brute_force(PlanProblem(graph, hw, OBJECTIVES["latency"], {}, stacks), budget)
         for objective, best in (("latency", best_latency), ("energy", best_energy)):
             if best is None:
                 with pytest.raises(InfeasibleError):
-                    _solve(graph, hw, objective, budget)
+                    _solve(graph, hw, objective, budget, stacks=stacks)
                 continue
-            result = _solve(graph, hw, objective, budget)
+            result = _solve(graph, hw, objective, budget, stacks=stacks)
             assert result.status is SolveStatus.OPTIMAL and result.validated
             measured = result.measurement.latency_cycles if objective == "latency" else result.measurement.energy_pj
             assert measured == pytest.approx(best, rel=1e-12), (budget, objective)
@@ -87,10 +99,16 @@ def test_the_exact_model_equals_brute_force_in_latency_and_energy(graph_of, hw_o
 
 def test_recomputation_is_what_makes_the_tighter_budgets_feasible():
     """The chain's 1,952- and 1,696-byte budgets are met only by recomputing fc1 (the brute force
-    finds no plan that keeps every value)."""
+    finds no plan that keeps every value); fused with gelu1, fc1 recomputed never leaves the stack."""
     result = _solve(nine_op_chain(), three_cores(), "latency", 1696)
     assert result.details["recomputed"] == ["fc1"]
     assert result.measurement.latency_cycles == 684
+    graph = nine_op_chain()
+    stacks = fused(("fc1", "gelu1"))(graph)
+    result = _solve(graph, three_cores(), "latency", 1952, stacks=stacks)
+    assert result.details["recomputed"] == ["fc1"] and result.measurement.latency_cycles == 680
+    problem = PlanProblem(graph, three_cores(), OBJECTIVES["latency"], {}, stacks)
+    assert result.payload.option(problem, "fc1+1").absorbed == {"fc1"}
 
 
 def test_an_infeasible_budget_names_the_smallest_feasible_one():
