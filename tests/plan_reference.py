@@ -1,7 +1,8 @@
-"""Exhaustive reference for the parallel plan of small training graphs: every set of recomputed
-candidates x every core of every task (op, fused stack of the problem's partition, recomputation) x
-every order in which they start, each turned into the earliest schedule with that start order and
-judged by the simulator alone.
+"""Exhaustive reference for the parallel plan of small training graphs: every residency of every
+saved activation (DRAM; recomputed, for a candidate; ON_CHIP, where eligible) x every core of every
+task (op, fused stack of the problem's partition, recomputation) such that each value on chip is
+written and read in one local memory x every order in which the tasks start, each turned into the
+earliest schedule with that start order and judged by the simulator alone.
 
 Why that covers every plan: take any feasible schedule and list its tasks by start. Starting each
 task, in that order, at the earliest cycle no earlier than the previous task's start at which its
@@ -86,6 +87,7 @@ def _earliest_start(graph, problem, plan_of, tasks, order, dram_capacity):
     fits); `plan_of(starts)` is the plan whose options give durations and resources."""
     task_of = {op: task for task, ops in tasks.items() for op in ops}
     internal = _internal(graph, tasks)
+    on_chip = plan_of({}).on_chip
     start, end = {}, {}
     bus_free, core_free = {}, {}
     previous = 0
@@ -98,13 +100,18 @@ def _earliest_start(graph, problem, plan_of, tasks, order, dram_capacity):
                 + ([end[task_of[ops[0].forward_op]]] if ops[0].phase is Phase.RECOMPUTE else []))
         for bus in option.buses:
             t = max(t, bus_free.get(bus, 0))
-        need = sum(graph.tensors[x].size_bytes for op in ops for x in op.outputs
-                   if not graph.tensors[x].is_static and x not in internal)
+        written = [x for op in ops for x in op.outputs if not graph.tensors[x].is_static and x not in internal]
+        need = sum(graph.tensors[x].size_bytes for x in written if x not in on_chip)
+        kept = {option.memories[0]: sum(graph.tensors[x].size_bytes for x in written if x in on_chip)}
         while True:
-            dram = _dram_level(graph, task_of, internal, start, end, t) + need
+            dram = _dram_level(graph, task_of, internal | on_chip, start, end, t) + need
             running = [plan_of(start).option(problem, other) for other in start if start[other] <= t < end[other]]
-            local_fits = all(own + sum(size for o in running for m, size in o.working_sets if m == memory)
-                             <= problem.local_capacity_bytes(memory) for memory, own in option.working_sets)
+            held = _on_chip_level(problem, graph, task_of, on_chip, plan_of(start), start, end, t)
+            local_fits = all(
+                own + kept.get(memory, 0) + held.get(memory, 0)
+                + sum(size for o in running for m, size in o.working_sets if m == memory)
+                <= problem.local_capacity_bytes(memory)
+                for memory, own in {**dict.fromkeys(kept, 0), **dict(option.working_sets)}.items())
             if dram <= dram_capacity and local_fits:
                 break
             later = [e for e in end.values() if e > t]
@@ -120,65 +127,98 @@ def _earliest_start(graph, problem, plan_of, tasks, order, dram_capacity):
     return start
 
 
-def _dram_level(graph, task_of, internal, start, end, t):
-    level = 0
-    for name, tensor in graph.tensors.items():
-        if tensor.is_static or name in internal:
-            continue
-        producer = graph.producer.get(name)
-        writer = task_of[producer] if producer is not None else None
-        if writer is not None and writer not in start:
-            continue
-        readers = {task_of[r] for r in graph.consumers[name]} - {writer}
-        if not readers:
-            released = end[writer] if writer is not None else 0
-        elif all(r in end for r in readers):
-            released = max(end[r] for r in readers)
-        else:
-            released = None
-        began = start[writer] if writer is not None else 0
-        if began <= t and (released is None or released > t):
-            level += tensor.size_bytes
+def _lives(graph, task_of, name, start, end, t):
+    """Whether the value `name` is held at cycle t (its writer placed; released when the readers
+    outside its writer have all ended, else still held)."""
+    producer = graph.producer.get(name)
+    writer = task_of[producer] if producer is not None else None
+    if writer is not None and writer not in start:
+        return False
+    readers = {task_of[r] for r in graph.consumers[name]} - {writer}
+    if not readers:
+        released = end[writer] if writer is not None else 0
+    elif all(r in end for r in readers):
+        released = max(end[r] for r in readers)
+    else:
+        released = None
+    began = start[writer] if writer is not None else 0
+    return began <= t and (released is None or released > t)
+
+
+def _on_chip_level(problem, graph, task_of, on_chip, plan, start, end, t):
+    """Bytes held on chip at cycle t, by local memory (the writer's)."""
+    level = {}
+    for name in on_chip:
+        writer = task_of[graph.producer[name]]
+        if _lives(graph, task_of, name, start, end, t):
+            memory = plan.option(problem, writer).memories[0]
+            level[memory] = level.get(memory, 0) + graph.tensors[name].size_bytes
     return level
+
+
+def _dram_level(graph, task_of, outside, start, end, t):
+    """Bytes in DRAM at cycle t: every dynamic value held then, but those in `outside`."""
+    return sum(tensor.size_bytes for name, tensor in graph.tensors.items()
+               if not tensor.is_static and name not in outside and _lives(graph, task_of, name, start, end, t))
 
 
 def all_plans(problem, budget_bytes):
     """Every plan of the module docstring that the referee validates within `budget_bytes`, with its
     measurement."""
-    candidates = problem.candidates
     target = CostUnderBudget(budget_bytes)
     seen = set()
-    for k in range(len(candidates) + 1):
-        for recomputed in itertools.combinations(candidates, k):
-            graph = recompute_graph(problem.graph, recomputed)
-            tasks = _tasks(problem, graph)
-            task_of = {op: task for task, ops in tasks.items() for op in ops}
-            dag = nx.DiGraph()
-            dag.add_nodes_from(tasks)
-            dag.add_edges_from((task_of[graph.producer[x]], task) for task, ops in tasks.items() for op in ops
-                               for x in graph.op_by_name[op].inputs
-                               if x in graph.producer and task_of[graph.producer[x]] != task)
-            dag.add_edges_from((task_of[graph.op_by_name[c].forward_op], c) for c in tasks if c not in problem.stack_ops)
-            names = list(tasks)
-            choices = [list(dict.fromkeys(o.core for o in problem.options[task])) for task in names]
-            for cores in itertools.product(*choices):
-                core_of = dict(zip(names, cores))
+    values = list(dict.fromkeys((*problem.candidates, *problem.on_chip_eligible)))
+    choices_of = [["dram"] + (["recompute"] if v in problem.candidates else [])
+                  + (["on_chip"] if v in problem.on_chip_eligible else []) for v in values]
+    for residency in itertools.product(*choices_of):
+        recomputed = tuple(v for v, r in zip(values, residency) if r == "recompute")
+        on_chip = frozenset(v for v, r in zip(values, residency) if r == "on_chip")
+        graph = recompute_graph(problem.graph, recomputed)
+        tasks = _tasks(problem, graph)
+        task_of = {op: task for task, ops in tasks.items() for op in ops}
+        dag = nx.DiGraph()
+        dag.add_nodes_from(tasks)
+        dag.add_edges_from((task_of[graph.producer[x]], task) for task, ops in tasks.items() for op in ops
+                           for x in graph.op_by_name[op].inputs
+                           if x in graph.producer and task_of[graph.producer[x]] != task)
+        dag.add_edges_from((task_of[graph.op_by_name[c].forward_op], c) for c in tasks if c not in problem.stack_ops)
+        names = list(tasks)
+        choices = [list(dict.fromkeys(o.core for o in problem.options[task])) for task in names]
+        for cores in itertools.product(*choices):
+            core_of = dict(zip(names, cores))
 
-                def plan_of(starts):
-                    return ParallelPlan(frozenset(recomputed), core_of, starts)
+            def plan_of(starts, recomputed=recomputed, core_of=core_of, on_chip=on_chip):
+                return ParallelPlan(frozenset(recomputed), core_of, starts, on_chip)
 
-                for order in nx.all_topological_sorts(dag):
-                    starts = _earliest_start(graph, problem, plan_of, tasks, order, budget_bytes)
-                    if starts is None:
-                        continue
-                    plan = plan_of(starts)
-                    key = (plan.recomputed, tuple(sorted(core_of.items())), tuple(sorted(starts.items())))
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                    measured = PLAN.referee(problem, target, plan, None).measurement
-                    if not measured.violations:
-                        yield plan, measured
+            if not _one_memory_each(problem, graph, tasks, plan_of({}), on_chip):
+                continue
+            for order in nx.all_topological_sorts(dag):
+                starts = _earliest_start(graph, problem, plan_of, tasks, order, budget_bytes)
+                if starts is None:
+                    continue
+                plan = plan_of(starts)
+                key = (plan.recomputed, plan.on_chip, tuple(sorted(core_of.items())), tuple(sorted(starts.items())))
+                if key in seen:
+                    continue
+                seen.add(key)
+                measured = PLAN.referee(problem, target, plan, None).measurement
+                if not measured.violations:
+                    yield plan, measured
+
+
+def _one_memory_each(problem, graph, tasks, plan, on_chip):
+    """Whether every value on chip is written and read in one local memory (and every task has an
+    option priced so)."""
+    task_of = {op: task for task, ops in tasks.items() for op in ops}
+    for name in on_chip:
+        touching = {task_of[graph.producer[name]]} | {task_of[r] for r in graph.consumers[name]}
+        try:
+            memories = {plan.option(problem, task).memories for task in touching}
+        except StopIteration:  # no option priced with the value on chip there
+            return False
+        if len(memories) != 1 or len(next(iter(memories))) != 1:
+            return False
+    return True
 
 
 def brute_force(problem, budget_bytes):

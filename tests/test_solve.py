@@ -102,6 +102,27 @@ def test_sequential_and_joint_on_a_small_cnn(files):
     assert joint.answer.family == "fusion_checkpoint"
 
 
+def test_checkpointing_and_allocation_together_on_a_small_cnn(files):
+    """combine: joint with checkpointing and allocation is the plan family (cores, start times and
+    recomputation under the budget), validated within the budget and no slower than the serial
+    checkpoint plan; with fusion too, the plan is made over the fusion stage's partition."""
+    budgets = {"activations": "80%"}
+    serial = solve_instance(load_instance(write(files, instance(optimise={"checkpointing": {"method": "cpsat"}},
+                                                                budgets=budgets))), progress=False)
+    both = {"checkpointing": {"method": "cpsat"}, "allocation": {"method": "cpsat"}}
+    joint = solve_instance(load_instance(write(files, instance(optimise=both, combine="joint", budgets=budgets))),
+                           progress=False)
+    assert [s.decision for s in joint.stages] == ["checkpointing+allocation"] and joint.answer.family == "plan"
+    assert joint.answer.validated and joint.answer.measurement.peak <= joint.answer.target.budget
+    assert joint.answer.measurement.latency_cycles <= serial.answer.measurement.latency_cycles
+    three = {"fusion": {"method": "cpsat", "max_stack": 3}, **both}
+    fused = solve_instance(load_instance(write(files, instance(optimise=three, combine="joint", budgets=budgets))),
+                           progress=False)
+    assert [s.decision for s in fused.stages] == ["fusion", "checkpointing+allocation"]
+    assert fused.to_dict()["validated"] and "the fixed fusion partition" in fused.answer.space
+    assert fused.answer.measurement.peak <= fused.answer.target.budget
+
+
 def test_checkpointing_with_the_order_free(files):
     """The order as a decision from an instance: never worse than the reference order's optimum,
     every order tried listed, the plan simulated in the order chosen."""

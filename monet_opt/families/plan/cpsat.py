@@ -76,6 +76,10 @@ class PlanModel:
         tasks = [*p.stack_ops, *self.clones]
         self.horizon = sum(max(max(o.duration_cycles, o.bus_cycles) for o in p.options[t]) for t in tasks)
         self.rc = {t: m.new_bool_var(f"rc[{t}]") for t in p.candidates}
+        self.on = {t: m.new_bool_var(f"on[{t}]") for t in p.on_chip_eligible}
+        for t in set(self.rc) & set(self.on):
+            m.add(self.rc[t] + self.on[t] <= 1)
+        self.on_memory: dict[str, list] = defaultdict(list)  # local memory -> (interval, bytes)
         self.present: dict[str, Literal | None] = {t: None for t in p.stack_ops}  # None: always
         self.present.update({c: m.new_bool_var(f"r[{q}]") for c, q in self.clones.items()})
         self.S = {t: m.new_int_var(0, self.horizon, f"S[{t}]") for t in tasks}
@@ -94,6 +98,8 @@ class PlanModel:
         if budget_bytes is not None:
             m.add(self.dram_peak <= budget_bytes)
         self._dram(uses, self.dram_peak)
+        for memory, items in self.on_memory.items():
+            m.add_cumulative([i for i, _ in items], [d for _, d in items], p.local_capacity_bytes(memory))
         self.makespan = m.new_int_var(0, self.horizon, "makespan")
         m.add_max_equality(self.makespan, list(self.E.values()))
         for terms in self._loads().values():
@@ -123,7 +129,6 @@ class PlanModel:
         m, p = self.model, self.problem
         on_core: dict[str, list] = defaultdict(list)
         on_bus: dict[str, list] = defaultdict(list)
-        on_memory: dict[str, list] = defaultdict(list)
         for t in tasks:
             chosen = []
             for k, o in enumerate(p.options[t]):
@@ -137,7 +142,7 @@ class PlanModel:
                         on_bus[bus].append(bus_interval)
                 for memory, size in o.working_sets:
                     if o.duration_cycles:
-                        on_memory[memory].append((interval, size))
+                        self.on_memory[memory].append((interval, size))
                 chosen.append(lit)
             present = self.present[t]
             if present is None:
@@ -148,10 +153,36 @@ class PlanModel:
             m.add(self.E[t] == self.S[t] + sum(o.duration_cycles * self.x[t, k] for k, o in enumerate(p.options[t])))
             for v in p.absorbable.get(t, ()):  # the stack passes v inside exactly when v is recomputed
                 m.add(sum(self.x[t, k] for k, o in enumerate(p.options[t]) if v in o.absorbed) == self.rc[v])
+            for v in p.touching[t]:  # priced with v on chip exactly when v is (and the task runs)
+                on = self.on[v] if present is None else self._conjunction((self.on[v], present))
+                m.add(sum(self.x[t, k] for k, o in enumerate(p.options[t]) if v in o.on_chip) == on)
         for intervals in [*on_core.values(), *on_bus.values()]:
             m.add_no_overlap(intervals)
-        for memory, items in on_memory.items():
-            m.add_cumulative([i for i, _ in items], [d for _, d in items], p.local_capacity_bytes(memory))
+        self._same_memory()
+
+    def _on_chip_in(self, task: str, value: str, memory: str) -> cp_model.LinearExpr:
+        """1 when `task` runs with `value` on chip in `memory`."""
+        options = self.problem.options[task]
+        return sum(self.x[task, k] for k, o in enumerate(options) if value in o.on_chip and o.memories == (memory,))
+
+    def _same_memory(self) -> None:
+        """A value kept on chip is written and read in one local memory: every task that touches it
+        runs it on chip in the memory its writer does (a recomputation, only when it runs)."""
+        p, m = self.problem, self.model
+        for v in p.on_chip_eligible:
+            writer = p.task_of[p.graph.producer[v]]
+            for memory in p.hw.memories:
+                written = self._on_chip_in(writer, v, memory)
+                for t in (*p.stack_ops, *self.clones):
+                    if t == writer or v not in p.touching[t]:
+                        continue
+                    here = self._on_chip_in(t, v, memory)
+                    present = self.present[t]
+                    if present is None:
+                        m.add(here == written)
+                    else:
+                        m.add(here <= written)
+                        m.add(here >= written + present - 1)
 
     def _conjunction(self, literals: tuple[Literal, ...]) -> Literal:
         if len(literals) == 1:
@@ -210,6 +241,7 @@ class PlanModel:
         for use in uses:
             readers[use.tensor, use.copy].append(use)
         self.dram_items: list[tuple[str, cp_model.IntVar | int, cp_model.IntVar, int, Literal | None]] = []
+        self.on_chip_items: list[tuple[str, str, cp_model.IntVar | int, cp_model.IntVar, cp_model.IntVar]] = []
         values = [(t, False) for t, tensor in graph.tensors.items()
                   if not tensor.is_static and t not in self.problem.internal]
         absorbed = {v for values_of in self.problem.absorbable.values() for v in values_of}  # internal when recomputed
@@ -231,7 +263,9 @@ class PlanModel:
             last = m.new_int_var(0, self.horizon, f"L[{t}{'@copy' if copy else ''}]")
             m.add_max_equality(last, ends)
             size = m.new_int_var(0, self.horizon, "")
-            present = self.present[writer] if copy else (~self.rc[t] if t in absorbed else None)
+            present = self.present[writer] if copy else self._in_dram(t, t in absorbed)
+            if not copy and t in self.on:
+                self._on_chip_lifetime(t, writer, start, last)
             if present is None:
                 intervals.append(m.new_interval_var(start, size, last, ""))
             else:
@@ -239,6 +273,25 @@ class PlanModel:
             demands.append(graph.tensors[t].size_bytes)
             self.dram_items.append((t, start, last, graph.tensors[t].size_bytes, present))
         m.add_cumulative(intervals, demands, capacity_bytes)
+
+    def _in_dram(self, value: str, absorbable: bool) -> Literal | None:
+        """The literal of `value` held in DRAM: neither on chip nor passed inside its stack (None: always)."""
+        outside = ([~self.on[value]] if value in self.on else []) + ([~self.rc[value]] if absorbable else [])
+        return self._conjunction(tuple(outside)) if outside else None
+
+    def _on_chip_lifetime(self, value: str, writer: str, start: cp_model.IntVar, last: cp_model.IntVar) -> None:
+        """A value on chip occupies its writer's local memory over the lifetime it would have in DRAM."""
+        m = self.model
+        for memory in self.problem.hw.memories:
+            written = self._on_chip_in(writer, value, memory)
+            if isinstance(written, int):
+                continue
+            here = m.new_bool_var("")
+            m.add(here == written)
+            size = m.new_int_var(0, self.horizon, "")
+            self.on_memory[memory].append((m.new_optional_interval_var(start, size, last, here, ""),
+                                           self.problem.graph.tensors[value].size_bytes))
+            self.on_chip_items.append((value, memory, start, last, here))
 
     def _loads(self) -> dict[str, list]:
         loads: dict[str, list] = defaultdict(list)
@@ -254,6 +307,8 @@ class PlanModel:
         m = self.model
         for t, lit in self.rc.items():
             m.add_hint(lit, t in plan.recomputed)
+        for t, lit in self.on.items():
+            m.add_hint(lit, t in plan.on_chip)
         for (t, k), lit in self.x.items():
             m.add_hint(lit, t in plan.core_of and plan.option(self.problem, t) == self.problem.options[t][k])
         for t, var in self.S.items():
@@ -263,7 +318,8 @@ class PlanModel:
         present = [t for t in self.S if self.present[t] is None or solver.boolean_value(self.present[t])]
         core_of = {t: self.problem.options[t][k].core for (t, k), lit in self.x.items() if solver.boolean_value(lit)}
         return ParallelPlan(frozenset(t for t, lit in self.rc.items() if solver.boolean_value(lit)),
-                            {t: core_of[t] for t in present}, {t: solver.value(self.S[t]) for t in present})
+                            {t: core_of[t] for t in present}, {t: solver.value(self.S[t]) for t in present},
+                            frozenset(t for t, lit in self.on.items() if solver.boolean_value(lit)))
 
     def claimed_peaks(self, solver: cp_model.CpSolver) -> dict[str, int]:
         """Each memory's peak as the model's own intervals give it (DRAM with its static bytes)."""
@@ -280,6 +336,10 @@ class PlanModel:
                 begin = solver.value(self.S[t])
                 for memory, size in option.working_sets:
                     events[memory] += [(begin, size), (begin + option.duration_cycles, -size)]
+        for _, memory, start, last, here in self.on_chip_items:
+            if solver.boolean_value(here) and solver.value(last) > solver.value(start):
+                size = p.graph.tensors[_].size_bytes
+                events[memory] += [(solver.value(start), size), (solver.value(last), -size)]
         peaks = {memory: sweep_peak(events.get(memory, [])) for memory in ["dram", *p.hw.memories]}
         peaks["dram"] += p.static_dram_bytes
         return peaks

@@ -39,7 +39,9 @@ class CoreOption:
     each memory of `working_sets` with that many bytes; it holds each DRAM link of `buses` for its
     first `bus_cycles` (none: no DRAM traffic); it costs `energy_pj`. `placement`: the core of each
     op of the task, in its order; `absorbed`: the values of a fused stack that it passes inside
-    (never writing them) because they are recomputed for the backward pass (`PlanProblem.absorbable`)."""
+    (never writing them) because they are recomputed for the backward pass (`PlanProblem.absorbable`);
+    `on_chip`: the values it reads or writes that are kept ON_CHIP (`PlanProblem.on_chip_eligible`),
+    in the one local memory of its cores (`memories`)."""
 
     core: str
     cores: tuple[str, ...]
@@ -49,16 +51,23 @@ class CoreOption:
     buses: tuple[str, ...]
     bus_cycles: int
     working_sets: tuple[tuple[str, int], ...]
+    memories: tuple[str, ...]
     absorbed: frozenset[str] = frozenset()
+    on_chip: frozenset[str] = frozenset()
+
+
+def _subsets(values: tuple[str, ...]) -> list[frozenset[str]]:
+    return [frozenset(subset) for k in range(len(values) + 1) for subset in itertools.combinations(values, k)]
 
 
 def _option(hw: Accelerator, core: str, placement: tuple[str, ...], cost: Cost,
-            absorbed: frozenset[str] = frozenset()) -> CoreOption:
+            absorbed: frozenset[str] = frozenset(), on_chip: frozenset[str] = frozenset()) -> CoreOption:
     cores = tuple(dict.fromkeys((core, *placement)))
     buses = tuple(dict.fromkeys(hw.link_between(DRAM, c).name for c in cores)) if cost.dram_cycles else ()
     working_sets = cost.working_set_by_memory or ((hw.core(core).memory, cost.working_set_bytes),)
+    memories = tuple(dict.fromkeys(hw.core(c).memory for c in cores))
     return CoreOption(core, cores, placement, cost.latency_cycles, cost.energy_pj, buses, cost.dram_cycles,
-                      tuple((m, b) for m, b in working_sets if b), absorbed)
+                      tuple((m, b) for m, b in working_sets if b), memories, absorbed, on_chip)
 
 
 Stacks = tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
@@ -108,19 +117,66 @@ class PlanProblem:
         alone = [(task, ops[0]) for task, ops in self.stack_ops.items() if task not in fused]
         alone += [(op + RECOMPUTE_SUFFIX, op) for op in self.cloneable]
         for task, op in alone:
-            out[task] = tuple(_option(self.hw, c.name, (c.name,), cost) for c in self.hw.cores
-                              if isinstance(cost := self.table.get((op,), c.name), Cost))
+            out[task] = tuple(_option(self.hw, c.name, (c.name,), cost, on_chip=on)
+                              for c in self.hw.cores if isinstance(self.table.get((op,), c.name), Cost)
+                              for on in _subsets(self.touching[task])
+                              if isinstance(cost := self.table.get((op,), c.name, on), Cost))
         for task, stack in fused.items():
             others = set(stack.cores) - {stack.movable}
-            variants = [frozenset(subset) for k in range(len(self.absorbable[task]) + 1)
-                        for subset in itertools.combinations(self.absorbable[task], k)]
-            out[task] = tuple(_option(self.hw, core, stack.on(core), cost, absorbed)
+            out[task] = tuple(_option(self.hw, core, stack.on(core), cost, absorbed, on)
                               for core in interchangeable(self.hw, stack.movable) if core not in others
-                              for absorbed in variants
-                              if isinstance(cost := self.table.get(stack.ops, stack.on(core), absorbed), Cost))
+                              for absorbed in _subsets(self.absorbable[task])
+                              for on in (_subsets(self.touching[task]) if self._one_memory(stack.on(core))
+                                         else [frozenset()])
+                              if isinstance(cost := self.table.get(stack.ops, stack.on(core), absorbed | on), Cost))
         for task, options in out.items():
             if not options:
                 raise InfeasibleError(f"{task!r} can run on no core of {self.hw.name!r}")
+        return out
+
+    def _one_memory(self, cores: tuple[str, ...]) -> bool:
+        return len({self.hw.core(c).memory for c in cores}) == 1
+
+    @cached_property
+    def on_chip_eligible(self) -> tuple[str, ...]:
+        """Saved activations that may be kept ON_CHIP: not outputs of the graph, no larger than some
+        local memory, and each of the tasks that write or read them (from outside the writer) has
+        a core whose memory is that of the others (every reader then finds the value where it was
+        written: link copies are outside this space)."""
+        graph, task_of = self.graph, self.task_of
+        largest = max(m.capacity_bytes for m in self.hw.memories.values())
+        fused = {ops[0]: cores for ops, cores in self.stacks or () if len(ops) > 1}
+
+        def memories(task: str) -> set[str]:
+            ops = self.stack_ops[task]
+            if len(ops) == 1:
+                return {c.memory for c in self.hw.cores if isinstance(self.table.get(ops, c.name), Cost)}
+            cores = {self.hw.core(c).memory for c in fused[ops[0]]}
+            return cores if len(cores) == 1 else set()
+
+        out = []
+        for t in graph.saved_for_backward:
+            if graph.tensors[t].role is not TensorRole.ACTIVATION or t in graph.outputs or t in self.internal:
+                continue
+            if graph.tensors[t].size_bytes > largest:
+                continue
+            tasks = {task_of[graph.producer[t]]} | {task_of[r] for r in graph.consumers[t]}
+            if set.intersection(*(memories(task) for task in tasks)):
+                out.append(t)
+        return tuple(t for op in graph.ops for t in op.outputs if t in out)
+
+    @cached_property
+    def touching(self) -> Mapping[str, tuple[str, ...]]:
+        """task -> the ON_CHIP-eligible values it writes or reads from outside (a recomputation: reads)."""
+        graph, task_of = self.graph, self.task_of
+        eligible = set(self.on_chip_eligible)
+        out: dict[str, tuple[str, ...]] = {}
+        for task, ops in self.stack_ops.items():
+            out[task] = tuple(dict.fromkeys(
+                t for op in ops for t in (*graph.op_by_name[op].inputs, *graph.op_by_name[op].outputs)
+                if t in eligible and (task_of[graph.producer[t]] != task or t in graph.op_by_name[op].outputs)))
+        for op in self.cloneable:
+            out[op + RECOMPUTE_SUFFIX] = tuple(dict.fromkeys(t for t in graph.op_by_name[op].inputs if t in eligible))
         return out
 
     @cached_property
@@ -225,18 +281,21 @@ class PlanProblem:
 
 @dataclass(frozen=True)
 class ParallelPlan:
-    """The answer: the recomputed candidates, and for every op and recomputation (`<op>.recompute`)
-    its core and start cycle."""
+    """The answer: the recomputed candidates, for every task (op, fused stack, recomputation
+    `<op>.recompute`) its core and start cycle, and the values kept ON_CHIP."""
 
     recomputed: frozenset[str]
     core_of: Mapping[str, str]
     start_cycles: Mapping[str, int]
+    on_chip: frozenset[str] = frozenset()
 
     def option(self, problem: PlanProblem, task: str) -> CoreOption:
         """The option the plan chose for `task`: its core, and the values it absorbs (those of
         `PlanProblem.absorbable` that are recomputed)."""
         absorbed = self.recomputed.intersection(problem.absorbable.get(task, ()))
-        return next(o for o in problem.options[task] if o.core == self.core_of[task] and o.absorbed == absorbed)
+        on_chip = self.on_chip.intersection(problem.touching[task])
+        return next(o for o in problem.options[task]
+                    if o.core == self.core_of[task] and o.absorbed == absorbed and o.on_chip == on_chip)
 
     def cost(self, problem: PlanProblem) -> tuple[int, float]:
         """(latency cycles, energy pJ) as its start cycles and the cost model's prices give them."""
@@ -267,7 +326,8 @@ class ParallelPlan:
             stacks=dict(problem.stack_ops),
             core_of={task: self.core_of[task] for task in problem.stack_ops},
             core_order={c: tuple(o) for c, o in order.items()},
-            residency={t: Residency.RECOMPUTE for t in sorted(self.recomputed)},
+            residency={**{t: Residency.RECOMPUTE for t in sorted(self.recomputed)},
+                       **{t: Residency.ON_CHIP for t in sorted(self.on_chip)}},
             dram_order={b: tuple(o) for b, o in buses.items()},
             placement=placement,
             release_cycles=dict(self.start_cycles),
