@@ -45,6 +45,8 @@ from monet_opt.solving.common import Deadline, SolverOptions, SolveStats
 from monet_opt.solving.cpsat_runner import run_cpsat
 
 Literal = cp_model.IntVar | cp_model.NotBooleanVariable
+HINT_SHARE = 0.1
+"""The share of the time left that completing the warm start into a full hint may take (`PlanModel.hint`)."""
 TIE_BREAK = 1 << 20
 """Minimising latency, the model minimises makespan x TIE_BREAK + energy in units of (the largest
 energy of any plan) / (TIE_BREAK - 1): among the fastest plans, (nearly) the least energy."""
@@ -303,16 +305,35 @@ class PlanModel:
                 loads[f"bus:{bus}"].append(option.bus_cycles * lit)
         return loads
 
-    def hint(self, plan: ParallelPlan) -> None:
-        m = self.model
-        for t, lit in self.rc.items():
-            m.add_hint(lit, t in plan.recomputed)
-        for t, lit in self.on.items():
-            m.add_hint(lit, t in plan.on_chip)
-        for (t, k), lit in self.x.items():
-            m.add_hint(lit, t in plan.core_of and plan.option(self.problem, t) == self.problem.options[t][k])
-        for t, var in self.S.items():
-            m.add_hint(var, plan.start_cycles.get(t, 0))
+    def decisions(self, plan: ParallelPlan) -> list[tuple[cp_model.IntVar, int]]:
+        """The model's decision variables with their values in `plan`."""
+        values = [(lit, int(t in plan.recomputed)) for t, lit in self.rc.items()]
+        values += [(lit, int(t in plan.on_chip)) for t, lit in self.on.items()]
+        values += [(lit, int(t in plan.core_of and plan.option(self.problem, t) == self.problem.options[t][k]))
+                   for (t, k), lit in self.x.items()]
+        values += [(var, plan.start_cycles.get(t, 0)) for t, var in self.S.items()]
+        return values
+
+    def hint(self, plan: ParallelPlan, options: SolverOptions, deadline: Deadline) -> None:
+        """Every variable hinted: the plan's decisions fixed, the model solved for the rest within
+        `deadline` (its auxiliary variables follow from them by propagation), the solution as hint; the
+        decisions alone when that finds nothing in time (CP-SAT then repairs a partial hint, slowly on
+        large models)."""
+        proto = self.model.proto
+        fixed = self.decisions(plan)
+        saved = {var.index: list(proto.variables[var.index].domain) for var, _ in fixed}
+        for var, value in fixed:
+            _set_domain(self.model, var.index, [value, value])
+        solver, stats = run_cpsat(self.model, replace(options, progress=False, export_model=None), deadline)
+        for index, domain in saved.items():
+            _set_domain(self.model, index, domain)
+        if stats.objective is not None:
+            solution = list(solver.response_proto.solution)
+            proto.solution_hint.vars.extend(range(len(solution)))
+            proto.solution_hint.values.extend(solution)
+        else:
+            for var, value in fixed:
+                self.model.add_hint(var, value)
 
     def answer(self, solver: cp_model.CpSolver) -> ParallelPlan:
         present = [t for t in self.S if self.present[t] is None or solver.boolean_value(self.present[t])]
@@ -345,6 +366,11 @@ class PlanModel:
         return peaks
 
 
+def _set_domain(model: cp_model.CpModel, index: int, domain: list[int]) -> None:
+    model.proto.variables[index].domain.clear()
+    model.proto.variables[index].domain.extend(domain)
+
+
 def sweep_peak(events: list[tuple[int, int]]) -> int:
     """The highest level of (time, +/- bytes) events over half-open intervals (a release before an
     allocation at the same time)."""
@@ -368,7 +394,7 @@ def solve_plan_cpsat(problem: PlanProblem, budget_bytes: int | None, options: So
     """The model for `budget_bytes` (None: the smallest dynamic DRAM peak), solved by the deadline."""
     model = PlanModel(problem, budget_bytes)
     if hint is not None:
-        model.hint(hint)
+        model.hint(hint, options, deadline.share(HINT_SHARE))
     lexicographic = budget_bytes is not None and bool(problem.weights.latency_weight)
     solver, stats = run_cpsat(model.model, options, deadline)
     if lexicographic:  # objective and bound in cycles: the bound of makespan x T + tie-break is below (M + 1) x T

@@ -191,10 +191,10 @@ def list_schedule(problem: PlanProblem, recomputed: frozenset[str], budget_bytes
 
 def _place(problem: PlanProblem, task: str, absorbed: frozenset[str], ready: int, outputs_bytes: int, state: _State,
            dram_capacity: int) -> tuple[CoreOption, int] | None:
-    """The option (absorbing `absorbed`) and start of `task` that finish earliest (then least energy,
-    then the first core), or None when it fits nowhere."""
+    """The option (absorbing `absorbed`, every value in DRAM) and start of `task` that finish earliest
+    (then least energy, then the first core), or None when it fits nowhere."""
     best: tuple[int, float, int, CoreOption, int] | None = None
-    for rank, option in enumerate(o for o in problem.options[task] if o.absorbed == absorbed):
+    for rank, option in enumerate(o for o in problem.options[task] if o.absorbed == absorbed and not o.on_chip):
         start = _earliest(problem, option, max(ready, *(state.core_free[c] for c in option.cores)), outputs_bytes,
                           state, dram_capacity)
         if start is not None:
