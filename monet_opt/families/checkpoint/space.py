@@ -37,7 +37,7 @@ from monet_opt.families.remat.problem import RematProblem
 from monet_opt.model.cost.model import Cost, CostTable
 from monet_opt.model.hardware.model import DRAM, Accelerator
 from monet_opt.model.workload.ir import Graph, Phase, TensorRole
-from monet_opt.schedule.plan import Plan, Residency, default_plan, serial_sequence
+from monet_opt.schedule.plan import Plan, Residency, default_plan, serial_sequence, stack_name
 from monet_opt.schedule.simulate import SimulationResult, insert_recomputation, simulate
 
 MAX_GROUP_OPS = 4
@@ -452,8 +452,7 @@ class CheckpointSpace:
         return out
 
     def stack_name(self, j: int) -> str:
-        ops = self.stacks[j][0]
-        return ops[0] if len(ops) == 1 else f"{ops[0]}+{len(ops) - 1}"
+        return stack_name(self.stacks[j][0])
 
     def plan(self, decisions: Decisions) -> Plan:
         order: dict[str, list[str]] = {c.name: [] for c in self.hw.cores}

@@ -8,8 +8,9 @@ claimed latency and energy (and, for cpsat, every memory's peak) must be simulat
 overflow its capacity or budget, and the dynamic DRAM peak must stay within the budget.
 
 Methods:
-- cpsat (exact over the space of `PlanProblem.space`, `cpsat.py`), warm-started from the list
-  scheduler; when CP-SAT finds nothing better in time, the warm start with CP-SAT's bound;
+- cpsat (exact over the space of `PlanProblem.space`, `cpsat.py`), warm-started from the better of
+  the list scheduler and the checkpoint family's heuristic serial plan (`serial.py`); when CP-SAT
+  finds nothing better in time, the warm start with CP-SAT's bound;
 - greedy (search): the memory-aware list scheduler over prefixes of Chen's recomputation order
   (`list_schedule.py`).
 """
@@ -22,6 +23,7 @@ from monet_opt.errors import InfeasibleError
 from monet_opt.families.plan.cpsat import solve_plan_cpsat
 from monet_opt.families.plan.list_schedule import best_list_schedule
 from monet_opt.families.plan.problem import ParallelPlan, PlanProblem
+from monet_opt.families.plan.serial import serial_warm_start
 from monet_opt.model.hardware.model import DRAM
 from monet_opt.report.answer import plan_lines
 from monet_opt.schedule.plan import default_plan
@@ -35,7 +37,8 @@ from monet_opt.solving.contract import (
 
 PlanTarget = CostUnderBudget | MinimumPeak
 WARM_START_SHARE = 0.25
-"""The share of cpsat's time after which the list scheduler's search for a warm start stops."""
+"""The share of cpsat's time after which the searches for a warm start (the list scheduler, then the
+serial heuristic plan) stop."""
 
 
 def _budget(problem: PlanProblem, target: PlanTarget) -> int:
@@ -66,8 +69,13 @@ def _greedy(problem: PlanProblem, target: PlanTarget, options: SolverOptions, de
 
 def _cpsat(problem: PlanProblem, target: PlanTarget, options: SolverOptions, deadline: Deadline
            ) -> Proposal[ParallelPlan]:
-    warm = best_list_schedule(problem, _budget(problem, target), deadline.share(WARM_START_SHARE))
     budget = target.budget if isinstance(target, CostUnderBudget) else None
+    warm_deadline = deadline.share(WARM_START_SHARE)
+    starts = [best_list_schedule(problem, _budget(problem, target), warm_deadline)]
+    if budget is not None:
+        starts.append(serial_warm_start(problem, budget, warm_deadline))
+    warm = min((plan for plan in starts if plan is not None), key=lambda plan: _score(problem, target, plan),
+               default=None)
     answer = solve_plan_cpsat(problem, budget, options, deadline, warm)
     if answer.plan is None:
         if warm is None or answer.stats.status is SolveStatus.INFEASIBLE:
