@@ -15,7 +15,9 @@ Combinations (`Instance.combine`):
   checkpointing and allocation chosen together (the plan family, `families/plan/`: cores, start
   times and recomputation under the activation budget and every memory), over the fusion stage's
   partition when fusion is decided too (the fusion stage keeps the serial checkpoint plans within
-  the budget's reach, as in sequential).
+  the budget's reach, as in sequential; then every fused stack at which the plan's list scheduler
+  finds no room, whatever it recomputes, is split into single ops: `plan.list_schedule.within_reach`;
+  when that does not reach the budget either, the plan is over unfused ops, and its space says why).
 Allocation after checkpointing (sequential) is not built: a checkpoint plan's activation peak holds
 for its serial order only, so such an instance is refused (the solve names why).
 """
@@ -25,7 +27,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from monet_opt.errors import InputError
@@ -37,6 +39,7 @@ from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
 from monet_opt.families.fusion.family import schedule_on_cores, space_for
 from monet_opt.families.fusion.space import Candidate, FusionObjective, FusionSpace
 from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem, fuse_within_reach
+from monet_opt.families.plan.list_schedule import within_reach
 from monet_opt.families.plan.problem import PlanProblem
 from monet_opt.model.cost import CostTable
 from monet_opt.model.hardware import Accelerator, load_accelerator
@@ -292,10 +295,21 @@ def _parallel_plan(setting: Setting, carried: Carried, options: SolverOptions, d
     assert setting.activation_budget_bytes is not None
     stacks = None if carried.partition is None else tuple((c.ops, c.cores) for c in carried.partition)
     problem = PlanProblem(setting.graph, setting.hw, OBJECTIVES[checkpointing.objective], setting.limits, stacks)
+    if stacks is not None:  # the fused stacks that keep the budget out of the list scheduler's reach, split
+        reach = deadline.share(REACH_SHARE)
+        problem, found = within_reach(problem, setting.activation_budget_bytes, reach, split=True)
+        if found is None and not reach.expired():
+            fused = sum(1 for ops, _ in stacks if len(ops) > 1)
+            problem = replace(problem, stacks=None, split=(), note=(
+                f"the fusion stage's partition ({fused} fused stacks) kept the budget out of the list scheduler's "
+                "reach even with stacks split, so the plan is over unfused ops"))
     result = solve(family, problem, CostUnderBudget(setting.activation_budget_bytes), checkpointing.method, options,
                    deadline)
     return result, carried
 
+
+REACH_SHARE = 0.1
+"""The share of the plan stage's time that splitting the fusion stage's stacks may take (`within_reach`)."""
 
 StageFunction = Callable[[Setting, Carried, SolverOptions, Deadline], tuple[Result, Carried]]
 STAGES: dict[str, StageFunction] = {"fusion": _fusion, "checkpointing": _checkpointing, "allocation": _allocation,

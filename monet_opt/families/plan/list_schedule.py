@@ -230,17 +230,7 @@ def relief(problem: PlanProblem, recomputed: frozenset[str], blocked: Scheduled)
     before it), the one that frees most bytes per cycle of its producer's fastest run; first those
     whose recomputation reads only kept values (a chain of recomputations runs together, before the
     earliest backward reader among them, and holds every copy at once). None: no candidate is."""
-    graph, original = blocked.graph, problem.graph
-    assert graph is not None and blocked.blocked_at is not None
-    position = {op: k for k, ops in enumerate(blocked.order.values()) for op in ops}  # op -> its task's place
-    at = position[blocked.order[blocked.blocked_at][0]]
-    saved = original.saved_for_backward
-
-    def held_across(t: str) -> bool:
-        readers = graph.consumers[t]
-        return (position[original.producer[t]] < at and all(position[r] < at for r in readers
-                                                             if graph.op_by_name[r].phase is Phase.FORWARD)
-                and any(position[r] > at for r in readers))
+    original, saved = problem.graph, problem.graph.saved_for_backward
 
     def alone(t: str) -> bool:
         inputs = original.op_by_name[original.producer[t]].inputs
@@ -251,23 +241,71 @@ def relief(problem: PlanProblem, recomputed: frozenset[str], blocked: Scheduled)
         fastest = min(o.duration_cycles for o in problem.options[original.producer[t] + RECOMPUTE_SUFFIX])
         return original.tensors[t].size_bytes / max(fastest, 1)
 
-    held = [t for t in problem.candidates if t not in recomputed and held_across(t)]
+    held = [t for t in held_for_backward(problem, blocked) if t in problem.candidates and t not in recomputed]
     return min(held, key=lambda t: (not alone(t), -ratio(t), t), default=None)
+
+
+def held_for_backward(problem: PlanProblem, blocked: Scheduled) -> list[str]:
+    """The saved activations DRAM holds across the task at which `blocked` found no room only for
+    backward readers after it (written and read by every forward reader before it)."""
+    graph, original = blocked.graph, problem.graph
+    assert graph is not None and blocked.blocked_at is not None
+    position = {op: k for k, ops in enumerate(blocked.order.values()) for op in ops}  # op -> its task's place
+    at = position[blocked.order[blocked.blocked_at][0]]
+
+    def held_across(t: str) -> bool:
+        readers = graph.consumers[t]
+        return (position[original.producer[t]] < at and all(position[r] < at for r in readers
+                                                             if graph.op_by_name[r].phase is Phase.FORWARD)
+                and any(position[r] > at for r in readers))
+
+    return [t for t in original.saved_for_backward if t in graph.tensors and t in original.producer
+            and original.tensors[t].role is TensorRole.ACTIVATION and held_across(t)]
+
+
+def _stack_to_split(problem: PlanProblem, blocked: Scheduled) -> str | None:
+    """The fused stack to split when no recomputation relieves `blocked`: the blocked task itself when
+    fused, else the fused stack that writes the most bytes DRAM holds across it for the backward pass
+    without their being candidates (fusion keeps them from being recomputed)."""
+    stack_ops = problem.stack_ops
+    if blocked.blocked_at in stack_ops and len(stack_ops[blocked.blocked_at]) > 1:
+        return blocked.blocked_at
+    written: dict[str, int] = defaultdict(int)
+    for t in held_for_backward(problem, blocked):
+        task = problem.task_of[problem.graph.producer[t]]
+        if t not in problem.candidates and len(stack_ops[task]) > 1:
+            written[task] += problem.graph.tensors[t].size_bytes
+    return max(written, key=lambda task: (written[task], task), default=None)
 
 
 def best_list_schedule(problem: PlanProblem, budget_bytes: int, deadline: Deadline) -> ParallelPlan | None:
     """The list schedule with no recomputation; while it finds no room at some task, one more
     recomputed candidate (`relief`). None when no candidate relieves the blocked task (or time runs
     out first)."""
+    return within_reach(problem, budget_bytes, deadline, split=False)[1]
+
+
+def within_reach(problem: PlanProblem, budget_bytes: int, deadline: Deadline, split: bool
+                 ) -> tuple[PlanProblem, ParallelPlan | None]:
+    """`best_list_schedule`, and with `split`, when no candidate relieves a blocked task, a fused
+    stack's ops kept alone (`_stack_to_split`: the blocked stack, or the one whose values held across
+    the blocked task fusion keeps from being recomputed; `PlanProblem.splitting`) and the search
+    started again: a fused stack writes all its outputs at once, which can lift DRAM above the
+    budget whatever is recomputed. Returns the problem (split or not) and the schedule (None: none
+    reached the budget in time)."""
     recomputed: frozenset[str] = frozenset()
     try:
         while True:
             scheduled = list_schedule(problem, recomputed, budget_bytes, deadline)
             if scheduled.plan is not None:
-                return scheduled.plan
+                return problem, scheduled.plan
             chosen = relief(problem, recomputed, scheduled)
-            if chosen is None:
-                return None
-            recomputed |= {chosen}
+            if chosen is not None:
+                recomputed |= {chosen}
+                continue
+            stack = _stack_to_split(problem, scheduled) if split else None
+            if stack is None:
+                return problem, None
+            problem, recomputed = problem.splitting(stack), frozenset()
     except OutOfTime:
-        return None
+        return problem, None

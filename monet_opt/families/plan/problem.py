@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 from monet_opt.errors import InfeasibleError
@@ -87,10 +87,22 @@ class PlanProblem:
     weights: CostWeights
     local_budget_bytes: Mapping[str, int]
     stacks: Stacks | None = None
+    split: tuple[str, ...] = ()  # fused stacks of the given partition whose ops are kept alone (`splitting`)
+    note: str = ""  # why the space is what it is, when a caller chose it (ends the space's statement)
 
     @cached_property
     def table(self) -> CostTable:
         return CostTable(self.graph, self.hw, self.local_budget_bytes)
+
+    def splitting(self, stack: str) -> PlanProblem:
+        """The problem with the fused stack `stack`'s ops each alone (the cost table shared)."""
+        assert self.stacks is not None
+        ops = self.stack_ops[stack]
+        stacks = tuple(s for s in self.stacks if s[0] != ops) + tuple(((op,), (core,)) for op, core in
+                                                                    zip(ops, dict(self.stacks)[ops], strict=True))
+        split = replace(self, stacks=stacks, split=(*self.split, stack))
+        split.__dict__["table"] = self.table  # a cached_property: the prices do not depend on the partition
+        return split
 
     @cached_property
     def stack_ops(self) -> Mapping[str, tuple[str, ...]]:
@@ -270,13 +282,16 @@ class PlanProblem:
             tasks = f"every unfused op of {self.graph.name} on any core of {self.hw.name} that can run it"
         else:
             fused = sum(1 for ops, _ in self.stacks if len(ops) > 1)
-            tasks = (f"the fixed fusion partition of {self.graph.name} ({len(self.stacks)} stacks, {fused} fused; each "
-                     f"fused stack on the cores of {self.hw.name} interchangeable with its own, each op alone on any "
-                     "core that can run it)")
-        return (f"{tasks} at any start time, each of {len(self.candidates)} saved activations kept in DRAM or "
-                "recomputed once on any core that can run its producer; every value in DRAM (on-chip residency and "
-                "link copies are outside this space" + (", and other partitions" if self.stacks else ", and fusion")
-                + ")")
+            split = "" if not self.split else (f", after {len(self.split)} fused stacks of the fusion stage's answer "
+                                               "were split so that the list scheduler reaches the budget")
+            tasks = (f"the fixed fusion partition of {self.graph.name} ({len(self.stacks)} stacks, {fused} fused{split}; "
+                     f"each fused stack on the cores of {self.hw.name} interchangeable with its own, each op alone on "
+                     "any core that can run it)")
+        return (f"{tasks} at any start time; of the saved activations, {len(self.candidates)} may be recomputed (once, "
+                f"on any core that can run their producer) and {len(self.on_chip_eligible)} kept on chip (written and "
+                "read in one local memory), the others are in DRAM, as is every other value (link copies are outside "
+                "this space" + (", and other partitions" if self.stacks else ", and fusion") + ")"
+                + (f"; {self.note}" if self.note else ""))
 
 
 @dataclass(frozen=True)
