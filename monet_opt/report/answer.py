@@ -131,9 +131,10 @@ def allocation_lines(data: Mapping[str, Any]) -> list[str]:
 
 
 def plan_lines(data: Mapping[str, Any]) -> list[str]:
-    """The plan family's keys: what is recomputed and how busy each core is."""
+    """The plan family's keys: what is recomputed or kept on chip, and how busy each core is."""
     if data["recomputed"] is None:
         return []
     busy = data["core_busy_share"] or {}
-    return [f"recomputed {len(data['recomputed'])} of {data['candidates']} saved activations",
+    return [f"recomputed {len(data['recomputed'])} of {data['candidates']} candidates, kept "
+            f"{len(data['on_chip'])} of {data['on_chip_eligible']} eligible values on chip",
             "cores busy: " + ", ".join(f"{core} {percent_text(share)}" for core, share in busy.items())]

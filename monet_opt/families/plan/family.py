@@ -1,8 +1,9 @@
 """The plan family: the parallel memory-safe plan of a training graph (formulations/plan.md).
 
-Problem: a `PlanProblem` (graph, accelerator, cost weights, local budgets); target:
-`CostUnderBudget` (the dynamic DRAM budget, bytes); payload: a `ParallelPlan` (recomputed
-candidates, core and start cycle of every op and recomputation). The referee is the validation
+Problem: a `PlanProblem` (graph, accelerator, cost weights, local budgets, optionally a fusion
+partition); targets: `CostUnderBudget` (the dynamic DRAM budget, bytes) and `MinimumPeak` (the
+smallest dynamic DRAM peak, which diagnoses an infeasible budget); payload: a `ParallelPlan`
+(recomputed and on-chip values, core and start cycle of every task). The referee is the validation
 scheduler (`schedule.check` on `ParallelPlan.to_plan`, whose start cycles are release cycles): the
 claimed latency and energy (and, for cpsat, every memory's peak) must be simulated, no memory may
 overflow its capacity or budget, and the dynamic DRAM peak must stay within the budget.
@@ -11,8 +12,8 @@ Methods:
 - cpsat (exact over the space of `PlanProblem.space`, `cpsat.py`), warm-started from the better of
   the list scheduler and the checkpoint family's heuristic serial plan (`serial.py`); when CP-SAT
   finds nothing better in time, the warm start with CP-SAT's bound;
-- greedy (search): the memory-aware list scheduler over prefixes of Chen's recomputation order
-  (`list_schedule.py`).
+- greedy (search): the memory-aware list scheduler, recomputing the values DRAM holds where a task
+  finds no room (`list_schedule.py`).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def _score(problem: PlanProblem, target: PlanTarget, plan: ParallelPlan) -> floa
 
 
 def _greedy(problem: PlanProblem, target: PlanTarget, options: SolverOptions, deadline: Deadline
-          ) -> Proposal[ParallelPlan]:
+            ) -> Proposal[ParallelPlan]:
     plan = best_list_schedule(problem, _budget(problem, target), deadline)
     if plan is None:
         return Proposal(None, None, heuristic_stats(None, deadline))
@@ -129,13 +130,15 @@ def _describe(problem: PlanProblem, target: PlanTarget, plan: ParallelPlan | Non
         "workload": problem.graph.name, "hardware": problem.hw.name, "objective_kind": problem.weights.name,
         "local_budget_bytes": dict(problem.local_budget_bytes),
         "candidates": len(problem.candidates),
+        "on_chip_eligible": len(problem.on_chip_eligible),
         "recomputed": None if plan is None else sorted(plan.recomputed),
+        "on_chip": None if plan is None else sorted(plan.on_chip),
         "core_busy_share": None if not latency else {c.name: busy.get(c.name, 0) / latency for c in problem.hw.cores},
     }
 
 
 def _space(problem: PlanProblem, proposal: Proposal[ParallelPlan]) -> str:
-    energy = "; energies rounded down to whole pJ per op" if not problem.weights.latency_weight else ""
+    energy = "; energies rounded down to whole pJ per task" if not problem.weights.latency_weight else ""
     return problem.space() + energy
 
 
@@ -147,9 +150,10 @@ def _unit(problem: PlanProblem, target: PlanTarget) -> str:
 
 PLAN: Family = Family(
     "plan",
-    registry(Method("cpsat", _cpsat, MethodKind.EXACT, "exact CP-SAT model of cores, start times and "
-                    "recomputation under every memory (warm-started by the list scheduler)"),
-             Method("greedy", _greedy, MethodKind.SEARCH, "memory-aware list scheduler over Chen's recomputation order")),
+    registry(Method("cpsat", _cpsat, MethodKind.EXACT, "exact CP-SAT model of cores, start times, recomputation and "
+                    "on-chip residency under every memory (warm-started)"),
+             Method("greedy", _greedy, MethodKind.SEARCH, "memory-aware list scheduler that recomputes where a task "
+                    "finds no room")),
     _referee, _space, _describe,
     problem_name=lambda problem: f"{problem.graph.name}@{problem.hw.name}", objective_unit=_unit,
     diagnose=_diagnose, answer_lines=plan_lines)

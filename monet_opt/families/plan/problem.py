@@ -3,11 +3,12 @@ and when, and which saved activations are recomputed (and where and when), so th
 fast (or as frugal) as possible while DRAM's dynamic bytes stay within the activation budget and
 every local memory within its capacity or budget.
 
-The space (`PlanProblem.space`): every op unfused, on any core that can run it; every start time;
-each saved activation a *candidate* (`candidates`) kept in DRAM or recomputed by one recompute op
-of its producer on any core that can run it (the simulator's recomputation rule,
-`simulate.recompute_graph`: what a recomputation reads, and which other recomputations it needs);
-every value in DRAM. Outside it, for now: fusion, on-chip residency and link copies.
+The space (`PlanProblem.space`, formulations/plan.md section 1): every op alone, or the stacks of a
+fixed fusion partition, on the cores that can run them; every start time; each saved activation
+kept in DRAM, recomputed by one recompute op of its producer on any core that can run it (a
+*candidate*, `candidates`; the simulator's recomputation rule, `simulate.recompute_graph`: what a
+recomputation reads, and which other recomputations it needs), or kept on chip in one local
+memory (`on_chip_eligible`); every other value in DRAM. Outside it: other partitions, link copies.
 
 A plan's execution and memory follow the validation scheduler's rules, here for a schedule given
 by its start times (`Plan.release_cycles`): an op holds its core for its latency and its core's DRAM
