@@ -1,32 +1,33 @@
-"""The exact CP-SAT model of the parallel plan (formulations/plan.md).
+"""The exact CP-SAT model of the parallel plan (formulations/plan.md, section 3).
 
-Per task (every op or fused stack of `PlanProblem.stack_ops`, and the recomputation `c_p` of every op
-p that some choice recomputes, `PlanProblem.cloneable`): a start S and an end E, one optional
+Per task (every op or fused stack of `PlanProblem.stack_ops`, and the recomputation `c_p` of every
+op p that some choice recomputes, `PlanProblem.cloneable`): a start S and an end E, one optional
 fixed-size interval per option (exactly one present for a stack; for c_p, one exactly when its
 presence literal r_p is true) on every core the option occupies, NoOverlap per core; an optional
 interval of the option's DRAM cycles from S on each of its DRAM links, NoOverlap per link. Per
-candidate t a literal rc_t (recomputed).
+candidate t a literal rc_t (recomputed); per value eligible on chip a literal on_t.
 
 The rule of `simulate.recompute_graph`, written as conditions on those literals (`_uses`): a stack
-with a backward op reads candidate t, or its copy made by c_p when rc_t (a stack reads the values its
-ops read from outside it); c_q reads each activation input x of q,
-or x's copy when x is not kept (unsaved, or rc_x); r_p is exactly the disjunction of rc_t over the
-candidates t that p produces and of the conditions under which a present recomputation reads a copy
-of p's outputs. Each use is a precedence S_reader >= E_writer under its condition; and S_cp >= E_p
-(a recomputation repeats an op that has run).
+with a backward op reads candidate t, or its copy made by c_p when rc_t (a stack reads the values
+its ops read from outside it); c_q reads each activation input x of q, or x's copy when x is not
+kept (unsaved, or rc_x); r_p is exactly the disjunction of rc_t over the candidates t that p
+produces and of the conditions under which a present recomputation reads a copy of p's outputs.
+Each use is a precedence S_reader >= E_writer under its condition; and S_cp >= E_p (a
+recomputation repeats an op that has run).
 
-A fused stack's options are its cores x the subsets of the values it may absorb
-(`PlanProblem.absorbable`): the option absorbing v is chosen exactly when rc_v, and v then never
-reaches DRAM.
+A task's options are its cores x the subsets of the values it may absorb (a fused stack,
+`PlanProblem.absorbable`: chosen exactly when rc_v, and v then never reaches DRAM) x the subsets of
+the values it touches that may stay on chip (`PlanProblem.touching`: chosen exactly when on_v, in
+the memory its writer keeps v in).
 
-Memory: a value (not internal to a fused stack, nor absorbed), or a copy (present with r_p), occupies DRAM over
-[S_writer, L) where L = the exact
-maximum of the writer's end and the ends of the readers that read it (each reader's end counted
-under its condition, the writer's end otherwise); Cumulative on DRAM with capacity min(activation
-budget, DRAM capacity - static bytes); working sets on each local memory, Cumulative with its
-capacity (or budget). Objective: the makespan M = max E (latency) or the sum of the chosen options'
-energies, each rounded down to a whole pJ (energy); for latency, ties are broken by energy
-(`TIE_BREAK`). Redundant: each core's and each DRAM link's load <= M.
+Memory: a value in DRAM (not internal to a fused stack, absorbed or on chip), or a copy (present
+with r_p), occupies DRAM over [S_writer, L) where L = the exact maximum of the writer's end and the
+ends of the readers that read it (each reader's end counted under its condition, the writer's end
+otherwise); Cumulative on DRAM with capacity min(activation budget, DRAM capacity - static bytes);
+on each local memory, a Cumulative of the working sets and of the values on chip there (over the
+same lifetimes), with its capacity (or budget). Objective: the makespan M = max E (latency) or the
+sum of the chosen options' energies, each rounded down to a whole pJ (energy); for latency, ties
+are broken by energy (`TIE_BREAK`). Redundant: each core's and each DRAM link's load <= M.
 """
 
 from __future__ import annotations
