@@ -173,3 +173,15 @@ def test_the_list_scheduler_keeps_the_budget_and_cpsat_never_does_worse():
     exact = _solve(graph, hw, "latency", 3020)
     assert listed.validated and listed.measurement.peak <= 3020
     assert exact.validated and exact.measurement.latency_cycles <= listed.measurement.latency_cycles
+
+
+def test_the_ga_answers_within_the_budget_and_never_beats_the_exact_model():
+    """NSGA-II over cores and residencies: a validated plan within the budget, no faster than the
+    proven optimum, and the same plan for the same seed."""
+    graph, hw = nine_op_chain(), three_cores()
+    exact = _solve(graph, hw, "latency", 1696)
+    found = _solve(graph, hw, "latency", 1696, method="ga")
+    again = _solve(graph, hw, "latency", 1696, method="ga")
+    assert found.validated and found.measurement.peak <= 1696
+    assert found.measurement.latency_cycles >= exact.measurement.latency_cycles
+    assert found.payload == again.payload

@@ -13,7 +13,9 @@ Methods:
   the list scheduler and the checkpoint family's heuristic serial plan (`serial.py`); when CP-SAT
   finds nothing better in time, the warm start with CP-SAT's bound;
 - greedy (search): the memory-aware list scheduler, recomputing the values DRAM holds where a task
-  finds no room (`list_schedule.py`).
+  finds no room (`list_schedule.py`);
+- ga (search): NSGA-II over cores and residencies, each genome decoded by the list scheduler
+  (`ga.py`; `SolverOptions.ga`, default MONET's settings with the solve's seed).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 from monet_opt.errors import InfeasibleError
 from monet_opt.families.plan.cpsat import solve_plan_cpsat
+from monet_opt.families.plan.ga import plan_ga
 from monet_opt.families.plan.list_schedule import best_list_schedule
 from monet_opt.families.plan.problem import ParallelPlan, PlanProblem
 from monet_opt.families.plan.serial import serial_warm_start
@@ -30,7 +33,9 @@ from monet_opt.report.answer import plan_lines
 from monet_opt.schedule.plan import default_plan
 from monet_opt.schedule.simulate import Claim as PlanClaim
 from monet_opt.schedule.simulate import SimulationResult, check, simulate
-from monet_opt.solving.common import Deadline, SolverOptions, SolveStatus, heuristic_stats, warm_start_stats
+from monet_opt.solving.common import (
+    Deadline, GAConfig, SolverOptions, SolveStatus, heuristic_stats, warm_start_stats,
+)
 from monet_opt.solving.contract import (
     Claim, CostUnderBudget, Family, FeasibleBudget, Measurement, Method, MethodKind, MinimumPeak, Proposal, Verdict,
     budget_infeasible_error, registry, solve,
@@ -62,6 +67,15 @@ def _score(problem: PlanProblem, target: PlanTarget, plan: ParallelPlan) -> floa
 def _greedy(problem: PlanProblem, target: PlanTarget, options: SolverOptions, deadline: Deadline
             ) -> Proposal[ParallelPlan]:
     plan = best_list_schedule(problem, _budget(problem, target), deadline)
+    if plan is None:
+        return Proposal(None, None, heuristic_stats(None, deadline))
+    return Proposal(plan, Claim(plan=PlanClaim(*plan.cost(problem))),
+                    heuristic_stats(_score(problem, target, plan), deadline))
+
+
+def _ga(problem: PlanProblem, target: PlanTarget, options: SolverOptions, deadline: Deadline
+        ) -> Proposal[ParallelPlan]:
+    plan = plan_ga(problem, _budget(problem, target), options.ga or GAConfig(seed=options.seed), deadline)
     if plan is None:
         return Proposal(None, None, heuristic_stats(None, deadline))
     return Proposal(plan, Claim(plan=PlanClaim(*plan.cost(problem))),
@@ -153,7 +167,8 @@ PLAN: Family = Family(
     registry(Method("cpsat", _cpsat, MethodKind.EXACT, "exact CP-SAT model of cores, start times, recomputation and "
                     "on-chip residency under every memory (warm-started)"),
              Method("greedy", _greedy, MethodKind.SEARCH, "memory-aware list scheduler that recomputes where a task "
-                    "finds no room")),
+                    "finds no room"),
+             Method("ga", _ga, MethodKind.SEARCH, "NSGA-II over cores and residencies, decoded by the list scheduler")),
     _referee, _space, _describe,
     problem_name=lambda problem: f"{problem.graph.name}@{problem.hw.name}", objective_unit=_unit,
     diagnose=_diagnose, answer_lines=plan_lines)

@@ -132,12 +132,25 @@ class Scheduled:
     order: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Fixed:
+    """Choices a caller makes for the list scheduler (the GA's genome): the core of every task (and
+    recomputation), and the values kept on chip (held in their writer's memory, over the lifetime
+    they would have in DRAM)."""
+
+    core_of: Mapping[str, str]
+    on_chip: frozenset[str] = frozenset()
+
+
 def list_schedule(problem: PlanProblem, recomputed: frozenset[str], budget_bytes: int,
-                  deadline: Deadline | None = None) -> Scheduled:
-    """See the module docstring. OutOfTime when `deadline` passes."""
+                  deadline: Deadline | None = None, fixed: Fixed | None = None) -> Scheduled:
+    """See the module docstring; with `fixed`, each task on its given core, the given values on chip
+    (None when a value on chip would be written and read in different memories). OutOfTime when
+    `deadline` passes."""
     graph = recompute_graph(problem.graph, recomputed)
     stacks = {**problem.stack_ops, **{op.name: (op.name,) for op in graph.ops if op.phase is Phase.RECOMPUTE}}
     task_of = {op: task for task, ops in stacks.items() for op in ops}
+    on_chip = fixed.on_chip if fixed is not None else frozenset()
     dram_capacity = min(budget_bytes, problem.dynamic_dram_capacity_bytes())
     state = _State({c.name: 0 for c in problem.hw.cores})
     unplaced_readers = {t: {task_of[r] for r in graph.consumers[t]} - {task_of.get(graph.producer.get(t))}
@@ -146,38 +159,35 @@ def list_schedule(problem: PlanProblem, recomputed: frozenset[str], budget_bytes
         if not tensor.is_static and name not in graph.producer and graph.consumers[name]:
             state.dram.hold(0, tensor.size_bytes)  # a network input, released at its last reader's end
     order = serial_sequence(graph, stacks)
+    home: dict[str, str] = {}  # value on chip -> the memory its writer keeps it in
     for task in order:
         if deadline is not None:
             deadline.check()
         ops = [graph.op_by_name[op] for op in stacks[task]]
         inputs = list(dict.fromkeys(t for op in ops for t in op.inputs
                                     if t not in graph.producer or task_of[graph.producer[t]] != task))
-        outputs = [t for op in ops for t in op.outputs
-                   if not graph.tensors[t].is_static and t not in problem.internal]
+        absorbed = recomputed.intersection(problem.absorbable.get(task, ()))
+        outputs = [t for op in ops for t in op.outputs if not graph.tensors[t].is_static
+                   and t not in problem.internal and t not in absorbed]
         ready = max((state.end_of[task_of[graph.producer[t]]] for t in inputs if t in graph.producer), default=0)
         if ops[0].phase is Phase.RECOMPUTE:  # as late as the list allows: its copy is held from its start
             ready = max(ready, state.end_of[task_of[ops[0].forward_op]], max(state.start_of.values(), default=0))
-        absorbed = recomputed.intersection(problem.absorbable.get(task, ()))
-        outputs = [t for t in outputs if t not in absorbed]
-        placed = _place(problem, task, absorbed, ready, sum(graph.tensors[t].size_bytes for t in outputs), state,
-                        dram_capacity)
+        variant = Variant(absorbed, on_chip.intersection(problem.touching[task]),
+                          None if fixed is None else fixed.core_of[task])
+        placed = _place(problem, task, variant, ready, _bytes(graph, outputs, on_chip), state, dram_capacity)
+        if placed is not None and any(home.get(t, placed[0].memories[0]) != placed[0].memories[0]
+                                      for t in variant.on_chip):
+            placed = None  # a value on chip read in another memory than its writer's
         if placed is None:
             return Scheduled(None, task, graph, {t: stacks[t] for t in order})
         option, start = placed
-        end = start + option.duration_cycles
-        state.start_of[task], state.end_of[task], state.core_of[task] = start, end, option.core
-        for core in option.cores:
-            state.core_free[core] = end
-        for bus in option.buses:
-            bisect.insort(state.buses[bus], (start, start + option.bus_cycles))
-        for memory, size in option.working_sets:
-            if option.duration_cycles:
-                state.local[memory].hold(start, size)
-                state.local[memory].release(end, size)
+        home.update({t: option.memories[0] for t in outputs if t in on_chip})
+        _occupy(state, task, option, start)
         for t in outputs:
-            state.dram.hold(start, graph.tensors[t].size_bytes)
+            memory = state.local[home[t]] if t in on_chip else state.dram
+            memory.hold(start, graph.tensors[t].size_bytes)
             if not graph.consumers[t]:
-                state.dram.release(end, graph.tensors[t].size_bytes)
+                memory.release(start + option.duration_cycles, graph.tensors[t].size_bytes)
         for t in inputs:
             readers = unplaced_readers[t]
             readers.discard(task)
@@ -185,18 +195,51 @@ def list_schedule(problem: PlanProblem, recomputed: frozenset[str], budget_bytes
                 producer = graph.producer.get(t)
                 last = max(state.end_of[task_of[r]] for r in graph.consumers[t])
                 written = state.end_of[task_of[producer]] if producer is not None else 0
-                state.dram.release(max(last, written), graph.tensors[t].size_bytes)
-    return Scheduled(ParallelPlan(recomputed, state.core_of, state.start_of))
+                memory = state.local[home[t]] if t in on_chip else state.dram
+                memory.release(max(last, written), graph.tensors[t].size_bytes)
+    return Scheduled(ParallelPlan(recomputed, state.core_of, state.start_of, on_chip))
 
 
-def _place(problem: PlanProblem, task: str, absorbed: frozenset[str], ready: int, outputs_bytes: int, state: _State,
+def _bytes(graph: Graph, outputs: list[str], on_chip: frozenset[str]) -> tuple[int, int]:
+    """(bytes written to DRAM, bytes kept on chip) of a task's outputs."""
+    kept = sum(graph.tensors[t].size_bytes for t in outputs if t in on_chip)
+    return sum(graph.tensors[t].size_bytes for t in outputs) - kept, kept
+
+
+def _occupy(state: _State, task: str, option: CoreOption, start: int) -> None:
+    """The task placed: its cores, DRAM links and working sets taken."""
+    end = start + option.duration_cycles
+    state.start_of[task], state.end_of[task], state.core_of[task] = start, end, option.core
+    for core in option.cores:
+        state.core_free[core] = end
+    for bus in option.buses:
+        bisect.insort(state.buses[bus], (start, start + option.bus_cycles))
+    for memory, size in option.working_sets:
+        if option.duration_cycles:
+            state.local[memory].hold(start, size)
+            state.local[memory].release(end, size)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Which options of a task may run it: those absorbing `absorbed`, with `on_chip` on chip, on
+    `core` (None: any)."""
+
+    absorbed: frozenset[str]
+    on_chip: frozenset[str]
+    core: str | None
+
+
+def _place(problem: PlanProblem, task: str, variant: Variant, ready: int, written: tuple[int, int], state: _State,
            dram_capacity: int) -> tuple[CoreOption, int] | None:
-    """The option (absorbing `absorbed`, every value in DRAM) and start of `task` that finish earliest
-    (then least energy, then the first core), or None when it fits nowhere."""
+    """The option of `variant` and start of `task` that finish earliest (then least energy, then the
+    first core), or None when it fits nowhere. `written`: bytes its outputs put in DRAM and on chip."""
     best: tuple[int, float, int, CoreOption, int] | None = None
-    for rank, option in enumerate(o for o in problem.options[task] if o.absorbed == absorbed and not o.on_chip):
-        start = _earliest(problem, option, max(ready, *(state.core_free[c] for c in option.cores)), outputs_bytes,
-                          state, dram_capacity)
+    options = (o for o in problem.options[task] if o.absorbed == variant.absorbed and o.on_chip == variant.on_chip
+               and variant.core in (None, o.core))
+    for rank, option in enumerate(options):
+        start = _earliest(problem, option, max(ready, *(state.core_free[c] for c in option.cores)), written, state,
+                          dram_capacity)
         if start is not None:
             key = (start + option.duration_cycles, option.energy_pj, rank, option, start)
             if best is None or key[:3] < best[:3]:
@@ -204,14 +247,19 @@ def _place(problem: PlanProblem, task: str, absorbed: frozenset[str], ready: int
     return None if best is None else (best[3], best[4])
 
 
-def _earliest(problem: PlanProblem, option: CoreOption, t: int, outputs_bytes: int, state: _State,
+def _earliest(problem: PlanProblem, option: CoreOption, t: int, written: tuple[int, int], state: _State,
               dram_capacity: int) -> int | None:
-    """The earliest cycle >= t at which `option` has its DRAM links, its local memories and DRAM room."""
+    """The earliest cycle >= t at which `option` has its DRAM links, its local memories and room in
+    DRAM (and in its memory, for values it keeps on chip) for ever."""
+    to_dram, kept = written
     while True:
         moved = t
         for bus in option.buses:
             moved = _bus_gap(state.buses[bus], moved, option.bus_cycles)
-        moved = state.dram.fits_from(moved, outputs_bytes, dram_capacity)
+        moved = state.dram.fits_from(moved, to_dram, dram_capacity)
+        if moved is not None and kept:
+            memory = option.memories[0]
+            moved = state.local[memory].fits_from(moved, kept, problem.local_capacity_bytes(memory))
         if moved is None:
             return None
         for memory, size in option.working_sets if option.duration_cycles else ():
