@@ -183,5 +183,5 @@ def test_the_ga_answers_within_the_budget_and_never_beats_the_exact_model():
     found = _solve(graph, hw, "latency", 1696, method="ga")
     again = _solve(graph, hw, "latency", 1696, method="ga")
     assert found.validated and found.measurement.peak <= 1696
-    assert found.measurement.latency_cycles >= exact.measurement.latency_cycles
+    assert (found.measurement.latency_cycles, exact.measurement.latency_cycles) == (608, 568)
     assert found.payload == again.payload
