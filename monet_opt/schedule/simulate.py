@@ -7,10 +7,11 @@ It is independent of every solver and is the referee of their claims. Rules:
   core's order before its first stack that comes at or after the value's first backward reader in
   the reference order; the backward readers read the copy. An activation input of a
   recomputed op that is not itself kept (not saved, or also recomputed) is recomputed first, in
-  turn. A recompute op starts after the op it repeats has ended. An op needed by several recomputations runs once, before the earliest of their anchors;
-  the recompute ops anchored before the same op run in forward order. A recompute op that the
-  plan lists in a core's order runs there instead (on that core, at that place). Inputs and kept
-  values simply stay live longer. `Plan.recompute_groups` fuse several recompute ops into one stack,
+  turn. A recompute op starts after the op it repeats has ended. An op needed by several
+  recomputations runs once, before the earliest of their anchors; the recompute ops anchored before
+  the same op run in forward order. A recompute op that the plan lists in a core's order runs there
+  instead (on that core, at that place). Inputs and kept values simply stay live longer.
+  `Plan.recompute_groups` fuse several recompute ops into one stack,
   placed where the last of them would run and priced by the cost model as the fused stack it is
   (values passed inside it never go to DRAM).
 - `Plan.serial`: stacks run one at a time in the order of `serial_sequence` (for unfused plans:
