@@ -94,8 +94,8 @@ def _solve_training_instance(instance: Instance, args: argparse.Namespace, regis
             os.replace(Path(args.out) / "result.json", Path(args.out) / "plan.json")
             from monet_opt.report.plots import plot_schedule  # matplotlib, only when a plan is drawn
 
-            plot_schedule(simulation, f"{instance.name}: {simulation.latency_cycles:,} cycles on {simulation.accelerator}",
-                          Path(args.out) / "schedule.png", solved.activation_budget_bytes)
+            title = f"{instance.name}: {simulation.latency_cycles:,} cycles on {simulation.accelerator}"
+            plot_schedule(simulation, title, Path(args.out) / "schedule.png", solved.activation_budget_bytes)
         write_json_atomic(Path(args.out) / "result.json", data)
         write_text_atomic(Path(args.out) / "report.md", solve_report(data, answer_lines))
     print(json.dumps(data, indent=1) if args.json else solve_report(data, answer_lines))

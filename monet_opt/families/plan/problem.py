@@ -285,9 +285,9 @@ class PlanProblem:
             fused = sum(1 for ops, _ in self.stacks if len(ops) > 1)
             split = "" if not self.split else (f", after {len(self.split)} fused stacks of the fusion stage's answer "
                                                "were split so that the list scheduler reaches the budget")
-            tasks = (f"the fixed fusion partition of {self.graph.name} ({len(self.stacks)} stacks, {fused} fused{split}; "
-                     f"each fused stack on the cores of {self.hw.name} interchangeable with its own, each op alone on "
-                     "any core that can run it)")
+            tasks = (f"the fixed fusion partition of {self.graph.name} ({len(self.stacks)} stacks, {fused} "
+                     f"fused{split}; each fused stack on the cores of {self.hw.name} interchangeable with its own, each "
+                     "op alone on any core that can run it)")
         return (f"{tasks} at any start time; of the saved activations, {len(self.candidates)} may be recomputed (once, "
                 f"on any core that can run their producer) and {len(self.on_chip_eligible)} kept on chip (written and "
                 "read in one local memory), the others are in DRAM, as is every other value (link copies are outside "
