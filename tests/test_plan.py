@@ -9,6 +9,7 @@ from plan_reference import brute_force, nine_op_chain, seven_op_step, three_core
 from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
 from monet_opt.families.plan.family import PLAN
+from monet_opt.families.plan.list_schedule import within_reach
 from monet_opt.families.plan.problem import PlanProblem
 from monet_opt.model.hardware import accelerator_from_dict
 from monet_opt.model.workload.builder import GraphBuilder
@@ -185,3 +186,18 @@ def test_the_ga_answers_within_the_budget_and_never_beats_the_exact_model():
     assert found.validated and found.measurement.peak <= 1696
     assert (found.measurement.latency_cycles, exact.measurement.latency_cycles) == (608, 568)
     assert found.payload == again.payload
+
+
+def test_a_fused_stack_that_keeps_the_budget_out_of_reach_is_split():
+    """loss.backward and gelu.backward fused on vec: a fused stack writes its outputs at its start
+    and holds its inputs to its end, so at 1,664 bytes the list scheduler finds no room at it
+    whatever it recomputes; with the stack's ops alone it finds a plan, and the space says so."""
+    graph, hw = seven_op_step(), three_cores()
+    first = ("loss.backward", "gelu.backward")
+    stacks = ((first, ("vec", "vec")),) + tuple(((op.name,), ("vec",)) for op in graph.ops if op.name not in first)
+    problem = PlanProblem(graph, hw, OBJECTIVES["latency"], {}, stacks)
+    assert within_reach(problem, 1664, Deadline.start(30), split=False) == (problem, None)
+    split, plan = within_reach(problem, 1664, Deadline.start(30), split=True)
+    assert split.split == ("loss.backward+1",) and plan is not None
+    assert "after 1 fused stacks of the fusion stage's answer were split" in split.space()
+    assert PLAN.referee(split, CostUnderBudget(1664), plan, None).measurement.violations == ()
