@@ -11,9 +11,11 @@ large graphs, where some methods find nothing, are in the full suite. The kinds:
                        remat, allocation; `studies/instance.py`)
 
 Methods per kind (`--methods` picks among them; a method that does not apply is skipped):
-- training: `joint` (fusion and checkpointing together, CP-SAT; only where the instance optimises
-  both), `sequential` (every decision by CP-SAT, one after the other), `ga` (every decision by its
-  GA, sequential), `heuristic` (fusion rule, checkpointing greedy, allocation greedy);
+- training: `joint` (fusion and checkpointing together, or checkpointing and allocation together,
+  CP-SAT; only where the instance optimises both), `sequential` (every decision by CP-SAT, one after
+  the other; not where it optimises checkpointing and allocation, which only combine jointly),
+  `ga` (every decision by its GA), `heuristic` (fusion rule, checkpointing greedy, allocation
+  greedy); checkpointing and allocation are combined jointly (the plan family) in every method;
 - a family's kind: the family's registered methods that look at the constraints (exact and search
   methods, not the fixed rules): remat `cpsat`, `milp`, `ga`, `greedy`; allocation `cpsat`, `ga`,
   `greedy`.
@@ -85,9 +87,11 @@ class BenchInstance:
     def applies(self, method: str) -> bool:
         if method not in self.methods:
             return False
-        if method == "joint":
+        if method in ("joint", "sequential"):
             assert self.training is not None
-            return {"fusion", "checkpointing"} <= set(self.training.decisions)
+            decisions = set(self.training.decisions)
+            planned = {"checkpointing", "allocation"} <= decisions
+            return planned or {"fusion", "checkpointing"} <= decisions if method == "joint" else not planned
         return True
 
 
@@ -153,7 +157,8 @@ def _training_instance(instance: Instance, method: str, time_limit_s: float) -> 
     for name, d in instance.decisions.items():
         chosen = {"joint": "cpsat", "sequential": "cpsat", "ga": "ga", "heuristic": _HEURISTIC[name]}[method]
         decisions[name] = replace(d, method=chosen, time_limit_s=None)
-    return replace(instance, decisions=decisions, combine="joint" if method == "joint" else "sequential",
+    planned = {"checkpointing", "allocation"} <= set(instance.decisions)  # built only as one joint plan
+    return replace(instance, decisions=decisions, combine="joint" if method == "joint" or planned else "sequential",
                    time_limit_s=time_limit_s)
 
 
