@@ -12,8 +12,8 @@ Methods:
 - cpsat (exact over the space of `PlanProblem.space`, `cpsat.py`), warm-started from the better of
   the list scheduler and the checkpoint family's heuristic serial plan (`serial.py`); when CP-SAT
   finds nothing better in time, the warm start with CP-SAT's bound;
-- greedy (search): the memory-aware list scheduler, recomputing the values DRAM holds where a task
-  finds no room (`list_schedule.py`);
+- greedy (search): the memory-aware list scheduler, recomputing (or keeping on chip) the values DRAM
+  holds where a task finds no room (`list_schedule.py`);
 - ga (search): NSGA-II over cores and residencies, each genome decoded by the list scheduler
   (`ga.py`; `SolverOptions.ga`, default MONET's settings with the solve's seed).
 """

@@ -14,7 +14,8 @@ it.
 `best_list_schedule`: the list schedule without recomputation, then, while a task finds no room, one
 more recomputed candidate among those DRAM holds across that task for the backward pass (`relief`:
 most bytes per recomputation cycle first, as in Chen's heuristic, standalone recomputations before
-chains), until the schedule fits.
+chains), or, when none is left, one more value kept on chip (`on_chip_relief`: the largest eligible
+value DRAM holds while that task would run), until the schedule fits.
 """
 
 from __future__ import annotations
@@ -134,11 +135,11 @@ class Scheduled:
 
 @dataclass(frozen=True)
 class Fixed:
-    """Choices a caller makes for the list scheduler (the GA's genome): the core of every task (and
-    recomputation), and the values kept on chip (held in their writer's memory, over the lifetime
-    they would have in DRAM)."""
+    """Choices a caller makes for the list scheduler: the core of every task and recomputation (the
+    GA's genome; None: the scheduler's choice), and the values kept on chip (held in their writer's
+    memory, over the lifetime they would have in DRAM; their readers run on that memory)."""
 
-    core_of: Mapping[str, str]
+    core_of: Mapping[str, str] | None = None
     on_chip: frozenset[str] = frozenset()
 
 
@@ -172,12 +173,10 @@ def list_schedule(problem: PlanProblem, recomputed: frozenset[str], budget_bytes
         ready = max((state.end_of[task_of[graph.producer[t]]] for t in inputs if t in graph.producer), default=0)
         if ops[0].phase is Phase.RECOMPUTE:  # as late as the list allows: its copy is held from its start
             ready = max(ready, state.end_of[task_of[ops[0].forward_op]], max(state.start_of.values(), default=0))
-        variant = Variant(absorbed, on_chip.intersection(problem.touching[task]),
-                          None if fixed is None else fixed.core_of[task])
+        kept = on_chip.intersection(problem.touching[task])
+        variant = Variant(absorbed, kept, None if fixed is None or fixed.core_of is None else fixed.core_of[task],
+                          frozenset(home[t] for t in kept if t in home))
         placed = _place(problem, task, variant, ready, _bytes(graph, outputs, on_chip), state, dram_capacity)
-        if placed is not None and any(home.get(t, placed[0].memories[0]) != placed[0].memories[0]
-                                      for t in variant.on_chip):
-            placed = None  # a value on chip read in another memory than its writer's
         if placed is None:
             return Scheduled(None, task, graph, {t: stacks[t] for t in order})
         option, start = placed
@@ -223,11 +222,17 @@ def _occupy(state: _State, task: str, option: CoreOption, start: int) -> None:
 @dataclass(frozen=True)
 class Variant:
     """Which options of a task may run it: those absorbing `absorbed`, with `on_chip` on chip, on
-    `core` (None: any)."""
+    `core` (None: any), and in the memory of `homes` (the memories its on-chip inputs are in: one,
+    or none when they disagree)."""
 
     absorbed: frozenset[str]
     on_chip: frozenset[str]
     core: str | None
+    homes: frozenset[str] = frozenset()
+
+    def admits(self, option: CoreOption) -> bool:
+        return (option.absorbed == self.absorbed and option.on_chip == self.on_chip
+                and self.core in (None, option.core) and all(option.memories == (m,) for m in self.homes))
 
 
 def _place(problem: PlanProblem, task: str, variant: Variant, ready: int, written: tuple[int, int], state: _State,
@@ -235,9 +240,7 @@ def _place(problem: PlanProblem, task: str, variant: Variant, ready: int, writte
     """The option of `variant` and start of `task` that finish earliest (then least energy, then the
     first core), or None when it fits nowhere. `written`: bytes its outputs put in DRAM and on chip."""
     best: tuple[int, float, int, CoreOption, int] | None = None
-    options = (o for o in problem.options[task] if o.absorbed == variant.absorbed and o.on_chip == variant.on_chip
-               and variant.core in (None, o.core))
-    for rank, option in enumerate(options):
+    for rank, option in enumerate(o for o in problem.options[task] if variant.admits(o)):
         start = _earliest(problem, option, max(ready, *(state.core_free[c] for c in option.cores)), written, state,
                           dram_capacity)
         if start is not None:
@@ -293,9 +296,25 @@ def relief(problem: PlanProblem, recomputed: frozenset[str], blocked: Scheduled)
     return min(held, key=lambda t: (not alone(t), -ratio(t), t), default=None)
 
 
+def on_chip_relief(problem: PlanProblem, decided: frozenset[str], blocked: Scheduled) -> str | None:
+    """The value to keep on chip next when no recomputation relieves `blocked`: the largest of the
+    values eligible on chip (and not yet `decided`) that DRAM holds while the blocked task would run
+    (written before it, read by it or after it) and that some local memory could hold. None: none is."""
+    largest = max(problem.local_capacity_bytes(m) for m in problem.hw.memories)
+    held = [t for t in _held_across(problem, blocked, forward_done=False, read_at=True) if t in problem.on_chip_eligible
+            and t not in decided and problem.graph.tensors[t].size_bytes <= largest]
+    return max(held, key=lambda t: (problem.graph.tensors[t].size_bytes, t), default=None)
+
+
 def held_for_backward(problem: PlanProblem, blocked: Scheduled) -> list[str]:
     """The saved activations DRAM holds across the task at which `blocked` found no room only for
     backward readers after it (written and read by every forward reader before it)."""
+    return _held_across(problem, blocked, forward_done=True)
+
+
+def _held_across(problem: PlanProblem, blocked: Scheduled, forward_done: bool, read_at: bool = False) -> list[str]:
+    """The saved activations written before the blocked task and read after it (`read_at`: or by it;
+    with `forward_done`, every forward reader before it)."""
     graph, original = blocked.graph, problem.graph
     assert graph is not None and blocked.blocked_at is not None
     position = {op: k for k, ops in enumerate(blocked.order.values()) for op in ops}  # op -> its task's place
@@ -303,9 +322,9 @@ def held_for_backward(problem: PlanProblem, blocked: Scheduled) -> list[str]:
 
     def held_across(t: str) -> bool:
         readers = graph.consumers[t]
-        return (position[original.producer[t]] < at and all(position[r] < at for r in readers
-                                                             if graph.op_by_name[r].phase is Phase.FORWARD)
-                and any(position[r] > at for r in readers))
+        forward = [r for r in readers if graph.op_by_name[r].phase is Phase.FORWARD]
+        return (position[original.producer[t]] < at and any(position[r] > at - read_at for r in readers)
+                and (not forward_done or all(position[r] < at for r in forward)))
 
     return [t for t in original.saved_for_backward if t in graph.tensors and t in original.producer
             and original.tensors[t].role is TensorRole.ACTIVATION and held_across(t)]
@@ -342,18 +361,23 @@ def within_reach(problem: PlanProblem, budget_bytes: int, deadline: Deadline, sp
     budget whatever is recomputed. Returns the problem (split or not) and the schedule (None: none
     reached the budget in time)."""
     recomputed: frozenset[str] = frozenset()
+    on_chip: frozenset[str] = frozenset()
     try:
         while True:
-            scheduled = list_schedule(problem, recomputed, budget_bytes, deadline)
+            scheduled = list_schedule(problem, recomputed, budget_bytes, deadline, Fixed(on_chip=on_chip))
             if scheduled.plan is not None:
                 return problem, scheduled.plan
             chosen = relief(problem, recomputed, scheduled)
             if chosen is not None:
                 recomputed |= {chosen}
                 continue
+            kept = on_chip_relief(problem, recomputed | on_chip, scheduled)
+            if kept is not None:
+                on_chip |= {kept}
+                continue
             stack = _stack_to_split(problem, scheduled) if split else None
             if stack is None:
                 return problem, None
-            problem, recomputed = problem.splitting(stack), frozenset()
+            problem, recomputed, on_chip = problem.splitting(stack), frozenset(), frozenset()
     except OutOfTime:
         return problem, None
