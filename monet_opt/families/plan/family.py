@@ -9,9 +9,10 @@ claimed latency and energy (and, for cpsat, every memory's peak) must be simulat
 overflow its capacity or budget, and the dynamic DRAM peak must stay within the budget.
 
 Methods:
-- cpsat (exact over the space of `PlanProblem.space`, `cpsat.py`), warm-started from the better of
-  the list scheduler and the checkpoint family's heuristic serial plan (`serial.py`); when CP-SAT
-  finds nothing better in time, the warm start with CP-SAT's bound;
+- cpsat (exact over the space of `PlanProblem.space`, `cpsat.py`), warm-started from the best of
+  the list scheduler, the checkpoint family's heuristic serial plan and its exact serial plan
+  within a share of the time (`serial.py`); when CP-SAT finds nothing better in time, the warm
+  start with CP-SAT's bound;
 - greedy (search): the memory-aware list scheduler, recomputing (or keeping on chip) the values DRAM
   holds where a task finds no room (`list_schedule.py`);
 - ga (search): NSGA-II over cores and residencies, each genome decoded by the list scheduler
@@ -27,7 +28,7 @@ from monet_opt.families.plan.cpsat import solve_plan_cpsat
 from monet_opt.families.plan.ga import plan_ga
 from monet_opt.families.plan.list_schedule import best_list_schedule
 from monet_opt.families.plan.problem import ParallelPlan, PlanProblem
-from monet_opt.families.plan.serial import serial_warm_start
+from monet_opt.families.plan.serial import exact_serial_warm_start, serial_warm_start
 from monet_opt.model.hardware.model import DRAM
 from monet_opt.report.answer import plan_lines
 from monet_opt.schedule.plan import default_plan
@@ -42,9 +43,12 @@ from monet_opt.solving.contract import (
 )
 
 PlanTarget = CostUnderBudget | MinimumPeak
-WARM_START_SHARE = 0.25
-"""The share of cpsat's time after which the searches for a warm start (the list scheduler, then the
-serial heuristic plan) stop."""
+LIST_SHARE = 0.1
+"""The share of the time left that the list scheduler, then the serial heuristic plan, may take for
+cpsat's warm start."""
+SERIAL_SHARE = 0.3
+"""The share of the time left that the checkpoint family's exact serial plan may take for cpsat's
+warm start (so that the parallel plan is never slower than the serial one it finds)."""
 
 
 def _budget(problem: PlanProblem, target: PlanTarget) -> int:
@@ -85,10 +89,10 @@ def _ga(problem: PlanProblem, target: PlanTarget, options: SolverOptions, deadli
 def _cpsat(problem: PlanProblem, target: PlanTarget, options: SolverOptions, deadline: Deadline
            ) -> Proposal[ParallelPlan]:
     budget = target.budget if isinstance(target, CostUnderBudget) else None
-    warm_deadline = deadline.share(WARM_START_SHARE)
-    starts = [best_list_schedule(problem, _budget(problem, target), warm_deadline)]
+    starts = [best_list_schedule(problem, _budget(problem, target), deadline.share(LIST_SHARE))]
     if budget is not None:
-        starts.append(serial_warm_start(problem, budget, warm_deadline))
+        starts.append(serial_warm_start(problem, budget, deadline.share(LIST_SHARE)))
+        starts.append(exact_serial_warm_start(problem, budget, options, deadline.share(SERIAL_SHARE)))
     warm = min((plan for plan in starts if plan is not None), key=lambda plan: _score(problem, target, plan),
                default=None)
     answer = solve_plan_cpsat(problem, budget, options, deadline, warm)

@@ -1,45 +1,81 @@
-"""A serial checkpoint plan as a parallel plan: a warm start for the plan family's CP-SAT model.
+"""A serial checkpoint plan as a parallel plan: warm starts for the plan family's CP-SAT model.
 
-The checkpoint family's heuristic plans (the rules and Chen's budget sweep, `best_heuristic`) run
-one stack at a time on the default allocation; such a plan, simulated, is a point of the plan
-space when it has no fused recomputation groups and its residencies are the plan space's (every
-recomputed value a candidate, every value on chip eligible, each task priced so on its core). Its
-simulated start times are then a feasible schedule of the plan model.
+The checkpoint family's plans (its heuristics, `best_heuristic`, and its exact model) run one stack
+at a time on the default allocation; such a plan, simulated, is a point of the plan space when it
+has no fused recomputation groups and its residencies are the plan space's (every recomputed value
+a candidate, every value on chip eligible, each task priced so on its core). Its simulated start
+times are then a feasible schedule of the plan model: a plan started from the serial optimum is
+never slower than it.
 """
 
 from __future__ import annotations
 
-from monet_opt.families.checkpoint.family import best_heuristic
 from monet_opt.families.checkpoint.space import CheckpointSpace
 from monet_opt.families.plan.problem import ParallelPlan, PlanProblem
+from dataclasses import replace
+
 from monet_opt.errors import InfeasibleError
+from monet_opt.families.checkpoint.family import CHECKPOINT, CheckpointProblem, best_heuristic
+from monet_opt.families.checkpoint.space import Decisions
 from monet_opt.schedule.plan import Residency, default_plan
-from monet_opt.solving.common import Deadline
+from monet_opt.schedule.simulate import SimulationResult
+from monet_opt.solving.common import Deadline, SolverOptions
+from monet_opt.solving.contract import CostUnderBudget, solve
+
+
+def _checkpoint_space(problem: PlanProblem) -> CheckpointSpace | None:
+    """The checkpoint space of the problem's partition on the default allocation (an op alone where
+    the default allocation puts it); None when the checkpoint space cannot price a stack."""
+    stacks = None
+    if problem.stacks is not None:
+        default = default_plan(problem.graph, problem.table).core_of
+        stacks = [(ops, cores if len(ops) > 1 else (default[ops[0]],)) for ops, cores in problem.stacks]
+    try:
+        return CheckpointSpace(problem.graph, problem.hw, local_budget_bytes=dict(problem.local_budget_bytes),
+                               stacks=stacks)
+    except InfeasibleError:
+        return None
 
 
 def serial_warm_start(problem: PlanProblem, budget_bytes: int, deadline: Deadline) -> ParallelPlan | None:
     """The cheapest heuristic serial checkpoint plan within the budget, as a parallel plan (None: no
     heuristic plan fits, or the one that does is outside the plan space)."""
-    stacks = None
-    if problem.stacks is not None:  # an op alone runs where the default allocation puts it
-        default = default_plan(problem.graph, problem.table).core_of
-        stacks = [(ops, cores if len(ops) > 1 else (default[ops[0]],)) for ops, cores in problem.stacks]
+    space = _checkpoint_space(problem)
+    found = None if space is None else best_heuristic(space, problem.weights, budget_bytes, deadline)
+    return None if found is None else as_parallel(problem, space, found[0], found[1].simulation)
+
+
+def exact_serial_warm_start(problem: PlanProblem, budget_bytes: int, options: SolverOptions, deadline: Deadline
+                            ) -> ParallelPlan | None:
+    """The checkpoint family's CP-SAT plan of the same partition within the budget (its best by the
+    deadline), as a parallel plan; None when it finds none or its plan is outside the plan space."""
+    space = _checkpoint_space(problem)
+    if space is None:
+        return None
     try:
-        space = CheckpointSpace(problem.graph, problem.hw, local_budget_bytes=dict(problem.local_budget_bytes),
-                                stacks=stacks)
-        found = best_heuristic(space, problem.weights, budget_bytes, deadline)
-    except InfeasibleError:  # a stack the checkpoint space cannot price: no serial plan to start from
+        result = solve(CHECKPOINT, CheckpointProblem(space, problem.weights, diagnose=False),
+                       CostUnderBudget(budget_bytes), "cpsat", replace(options, progress=False), deadline,
+                       diagnose=False)
+    except InfeasibleError:
         return None
-    if found is None or found[0].groups:
+    if not result.validated:
         return None
-    decisions, evaluation = found
+    return as_parallel(problem, space, result.payload, result.measurement.simulation)
+
+
+def as_parallel(problem: PlanProblem, space: CheckpointSpace, decisions: Decisions, simulation: SimulationResult
+                ) -> ParallelPlan | None:
+    """A simulated serial checkpoint plan of `space` as a plan of `problem` (None: outside its space:
+    fused recomputation groups, a residency the plan space does not have, a task not priced so)."""
+    if decisions.groups or decisions.op_order is not None:
+        return None
     recomputed = frozenset(t for t, r in decisions.residency.items() if r is Residency.RECOMPUTE)
     on_chip = frozenset(t for t, r in decisions.residency.items() if r is Residency.ON_CHIP)
     if not recomputed <= set(problem.candidates) or not on_chip <= set(problem.on_chip_eligible):
         return None
     placement = {space.stack_name(j): cores for j, (_, cores) in enumerate(space.stacks)}
     core_of, start_cycles = {}, {}
-    for task in evaluation.simulation.tasks:
+    for task in simulation.tasks:
         cores = placement.get(task.name, (task.core,))
         options = [o for o in problem.options.get(task.name, ()) if o.placement == cores]
         if not options:
