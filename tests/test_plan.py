@@ -8,15 +8,18 @@ from plan_reference import brute_force, nine_op_chain, seven_op_step, three_core
 
 from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
+from monet_opt.families.plan.cpsat import PlanModel, improve_by_windows
 from monet_opt.families.plan.family import PLAN
-from monet_opt.families.plan.list_schedule import within_reach
+from monet_opt.families.plan.list_schedule import best_list_schedule, within_reach
 from monet_opt.families.plan.problem import PlanProblem
 from monet_opt.model.hardware import accelerator_from_dict
 from monet_opt.model.workload.builder import GraphBuilder
 from monet_opt.schedule.plan import Plan, Residency
+from monet_opt.schedule.simulate import Claim as PlanClaim
 from monet_opt.schedule.simulate import simulate
 from monet_opt.solving.common import Deadline, SolverOptions, SolveStatus
-from monet_opt.solving.contract import CostUnderBudget, solve
+from monet_opt.solving.contract import Claim, CostUnderBudget, solve
+from monet_opt.solving.cpsat_runner import run_cpsat
 
 OPTIONS = SolverOptions(workers=2)
 
@@ -203,3 +206,21 @@ def test_a_fused_stack_that_keeps_the_budget_out_of_reach_is_split():
     assert split.split == ("loss.backward+1",) and plan is not None
     assert "after 1 fused stacks of the fusion stage's answer were split" in split.space()
     assert PLAN.referee(split, CostUnderBudget(1680), plan, None).measurement.violations == ()
+
+
+def test_windows_of_the_model_keep_the_claims_true_and_never_worsen_the_incumbent():
+    """The large-neighbourhood search by time windows (`improve_by_windows`, 12-task windows on the
+    32-task block), from an incumbent: every answer it returns is refereed as the whole model's are
+    (makespan, energy and every memory's peak reproduced), and is no slower than where it started."""
+    problem = PlanProblem(two_layer_block(), three_cores(), OBJECTIVES["latency"], {})
+    options = SolverOptions(workers=1)
+    model = PlanModel(problem, 3020)
+    model.hint(best_list_schedule(problem, 3020, Deadline.start(10)), options, Deadline.start(10))
+    solver, stats = run_cpsat(model.model, options, Deadline.start(10), stop_below=float("inf"))
+    start = solver.value(model.makespan)
+    better, _ = improve_by_windows(model, solver, stats, options, Deadline.start(2), 12)
+    plan = model.answer(better)
+    claim = Claim(plan=PlanClaim(better.value(model.makespan), plan.cost(problem)[1], model.claimed_peaks(better)))
+    verdict = PLAN.referee(problem, CostUnderBudget(3020), plan, claim)
+    assert verdict.disagreements == () and verdict.measurement.violations == ()
+    assert verdict.measurement.latency_cycles <= start

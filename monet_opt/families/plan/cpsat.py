@@ -33,6 +33,7 @@ are broken by energy (`TIE_BREAK`). Redundant: each core's and each DRAM link's 
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -42,10 +43,16 @@ from ortools.sat.python import cp_model
 from monet_opt.families.plan.problem import ParallelPlan, PlanProblem
 from monet_opt.model.workload.ir import Phase, TensorRole
 from monet_opt.schedule.plan import RECOMPUTE_SUFFIX
-from monet_opt.solving.common import Deadline, SolverOptions, SolveStats
+from monet_opt.solving.common import Deadline, Incumbent, SolverOptions, SolveStats, SolveStatus
 from monet_opt.solving.cpsat_runner import run_cpsat
 
 Literal = cp_model.IntVar | cp_model.NotBooleanVariable
+WINDOW_TASKS = 150
+"""Above this many tasks, CP-SAT searches the whole model for WHOLE_SHARE of the time, then windows of
+this many tasks (`improve_by_windows`)."""
+WHOLE_SHARE = 0.4
+WINDOW_S = 5.0
+"""The longest one window is searched."""
 HINT_SHARE = 0.1
 """The share of the time left that completing the warm start into a full hint may take (`PlanModel.hint`)."""
 TIE_BREAK = 1 << 20
@@ -306,6 +313,12 @@ class PlanModel:
                 loads[f"bus:{bus}"].append(option.bus_cycles * lit)
         return loads
 
+    def touches(self, task: str) -> set[str]:
+        """The values the task writes or reads."""
+        graph = self.problem.graph
+        ops = self.problem.stack_ops.get(task) or (self.clones[task],)
+        return {t for op in ops for t in (*graph.op_by_name[op].inputs, *graph.op_by_name[op].outputs)}
+
     def decisions(self, plan: ParallelPlan) -> list[tuple[cp_model.IntVar, int]]:
         """The model's decision variables with their values in `plan`."""
         values = [(lit, int(t in plan.recomputed)) for t, lit in self.rc.items()]
@@ -382,6 +395,52 @@ def sweep_peak(events: list[tuple[int, int]]) -> int:
     return peak
 
 
+def improve_by_windows(model: PlanModel, solver: cp_model.CpSolver, stats: SolveStats, options: SolverOptions,
+                       deadline: Deadline, window_tasks: int) -> tuple[cp_model.CpSolver, SolveStats]:
+    """Large-neighbourhood search by time windows of the model, from the incumbent in `solver`: the
+    tasks in start order, a window of `window_tasks` consecutive ones free (core, variant, start); the
+    tasks before it fixed at their incumbent core, variant and start, those after it at their core and
+    variant (their starts free, so that they may move earlier); the residency of a value fixed unless
+    a task of the window writes or reads it. Each window is solved for at most WINDOW_S from the
+    incumbent; an improvement becomes the incumbent. Windows advance by half their length, wrapping,
+    until the deadline. The bound stays the whole model's."""
+    proto = model.model.proto
+    best = solver
+    incumbents = list(stats.incumbents)
+    position = 0
+    while deadline.remaining_s() > 0.1:
+        values = list(best.response_proto.solution)
+        present = [t for t in model.S if model.present[t] is None or values[model.present[t].index]]
+        order = sorted(present, key=lambda t: (values[model.S[t].index], t))
+        position = position % max(len(order), 1)
+        window = set(order[position:position + window_tasks])
+        if position + window_tasks > len(order):
+            window |= set(order[:position + window_tasks - len(order)])
+        before = set(order[:position]) - window
+        fixed = [(lit, values[lit.index]) for (t, _), lit in model.x.items() if t not in window and t in order]
+        fixed += [(model.S[t], values[model.S[t].index]) for t in before]
+        touched = {v for t in window for v in model.touches(t)}
+        fixed += [(lit, values[lit.index]) for v, lit in (*model.rc.items(), *model.on.items()) if v not in touched]
+        saved = {var.index: list(proto.variables[var.index].domain) for var, _ in fixed}
+        for var, value in fixed:
+            _set_domain(model.model, var.index, [value, value])
+        model.model.clear_hints()
+        proto.solution_hint.vars.extend(range(len(values)))
+        proto.solution_hint.values.extend(values)
+        trial, trial_stats = run_cpsat(model.model, replace(options, progress=False, export_model=None),
+                                       Deadline(time.perf_counter(), min(WINDOW_S, deadline.remaining_s())))
+        for index, domain in saved.items():
+            _set_domain(model.model, index, domain)
+        if trial_stats.objective is not None and trial.objective_value < best.objective_value:
+            best = trial
+            incumbents.append(Incumbent(deadline.elapsed_s(), trial.objective_value, stats.incumbents[-1].bound
+                                        if stats.incumbents else float("nan")))
+        position += max(window_tasks // 2, 1)
+    return best, replace(stats, status=SolveStatus.FEASIBLE, objective=best.objective_value,
+                         time_to_best_s=incumbents[-1].time_s if incumbents else stats.time_to_best_s,
+                         incumbents=tuple(incumbents))
+
+
 @dataclass(frozen=True)
 class ModelAnswer:
     plan: ParallelPlan | None
@@ -391,13 +450,18 @@ class ModelAnswer:
 
 
 def solve_plan_cpsat(problem: PlanProblem, budget_bytes: int | None, options: SolverOptions, deadline: Deadline,
-                     hint: ParallelPlan | None = None) -> ModelAnswer:
-    """The model for `budget_bytes` (None: the smallest dynamic DRAM peak), solved by the deadline."""
+                     hint: ParallelPlan | None = None, window_tasks: int = WINDOW_TASKS) -> ModelAnswer:
+    """The model for `budget_bytes` (None: the smallest dynamic DRAM peak), solved by the deadline: on
+    models of more than `window_tasks` tasks, the whole model for WHOLE_SHARE of the time (its bound,
+    and an incumbent), then windows of it (`improve_by_windows`) for the rest."""
     model = PlanModel(problem, budget_bytes)
     if hint is not None:
         model.hint(hint, options, deadline.share(HINT_SHARE))
     lexicographic = budget_bytes is not None and bool(problem.weights.latency_weight)
-    solver, stats = run_cpsat(model.model, options, deadline)
+    windows = len(model.S) > window_tasks
+    solver, stats = run_cpsat(model.model, options, deadline.share(WHOLE_SHARE) if windows else deadline)
+    if windows and stats.objective is not None and stats.status is not SolveStatus.OPTIMAL:
+        solver, stats = improve_by_windows(model, solver, stats, options, deadline, window_tasks)
     if lexicographic:  # objective and bound in cycles: the bound of makespan x T + tie-break is below (M + 1) x T
         stats = replace(stats, objective=None if stats.objective is None else stats.objective // TIE_BREAK,
                         bound=None if stats.bound is None else stats.bound // TIE_BREAK,
