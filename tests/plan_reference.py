@@ -62,6 +62,18 @@ def three_cores():
     return accelerator_from_dict(data, "three-cores.yaml")
 
 
+def twin_arrays():
+    """The toy accelerator with a second PE array identical to the first (pe2, its own SRAM of the
+    same size) and the DRAM link of `three_cores`: interchangeable cores, whose symmetry the exact
+    model breaks."""
+    data = toy_data()
+    data["memories"].append(dict(data["memories"][0], name="sram2"))
+    data["cores"].append(dict(data["cores"][0], name="pe2", memory="sram2"))
+    data["links"][1]["endpoints"].append("pe2")
+    data["dram"]["bandwidth_bits_per_cycle"] = data["links"][1]["bandwidth_bits_per_cycle"] = 256
+    return accelerator_from_dict(data, "twin-arrays.yaml")
+
+
 def two_cores():
     """The toy accelerator (pe for MACs, vec for the rest) with the DRAM link of `three_cores`."""
     data = toy_data()

@@ -4,7 +4,7 @@ proven against brute force on small graphs and refereed by the validation schedu
 import pytest
 from checkpoint_reference import two_layer_block
 from hw_fixtures import toy_data
-from plan_reference import brute_force, nine_op_chain, seven_op_step, three_cores, two_cores
+from plan_reference import brute_force, nine_op_chain, seven_op_step, three_cores, twin_arrays, two_cores
 
 from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
@@ -76,6 +76,7 @@ CASES = [
     # graph, accelerator, partition, budgets (bytes of dynamic DRAM); serial store-all peaks 1696 / 2208 bytes
     pytest.param(seven_op_step, three_cores, None, (10**6, 1696, 1568), id="7 ops, 3 cores"),
     pytest.param(seven_op_step, two_cores, None, (10**6, 1696, 1568), id="7 ops, 2 cores"),
+    pytest.param(seven_op_step, twin_arrays, None, (10**6, 1696, 1568), id="7 ops, 2 identical arrays"),
     pytest.param(nine_op_chain, three_cores, None, (10**6, 1696, 1440), id="9 ops, 3 cores, on chip"),
     pytest.param(seven_op_step, three_cores, fused(("fc1", "gelu")), (10**6, 1952, 1696, 1440),
                  id="7 ops, fc1+gelu fused, 3 cores"),

@@ -25,13 +25,15 @@ with r_p), occupies DRAM over [S_writer, L) where L = the exact maximum of the w
 ends of the readers that read it (each reader's end counted under its condition, the writer's end
 otherwise); Cumulative on DRAM with capacity min(activation budget, DRAM capacity - static bytes);
 on each local memory, a Cumulative of the working sets and of the values on chip there (over the
-same lifetimes), with its capacity (or budget). Objective: the makespan M = max E (latency) or the
-sum of the chosen options' energies, each rounded down to a whole pJ (energy); for latency, ties
-are broken by energy (`TIE_BREAK`). Redundant: each core's and each DRAM link's load <= M.
+same lifetimes), with its capacity (or budget). Identical cores are used in order
+(`_break_symmetry`). Objective: the makespan M = max E (latency) or the sum of the chosen options'
+energies, each rounded down to a whole pJ (energy); for latency, ties are broken by energy
+(`TIE_BREAK`). Redundant: each core's and each DRAM link's load <= M.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections import defaultdict
@@ -40,6 +42,7 @@ from dataclasses import dataclass, replace
 
 from ortools.sat.python import cp_model
 
+from monet_opt.families.allocation.problem import interchangeable
 from monet_opt.families.plan.problem import ParallelPlan, PlanProblem
 from monet_opt.model.workload.ir import Phase, TensorRole
 from monet_opt.schedule.plan import RECOMPUTE_SUFFIX
@@ -169,6 +172,29 @@ class PlanModel:
         for intervals in [*on_core.values(), *on_bus.values()]:
             m.add_no_overlap(intervals)
         self._same_memory()
+        self._break_symmetry(tasks)
+
+    def _break_symmetry(self, tasks: list[str]) -> None:
+        """Identical cores (`allocation.problem.interchangeable`, with equal local budgets) are used in
+        order: a core of a class runs a task only if the class's previous core runs an earlier one
+        (tasks in the model's order). Any plan maps onto one that does by renaming identical cores
+        (their memories with them), so no optimum is lost. Not for a class that an option spanning
+        several cores touches (renaming would move a fused stack's fixed cores)."""
+        p, m = self.problem, self.model
+        for group in dict.fromkeys(interchangeable(p.hw, c.name) for c in p.hw.cores):
+            memories = {p.hw.core(c).memory for c in group}
+            if len(group) < 2 or len(memories) < len(group) or len({p.local_capacity_bytes(x) for x in memories}) > 1:
+                continue
+            if any(len(o.cores) > 1 and set(o.cores) & set(group) for t in tasks for o in p.options[t]):
+                continue
+            runs = {c: [sum(self.x[t, k] for k, o in enumerate(p.options[t]) if o.core == c) for t in tasks]
+                    for c in group}
+            for a, b in itertools.pairwise(group):
+                for i in range(1, len(tasks)):
+                    if not isinstance(runs[b][i], int):
+                        m.add(runs[b][i] <= sum(runs[a][:i]))
+                if not isinstance(runs[b][0], int):
+                    m.add(runs[b][0] == 0)
 
     def _on_chip_in(self, task: str, value: str, memory: str) -> cp_model.LinearExpr:
         """1 when `task` runs with `value` on chip in `memory`."""
