@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from ortools.sat.python import cp_model
@@ -70,14 +71,17 @@ def configure(solver: cp_model.CpSolver, options: SolverOptions, search_time_s: 
 
 
 def interruptible_solve(solver: cp_model.CpSolver, model: cp_model.CpModel,
-                        callback: cp_model.CpSolverSolutionCallback | None = None) -> int:
+                        callback: cp_model.CpSolverSolutionCallback | None = None,
+                        stop_when: Callable[[], bool] | None = None) -> int:
     """`solver.solve(model, callback)` that a Ctrl-C stops with KeyboardInterrupt, as it stops any
     other work of the command. CP-SAT's own SIGINT handling (`catch_sigint_signal`, off here: see
     `configure`) ends the search as if its time were up, so that the command carried on with the
     plan in hand, and leaves SIGINT at the system default afterwards, so that a later Ctrl-C
     killed the process without clean-up. Python delivers signals to the main thread only, so from
     the main thread the search runs in a helper thread while the main thread waits for it: a
-    Ctrl-C then stops the search and is raised once it has stopped."""
+    Ctrl-C then stops the search and is raised once it has stopped. `stop_when`, polled by the
+    waiting main thread every 50 ms, stops the search when it returns true (from another thread
+    the search runs to its own limit)."""
     if threading.current_thread() is not threading.main_thread():
         return solver.solve(model, callback)
     outcome: list[int] = []
@@ -94,6 +98,8 @@ def interruptible_solve(solver: cp_model.CpSolver, model: cp_model.CpModel,
     try:
         while worker.is_alive():
             worker.join(0.05)
+            if stop_when is not None and stop_when():
+                solver.stop_search()
     except KeyboardInterrupt:
         solver.stop_search()
         worker.join()
@@ -105,15 +111,16 @@ def interruptible_solve(solver: cp_model.CpSolver, model: cp_model.CpModel,
 
 def run_cpsat(model: cp_model.CpModel, options: SolverOptions, deadline: Deadline,
               subsolvers: tuple[str, ...] = SUBSOLVERS, scale: float = 1.0,
-              offset: float = 0.0, stop_below: float | None = None, stop_at_bound: float | None = None
-              ) -> tuple[cp_model.CpSolver, SolveStats]:
+              offset: float = 0.0, stop_below: float | None = None, stop_at_bound: float | None = None,
+              stop_after_s: float | None = None) -> tuple[cp_model.CpSolver, SolveStats]:
     """Solve `model` within the deadline (see `configure`), recording incumbents; the solver (for
     values, valid when stats.objective is not None) and the stats (objective and bound mapped by
     x * scale + offset; times since the deadline's start). CP-SAT searches for the time left minus
     its overhead outside the search (`CPSAT_SECONDS_PER_CONSTRAINT`); it is not started when that
     leaves nothing (status unknown, no bound).
     `stop_below`: the search stops at the first solution whose (model) objective is below it;
-    `stop_at_bound`: it stops as soon as the (model) objective's bound reaches it."""
+    `stop_at_bound`: it stops as soon as the (model) objective's bound reaches it; `stop_after_s`: it
+    stops once it has a solution and that many seconds of the deadline have passed."""
     if options.export_model is not None:
         path = Path(options.export_model)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +134,9 @@ def run_cpsat(model: cp_model.CpModel, options: SolverOptions, deadline: Deadlin
     recorder = IncumbentRecorder(deadline, options.progress, scale, offset, stop_below)
     if stop_at_bound is not None:
         solver.best_bound_callback = lambda bound: solver.stop_search() if bound >= stop_at_bound else None
-    status = interruptible_solve(solver, model, recorder)
+    stop_when = None if stop_after_s is None else (
+        lambda: bool(recorder.incumbents) and deadline.elapsed_s() >= stop_after_s)
+    status = interruptible_solve(solver, model, recorder, stop_when)
     mapped = tuple(Incumbent(i.time_s, i.objective * scale + offset, i.bound * scale + offset)
                    for i in recorder.incumbents)
     kind = {cp_model.OPTIMAL: SolveStatus.OPTIMAL, cp_model.FEASIBLE: SolveStatus.FEASIBLE,

@@ -478,14 +478,16 @@ class ModelAnswer:
 def solve_plan_cpsat(problem: PlanProblem, budget_bytes: int | None, options: SolverOptions, deadline: Deadline,
                      hint: ParallelPlan | None = None, window_tasks: int = WINDOW_TASKS) -> ModelAnswer:
     """The model for `budget_bytes` (None: the smallest dynamic DRAM peak), solved by the deadline: on
-    models of more than `window_tasks` tasks, the whole model for WHOLE_SHARE of the time (its bound,
-    and an incumbent), then windows of it (`improve_by_windows`) for the rest."""
+    models of more than `window_tasks` tasks, the whole model until it has an incumbent and
+    WHOLE_SHARE of the time has passed (its bound is the answer's), then windows of it
+    (`improve_by_windows`) for the rest."""
     model = PlanModel(problem, budget_bytes)
     if hint is not None:
         model.hint(hint, options, deadline.share(HINT_SHARE))
     lexicographic = budget_bytes is not None and bool(problem.weights.latency_weight)
     windows = len(model.S) > window_tasks
-    solver, stats = run_cpsat(model.model, options, deadline.share(WHOLE_SHARE) if windows else deadline)
+    whole_until = deadline.elapsed_s() + WHOLE_SHARE * deadline.remaining_s() if windows else None
+    solver, stats = run_cpsat(model.model, options, deadline, stop_after_s=whole_until)
     if windows and stats.objective is not None and stats.status is not SolveStatus.OPTIMAL:
         solver, stats = improve_by_windows(model, solver, stats, options, deadline, window_tasks)
     if lexicographic:  # objective and bound in cycles: the bound of makespan x T + tie-break is below (M + 1) x T

@@ -10,9 +10,9 @@ overflow its capacity or budget, and the dynamic DRAM peak must stay within the 
 
 Methods:
 - cpsat (exact over the space of `PlanProblem.space`, `cpsat.py`), warm-started from the best of
-  the list scheduler, the checkpoint family's heuristic serial plan and its exact serial plan
-  within a share of the time (`serial.py`); when CP-SAT finds nothing better in time, the warm
-  start with CP-SAT's bound;
+  the list scheduler, the checkpoint family's heuristic serial plan and, over a fused partition,
+  its exact serial plan within a share of the time (`serial.py`); when CP-SAT finds nothing better
+  in time, the warm start with CP-SAT's bound;
 - greedy (search): the memory-aware list scheduler, recomputing (or keeping on chip) the values DRAM
   holds where a task finds no room (`list_schedule.py`);
 - ga (search): NSGA-II over cores and residencies, each genome decoded by the list scheduler
@@ -47,8 +47,9 @@ LIST_SHARE = 0.1
 """The share of the time left that the list scheduler, then the serial heuristic plan, may take for
 cpsat's warm start."""
 SERIAL_SHARE = 0.3
-"""The share of the time left that the checkpoint family's exact serial plan may take for cpsat's
-warm start (so that the parallel plan is never slower than the serial one it finds)."""
+"""The share of the time left that the checkpoint family's exact serial plan of a fused partition may
+take for cpsat's warm start (so that the parallel plan is never slower than the serial one it
+finds)."""
 
 
 def _budget(problem: PlanProblem, target: PlanTarget) -> int:
@@ -92,6 +93,7 @@ def _cpsat(problem: PlanProblem, target: PlanTarget, options: SolverOptions, dea
     starts = [best_list_schedule(problem, _budget(problem, target), deadline.share(LIST_SHARE))]
     if budget is not None:
         starts.append(serial_warm_start(problem, budget, deadline.share(LIST_SHARE)))
+    if budget is not None and problem.stacks is not None:  # unfused, the parallel plans are far ahead of it
         starts.append(exact_serial_warm_start(problem, budget, options, deadline.share(SERIAL_SHARE)))
     warm = min((plan for plan in starts if plan is not None), key=lambda plan: _score(problem, target, plan),
                default=None)
