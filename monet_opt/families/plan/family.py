@@ -69,22 +69,24 @@ def _score(problem: PlanProblem, target: PlanTarget, plan: ParallelPlan) -> floa
     return problem.weights.of(*plan.cost(problem))
 
 
-def _greedy(problem: PlanProblem, target: PlanTarget, options: SolverOptions, deadline: Deadline
-            ) -> Proposal[ParallelPlan]:
-    plan = best_list_schedule(problem, _budget(problem, target), deadline)
+def _searched(problem: PlanProblem, target: PlanTarget, plan: ParallelPlan | None, deadline: Deadline
+              ) -> Proposal[ParallelPlan]:
+    """A search method's answer: the plan claims the latency and energy of its own start times."""
     if plan is None:
         return Proposal(None, None, heuristic_stats(None, deadline))
     return Proposal(plan, Claim(plan=PlanClaim(*plan.cost(problem))),
                     heuristic_stats(_score(problem, target, plan), deadline))
+
+
+def _greedy(problem: PlanProblem, target: PlanTarget, options: SolverOptions, deadline: Deadline
+            ) -> Proposal[ParallelPlan]:
+    return _searched(problem, target, best_list_schedule(problem, _budget(problem, target), deadline), deadline)
 
 
 def _ga(problem: PlanProblem, target: PlanTarget, options: SolverOptions, deadline: Deadline
         ) -> Proposal[ParallelPlan]:
-    plan = plan_ga(problem, _budget(problem, target), options.ga or GAConfig(seed=options.seed), deadline)
-    if plan is None:
-        return Proposal(None, None, heuristic_stats(None, deadline))
-    return Proposal(plan, Claim(plan=PlanClaim(*plan.cost(problem))),
-                    heuristic_stats(_score(problem, target, plan), deadline))
+    config = options.ga or GAConfig(seed=options.seed)
+    return _searched(problem, target, plan_ga(problem, _budget(problem, target), config, deadline), deadline)
 
 
 def _cpsat(problem: PlanProblem, target: PlanTarget, options: SolverOptions, deadline: Deadline
