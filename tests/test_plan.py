@@ -225,3 +225,16 @@ def test_windows_of_the_model_keep_the_claims_true_and_never_worsen_the_incumben
     verdict = PLAN.referee(problem, CostUnderBudget(3020), plan, claim)
     assert verdict.disagreements == () and verdict.measurement.violations == ()
     assert verdict.measurement.latency_cycles <= start
+
+
+def test_a_budget_below_what_one_op_holds_is_refused_on_sight():
+    """While gelu.backward runs it reads fc1's output (written on a PE array, read on vec: it cannot
+    stay on chip) and the gradient of gelu's, and writes fc1's gradient: 512 bytes each, 1,536 that
+    every plan holds in DRAM at once (`task_peak_bound_bytes`). A budget of 1,500 is refused before
+    any search, with the smallest feasible budget the diagnosis finds."""
+    problem = PlanProblem(seven_op_step(), three_cores(), OBJECTIVES["latency"], {})
+    assert problem.task_peak_bound_bytes == 1536
+    assert PLAN.infeasible_on_sight(problem, CostUnderBudget(1500))
+    assert not PLAN.infeasible_on_sight(problem, CostUnderBudget(1536))
+    with pytest.raises(InfeasibleError, match=r"budget 1500 bytes is infeasible: the smallest feasible budget is "):
+        solve(PLAN, problem, CostUnderBudget(1500), "cpsat", OPTIONS, Deadline.start(30))

@@ -128,17 +128,19 @@ def _referee(problem: PlanProblem, target: PlanTarget, plan: ParallelPlan, claim
 def _diagnose(problem: PlanProblem, target: PlanTarget, options: SolverOptions, deadline: Deadline
               ) -> InfeasibleError | None:
     """A budget below the smallest dynamic DRAM peak of any plan of the space: by how much (a
-    minimum-peak solve in the time left; its bound when it is not proven)."""
+    minimum-peak solve in the time left; when it proves nothing, the higher of its bound and
+    `PlanProblem.task_peak_bound_bytes`)."""
     if not isinstance(target, CostUnderBudget):
         return None
-    result = solve(PLAN, problem, MinimumPeak(), "cpsat", options, deadline, diagnose=False)
-    achieved = None if result.measurement is None else int(result.measurement.peak)
-    lowest = int(result.stats.bound or 0) if result.status is not SolveStatus.OPTIMAL else achieved
-    feasible = FeasibleBudget(lowest if achieved is None else min(lowest, achieved), achieved)
     default = simulate(problem.graph, problem.hw, default_plan(problem.graph, problem.table), problem.table,
                        problem.local_budget_bytes)
-    return budget_infeasible_error(f"{problem.graph.name} on {problem.hw.name}, dynamic DRAM of a parallel plan",
-                                   target.budget, feasible, _dynamic_peak_bytes(default), 1, " bytes")
+    what = f"{problem.graph.name} on {problem.hw.name}, dynamic DRAM of a parallel plan"
+    result = solve(PLAN, problem, MinimumPeak(), "cpsat", options, deadline, diagnose=False)
+    achieved = None if result.measurement is None else int(result.measurement.peak)
+    lowest = achieved if result.status is SolveStatus.OPTIMAL else max(int(result.stats.bound or 0),
+                                                                          problem.task_peak_bound_bytes)
+    feasible = FeasibleBudget(lowest if achieved is None else min(lowest, achieved), achieved)
+    return budget_infeasible_error(what, target.budget, feasible, _dynamic_peak_bytes(default), 1, " bytes")
 
 
 def _describe(problem: PlanProblem, target: PlanTarget, plan: ParallelPlan | None,
@@ -179,4 +181,6 @@ PLAN: Family = Family(
              Method("ga", _ga, MethodKind.SEARCH, "NSGA-II over cores and residencies, decoded by the list scheduler")),
     _referee, _space, _describe,
     problem_name=lambda problem: f"{problem.graph.name}@{problem.hw.name}", objective_unit=_unit,
-    diagnose=_diagnose, answer_lines=plan_lines)
+    diagnose=_diagnose, answer_lines=plan_lines,
+    infeasible_on_sight=lambda problem, target: isinstance(target, CostUnderBudget)
+    and target.budget < problem.task_peak_bound_bytes)

@@ -269,6 +269,24 @@ class PlanProblem:
     def static_dram_bytes(self) -> int:
         return sum(t.size_bytes for t in self.graph.tensors.values() if t.is_static)
 
+    @cached_property
+    def task_peak_bound_bytes(self) -> int:
+        """A lower bound on the dynamic DRAM peak of every plan of the space: while a task runs, the
+        values it reads from outside and writes are all held (in DRAM, unless they may stay on chip
+        or inside their stack); the largest such sum over the stacks of `stack_ops` (bytes)."""
+        graph, task_of = self.graph, self.task_of
+        elsewhere = set(self.internal) | set(self.on_chip_eligible) | {
+            v for values in self.absorbable.values() for v in values}
+
+        def held(task: str) -> int:
+            ops = [graph.op_by_name[op] for op in self.stack_ops[task]]
+            values = {t for op in ops for t in (*op.inputs, *op.outputs)
+                      if t not in graph.producer or task_of[graph.producer[t]] != task or t in op.outputs}
+            return sum(graph.tensors[t].size_bytes for t in values
+                       if not graph.tensors[t].is_static and t not in elsewhere)
+
+        return max((held(task) for task in self.stack_ops), default=0)
+
     def dynamic_dram_capacity_bytes(self) -> int:
         """What DRAM holds besides the static bytes."""
         return self.hw.dram.capacity_bytes - self.static_dram_bytes
@@ -286,8 +304,8 @@ class PlanProblem:
             split = "" if not self.split else (f", after {len(self.split)} fused stacks of the fusion stage's answer "
                                                "were split so that the list scheduler reaches the budget")
             tasks = (f"the fixed fusion partition of {self.graph.name} ({len(self.stacks)} stacks, {fused} "
-                     f"fused{split}; each fused stack on the cores of {self.hw.name} interchangeable with its own, each "
-                     "op alone on any core that can run it)")
+                     f"fused{split}; each fused stack on the cores of {self.hw.name} interchangeable with its own, "
+                     "each op alone on any core that can run it)")
         return (f"{tasks} at any start time; of the saved activations, {len(self.candidates)} may be recomputed (once, "
                 f"on any core that can run their producer) and {len(self.on_chip_eligible)} kept on chip (written and "
                 "read in one local memory), the others are in DRAM, as is every other value (link copies are outside "
