@@ -177,3 +177,13 @@ def test_the_default_instance_is_answered_by_the_joint_family_in_its_space(capsy
     assert (stage["decision"], stage["family"], stage["method"]) == ("fusion+checkpointing", "fusion_checkpoint", "cpsat")
     assert stage["space"].startswith("checkpoint plans of the fixed fusion partition")
     assert "the status says nothing of other partitions" in stage["space"]
+
+
+def test_joint_without_two_decisions_that_combine_runs_them_in_sequence(files):
+    """combine: joint joins fusion with checkpointing, or checkpointing with allocation; fusion with
+    allocation alone has nothing to join, and runs as the sequence it always was."""
+    data = instance(optimise={"fusion": {"method": "cpsat", "max_stack": 3}, "allocation": {"method": "cpsat"}},
+                    budgets=None, combine="joint")
+    solved = solve_instance(load_instance(write(files, data)), progress=False)
+    assert [s.decision for s in solved.stages] == ["fusion", "allocation"]
+    assert solved.combination == "sequential: fusion -> allocation" and solved.to_dict()["validated"]

@@ -140,11 +140,17 @@ def solve_instance(instance: Instance, workers: int = 2, progress: bool = True, 
     baseline = simulate(setting.graph, setting.hw, default_plan(setting.graph, setting.table), setting.table)
     stages: list[Stage] = []
     order = [d for d in STAGES if d in decisions]
-    joint = instance.combine == "joint" and len(order) > 1
-    if joint and {"checkpointing", "allocation"} <= set(decisions):
+    planned = instance.combine == "joint" and {"checkpointing", "allocation"} <= set(decisions)
+    fused_joint = instance.combine == "joint" and not planned and {"fusion", "checkpointing"} <= set(decisions)
+    if planned:
         order = [d for d in order if d == "fusion"] + ["checkpointing+allocation"]
-    elif joint:
+        combination = "joint: checkpointing and allocation together" + (
+            ", over the fusion stage's partition" if "fusion" in decisions else "")
+    elif fused_joint:
         order = ["fusion+checkpointing"] + [d for d in order if d == "allocation"]
+        combination = "joint: fusion and checkpointing together"
+    else:
+        combination = "sequential: " + " -> ".join(order)
     carried = Carried()
     for k, decision in enumerate(order):
         stage_deadline = _stage_deadline(instance, decision, deadline, len(order) - k)
@@ -158,9 +164,6 @@ def solve_instance(instance: Instance, workers: int = 2, progress: bool = True, 
                   f"{result.stats.solve_time_s:.2f} s", file=sys.stderr, flush=True)
         if result.payload is None:
             break
-    combination = (f"joint: {' and '.join(order[-1 if '+' in order[-1] else 0].split('+'))} together"
-                   + (", over the fusion stage's partition" if order[0] == "fusion" else "") if joint else
-                   "sequential: " + " -> ".join(order))
     return InstanceResult(instance, combination, tuple(stages), baseline, deadline.elapsed_s(),
                           setting.activation_budget_bytes)
 
@@ -285,8 +288,7 @@ def _allocation(setting: Setting, carried: Carried, options: SolverOptions, dead
 
 def _parallel_plan(setting: Setting, carried: Carried, options: SolverOptions, deadline: Deadline
                    ) -> tuple[Result, Carried]:
-    """Checkpointing and allocation together: the plan family's method that both decisions name (its
-    methods: cpsat, greedy)."""
+    """Checkpointing and allocation together: the plan family's method that both decisions name."""
     checkpointing, allocation = setting.instance.decisions["checkpointing"], setting.instance.decisions["allocation"]
     family = setting.registry.family("plan")
     if checkpointing.method != allocation.method or checkpointing.method not in family.methods:
