@@ -349,8 +349,8 @@ class PlanModel:
         """The model's decision variables with their values in `plan`."""
         values = [(lit, int(t in plan.recomputed)) for t, lit in self.rc.items()]
         values += [(lit, int(t in plan.on_chip)) for t, lit in self.on.items()]
-        values += [(lit, int(t in plan.core_of and plan.option(self.problem, t) == self.problem.options[t][k]))
-                   for (t, k), lit in self.x.items()]
+        chosen = {t: plan.option(self.problem, t) for t in plan.core_of}
+        values += [(lit, int(chosen.get(t) == self.problem.options[t][k])) for (t, k), lit in self.x.items()]
         values += [(var, plan.start_cycles.get(t, 0)) for t, var in self.S.items()]
         return values
 
