@@ -103,24 +103,25 @@ def test_the_exact_model_equals_brute_force_in_latency_and_energy(graph_of, hw_o
 
 
 def test_values_kept_on_chip_or_recomputed_meet_the_tighter_budgets():
-    """The chain at 1,696 bytes (the serial store-all peak is 2,208): both GELU outputs stay in vec's
-    memory from their writer to their backward reader, never touching DRAM (568 cycles, as fast as
-    with no budget). With fc1 fused to gelu1 on (pe, vec), gelu1's output cannot stay on chip (its
-    writer spans two memories): at 1,952 bytes fc1's output is recomputed, and the stack, whose only
-    forward reader of it is itself, then never writes it out."""
+    """The chain at 1,696 bytes (the serial store-all peak is 2,208) and, with fc1 fused to gelu1 on
+    (pe, vec), at 1,952: the answers are the brute force's optima, and each holds some saved
+    activation out of DRAM (on chip, or recomputed); a recomputed value whose forward readers are all
+    in its fused stack is passed inside the stack, which then never writes it out."""
     graph, hw = nine_op_chain(), three_cores()
-    result = _solve(graph, hw, "latency", 1696)
-    assert result.payload.on_chip == {"gelu1", "gelu2"} and not result.payload.recomputed
-    assert result.measurement.latency_cycles == 568
-    stacks = fused(("fc1", "gelu1"))(graph)
-    result = _solve(graph, hw, "latency", 1952, stacks=stacks)
-    assert result.payload.recomputed == {"fc1"} and result.payload.on_chip == {"gelu2"}
-    assert result.measurement.latency_cycles == 640
-    problem = PlanProblem(graph, hw, OBJECTIVES["latency"], {}, stacks)
-    assert result.payload.option(problem, "fc1+1").absorbed == {"fc1"}
+    for budget, stacks in ((1696, None), (1952, fused(("fc1", "gelu1"))(graph))):
+        problem = PlanProblem(graph, hw, OBJECTIVES["latency"], {}, stacks)
+        result = _solve(graph, hw, "latency", budget, stacks=stacks)
+        assert result.measurement.latency_cycles == brute_force(problem, budget)[0]
+        assert result.measurement.peak <= budget and (result.payload.on_chip or result.payload.recomputed)
+        for task, values in problem.absorbable.items():
+            assert result.payload.option(problem, task).absorbed == result.payload.recomputed & set(values)
+    assert problem.absorbable == {"fc1+1": ("fc1",)}
 
 
 def test_an_infeasible_budget_names_the_smallest_feasible_one():
+    """The chain's smallest feasible budget, by brute force: some plan fits 1,664 bytes, none 1,663."""
+    problem = PlanProblem(nine_op_chain(), three_cores(), OBJECTIVES["latency"], {})
+    assert brute_force(problem, 1664) != (None, None) and brute_force(problem, 1663) == (None, None)
     with pytest.raises(InfeasibleError, match=r"budget 1440 bytes is infeasible: the smallest feasible budget is "
                                               r"1664 bytes, 224 above it"):
         _solve(nine_op_chain(), three_cores(), "latency", 1440)
@@ -182,13 +183,13 @@ def test_the_list_scheduler_keeps_the_budget_and_cpsat_never_does_worse():
 
 def test_the_ga_answers_within_the_budget_and_never_beats_the_exact_model():
     """NSGA-II over cores and residencies: a validated plan within the budget, no faster than the
-    proven optimum, and the same plan for the same seed."""
+    optimum (the brute force's), and the same plan for the same seed."""
     graph, hw = nine_op_chain(), three_cores()
-    exact = _solve(graph, hw, "latency", 1696)
+    best_latency, _ = brute_force(PlanProblem(graph, hw, OBJECTIVES["latency"], {}), 1696)
     found = _solve(graph, hw, "latency", 1696, method="ga")
     again = _solve(graph, hw, "latency", 1696, method="ga")
     assert found.validated and found.measurement.peak <= 1696
-    assert (found.measurement.latency_cycles, exact.measurement.latency_cycles) == (608, 568)
+    assert found.measurement.latency_cycles >= best_latency
     assert found.payload == again.payload
 
 
