@@ -117,15 +117,20 @@ def insert_recomputation(graph: Graph, plan: Plan) -> tuple[Graph, Plan]:
     """The graph and plan with recompute ops for every RECOMPUTE value (see the module docstring):
     the ops (`_insert_recompute_ops`), then their places in the plan (`_recompute_plan`)."""
     recomputed = {t for t, r in plan.residency.items() if r is Residency.RECOMPUTE}
+    placed = {s: c for c, o in plan.core_order.items() for s in o if s not in plan.stacks}  # recompute ops
     if not recomputed:
         if plan.recompute_groups:
             raise InputError(f"plan: recompute group {plan.recompute_groups[0]!r} names ops that are not recomputed")
-        listed = [s for o in plan.core_order.values() for s in o if s not in plan.stacks]
-        if listed:
-            raise InputError(f"plan: a core order lists {listed[0]!r}, which no recomputed value needs")
+        if placed:
+            raise _unneeded(placed)
         return graph, plan
     inserted = _insert_recompute_ops(graph, recomputed)
-    return inserted.graph, _recompute_plan(graph, plan, recomputed, inserted)
+    return inserted.graph, _recompute_plan(graph, plan, recomputed, inserted, placed)
+
+
+def _unneeded(placed: Mapping[str, str]) -> InputError:
+    name, core = next(iter(placed.items()))
+    return InputError(f"plan: the order of core {core!r} lists {name!r}, which no recomputed value needs")
 
 
 def recompute_graph(graph: Graph, recomputed: Collection[str]) -> Graph:
@@ -199,14 +204,15 @@ def _insert_recompute_ops(graph: Graph, recomputed: set[str]) -> _RecomputeOps:
     return _RecomputeOps(new_graph, by_name, dict(before))
 
 
-def _recompute_plan(graph: Graph, plan: Plan, recomputed: set[str], inserted: _RecomputeOps) -> Plan:
+def _recompute_plan(graph: Graph, plan: Plan, recomputed: set[str], inserted: _RecomputeOps,
+                    placed: Mapping[str, str]) -> Plan:
     """The plan with each recompute op on the core its forward op ran on, just before its anchor
     in that core's order (fused as the plan's recompute groups say), in the serial order when the
     plan is serial."""
     stack_of = {op: s for s, ops in plan.stacks.items() for op in ops}
     position = {op.name: i for i, op in enumerate(graph.ops)}
     before, by_name, new_graph = inserted.before, inserted.ops, inserted.graph
-    listed = {s: c for c, o in plan.core_order.items() for s in o if s not in plan.stacks}  # recompute ops placed
+    listed = dict(placed)  # recompute ops the plan places, left to find
     stacks = dict(plan.stacks)
     core_of = dict(plan.core_of)
     order = {c: list(o) for c, o in plan.core_order.items()}
@@ -229,8 +235,7 @@ def _recompute_plan(graph: Graph, plan: Plan, recomputed: set[str], inserted: _R
             target.insert(at, name)
             core_of[name] = core
     if listed:
-        raise InputError(f"plan: the order of core {next(iter(listed.values()))!r} lists {next(iter(listed))!r}, "
-                         "which no recomputed value needs")
+        raise _unneeded(listed)
     for group in plan.recompute_groups:
         members = [f"{op}.recompute" for op in group]
         missing = [op for op, name in zip(group, members, strict=True) if name not in stacks]

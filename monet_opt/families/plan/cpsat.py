@@ -205,12 +205,16 @@ class PlanModel:
         """A value kept on chip is written and read in one local memory: every task that touches it
         runs it on chip in the memory its writer does (a recomputation, only when it runs)."""
         p, m = self.problem, self.model
+        touching: dict[str, list[str]] = defaultdict(list)  # value -> the tasks that touch it
+        for t in (*p.stack_ops, *self.clones):
+            for v in p.touching[t]:
+                touching[v].append(t)
         for v in p.on_chip_eligible:
             writer = p.task_of[p.graph.producer[v]]
             for memory in p.hw.memories:
                 written = self._on_chip_in(writer, v, memory)
-                for t in (*p.stack_ops, *self.clones):
-                    if t == writer or v not in p.touching[t]:
+                for t in touching[v]:
+                    if t == writer:
                         continue
                     here = self._on_chip_in(t, v, memory)
                     present = self.present[t]
