@@ -444,11 +444,29 @@ def test_feasibility_first_at_the_smallest_feasible_budget():
     assert data["feasibility_phase"] and data["smallest_budget_found"] == 373 and data["status"] == "optimal"
 
 
+
+def test_feasibility_phase_weighs_excess_above_every_recomputation():
+    """random_dag(seed 1603, 13 nodes), budget 18 of store-all 31 (found by Hypothesis): the
+    cheapest schedule within 18 recomputes 43 cost units, more than the sum of the costs (33), since
+    values are recomputed in several stages. The soft model must weigh one unit of excess above
+    that, or its bound passes the weight and 'proves' infeasible a budget the MILP meets (cost 76,
+    replayed peak 18)."""
+    from monet_opt.solving.common import Deadline
+    from monet_opt.families.remat.cpsat import least_excess_cpsat
+
+    problem = random_dag(random.Random(1603), 13)
+    assert store_all_peak(problem) == 31 and sum(problem.cost) == 33
+    found, stats = least_excess_cpsat(problem, 18, list(range(problem.n)), FAST, Deadline.start(30))
+    assert stats.status is not SolveStatus.INFEASIBLE and evaluate_schedule(problem, found).peak <= 18
+    for method in ("cpsat", "milp"):
+        result = solve_remat(problem, 18, method, FAST)
+        assert result.objective == 76 and result.stats.status is SolveStatus.OPTIMAL
+
 @pytest.mark.parametrize("seed", range(6))
 def test_the_hint_is_a_complete_solution_of_the_stage_model(seed):
     """Every variable fixed to its hinted value: the model accepts the hint as a solution (CP-SAT
     completes a partial hint only within a few conflicts) and its objective is the schedule's
-    recomputation cost (hard budget at the stage form's peak), or (sum of costs + 1) x its stage
+    recomputation cost (hard budget at the stage form's peak), or w (`excess_weight`) x its stage
     excess + that cost (soft budget, below the peak; the stage accounting is at least the replay's)."""
     from ortools.sat.python import cp_model
 
@@ -480,7 +498,7 @@ def test_the_hint_is_a_complete_solution_of_the_stage_model(seed):
         if soft:
             excess = solver.value(model.excess)
             assert excess >= replay.peak - budget > 0 and memory_excess(problem, form, replay, budget) > 0
-            assert solver.objective_value == (sum(problem.cost) + 1) * excess + recomputation_cost
+            assert solver.objective_value == model.excess_weight * excess + recomputation_cost
         else:
             assert solver.objective_value == recomputation_cost
         assert model.schedule(solver) == form

@@ -107,9 +107,12 @@ class _Model:
         self._memory(soft_budget, deadline)
         R, m = self.R, self.model
         self.recompute_cost = sum(problem.cost[i] * r for (t, i), r in R.items())
-        if soft_budget:  # weight: one unit of excess outweighs any recomputation
+        # one unit of excess outweighs any recomputation: the weight exceeds the cost of recomputing
+        # every value in every stage of the model (a value may be recomputed in many stages)
+        self.excess_weight = sum(problem.cost[i] for (t, i) in R) + 1
+        if soft_budget:
             self.excess = sum(self.over.values())
-            m.minimize((sum(problem.cost) + 1) * self.excess + self.recompute_cost)
+            m.minimize(self.excess_weight * self.excess + self.recompute_cost)
         else:
             m.minimize(self.peak if budget is None else self.recompute_cost)
 
@@ -310,17 +313,19 @@ def least_excess_cpsat(problem: RematProblem, budget: int, start: Sequence[int],
     the first schedule with no excess. `horizon_window`: values live at most this many stages after
     their last direct reader (`stage_horizon`, extended to `start`'s own stages; None: the exact
     model). Returns the schedule of least excess found (None only when the deadline passes while
-    the model is built) and the stats: objective and bound in model units of (sum of costs + 1) x
-    excess + recomputation cost. The search also stops when its bound reaches sum of costs + 1:
-    every schedule of the space then exceeds the budget (status INFEASIBLE for the exact model)."""
+    the model is built) and the stats: objective and bound in model units of w x excess +
+    recomputation cost, w (`_Model.excess_weight`) above any recomputation cost of the model. The
+    search also stops when its bound reaches w: every schedule of the model's space then exceeds
+    the budget (status INFEASIBLE: over every schedule for the exact model, over the horizon's
+    schedules for a restricted one)."""
     horizon = None if horizon_window is None else stage_horizon(problem, horizon_window, start)
     try:
         model = _Model(problem, CostUnderBudget(budget), horizon, deadline, soft_budget=True)
     except OutOfTime:
         return None, _out_of_time(deadline)
     model.hint(start)
-    weight = sum(problem.cost) + 1
+    weight = model.excess_weight
     solver, stats = run_cpsat(model.model, options, deadline, stop_below=weight, stop_at_bound=weight)
-    if horizon_window is None and stats.bound is not None and stats.bound >= weight:
+    if stats.bound is not None and stats.bound >= weight:
         stats = replace(stats, status=SolveStatus.INFEASIBLE)
     return (model.schedule(solver) if stats.objective is not None else None), stats

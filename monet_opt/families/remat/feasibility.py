@@ -56,10 +56,10 @@ def least_excess_schedule(problem: RematProblem, budget: int, start: Sequence[in
             found_excess = memory_excess(problem, found, replay, budget)
             if replay.valid and found_excess < excess:
                 schedule, excess = found, found_excess
-        if stats.status is SolveStatus.INFEASIBLE:
-            return schedule, True
-        if horizon is None or stats.bound is None or stats.bound < sum(problem.cost) + 1:
+        if stats.status is not SolveStatus.INFEASIBLE:
             break  # out of time
+        if horizon is None:
+            return schedule, True  # the exact model: no schedule fits the budget
         horizon *= 2  # the restricted space holds no schedule within the budget (proven)
     return schedule, False
 

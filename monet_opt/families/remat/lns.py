@@ -107,7 +107,7 @@ def solve_window(problem: RematProblem, budget: int, recompute: Sequence[set[int
     if not soft_budget:
         model.model.add(model.recompute_cost <= current - 1)
     solver, stats = run_cpsat(model.model, replace(options, progress=False), share,  # soft: stop once no excess is left
-                              stop_below=sum(problem.cost) + 1 if soft_budget else None)
+                              stop_below=model.excess_weight if soft_budget else None)
     if stats.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
         return None
     return [{i for i in range(t) if (t, i) in model.R and solver.value(model.R[t, i])} for t in range(first, stop)]
