@@ -89,8 +89,11 @@ def main() -> None:
             f"{'best [s]':>10}{'cost' + mark:>11}{'gap' + mark:>10}{'greedy':>9}{'ga':>9}{'ga [s]':>8}"
             + f"{'wall [s]':>9}" + (f"{'over sum':>10}  graph" if args.graphs else "")]
     if args.graphs:
-        problems = [load_problem(path) for path in sorted(Path(args.graphs).glob("*.json"))
-                    if not args.names or path.stem in args.names]
+        paths = [path for path in sorted(Path(args.graphs).glob("*.json")) if not args.names or path.stem in args.names]
+        missing = sorted(set(args.names or []) - {path.stem for path in paths})
+        if not paths or missing:
+            parser.error(f"--graphs {args.graphs}: no graph {', '.join(missing) or '*'}.json there")
+        problems = [load_problem(path) for path in paths]
     else:
         problems = [layered_dag(n, seed=n) for n in args.sizes]
     problems = [replace(problem, free_order=args.order == "free") for problem in problems]
