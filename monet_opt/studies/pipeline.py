@@ -300,11 +300,12 @@ def _parallel_plan(setting: Setting, carried: Carried, options: SolverOptions, d
     if stacks is not None:  # the fused stacks that keep the budget out of the list scheduler's reach, split
         reach = deadline.share(REACH_SHARE)
         problem, found = within_reach(problem, setting.activation_budget_bytes, reach, split=True)
-        if found is None and not reach.expired():
+        if found is None:
             fused = sum(1 for ops, _ in stacks if len(ops) > 1)
+            how = "in the time it had for splitting stacks" if reach.expired() else "even with stacks split"
             problem = replace(problem, stacks=None, split=(), note=(
                 f"the fusion stage's partition ({fused} fused stacks) kept the budget out of the list scheduler's "
-                "reach even with stacks split, so the plan is over unfused ops"))
+                f"reach {how}, so the plan is over unfused ops"))
     result = solve(family, problem, CostUnderBudget(setting.activation_budget_bytes), checkpointing.method, options,
                    deadline)
     return result, carried

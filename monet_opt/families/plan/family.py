@@ -95,7 +95,7 @@ def _cpsat(problem: PlanProblem, target: PlanTarget, options: SolverOptions, dea
     starts = [best_list_schedule(problem, _budget(problem, target), deadline.share(LIST_SHARE))]
     if budget is not None:
         starts.append(serial_warm_start(problem, budget, deadline.share(LIST_SHARE)))
-    if budget is not None and problem.stacks is not None:  # unfused, the parallel plans are far ahead of it
+    if budget is not None:
         starts.append(exact_serial_warm_start(problem, budget, options, deadline.share(SERIAL_SHARE)))
     warm = min((plan for plan in starts if plan is not None), key=lambda plan: _score(problem, target, plan),
                default=None)

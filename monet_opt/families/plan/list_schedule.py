@@ -330,19 +330,27 @@ def _held_across(problem: PlanProblem, blocked: Scheduled, forward_done: bool, r
             and original.tensors[t].role is TensorRole.ACTIVATION and held_across(t)]
 
 
-def _stack_to_split(problem: PlanProblem, blocked: Scheduled) -> str | None:
-    """The fused stack to split when no recomputation relieves `blocked`: the blocked task itself when
+def _stacks_to_split(problem: PlanProblem, blocked: Scheduled, nearest: int) -> tuple[str, ...]:
+    """The fused stacks to split when no recomputation relieves `blocked`: the blocked task itself when
     fused, else the fused stack that writes the most bytes DRAM holds across it for the backward pass
-    without their being candidates (fusion keeps them from being recomputed)."""
+    without their being candidates (fusion keeps them from being recomputed), else the `nearest`
+    fused stacks the scheduler took nearest to it (ties: the earlier): near the blocked task, a
+    stack's outputs written at once and its values kept from recomputation are the likeliest to hold
+    DRAM there. Empty: no fused stack is left."""
     stack_ops = problem.stack_ops
     if blocked.blocked_at in stack_ops and len(stack_ops[blocked.blocked_at]) > 1:
-        return blocked.blocked_at
+        return (blocked.blocked_at,)
     written: dict[str, int] = defaultdict(int)
     for t in held_for_backward(problem, blocked):
         task = problem.task_of[problem.graph.producer[t]]
         if t not in problem.candidates and len(stack_ops[task]) > 1:
             written[task] += problem.graph.tensors[t].size_bytes
-    return max(written, key=lambda task: (written[task], task), default=None)
+    if written:
+        return (max(written, key=lambda task: (written[task], task)),)
+    tasks = list(blocked.order)
+    at = tasks.index(blocked.blocked_at)
+    fused = sorted((abs(k - at), k, task) for k, task in enumerate(tasks) if len(stack_ops.get(task, ())) > 1)
+    return tuple(task for _, _, task in fused[:nearest])
 
 
 def best_list_schedule(problem: PlanProblem, budget_bytes: int, deadline: Deadline) -> ParallelPlan | None:
@@ -354,14 +362,16 @@ def best_list_schedule(problem: PlanProblem, budget_bytes: int, deadline: Deadli
 
 def within_reach(problem: PlanProblem, budget_bytes: int, deadline: Deadline, split: bool
                  ) -> tuple[PlanProblem, ParallelPlan | None]:
-    """`best_list_schedule`, and with `split`, when no candidate relieves a blocked task, a fused
-    stack's ops kept alone (`_stack_to_split`: the blocked stack, or the one whose values held across
-    the blocked task fusion keeps from being recomputed; `PlanProblem.splitting`) and the search
-    started again: a fused stack writes all its outputs at once, which can lift DRAM above the
-    budget whatever is recomputed. Returns the problem (split or not) and the schedule (None: none
-    reached the budget in time)."""
+    """`best_list_schedule`, and with `split`, when no candidate relieves a blocked task, fused
+    stacks' ops kept alone (`_stacks_to_split`: the blocked stack, or the one whose values held
+    across the blocked task fusion keeps from being recomputed, or else the stacks nearest to it: 1,
+    2, 4, ... of them in successive rounds; `PlanProblem.splitting`) and the search started again: a
+    fused stack writes all its outputs at once and keeps the values inside it from being recomputed,
+    which can lift DRAM above the budget whatever is recomputed. Returns the problem (split or not)
+    and the schedule (None: none reached the budget in time)."""
     recomputed: frozenset[str] = frozenset()
     on_chip: frozenset[str] = frozenset()
+    nearest = 1
     try:
         while True:
             scheduled = list_schedule(problem, recomputed, budget_bytes, deadline, Fixed(on_chip=on_chip))
@@ -375,9 +385,10 @@ def within_reach(problem: PlanProblem, budget_bytes: int, deadline: Deadline, sp
             if kept is not None:
                 on_chip |= {kept}
                 continue
-            stack = _stack_to_split(problem, scheduled) if split else None
-            if stack is None:
+            stacks = _stacks_to_split(problem, scheduled, nearest) if split else ()
+            if not stacks:
                 return problem, None
-            problem, recomputed, on_chip = problem.splitting(stack), frozenset(), frozenset()
+            problem, recomputed, on_chip = problem.splitting(*stacks), frozenset(), frozenset()
+            nearest *= 2
     except OutOfTime:
         return problem, None

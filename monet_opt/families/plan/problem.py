@@ -95,13 +95,14 @@ class PlanProblem:
     def table(self) -> CostTable:
         return CostTable(self.graph, self.hw, self.local_budget_bytes)
 
-    def splitting(self, stack: str) -> PlanProblem:
-        """The problem with the fused stack `stack`'s ops each alone (the cost table shared)."""
+    def splitting(self, *stacks: str) -> PlanProblem:
+        """The problem with the ops of each fused stack of `stacks` alone (the cost table shared)."""
         assert self.stacks is not None
-        ops = self.stack_ops[stack]
-        stacks = tuple(s for s in self.stacks if s[0] != ops) + tuple(((op,), (core,)) for op, core in
-                                                                    zip(ops, dict(self.stacks)[ops], strict=True))
-        split = replace(self, stacks=stacks, split=(*self.split, stack))
+        broken = {self.stack_ops[stack] for stack in stacks}
+        cores_of = dict(self.stacks)
+        kept = tuple(s for s in self.stacks if s[0] not in broken)
+        alone = tuple(((op,), (core,)) for ops in sorted(broken) for op, core in zip(ops, cores_of[ops], strict=True))
+        split = replace(self, stacks=kept + alone, split=(*self.split, *stacks))
         split.__dict__["table"] = self.table  # a cached_property: the prices do not depend on the partition
         return split
 

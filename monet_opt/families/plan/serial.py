@@ -1,22 +1,24 @@
 """A serial checkpoint plan as a parallel plan: warm starts for the plan family's CP-SAT model.
 
 The checkpoint family's plans (its heuristics, `best_heuristic`, and its exact model) run one stack
-at a time on the default allocation; such a plan, simulated, is a point of the plan space when it
-has no fused recomputation groups and its residencies are the plan space's (every recomputed value
-a candidate, every value on chip eligible, each task priced so on its core). Its simulated start
-times are then a feasible schedule of the plan model: a plan started from the serial optimum is
-never slower than it.
+at a time on the default allocation; such a plan, simulated, is a point of the plan space when its
+residencies are the plan space's (every recomputed value a candidate, every value on chip
+eligible, each task priced so on its core) and it has no fused recomputation groups. A plan with
+groups is taken with each group's members recomputed alone (simulated again, and kept only when it
+still fits the budget): the plan space recomputes values one by one. Its simulated start times are
+then a feasible schedule of the plan model: a plan started from the serial optimum is never slower
+than it (than its ungrouped form, where it had groups).
 """
 
 from __future__ import annotations
 
-from monet_opt.families.checkpoint.space import CheckpointSpace
-from monet_opt.families.plan.problem import ParallelPlan, PlanProblem
 from dataclasses import replace
 
 from monet_opt.errors import InfeasibleError
 from monet_opt.families.checkpoint.family import CHECKPOINT, CheckpointProblem, best_heuristic
-from monet_opt.families.checkpoint.space import Decisions
+from monet_opt.families.checkpoint.heuristics import fits
+from monet_opt.families.checkpoint.space import CheckpointSpace, Decisions
+from monet_opt.families.plan.problem import ParallelPlan, PlanProblem
 from monet_opt.schedule.plan import Residency, default_plan
 from monet_opt.schedule.simulate import SimulationResult
 from monet_opt.solving.common import Deadline, SolverOptions
@@ -42,7 +44,7 @@ def serial_warm_start(problem: PlanProblem, budget_bytes: int, deadline: Deadlin
     heuristic plan fits, or the one that does is outside the plan space)."""
     space = _checkpoint_space(problem)
     found = None if space is None else best_heuristic(space, problem.weights, budget_bytes, deadline)
-    return None if found is None else as_parallel(problem, space, found[0], found[1].simulation)
+    return None if found is None else as_parallel(problem, space, found[0], found[1].simulation, budget_bytes)
 
 
 def exact_serial_warm_start(problem: PlanProblem, budget_bytes: int, options: SolverOptions, deadline: Deadline
@@ -60,15 +62,23 @@ def exact_serial_warm_start(problem: PlanProblem, budget_bytes: int, options: So
         return None
     if not result.validated:
         return None
-    return as_parallel(problem, space, result.payload, result.measurement.simulation)
+    return as_parallel(problem, space, result.payload, result.measurement.simulation, budget_bytes)
 
 
-def as_parallel(problem: PlanProblem, space: CheckpointSpace, decisions: Decisions, simulation: SimulationResult
-                ) -> ParallelPlan | None:
-    """A simulated serial checkpoint plan of `space` as a plan of `problem` (None: outside its space:
-    fused recomputation groups, a residency the plan space does not have, a task not priced so)."""
-    if decisions.groups or decisions.op_order is not None:
+def as_parallel(problem: PlanProblem, space: CheckpointSpace, decisions: Decisions, simulation: SimulationResult,
+                budget_bytes: int) -> ParallelPlan | None:
+    """A simulated serial checkpoint plan of `space` within `budget_bytes` as a plan of `problem`,
+    fused recomputation groups ungrouped (None: outside its space: an order other than the
+    reference one, a residency the plan space does not have, a task not priced so; or, ungrouped,
+    above the budget)."""
+    if decisions.op_order is not None:
         return None
+    if decisions.groups:  # each member recomputed alone: its own task, its own copy in DRAM
+        decisions = replace(decisions, groups=())
+        evaluation = space.evaluate(decisions)
+        if not fits(space, evaluation, budget_bytes):
+            return None
+        simulation = evaluation.simulation
     recomputed = frozenset(t for t, r in decisions.residency.items() if r is Residency.RECOMPUTE)
     on_chip = frozenset(t for t, r in decisions.residency.items() if r is Residency.ON_CHIP)
     if not recomputed <= set(problem.candidates) or not on_chip <= set(problem.on_chip_eligible):
