@@ -37,7 +37,7 @@ from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.model.hardware.model import DRAM
 from monet_opt.solving.contract import SolverBug
 from monet_opt.studies.instance import load_instance
-from monet_opt.studies.pipeline import InstanceResult, solve_instance
+from monet_opt.studies.pipeline import InstanceResult, activation_budget_bytes, solve_instance
 
 CASES = {
     "resnet18/edge-tpu-quad": {"workload": "resnet18", "hardware": "edge-tpu-quad"},
@@ -76,12 +76,18 @@ class Run:
     solved: InstanceResult | None
 
 
-def run(case: dict, optimise: dict, combine: str, budget: int | None, time_limit_s: float, directory: Path) -> Run:
+def instance_file(case: dict, optimise: dict, combine: str, budget: int | None, time_limit_s: float,
+                  directory: Path) -> Path:
     data = {**case, "optimise": optimise, "combine": combine, "time_limit": time_limit_s}
     if budget is not None:
         data["budgets"] = {"activations": f"{budget}%"}
     path = directory / "instance.yaml"
     path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def run(case: dict, optimise: dict, combine: str, budget: int | None, time_limit_s: float, directory: Path) -> Run:
+    path = instance_file(case, optimise, combine, budget, time_limit_s, directory)
     started = time.perf_counter()
     try:
         solved = solve_instance(load_instance(path), workers=2, progress=False, started=started)
@@ -139,10 +145,9 @@ def main() -> None:
                 runs = dict(unbudgeted)
                 runs.update({column: run(case, optimise, combine, budget, args.time_limit, directory)
                              for column, (optimise, combine, budgeted) in COLUMNS.items() if budgeted})
-                reference = next(r.solved for r in runs.values() if r.solved is not None
-                                 and r.solved.activation_budget_bytes is not None)
-                budget_bytes = reference.activation_budget_bytes
-                default = reference.baseline.latency_cycles
+                budget_bytes = activation_budget_bytes(load_instance(instance_file(
+                    case, *COLUMNS["ckpt"][:2], budget, args.time_limit, directory)))
+                default = next(r.solved.baseline.latency_cycles for r in runs.values() if r.solved is not None)
                 serial = [v for v in (fits(runs[c], budget_bytes) for c in ("fusion", "ckpt", "seq")) if v is not None]
                 best_plan = min((v for v in (fits(runs[c], budget_bytes) for c in ("plan", "plan+f")) if v is not None),
                                 default=None)
@@ -173,7 +178,12 @@ def _checks(name: str, budget: int, runs: dict[str, Run], budget_bytes: int, def
                   "NO (" + ", ".join(f"{c} {r.wall_s:.1f} s" for c, r in runs.items()
                                      if r.wall_s > 1.1 * time_limit_s) + ")"))
     if best_plan is None:
-        out.append(f"{row}: the plan below the default and every serial plan: NO (no plan within the budget)")
+        budgeted = [c for c, (_, _, takes_budget) in COLUMNS.items() if takes_budget]
+        if all(runs[c].exit_code == 3 for c in budgeted):
+            out.append(f"{row}: the plan below the default and every serial plan: does not apply (every budgeted "
+                       "column proves the budget infeasible, exit 3)")
+        else:
+            out.append(f"{row}: the plan below the default and every serial plan: NO (no plan within the budget)")
         return out
     below = best_plan < default and all(best_plan < s for s in serial)
     out.append(f"{row}: the plan below the default ({best_plan:,} vs {default:,}) and every serial plan "

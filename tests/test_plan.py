@@ -3,7 +3,7 @@ proven against brute force on small graphs and refereed by the validation schedu
 
 import pytest
 from checkpoint_reference import two_layer_block
-from hw_fixtures import toy_data
+from hw_fixtures import toy, toy_data
 from plan_reference import brute_force, nine_op_chain, seven_op_step, three_cores, twin_arrays, two_cores
 
 from monet_opt.errors import InfeasibleError, InputError
@@ -90,7 +90,10 @@ def test_the_exact_model_equals_brute_force_in_latency_and_energy(graph_of, hw_o
     graph, hw = graph_of(), hw_of()
     stacks = None if partition is None else partition(graph)
     for budget in budgets:
-        best_latency, best_energy = brute_force(PlanProblem(graph, hw, OBJECTIVES["latency"], {}, stacks), budget)
+        problem = PlanProblem(graph, hw, OBJECTIVES["latency"], {}, stacks)
+        best_latency, best_energy = brute_force(problem, budget)
+        # the structural bound (longest chain, busiest core or DRAM link) holds below every optimum
+        assert best_latency is None or 0 < problem.latency_bound[0] <= best_latency
         for objective, best in (("latency", best_latency), ("energy", best_energy)):
             if best is None:
                 with pytest.raises(InfeasibleError):
@@ -101,6 +104,36 @@ def test_the_exact_model_equals_brute_force_in_latency_and_energy(graph_of, hw_o
             measured = result.measurement.latency_cycles if objective == "latency" else result.measurement.energy_pj
             assert measured == pytest.approx(best, rel=1e-12), (budget, objective)
 
+
+
+def test_the_latency_bound_by_hand():
+    """seven_op_step: loss.backward reads gelu and the labels, not the loss, so the longest chain is
+    fc1 -> gelu -> loss.backward -> gelu.backward -> fc1.dw -> w1.update. On three_cores fc1 and fc1.dw
+    take 76 cycles on pe2 (92 on pe), gelu 64, loss.backward 40, gelu.backward 112, w1.update 24:
+    76 + 64 + 40 + 112 + 76 + 24 = 392; the vector unit's work (64 + 40 + 40 + 112 + 24 = 280) and the
+    DRAM link's (28 + 16 + 2 + 17 + 48 + 28 + 24 = 163 cycles) are lower. On two_cores (no pe2):
+    92 + 64 + 40 + 112 + 92 + 24 = 424. The answer's bound is the higher of CP-SAT's and this one, named;
+    an answer that meets it is optimal."""
+    from monet_opt.families.plan.family import _with_latency_bound
+    from monet_opt.solving.common import SolveStats
+
+    graph = seven_op_step()
+    problem = PlanProblem(graph, three_cores(), OBJECTIVES["latency"], {})
+    assert problem.latency_bound == (392, "the longest chain of tasks")
+    assert PlanProblem(graph, two_cores(), OBJECTIVES["latency"], {}).latency_bound[0] == 424
+
+    def stats(status, objective, bound):
+        return SolveStats(status, objective, bound, 1.0, None, None, ())
+
+    target = CostUnderBudget(10**6)
+    raised, source = _with_latency_bound(problem, target, stats(SolveStatus.HEURISTIC, 400.0, None))
+    assert (raised.status, raised.bound, source) == (SolveStatus.FEASIBLE, 392.0, "the longest chain of tasks")
+    raised, source = _with_latency_bound(problem, target, stats(SolveStatus.FEASIBLE, 392.0, 300.0))
+    assert (raised.status, raised.gap) == (SolveStatus.OPTIMAL, 0.0)
+    kept, source = _with_latency_bound(problem, target, stats(SolveStatus.FEASIBLE, 420.0, 395.0))
+    assert (kept.bound, source) == (395.0, "CP-SAT's search")
+    energy = PlanProblem(graph, three_cores(), OBJECTIVES["energy"], {})
+    assert _with_latency_bound(energy, target, stats(SolveStatus.FEASIBLE, 420.0, None))[0].bound is None
 
 def test_values_kept_on_chip_or_recomputed_meet_the_tighter_budgets():
     """The chain at 1,696 bytes (the serial store-all peak is 2,208) and, with fc1 fused to gelu1 on
@@ -209,6 +242,48 @@ def test_a_fused_stack_that_keeps_the_budget_out_of_reach_is_split():
     assert "after 1 fused stacks of the fusion stage's answer were split" in split.space()
     assert PLAN.referee(split, CostUnderBudget(1680), plan, None).measurement.violations == ()
 
+
+
+def test_with_no_held_value_to_blame_the_fused_stacks_nearest_the_blocked_task_are_split():
+    """Blocked at gelu.backward (alone), which no saved activation is held across (fc1 is read by it,
+    x has no producer): the stacks to split are the fused ones nearest to it in the scheduler's
+    order fc1+gelu, loss, loss.backward, gelu.backward, fc1.dw+w1.update -- one of them (fc1.dw+1,
+    one place away), then two (fc1+1 too, three places away); splitting both leaves every op alone."""
+    from monet_opt.families.plan.list_schedule import Scheduled, _stacks_to_split
+
+    graph = seven_op_step()
+    stacks = ((("fc1", "gelu"), ("pe", "vec")), (("fc1.dw", "w1.update"), ("pe", "vec")))
+    stacks += tuple(((op,), ("vec",)) for op in ("loss", "loss.backward", "gelu.backward"))
+    problem = PlanProblem(graph, three_cores(), OBJECTIVES["latency"], {}, stacks)
+    assert list(problem.stack_ops) == ["fc1+1", "loss", "loss.backward", "gelu.backward", "fc1.dw+1"]
+    blocked = Scheduled(None, "gelu.backward", graph, problem.stack_ops)
+    assert _stacks_to_split(problem, blocked, 1) == ("fc1.dw+1",)
+    assert _stacks_to_split(problem, blocked, 2) == ("fc1.dw+1", "fc1+1")
+    split = problem.splitting("fc1.dw+1", "fc1+1")
+    assert split.split == ("fc1.dw+1", "fc1+1") and all(len(ops) == 1 for ops in split.stack_ops.values())
+    assert _stacks_to_split(split, Scheduled(None, "gelu.backward", graph, split.stack_ops), 4) == ()
+
+
+def test_a_serial_plan_with_a_fused_recomputation_group_warm_starts_ungrouped():
+    """two_layer_block on the toy accelerator (its own memories per core, DRAM at 64 bits per cycle):
+    relu recomputed with its unsaved chain act -> res -> relu fused (one group) runs in 4,969 cycles
+    at a dynamic DRAM peak of 3,264 bytes; the plan space recomputes each member alone (three tasks,
+    each writing DRAM): 5,225 cycles at 3,648 bytes. `as_parallel` takes the ungrouped plan when it
+    fits the budget (the referee measures 5,225 cycles and no violation), else none."""
+    from monet_opt.families.checkpoint.space import Decisions
+    from monet_opt.families.plan.serial import _checkpoint_space, as_parallel
+
+    problem = PlanProblem(two_layer_block(), toy(**{"dram.bandwidth_bits_per_cycle": 64}), OBJECTIVES["latency"], {})
+    space = _checkpoint_space(problem)
+    grouped = Decisions({"relu": Residency.RECOMPUTE}, (("act", "res", "relu"),))
+    evaluation, alone = space.evaluate(grouped), space.evaluate(Decisions({"relu": Residency.RECOMPUTE}))
+    assert (evaluation.latency_cycles, evaluation.dynamic_dram_peak_bytes) == (4969, 3264)
+    assert (alone.latency_cycles, alone.dynamic_dram_peak_bytes) == (5225, 3648)
+    plan = as_parallel(problem, space, grouped, evaluation.simulation, 3648)
+    assert plan.recomputed == {"relu"} and plan.cost(problem)[0] == alone.latency_cycles
+    measured = PLAN.referee(problem, CostUnderBudget(3648), plan, None).measurement
+    assert (measured.latency_cycles, measured.peak, measured.violations) == (5225, 3648, ())
+    assert as_parallel(problem, space, grouped, evaluation.simulation, 3647) is None
 
 def test_windows_of_the_model_keep_the_claims_true_and_never_worsen_the_incumbent():
     """The large-neighbourhood search by time windows (`improve_by_windows`, 12-task windows on the

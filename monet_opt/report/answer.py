@@ -131,10 +131,14 @@ def allocation_lines(data: Mapping[str, Any]) -> list[str]:
 
 
 def plan_lines(data: Mapping[str, Any]) -> list[str]:
-    """The plan family's keys: what is recomputed or kept on chip, and how busy each core is."""
+    """The plan family's keys: what is recomputed or kept on chip, how busy each core is, and where
+    the bound comes from."""
     if data["recomputed"] is None:
         return []
     busy = data["core_busy_share"] or {}
-    return [f"recomputed {len(data['recomputed'])} of {data['candidates']} candidates, kept "
-            f"{len(data['on_chip'])} of {data['on_chip_eligible']} eligible values on chip",
-            "cores busy: " + ", ".join(f"{core} {percent_text(share)}" for core, share in busy.items())]
+    lines = [f"recomputed {len(data['recomputed'])} of {data['candidates']} candidates, kept "
+             f"{len(data['on_chip'])} of {data['on_chip_eligible']} eligible values on chip",
+             "cores busy: " + ", ".join(f"{core} {percent_text(share)}" for core, share in busy.items())]
+    if data.get("bound_source") and data["bound"] is not None:
+        lines.append(f"bound {data['bound']:,.0f} {data['objective_unit']} ({data['bound_source']})")
+    return lines

@@ -215,6 +215,13 @@ def _setting(instance: Instance, registry: Registry, workers: int) -> Setting:
     return Setting(instance, registry, graph, hw, limits, CostTable(graph, hw, limits), activation_budget)
 
 
+def activation_budget_bytes(instance: Instance) -> int | None:
+    """The activation budget a solve of `instance` keeps, in bytes (a percentage of the unfused serial
+    store-all dynamic DRAM peak, resolved; None: the instance has none), without solving it
+    (InputError as `solve_instance`)."""
+    return _setting(instance, default_registry(), 1).activation_budget_bytes
+
+
 def _stage_deadline(instance: Instance, decision: str, deadline: Deadline, stages_left: int) -> Deadline:
     """The decision's own time limit (within what is left), or an equal share of what is left."""
     names = decision.split("+")

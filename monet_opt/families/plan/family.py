@@ -21,6 +21,7 @@ Methods:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from monet_opt.errors import InfeasibleError
@@ -35,7 +36,7 @@ from monet_opt.schedule.plan import default_plan
 from monet_opt.schedule.simulate import Claim as PlanClaim
 from monet_opt.schedule.simulate import SimulationResult, check, simulate
 from monet_opt.solving.common import (
-    Deadline, GAConfig, SolverOptions, SolveStatus, heuristic_stats, warm_start_stats,
+    Deadline, GAConfig, SolverOptions, SolveStats, SolveStatus, heuristic_stats, warm_start_stats,
 )
 from monet_opt.solving.contract import (
     Claim, CostUnderBudget, Family, FeasibleBudget, Measurement, Method, MethodKind, MinimumPeak, Proposal, Verdict,
@@ -103,11 +104,27 @@ def _cpsat(problem: PlanProblem, target: PlanTarget, options: SolverOptions, dea
     if answer.plan is None:
         if warm is None or answer.stats.status is SolveStatus.INFEASIBLE:
             return Proposal(None, None, answer.stats)
-        return Proposal(warm, Claim(plan=PlanClaim(*warm.cost(problem))),
-                        warm_start_stats(answer.stats, _score(problem, target, warm)), {"from_warm_start": True})
+        stats, bound = _with_latency_bound(problem, target, warm_start_stats(answer.stats, _score(problem, target, warm)))
+        return Proposal(warm, Claim(plan=PlanClaim(*warm.cost(problem))), stats,
+                        {"from_warm_start": True, "bound_source": bound})
     _, energy = answer.plan.cost(problem)  # in pJ: the model's energies are rounded down
     claim = PlanClaim(answer.makespan_cycles, energy, answer.peaks_bytes)
-    return Proposal(answer.plan, Claim(plan=claim), answer.stats, {"from_warm_start": False})
+    stats, bound = _with_latency_bound(problem, target, answer.stats)
+    return Proposal(answer.plan, Claim(plan=claim), stats, {"from_warm_start": False, "bound_source": bound})
+
+
+def _with_latency_bound(problem: PlanProblem, target: PlanTarget, stats: SolveStats) -> tuple[SolveStats, str | None]:
+    """Minimising latency: CP-SAT's bound, or `PlanProblem.latency_bound` where that is higher (CP-SAT
+    stopped early, or its relaxation is weaker), and which of the two it is; the answer is optimal
+    when it meets the bound. Other objectives: CP-SAT's bound alone."""
+    if not isinstance(target, CostUnderBudget) or problem.weights.energy_weight or stats.objective is None:
+        return stats, None if stats.bound is None else "CP-SAT's search"
+    cycles, what = problem.latency_bound
+    if stats.bound is not None and stats.bound >= cycles:
+        return stats, "CP-SAT's search"
+    status = SolveStatus.OPTIMAL if stats.objective <= cycles else (
+        SolveStatus.FEASIBLE if stats.status is SolveStatus.HEURISTIC else stats.status)
+    return replace(stats, bound=float(cycles), status=status), what
 
 
 def _referee(problem: PlanProblem, target: PlanTarget, plan: ParallelPlan, claim: Claim | None) -> Verdict:

@@ -288,6 +288,33 @@ class PlanProblem:
 
         return max((held(task) for task in self.stack_ops), default=0)
 
+    @cached_property
+    def latency_bound(self) -> tuple[int, str]:
+        """A lower bound on the makespan of every plan of the space (cycles), and what it is: the
+        longest chain of dependent tasks, each at its shortest option, or the most work one core or
+        one DRAM link must do, each task at its least load there (its duration on a core it
+        occupies, its DRAM cycles on a link it holds; the exact model's own rules). Recomputations
+        only add tasks, so they are left out."""
+        graph, task_of = self.graph, self.task_of
+        finish: dict[str, int] = {}
+        for task, ops in self.stack_ops.items():  # in a topological order of the stacks
+            before = {task_of[graph.producer[x]] for op in ops for x in graph.op_by_name[op].inputs
+                      if x in graph.producer} - {task}
+            finish[task] = max((finish[b] for b in before), default=0) + min(
+                o.duration_cycles for o in self.options[task])
+        bounds = [(max(finish.values(), default=0), "the longest chain of tasks")]
+        cores = [c.name for c in self.hw.cores]
+        links = sorted({bus for task in self.stack_ops for o in self.options[task] for bus in o.buses})
+        for core in cores:
+            work = sum(min(o.duration_cycles if core in o.cores else 0 for o in self.options[task])
+                       for task in self.stack_ops)
+            bounds.append((work, f"the work core {core} must do"))
+        for link in links:
+            work = sum(min(o.bus_cycles if link in o.buses else 0 for o in self.options[task])
+                       for task in self.stack_ops)
+            bounds.append((work, f"the DRAM cycles link {link} must carry"))
+        return max(bounds, key=lambda bound: bound[0])
+
     def dynamic_dram_capacity_bytes(self) -> int:
         """What DRAM holds besides the static bytes."""
         return self.hw.dram.capacity_bytes - self.static_dram_bytes
