@@ -105,7 +105,6 @@ def test_the_exact_model_equals_brute_force_in_latency_and_energy(graph_of, hw_o
             assert measured == pytest.approx(best, rel=1e-12), (budget, objective)
 
 
-
 def test_the_latency_bound_by_hand():
     """seven_op_step: loss.backward reads gelu and the labels, not the loss, so the longest chain is
     fc1 -> gelu -> loss.backward -> gelu.backward -> fc1.dw -> w1.update. On three_cores fc1 and fc1.dw
@@ -134,6 +133,7 @@ def test_the_latency_bound_by_hand():
     assert (kept.bound, source) == (395.0, "CP-SAT's search")
     energy = PlanProblem(graph, three_cores(), OBJECTIVES["energy"], {})
     assert _with_latency_bound(energy, target, stats(SolveStatus.FEASIBLE, 420.0, None))[0].bound is None
+
 
 def test_values_kept_on_chip_or_recomputed_meet_the_tighter_budgets():
     """The chain at 1,696 bytes (the serial store-all peak is 2,208) and, with fc1 fused to gelu1 on
@@ -243,7 +243,6 @@ def test_a_fused_stack_that_keeps_the_budget_out_of_reach_is_split():
     assert PLAN.referee(split, CostUnderBudget(1680), plan, None).measurement.violations == ()
 
 
-
 def test_with_no_held_value_to_blame_the_fused_stacks_nearest_the_blocked_task_are_split():
     """Blocked at gelu.backward (alone), which no saved activation is held across (fc1 is read by it,
     x has no producer): the stacks to split are the fused ones nearest to it in the scheduler's
@@ -284,6 +283,7 @@ def test_a_serial_plan_with_a_fused_recomputation_group_warm_starts_ungrouped():
     measured = PLAN.referee(problem, CostUnderBudget(3648), plan, None).measurement
     assert (measured.latency_cycles, measured.peak, measured.violations) == (5225, 3648, ())
     assert as_parallel(problem, space, grouped, evaluation.simulation, 3647) is None
+
 
 def test_windows_of_the_model_keep_the_claims_true_and_never_worsen_the_incumbent():
     """The large-neighbourhood search by time windows (`improve_by_windows`, 12-task windows on the

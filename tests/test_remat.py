@@ -444,7 +444,6 @@ def test_feasibility_first_at_the_smallest_feasible_budget():
     assert data["feasibility_phase"] and data["smallest_budget_found"] == 373 and data["status"] == "optimal"
 
 
-
 def test_feasibility_phase_weighs_excess_above_every_recomputation():
     """random_dag(seed 1603, 13 nodes), budget 18 of store-all 31 (found by Hypothesis): the
     cheapest schedule within 18 recomputes 43 cost units, more than the sum of the costs (33), since
@@ -461,6 +460,7 @@ def test_feasibility_phase_weighs_excess_above_every_recomputation():
     for method in ("cpsat", "milp"):
         result = solve_remat(problem, 18, method, FAST)
         assert result.objective == 76 and result.stats.status is SolveStatus.OPTIMAL
+
 
 @pytest.mark.parametrize("seed", range(6))
 def test_the_hint_is_a_complete_solution_of_the_stage_model(seed):

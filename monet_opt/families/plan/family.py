@@ -104,7 +104,8 @@ def _cpsat(problem: PlanProblem, target: PlanTarget, options: SolverOptions, dea
     if answer.plan is None:
         if warm is None or answer.stats.status is SolveStatus.INFEASIBLE:
             return Proposal(None, None, answer.stats)
-        stats, bound = _with_latency_bound(problem, target, warm_start_stats(answer.stats, _score(problem, target, warm)))
+        warm_stats = warm_start_stats(answer.stats, _score(problem, target, warm))
+        stats, bound = _with_latency_bound(problem, target, warm_stats)
         return Proposal(warm, Claim(plan=PlanClaim(*warm.cost(problem))), stats,
                         {"from_warm_start": True, "bound_source": bound})
     _, energy = answer.plan.cost(problem)  # in pJ: the model's energies are rounded down
