@@ -125,8 +125,9 @@ def _space(space: FusionSpace, proposal: Proposal[Partition]) -> str:
             "ops with an acyclic stack graph, each stack on the cores of the placement rule, run serially; every "
             "value not passed inside a stack in DRAM")
     if space.alone:
-        text += (f"; {len(space.alone)} ops kept alone so that a checkpoint plan within the activation budget "
-                 f"exists (peak splitting): {', '.join(sorted(space.alone))}")
+        text += (f"; {len(space.alone)} ops kept alone, taken out of the fused stacks at the heuristic checkpoint "
+                 f"plans' activation peak (peak splitting, toward the activation budget): "
+                 f"{', '.join(sorted(space.alone))}")
     if space.complete or space.counts is None:
         return text
     return text + f"; only the {space.counts.kept} candidates enumerated before the deadline"
