@@ -449,7 +449,7 @@ def test_feasibility_phase_weighs_excess_above_every_recomputation():
     cheapest schedule within 18 recomputes 43 cost units, more than the sum of the costs (33), since
     values are recomputed in several stages. The soft model must weigh one unit of excess above
     that, or its bound passes the weight and 'proves' infeasible a budget the MILP meets (cost 76,
-    replayed peak 18)."""
+    replayed peak 18; 76 is also `remat_reference.brute_force`'s optimum, 3 s)."""
     from monet_opt.solving.common import Deadline
     from monet_opt.families.remat.cpsat import least_excess_cpsat
 

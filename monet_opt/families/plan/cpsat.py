@@ -236,14 +236,12 @@ class PlanModel:
     def _uses(self) -> list[Use]:
         """Every read of a value or of a recomputed copy by a task from outside it, with its
         condition (module docstring)."""
-        graph, rc, task_of = self.problem.graph, self.rc, self.problem.task_of
+        graph, rc = self.problem.graph, self.rc
         uses = []
         for task, ops in self.problem.stack_ops.items():
             backward = {t for op in ops if graph.op_by_name[op].phase is Phase.BACKWARD
                         for t in graph.op_by_name[op].inputs}
-            read = dict.fromkeys(t for op in ops for t in graph.op_by_name[op].inputs
-                                 if t not in graph.producer or task_of[graph.producer[t]] != task)
-            for t in read:
+            for t in self.problem.outside_inputs[task]:
                 if t in rc and t in backward:
                     uses += [Use(task, t, False, (~rc[t],)), Use(task, t, True, (rc[t],))]
                 else:

@@ -120,6 +120,15 @@ class PlanProblem:
         return {op: task for task, ops in self.stack_ops.items() for op in ops}
 
     @cached_property
+    def outside_inputs(self) -> Mapping[str, tuple[str, ...]]:
+        """task -> the values its ops read that it does not write itself (network inputs included),
+        once each, in the order its ops read them."""
+        graph, task_of = self.graph, self.task_of
+        return {task: tuple(dict.fromkeys(t for op in ops for t in graph.op_by_name[op].inputs
+                                          if t not in graph.producer or task_of[graph.producer[t]] != task))
+                for task, ops in self.stack_ops.items()}
+
+    @cached_property
     def options(self) -> Mapping[str, tuple[CoreOption, ...]]:
         """task -> its options: every stack of `stack_ops` and the recomputation of every op of
         `cloneable` (an op alone on any core that can run it). InfeasibleError naming a task that
@@ -275,14 +284,13 @@ class PlanProblem:
         """A lower bound on the dynamic DRAM peak of every plan of the space: while a task runs, the
         values it reads from outside and writes are all held (in DRAM, unless they may stay on chip
         or inside their stack); the largest such sum over the stacks of `stack_ops` (bytes)."""
-        graph, task_of = self.graph, self.task_of
+        graph = self.graph
         elsewhere = set(self.internal) | set(self.on_chip_eligible) | {
             v for values in self.absorbable.values() for v in values}
 
         def held(task: str) -> int:
-            ops = [graph.op_by_name[op] for op in self.stack_ops[task]]
-            values = {t for op in ops for t in (*op.inputs, *op.outputs)
-                      if t not in graph.producer or task_of[graph.producer[t]] != task or t in op.outputs}
+            outputs = {t for op in self.stack_ops[task] for t in graph.op_by_name[op].outputs}
+            values = outputs.union(self.outside_inputs[task])
             return sum(graph.tensors[t].size_bytes for t in values
                        if not graph.tensors[t].is_static and t not in elsewhere)
 
@@ -297,9 +305,8 @@ class PlanProblem:
         only add tasks, so they are left out."""
         graph, task_of = self.graph, self.task_of
         finish: dict[str, int] = {}
-        for task, ops in self.stack_ops.items():  # in a topological order of the stacks
-            before = {task_of[graph.producer[x]] for op in ops for x in graph.op_by_name[op].inputs
-                      if x in graph.producer} - {task}
+        for task in self.stack_ops:  # in a topological order of the stacks
+            before = {task_of[graph.producer[x]] for x in self.outside_inputs[task] if x in graph.producer}
             finish[task] = max((finish[b] for b in before), default=0) + min(
                 o.duration_cycles for o in self.options[task])
         bounds = [(max(finish.values(), default=0), "the longest chain of tasks")]
