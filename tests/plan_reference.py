@@ -1,6 +1,7 @@
 """Exhaustive reference for the parallel plan of small training graphs: every residency of every
-saved activation (DRAM; recomputed, for a candidate; ON_CHIP, where eligible) x every core of every
-task (op, fused stack of the problem's partition, recomputation) such that each value on chip is
+saved activation (DRAM; recomputed, for a candidate; ON_CHIP, where eligible) x every set of disjoint
+candidate groups among the recomputations (each fused into one task) x every core of every task (op,
+fused stack of the problem's partition, recomputation alone or in a group) such that each value on chip is
 written and read in one local memory x every order in which the tasks start, each turned into the
 earliest schedule with that start order and judged by the simulator alone.
 
@@ -24,6 +25,7 @@ from monet_opt.model.hardware import accelerator_from_dict
 from monet_opt.model.training.derive import Optimizer, derive_training_graph
 from monet_opt.model.workload.builder import GraphBuilder
 from monet_opt.model.workload.ir import DType, Phase
+from monet_opt.schedule.plan import RECOMPUTE_SUFFIX
 from monet_opt.schedule.simulate import recompute_graph
 from monet_opt.solving.contract import CostUnderBudget
 
@@ -46,6 +48,32 @@ def nine_op_chain():
     x = g.input("x", (8, 4))
     a = g.gelu("gelu2", g.gelu("gelu1", g.matmul("fc1", x, g.weight("w1", (4, 16)))))
     return derive_training_graph(g.build([g.softmax_xent("loss", a, g.input("labels", (8,), DType.INT32))]),
+                                 Optimizer.SGD)
+
+
+def residual_chain():
+    """x -> fc1 -> GELU -> ReLU -> + fc1 (residual) -> cross-entropy, trained with SGD: eleven ops.
+    GELU's output is read only by ReLU and saved for no backward op, so GELU -> ReLU is a candidate
+    group: recomputing ReLU's output, the two may run as one stack."""
+    g = GraphBuilder("residual")
+    h = g.matmul("fc1", g.input("x", (8, 64)), g.weight("w1", (64, 16)))
+    y = g.add("res", g.relu("relu", g.gelu("gelu", h)), h)
+    return derive_training_graph(g.build([g.softmax_xent("loss", y, g.input("labels", (8,), DType.INT32))]),
+                                 Optimizer.SGD)
+
+
+def normalised_residual():
+    """residual_chain with batch normalisation in place of GELU: x -> fc1 -> BN -> ReLU -> + fc1 ->
+    cross-entropy, thirteen ops. BN's output goes only to ReLU and is saved for no backward op; its
+    batch statistics are saved for BN's backward: BN -> ReLU is a candidate group one op of which
+    (not the last) writes a value its recomputation must write again (for BN's backward, when the
+    statistics are recomputed)."""
+    g = GraphBuilder("normalised")
+    h = g.matmul("fc1", g.input("x", (8, 64)), g.weight("w1", (64, 16)))
+    b = g.batchnorm("bn", h, g.weight("bn.g", (16,)), g.weight("bn.b", (16,)), g.buffer("bn.rm", (16,)),
+                    g.buffer("bn.rv", (16,)))
+    y = g.add("res", g.relu("relu", b), h)
+    return derive_training_graph(g.build([g.softmax_xent("loss", y, g.input("labels", (8,), DType.INT32))]),
                                  Optimizer.SGD)
 
 
@@ -81,9 +109,25 @@ def two_cores():
     return accelerator_from_dict(data, "two-cores.yaml")
 
 
-def _tasks(problem, graph):
-    """task -> its ops: the problem's stacks, and every recomputation of `graph` alone."""
-    return {**problem.stack_ops, **{op.name: (op.name,) for op in graph.ops if op.phase is Phase.RECOMPUTE}}
+def _tasks(problem, graph, groups=()):
+    """task -> its ops: the problem's stacks, and every recomputation of `graph` alone but those of
+    `groups`, each group one task named after its last op's recomputation."""
+    grouped = {op + RECOMPUTE_SUFFIX for group in groups for op in group}
+    tasks = {**problem.stack_ops, **{op.name: (op.name,) for op in graph.ops
+                                     if op.phase is Phase.RECOMPUTE and op.name not in grouped}}
+    tasks.update({group[-1] + RECOMPUTE_SUFFIX: tuple(op + RECOMPUTE_SUFFIX for op in group) for group in groups})
+    return tasks
+
+
+def _group_choices(problem, graph):
+    """Every set of disjoint candidate groups whose ops `graph` all recomputes."""
+    recomputed = {op.forward_op for op in graph.ops if op.phase is Phase.RECOMPUTE}
+    groups = [g for g in problem.groups if set(g) <= recomputed]
+    for k in range(len(groups) + 1):
+        for chosen in itertools.combinations(groups, k):
+            members = [op for g in chosen for op in g]
+            if len(members) == len(set(members)):
+                yield frozenset(chosen)
 
 
 def _internal(graph, tasks):
@@ -109,7 +153,7 @@ def _earliest_start(graph, problem, plan_of, tasks, order, dram_capacity):
         t = max([previous, *(core_free.get(c, 0) for c in option.cores)]
                 + [end[task_of[graph.producer[x]]] for op in ops for x in op.inputs
                    if x in graph.producer and task_of[graph.producer[x]] != task]
-                + ([end[task_of[ops[0].forward_op]]] if ops[0].phase is Phase.RECOMPUTE else []))
+                + [end[task_of[op.forward_op]] for op in ops if op.phase is Phase.RECOMPUTE])
         for bus in option.buses:
             t = max(t, bus_free.get(bus, 0))
         written = [x for op in ops for x in op.outputs if not graph.tensors[x].is_static and x not in internal]
@@ -186,36 +230,46 @@ def all_plans(problem, budget_bytes):
         recomputed = tuple(v for v, r in zip(values, residency) if r == "recompute")
         on_chip = frozenset(v for v, r in zip(values, residency) if r == "on_chip")
         graph = recompute_graph(problem.graph, recomputed)
-        tasks = _tasks(problem, graph)
-        task_of = {op: task for task, ops in tasks.items() for op in ops}
-        dag = nx.DiGraph()
-        dag.add_nodes_from(tasks)
-        dag.add_edges_from((task_of[graph.producer[x]], task) for task, ops in tasks.items() for op in ops
-                           for x in graph.op_by_name[op].inputs
-                           if x in graph.producer and task_of[graph.producer[x]] != task)
-        dag.add_edges_from((task_of[graph.op_by_name[c].forward_op], c) for c in tasks if c not in problem.stack_ops)
-        names = list(tasks)
-        choices = [list(dict.fromkeys(o.core for o in problem.options[task])) for task in names]
-        for cores in itertools.product(*choices):
-            core_of = dict(zip(names, cores))
+        for groups in _group_choices(problem, graph):
+            yield from _plans_of(problem, target, graph, recomputed, on_chip, groups, seen)
 
-            def plan_of(starts, recomputed=recomputed, core_of=core_of, on_chip=on_chip):
-                return ParallelPlan(frozenset(recomputed), core_of, starts, on_chip)
 
-            if not _one_memory_each(problem, graph, tasks, plan_of({}), on_chip):
+def _plans_of(problem, target, graph, recomputed, on_chip, groups, seen):
+    """The plans of one residency and one choice of fused recomputation groups (see `all_plans`)."""
+    tasks = _tasks(problem, graph, groups)
+    task_of = {op: task for task, ops in tasks.items() for op in ops}
+    dag = nx.DiGraph()
+    dag.add_nodes_from(tasks)
+    dag.add_edges_from((task_of[graph.producer[x]], task) for task, ops in tasks.items() for op in ops
+                       for x in graph.op_by_name[op].inputs
+                       if x in graph.producer and task_of[graph.producer[x]] != task)
+    dag.add_edges_from((task_of[graph.op_by_name[op].forward_op], c) for c, ops in tasks.items()
+                       if c not in problem.stack_ops for op in ops)
+    names = list(tasks)
+    group_of = {g[-1] + RECOMPUTE_SUFFIX: g for g in groups}
+    choices = [list(dict.fromkeys(o.core for o in problem.options[task] if o.group == group_of.get(task, ())))
+               for task in names]
+    for cores in itertools.product(*choices):
+        core_of = dict(zip(names, cores))
+
+        def plan_of(starts, core_of=core_of):
+            return ParallelPlan(frozenset(recomputed), core_of, starts, on_chip, groups)
+
+        if not _one_memory_each(problem, graph, tasks, plan_of({}), on_chip):
+            continue
+        for order in nx.all_topological_sorts(dag):
+            starts = _earliest_start(graph, problem, plan_of, tasks, order, target.budget)
+            if starts is None:
                 continue
-            for order in nx.all_topological_sorts(dag):
-                starts = _earliest_start(graph, problem, plan_of, tasks, order, budget_bytes)
-                if starts is None:
-                    continue
-                plan = plan_of(starts)
-                key = (plan.recomputed, plan.on_chip, tuple(sorted(core_of.items())), tuple(sorted(starts.items())))
-                if key in seen:
-                    continue
-                seen.add(key)
-                measured = PLAN.referee(problem, target, plan, None).measurement
-                if not measured.violations:
-                    yield plan, measured
+            plan = plan_of(starts)
+            key = (plan.recomputed, plan.on_chip, plan.groups, tuple(sorted(core_of.items())),
+                   tuple(sorted(starts.items())))
+            if key in seen:
+                continue
+            seen.add(key)
+            measured = PLAN.referee(problem, target, plan, None).measurement
+            if not measured.violations:
+                yield plan, measured
 
 
 def _one_memory_each(problem, graph, tasks, plan, on_chip):

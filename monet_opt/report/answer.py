@@ -136,7 +136,9 @@ def plan_lines(data: Mapping[str, Any]) -> list[str]:
     if data["recomputed"] is None:
         return []
     busy = data["core_busy_share"] or {}
-    lines = [f"recomputed {len(data['recomputed'])} of {data['candidates']} candidates, kept "
+    groups = len(data.get("recompute_groups") or ())
+    fused = f" ({groups} recomputation group{'s' if groups != 1 else ''} run as one stack each)" if groups else ""
+    lines = [f"recomputed {len(data['recomputed'])} of {data['candidates']} candidates{fused}, kept "
              f"{len(data['on_chip'])} of {data['on_chip_eligible']} eligible values on chip",
              "cores busy: " + ", ".join(f"{core} {percent_text(share)}" for core, share in busy.items())]
     if data.get("bound_source") and data["bound"] is not None:

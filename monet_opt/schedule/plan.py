@@ -89,8 +89,10 @@ def check_plan_input(graph: Graph, plan: Plan, core_names: set[str]) -> None:
             raise InputError(f"plan: core_of names unknown stack {stack!r}")
         if core not in core_names:
             raise InputError(f"plan: stack {stack!r} is assigned to unknown core {core!r}")
+    fused_groups = {recompute_group_name(group) for group in plan.recompute_groups}
+
     def known(stack: str) -> bool:
-        return stack in plan.stacks or is_recompute_name(graph, stack)
+        return stack in plan.stacks or is_recompute_name(graph, stack) or stack in fused_groups
 
     for core, order in plan.core_order.items():
         if core not in core_names:
@@ -136,6 +138,11 @@ RECOMPUTE_SUFFIX = ".recompute"
 def stack_name(ops: tuple[str, ...]) -> str:
     """The name of a stack: its op alone, or its first op and how many follow ("a+2")."""
     return ops[0] if len(ops) == 1 else f"{ops[0]}+{len(ops) - 1}"
+
+
+def recompute_group_name(group: tuple[str, ...]) -> str:
+    """The stack of a fused recompute group (`Plan.recompute_groups`): `<first op>.recompute+<members - 1>`."""
+    return f"{group[0]}{RECOMPUTE_SUFFIX}+{len(group) - 1}"
 
 
 def is_recompute_name(graph: Graph, name: str) -> bool:

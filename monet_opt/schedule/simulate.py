@@ -59,7 +59,7 @@ from monet_opt.errors import InputError
 from monet_opt.model.cost.model import Cost, CostTable
 from monet_opt.model.hardware.model import DRAM, Accelerator, Link
 from monet_opt.model.workload.ir import Graph, Op, Phase, TensorRole
-from monet_opt.schedule.plan import Plan, Residency, check_plan_input, serial_sequence
+from monet_opt.schedule.plan import Plan, Residency, check_plan_input, recompute_group_name, serial_sequence
 
 
 @dataclass(frozen=True)
@@ -247,7 +247,7 @@ def _recompute_plan(graph: Graph, plan: Plan, recomputed: set[str], inserted: _R
         core = cores.pop()
         target = order[core]
         at = max(target.index(name) for name in members) - (len(members) - 1)
-        fused = f"{group[0]}.recompute+{len(group) - 1}"
+        fused = recompute_group_name(group)
         for name in members:
             target.remove(name)
             del stacks[name], core_of[name]

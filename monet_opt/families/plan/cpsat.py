@@ -98,6 +98,9 @@ class PlanModel:
         self.S = {t: m.new_int_var(0, self.horizon, f"S[{t}]") for t in tasks}
         self.E = {t: m.new_int_var(0, self.horizon, f"E[{t}]") for t in tasks}
         self.x: dict[tuple[str, int], cp_model.IntVar] = {}  # (task, index of its option) -> chosen
+        self.variants: dict[str, list[tuple[tuple[str, ...], Literal]]] = {}  # recomputation -> (its ops, literal)
+        self.grouped: dict[tuple[str, ...], Literal] = {}  # candidate group -> recomputed as one stack
+        self.member_of: dict[str, list[Literal]] = defaultdict(list)  # op -> the groups it is in, not last
         self._tasks(tasks)
         uses = self._uses()
         self._presence(uses)
@@ -105,6 +108,8 @@ class PlanModel:
             writer = self._writer(use.tensor, use.copy)
             if writer is not None:
                 m.add(self.S[use.reader] >= self.E[writer]).only_enforce_if(list(use.when))
+            for grouped, last in self._group_writers(use.tensor) if use.copy else ():
+                m.add(self.S[use.reader] >= self.E[last]).only_enforce_if([*use.when, grouped])
         for c, q in self.clones.items():  # a recomputation repeats an op that has run
             m.add(self.S[c] >= self.E[p.task_of[q]]).only_enforce_if(self.present[c])
         self.dram_peak = m.new_int_var(0, p.dynamic_dram_capacity_bytes(), "dram_peak")
@@ -128,6 +133,14 @@ class PlanModel:
             m.minimize(self.makespan * TIE_BREAK + self.tie_break)
         else:
             m.minimize(self.energy)
+
+    def _group_writers(self, tensor: str) -> list[tuple[Literal, str]]:
+        """The groups that write the copy of `tensor` (an output of one of their ops but the last,
+        not passed inside), each with its literal and its task (an absent recomputation starts and
+        ends at 0, so the copy's own writer needs no other condition)."""
+        producer = self.problem.graph.producer.get(tensor)
+        return [(lit, clone(group[-1])) for group, lit in self.grouped.items()
+                if producer in group[:-1] and self.problem.graph.consumers[tensor] != [group[group.index(producer) + 1]]]
 
     def _writer(self, tensor: str, copy: bool) -> str | None:
         """The task that writes `tensor` (its recomputation, for the copy); None for a network input."""
@@ -166,13 +179,49 @@ class PlanModel:
             m.add(self.E[t] == self.S[t] + sum(o.duration_cycles * self.x[t, k] for k, o in enumerate(p.options[t])))
             for v in p.absorbable.get(t, ()):  # the stack passes v inside exactly when v is recomputed
                 m.add(sum(self.x[t, k] for k, o in enumerate(p.options[t]) if v in o.absorbed) == self.rc[v])
-            for v in p.touching[t]:  # priced with v on chip exactly when v is (and the task runs)
-                on = self.on[v] if present is None else self._conjunction((self.on[v], present))
-                m.add(sum(self.x[t, k] for k, o in enumerate(p.options[t]) if v in o.on_chip) == on)
+            for v in dict.fromkeys(v for o in p.options[t] for v in o.touching):
+                # priced with v on chip exactly when v is and the chosen option touches it
+                chosen_on = sum(self.x[t, k] for k, o in enumerate(p.options[t]) if v in o.on_chip)
+                touches = self._touches(t, v)
+                if isinstance(touches, int):
+                    m.add(chosen_on == self.on[v])
+                    continue
+                m.add(chosen_on <= self.on[v])
+                m.add(chosen_on <= touches)
+                m.add(chosen_on >= self.on[v] + touches - 1)
+            self._variants(t)
         for intervals in [*on_core.values(), *on_bus.values()]:
             m.add_no_overlap(intervals)
         self._same_memory()
         self._break_symmetry(tasks)
+
+    def _touches(self, task: str, value: str) -> cp_model.LinearExpr | int:
+        """1 when the option `task` runs touches `value` (an int when every option of a task that
+        always runs does)."""
+        options = self.problem.options[task]
+        if self.present[task] is None and all(value in o.touching for o in options):
+            return 1
+        return sum(self.x[task, k] for k, o in enumerate(options) if value in o.touching)
+
+    def _variants(self, task: str) -> None:
+        """For a recomputation: the ops it runs under each of its variants (its op alone, or a group
+        ending at that op), with the literal of that variant."""
+        if task not in self.clones:
+            return
+        options = self.problem.options[task]
+        groups = list(dict.fromkeys(o.group for o in options if o.group))
+        if not groups:
+            self.variants[task] = [((self.clones[task],), self.present[task])]
+            return
+        self.variants[task] = []
+        for group in [(), *groups]:
+            lit = self.model.new_bool_var(f"g[{task},{len(group)}]")
+            self.model.add(sum(self.x[task, k] for k, o in enumerate(options) if o.group == group) == lit)
+            self.variants[task].append((group or (self.clones[task],), lit))
+            if group:
+                self.grouped[group] = lit
+                for op in group[:-1]:
+                    self.member_of[op].append(lit)
 
     def _break_symmetry(self, tasks: list[str]) -> None:
         """Identical cores (`allocation.problem.interchangeable`, with equal local budgets) are used in
@@ -205,9 +254,9 @@ class PlanModel:
         """A value kept on chip is written and read in one local memory: every task that touches it
         runs it on chip in the memory its writer does (a recomputation, only when it runs)."""
         p, m = self.problem, self.model
-        touching: dict[str, list[str]] = defaultdict(list)  # value -> the tasks that touch it
+        touching: dict[str, list[str]] = defaultdict(list)  # value -> the tasks some option of which touches it
         for t in (*p.stack_ops, *self.clones):
-            for v in p.touching[t]:
+            for v in dict.fromkeys(v for o in p.options[t] for v in o.touching):
                 touching[v].append(t)
         for v in p.on_chip_eligible:
             writer = p.task_of[p.graph.producer[v]]
@@ -216,13 +265,12 @@ class PlanModel:
                 for t in touching[v]:
                     if t == writer:
                         continue
-                    here = self._on_chip_in(t, v, memory)
-                    present = self.present[t]
-                    if present is None:
+                    here, touches = self._on_chip_in(t, v, memory), self._touches(t, v)
+                    if isinstance(touches, int):
                         m.add(here == written)
                     else:
                         m.add(here <= written)
-                        m.add(here >= written + present - 1)
+                        m.add(here >= written + touches - 1)
 
     def _conjunction(self, literals: tuple[Literal, ...]) -> Literal:
         if len(literals) == 1:
@@ -246,17 +294,17 @@ class PlanModel:
                     uses += [Use(task, t, False, (~rc[t],)), Use(task, t, True, (rc[t],))]
                 else:
                     uses.append(Use(task, t, False, ()))
-        for c, q in self.clones.items():
-            present = self.present[c]
-            assert present is not None
-            for x in dict.fromkeys(graph.op_by_name[q].inputs):
-                activation = graph.tensors[x].role is TensorRole.ACTIVATION
-                if activation and x not in graph.saved_for_backward:
-                    uses.append(Use(c, x, True, (present,)))
-                elif x in rc:
-                    uses += [Use(c, x, False, (present, ~rc[x])), Use(c, x, True, (present, rc[x]))]
-                else:
-                    uses.append(Use(c, x, False, (present,)))
+        for c in self.clones:
+            for ops, runs in self.variants[c]:  # the values its ops read from outside them
+                produced = {t for op in ops for t in graph.op_by_name[op].outputs}
+                for x in dict.fromkeys(x for op in ops for x in graph.op_by_name[op].inputs if x not in produced):
+                    activation = graph.tensors[x].role is TensorRole.ACTIVATION
+                    if activation and x not in graph.saved_for_backward:
+                        uses.append(Use(c, x, True, (runs,)))
+                    elif x in rc:
+                        uses += [Use(c, x, False, (runs, ~rc[x])), Use(c, x, True, (runs, rc[x]))]
+                    else:
+                        uses.append(Use(c, x, False, (runs,)))
         return [Use(u.reader, u.tensor, u.copy, (self._conjunction(u.when),) if u.when else ()) for u in uses]
 
     def _presence(self, uses: list[Use]) -> None:
@@ -268,12 +316,21 @@ class PlanModel:
         for use in uses:
             if use.copy and use.reader in self.clones:
                 reasons[clone(graph.producer[use.tensor])].append(use.when[0])
-        for c in self.clones:
-            self.model.add_max_equality(self.present[c], reasons[c])
+        for c, q in self.clones.items():
+            if not self.member_of[q]:
+                self.model.add_max_equality(self.present[c], reasons[c])
+                continue
+            # needed, q runs alone (or last of its own group) unless a chosen group runs it inside
+            needed, covered = self.model.new_bool_var(f"need[{q}]"), sum(self.member_of[q])
+            self.model.add_max_equality(needed, reasons[c])
+            self.model.add(covered <= 1)
+            self.model.add(self.present[c] <= needed)
+            self.model.add(self.present[c] + covered <= 1)
+            self.model.add(self.present[c] >= needed - covered)
 
     def _dram(self, uses: list[Use], capacity_bytes: cp_model.IntVar) -> None:
         """Each dynamic value (not internal to a stack) and each copy occupies DRAM over [writer
-        start, exact last end)."""
+        start, exact last end); a copy that a group may write, once per writer."""
         m, graph = self.model, self.problem.graph
         readers: dict[tuple[str, bool], list[Use]] = defaultdict(list)
         for use in uses:
@@ -283,10 +340,11 @@ class PlanModel:
         values = [(t, False) for t, tensor in graph.tensors.items()
                   if not tensor.is_static and t not in self.problem.internal]
         absorbed = {v for values_of in self.problem.absorbable.values() for v in values_of}  # internal when recomputed
-        values += [(t, True) for c, q in self.clones.items() for t in graph.op_by_name[q].outputs]
+        copies = [t for q in self.clones.values() for t in graph.op_by_name[q].outputs]
+        items = [(t, copy, self._writer(t, copy), None) for t, copy in values + [(t, True) for t in copies]]
+        items += [(t, True, last, grouped) for t in copies for grouped, last in self._group_writers(t)]
         intervals, demands = [], []
-        for t, copy in values:
-            writer = self._writer(t, copy)
+        for t, copy, writer, grouped in items:
             start = 0 if writer is None else self.S[writer]
             base = 0 if writer is None else self.E[writer]
             ends = [base]
@@ -301,7 +359,8 @@ class PlanModel:
             last = m.new_int_var(0, self.horizon, f"L[{t}{'@copy' if copy else ''}]")
             m.add_max_equality(last, ends)
             size = m.new_int_var(0, self.horizon, "")
-            present = self.present[writer] if copy else self._in_dram(t, t in absorbed)
+            present = grouped if grouped is not None else self.present[writer] if copy else self._in_dram(
+                t, t in absorbed)
             if not copy and t in self.on:
                 self._on_chip_lifetime(t, writer, start, last)
             if present is None:
@@ -344,7 +403,7 @@ class PlanModel:
     def touches(self, task: str) -> set[str]:
         """The values the task writes or reads."""
         graph = self.problem.graph
-        ops = self.problem.stack_ops.get(task) or (self.clones[task],)
+        ops = self.problem.stack_ops.get(task) or {op for ops, _ in self.variants[task] for op in ops}
         return {t for op in ops for t in (*graph.op_by_name[op].inputs, *graph.op_by_name[op].outputs)}
 
     def decisions(self, plan: ParallelPlan) -> list[tuple[cp_model.IntVar, int]]:
@@ -382,7 +441,8 @@ class PlanModel:
         core_of = {t: self.problem.options[t][k].core for (t, k), lit in self.x.items() if solver.boolean_value(lit)}
         return ParallelPlan(frozenset(t for t, lit in self.rc.items() if solver.boolean_value(lit)),
                             {t: core_of[t] for t in present}, {t: solver.value(self.S[t]) for t in present},
-                            frozenset(t for t, lit in self.on.items() if solver.boolean_value(lit)))
+                            frozenset(t for t, lit in self.on.items() if solver.boolean_value(lit)),
+                            frozenset(g for g, lit in self.grouped.items() if solver.boolean_value(lit)))
 
     def claimed_peaks(self, solver: cp_model.CpSolver) -> dict[str, int]:
         """Each memory's peak as the model's own intervals give it (DRAM with its static bytes)."""

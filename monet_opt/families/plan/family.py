@@ -175,6 +175,7 @@ def _describe(problem: PlanProblem, target: PlanTarget, plan: ParallelPlan | Non
         "on_chip_eligible": len(problem.on_chip_eligible),
         "recomputed": None if plan is None else sorted(plan.recomputed),
         "on_chip": None if plan is None else sorted(plan.on_chip),
+        "recompute_groups": None if plan is None else [list(group) for group in sorted(plan.groups)],
         "core_busy_share": None if not latency else {c.name: busy.get(c.name, 0) / latency for c in problem.hw.cores},
     }
 

@@ -231,7 +231,7 @@ class Variant:
     homes: frozenset[str] = frozenset()
 
     def admits(self, option: CoreOption) -> bool:
-        return (option.absorbed == self.absorbed and option.on_chip == self.on_chip
+        return (not option.group and option.absorbed == self.absorbed and option.on_chip == self.on_chip
                 and self.core in (None, option.core) and all(option.memories == (m,) for m in self.homes))
 
 
@@ -289,7 +289,8 @@ def relief(problem: PlanProblem, recomputed: frozenset[str], blocked: Scheduled)
                    for x in inputs)
 
     def ratio(t: str) -> float:
-        fastest = min(o.duration_cycles for o in problem.options[original.producer[t] + RECOMPUTE_SUFFIX])
+        fastest = min(o.duration_cycles for o in problem.options[original.producer[t] + RECOMPUTE_SUFFIX]
+                      if not o.group)
         return original.tensors[t].size_bytes / max(fastest, 1)
 
     held = [t for t in held_for_backward(problem, blocked) if t in problem.candidates and t not in recomputed]

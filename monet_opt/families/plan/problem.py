@@ -25,12 +25,14 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 
 from monet_opt.errors import InfeasibleError
-from monet_opt.families.checkpoint.space import CostWeights
+from monet_opt.families.checkpoint.space import MAX_GROUP_OPS, CostWeights
 from monet_opt.model.cost.model import Cost, CostTable
 from monet_opt.model.hardware.model import DRAM, Accelerator
 from monet_opt.model.workload.ir import Graph, Phase, TensorRole
 from monet_opt.families.allocation.problem import fused_stacks, interchangeable
-from monet_opt.schedule.plan import RECOMPUTE_SUFFIX, Plan, Residency, serial_sequence, stack_name
+from monet_opt.schedule.plan import (
+    RECOMPUTE_SUFFIX, Plan, Residency, recompute_group_name, serial_sequence, stack_name,
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,10 @@ class CoreOption:
     op of the task, in its order; `absorbed`: the values of a fused stack that it passes inside
     (never writing them) because they are recomputed for the backward pass (`PlanProblem.absorbable`);
     `on_chip`: the values it reads or writes that are kept ON_CHIP (`PlanProblem.on_chip_eligible`),
-    in the one local memory of its cores (`memories`)."""
+    in the one local memory of its cores (`memories`), among those it may (`touching`: the eligible
+    values it writes or reads from outside); `group`: for the recomputation of the last op of a
+    candidate group (`PlanProblem.groups`), the group's ops when it runs them as one fused stack
+    (empty: the op alone)."""
 
     core: str
     cores: tuple[str, ...]
@@ -55,20 +60,24 @@ class CoreOption:
     memories: tuple[str, ...]
     absorbed: frozenset[str] = frozenset()
     on_chip: frozenset[str] = frozenset()
+    touching: frozenset[str] = frozenset()
+    group: tuple[str, ...] = ()
 
 
 def _subsets(values: tuple[str, ...]) -> list[frozenset[str]]:
     return [frozenset(subset) for k in range(len(values) + 1) for subset in itertools.combinations(values, k)]
 
 
-def _option(hw: Accelerator, core: str, placement: tuple[str, ...], cost: Cost,
-            absorbed: frozenset[str] = frozenset(), on_chip: frozenset[str] = frozenset()) -> CoreOption:
+def _option(hw: Accelerator, core: str, placement: tuple[str, ...], cost: Cost, touching: tuple[str, ...],
+            absorbed: frozenset[str] = frozenset(), on_chip: frozenset[str] = frozenset(),
+            group: tuple[str, ...] = ()) -> CoreOption:
     cores = tuple(dict.fromkeys((core, *placement)))
     buses = tuple(dict.fromkeys(hw.link_between(DRAM, c).name for c in cores)) if cost.dram_cycles else ()
     working_sets = cost.working_set_by_memory or ((hw.core(core).memory, cost.working_set_bytes),)
     memories = tuple(dict.fromkeys(hw.core(c).memory for c in cores))
     return CoreOption(core, cores, placement, cost.latency_cycles, cost.energy_pj, buses, cost.dram_cycles,
-                      tuple((m, b) for m, b in working_sets if b), memories, absorbed, on_chip)
+                      tuple((m, b) for m, b in working_sets if b), memories, absorbed, on_chip, frozenset(touching),
+                      group)
 
 
 Stacks = tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
@@ -131,8 +140,9 @@ class PlanProblem:
     @cached_property
     def options(self) -> Mapping[str, tuple[CoreOption, ...]]:
         """task -> its options: every stack of `stack_ops` and the recomputation of every op of
-        `cloneable` (an op alone on any core that can run it). InfeasibleError naming a task that
-        no core can run."""
+        `cloneable` (an op alone on any core that can run it; the last op of a candidate group also
+        the group fused, on any core that can run the group as one stack). InfeasibleError naming a
+        task that no core can run."""
         out: dict[str, tuple[CoreOption, ...]] = {}
         fused = {} if self.stacks is None else {
             s.name: s for s in fused_stacks(self.hw, [(stack_name(ops), ops, cores) for ops, cores in self.stacks
@@ -140,13 +150,18 @@ class PlanProblem:
         alone = [(task, ops[0]) for task, ops in self.stack_ops.items() if task not in fused]
         alone += [(op + RECOMPUTE_SUFFIX, op) for op in self.cloneable]
         for task, op in alone:
-            out[task] = tuple(_option(self.hw, c.name, (c.name,), cost, on_chip=on)
+            out[task] = tuple(_option(self.hw, c.name, (c.name,), cost, self.touching[task], on_chip=on)
                               for c in self.hw.cores if isinstance(self.table.get((op,), c.name), Cost)
                               for on in _subsets(self.touching[task])
                               if isinstance(cost := self.table.get((op,), c.name, on), Cost))
+        for group, touching in self.groups.items():
+            out[group[-1] + RECOMPUTE_SUFFIX] += tuple(
+                _option(self.hw, c.name, (c.name,), cost, touching, on_chip=on, group=group)
+                for c in self.hw.cores if isinstance(self.table.get(group, c.name), Cost)
+                for on in _subsets(touching) if isinstance(cost := self.table.get(group, c.name, on), Cost))
         for task, stack in fused.items():
             others = set(stack.cores) - {stack.movable}
-            out[task] = tuple(_option(self.hw, core, stack.on(core), cost, absorbed, on)
+            out[task] = tuple(_option(self.hw, core, stack.on(core), cost, self.touching[task], absorbed, on)
                               for core in interchangeable(self.hw, stack.movable) if core not in others
                               for absorbed in _subsets(self.absorbable[task])
                               for on in (_subsets(self.touching[task]) if self._one_memory(stack.on(core))
@@ -276,6 +291,37 @@ class PlanProblem:
         return tuple(op.name for op in graph.ops if op.name in found)
 
     @cached_property
+    def groups(self) -> Mapping[tuple[str, ...], tuple[str, ...]]:
+        """Candidate fused recomputations (the checkpoint space's `Group`), each -> the values eligible
+        on chip that its ops read from outside it: chains of 2 to MAX_GROUP_OPS cloneable ops in which
+        every op but the last passes the next op an unsaved value that no other op reads (recomputed
+        together, it never leaves the stack) and has no other output that a forward op reads (its
+        other outputs are saved for backward readers; the group writes their copies), that some core
+        runs as one stack. In the graph's order of their first op, shorter first."""
+        graph, eligible = self.graph, set(self.on_chip_eligible)
+        cloneable = set(self.cloneable)
+
+        def forward_read(t: str) -> bool:
+            return any(graph.op_by_name[r].phase is not Phase.BACKWARD for r in graph.consumers[t])
+
+        next_of: dict[str, str] = {}
+        for name in cloneable:
+            outputs = graph.op_by_name[name].outputs
+            links = [t for t in outputs if t not in graph.saved_for_backward and t not in graph.outputs
+                     and len(graph.consumers[t]) == 1 and graph.consumers[t][0] in cloneable]
+            if len(links) == 1 and not any(forward_read(t) for t in outputs if t != links[0]):
+                next_of[name] = graph.consumers[links[0]][0]
+        out: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for first in self.cloneable:
+            chain = (first,)
+            while chain[-1] in next_of and len(chain) < MAX_GROUP_OPS:
+                chain += (next_of[chain[-1]],)
+                if any(isinstance(self.table.get(chain, c.name), Cost) for c in self.hw.cores):
+                    out[chain] = tuple(dict.fromkeys(t for op in chain for t in graph.op_by_name[op].inputs
+                                                     if t in eligible))
+        return out
+
+    @cached_property
     def static_dram_bytes(self) -> int:
         return sum(t.size_bytes for t in self.graph.tensors.values() if t.is_static)
 
@@ -351,20 +397,27 @@ class PlanProblem:
 @dataclass(frozen=True)
 class ParallelPlan:
     """The answer: the recomputed candidates, for every task (op, fused stack, recomputation
-    `<op>.recompute`) its core and start cycle, and the values kept ON_CHIP."""
+    `<op>.recompute`) its core and start cycle, the values kept ON_CHIP, and the candidate groups
+    (`PlanProblem.groups`) whose recomputation runs as one fused stack (the task of its last op)."""
 
     recomputed: frozenset[str]
     core_of: Mapping[str, str]
     start_cycles: Mapping[str, int]
     on_chip: frozenset[str] = frozenset()
+    groups: frozenset[tuple[str, ...]] = frozenset()
+
+    def group_of(self, task: str) -> tuple[str, ...]:
+        """The group that `task` (a recomputation) runs fused, or () when it runs its op alone."""
+        return next((g for g in self.groups if g[-1] + RECOMPUTE_SUFFIX == task), ())
 
     def option(self, problem: PlanProblem, task: str) -> CoreOption:
-        """The option the plan chose for `task`: its core, and the values it absorbs (those of
-        `PlanProblem.absorbable` that are recomputed)."""
+        """The option the plan chose for `task`: its core, its group, and the values it absorbs
+        (those of `PlanProblem.absorbable` that are recomputed) and keeps on chip."""
         absorbed = self.recomputed.intersection(problem.absorbable.get(task, ()))
-        on_chip = self.on_chip.intersection(problem.touching[task])
+        group = self.group_of(task)
         return next(o for o in problem.options[task]
-                    if o.core == self.core_of[task] and o.absorbed == absorbed and o.on_chip == on_chip)
+                    if o.core == self.core_of[task] and o.group == group and o.absorbed == absorbed
+                    and o.on_chip == self.on_chip.intersection(o.touching))
 
     def cost(self, problem: PlanProblem) -> tuple[int, float]:
         """(latency cycles, energy pJ) as its start cycles and the cost model's prices give them."""
@@ -377,17 +430,22 @@ class ParallelPlan:
 
     def to_plan(self, problem: PlanProblem) -> Plan:
         """The plan the validation scheduler runs: the problem's stacks, each core's tasks and
-        recomputations in start order, each DRAM link's users in start order, the start cycles as
-        release cycles."""
+        recomputations in start order (a group's members listed together, which the simulator fuses
+        into the stack `<first op>.recompute+<members - 1>`), each DRAM link's users in start order,
+        the start cycles as release cycles."""
         order: dict[str, list[str]] = {c.name: [] for c in problem.hw.cores}
         buses: dict[str, list[str]] = {}
         placement: dict[str, str] = {}
+        release: dict[str, int] = {}
         for task in sorted(self.start_cycles, key=lambda t: (self.start_cycles[t], t)):
             option = self.option(problem, task)
+            group = option.group
+            name = recompute_group_name(group) if group else task
             for core in option.cores:
-                order[core].append(task)
+                order[core] += [op + RECOMPUTE_SUFFIX for op in group] if group else [task]
             for bus in option.buses:
-                buses.setdefault(bus, []).append(task)
+                buses.setdefault(bus, []).append(name)
+            release[name] = self.start_cycles[task]
             if task in problem.stack_ops:
                 placement.update({op: c for op, c in zip(problem.stack_ops[task], option.placement, strict=True)
                                   if c != option.core})
@@ -397,7 +455,8 @@ class ParallelPlan:
             core_order={c: tuple(o) for c, o in order.items()},
             residency={**{t: Residency.RECOMPUTE for t in sorted(self.recomputed)},
                        **{t: Residency.ON_CHIP for t in sorted(self.on_chip)}},
+            recompute_groups=tuple(sorted(self.groups)),
             dram_order={b: tuple(o) for b, o in buses.items()},
             placement=placement,
-            release_cycles=dict(self.start_cycles),
+            release_cycles=release,
         )

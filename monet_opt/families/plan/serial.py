@@ -3,11 +3,11 @@
 The checkpoint family's plans (its heuristics, `best_heuristic`, and its exact model) run one stack
 at a time on the default allocation; such a plan, simulated, is a point of the plan space when its
 residencies are the plan space's (every recomputed value a candidate, every value on chip
-eligible, each task priced so on its core) and it has no fused recomputation groups. A plan with
-groups is taken with each group's members recomputed alone (simulated again, and kept only when it
-still fits the budget): the plan space recomputes values one by one. Its simulated start times are
-then a feasible schedule of the plan model: a plan started from the serial optimum is never slower
-than it (than its ungrouped form, where it had groups).
+eligible, each task priced so on its core) and its fused recomputation groups are candidate groups
+of the plan space (`PlanProblem.groups`). A plan with other groups is taken with their members
+recomputed alone (simulated again, and kept only when it still fits the budget). Its simulated start
+times are then a feasible schedule of the plan model: a plan started from the serial optimum is
+never slower than it (than its ungrouped form, where it had other groups).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from monet_opt.families.checkpoint.family import CHECKPOINT, CheckpointProblem, 
 from monet_opt.families.checkpoint.heuristics import fits
 from monet_opt.families.checkpoint.space import CheckpointSpace, Decisions
 from monet_opt.families.plan.problem import ParallelPlan, PlanProblem
-from monet_opt.schedule.plan import Residency, default_plan
+from monet_opt.schedule.plan import RECOMPUTE_SUFFIX, Residency, default_plan, recompute_group_name
 from monet_opt.schedule.simulate import SimulationResult
 from monet_opt.solving.common import Deadline, SolverOptions
 from monet_opt.solving.contract import CostUnderBudget, solve
@@ -67,18 +67,19 @@ def exact_serial_warm_start(problem: PlanProblem, budget_bytes: int, options: So
 
 def as_parallel(problem: PlanProblem, space: CheckpointSpace, decisions: Decisions, simulation: SimulationResult,
                 budget_bytes: int) -> ParallelPlan | None:
-    """A simulated serial checkpoint plan of `space` within `budget_bytes` as a plan of `problem`,
-    fused recomputation groups ungrouped (None: outside its space: an order other than the
-    reference one, a residency the plan space does not have, a task not priced so; or, ungrouped,
-    above the budget)."""
+    """A simulated serial checkpoint plan of `space` within `budget_bytes` as a plan of `problem`;
+    fused recomputation groups that are not candidate groups of `problem` ungrouped (None: outside
+    its space: an order other than the reference one, a residency the plan space does not have, a
+    task not priced so; or, ungrouped, above the budget)."""
     if decisions.op_order is not None:
         return None
-    if decisions.groups:  # each member recomputed alone: its own task, its own copy in DRAM
+    if not set(decisions.groups) <= set(problem.groups):  # each member recomputed alone, its copy in DRAM
         decisions = replace(decisions, groups=())
         evaluation = space.evaluate(decisions)
         if not fits(space, evaluation, budget_bytes):
             return None
         simulation = evaluation.simulation
+    task_of_group = {recompute_group_name(g): g[-1] + RECOMPUTE_SUFFIX for g in decisions.groups}
     recomputed = frozenset(t for t, r in decisions.residency.items() if r is Residency.RECOMPUTE)
     on_chip = frozenset(t for t, r in decisions.residency.items() if r is Residency.ON_CHIP)
     if not recomputed <= set(problem.candidates) or not on_chip <= set(problem.on_chip_eligible):
@@ -87,11 +88,12 @@ def as_parallel(problem: PlanProblem, space: CheckpointSpace, decisions: Decisio
     core_of, start_cycles = {}, {}
     for task in simulation.tasks:
         cores = placement.get(task.name, (task.core,))
-        options = [o for o in problem.options.get(task.name, ()) if o.placement == cores]
+        name = task_of_group.get(task.name, task.name)
+        options = [o for o in problem.options.get(name, ()) if o.placement == cores]
         if not options:
             return None
-        core_of[task.name], start_cycles[task.name] = options[0].core, task.start_cycle
-    plan = ParallelPlan(recomputed, core_of, start_cycles, on_chip)
+        core_of[name], start_cycles[name] = options[0].core, task.start_cycle
+    plan = ParallelPlan(recomputed, core_of, start_cycles, on_chip, frozenset(decisions.groups))
     try:
         for task in start_cycles:
             plan.option(problem, task)
