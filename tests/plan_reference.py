@@ -287,11 +287,19 @@ def _one_memory_each(problem, graph, tasks, plan, on_chip):
     return True
 
 
+def optima(problem, budget_bytes):
+    """objective -> its least value over every plan within the budget (None: none fits): latency
+    (cycles), energy (pJ), edp (latency x energy, cycles x pJ)."""
+    values = {"latency": [], "energy": [], "edp": []}
+    for _, measured in all_plans(problem, budget_bytes):
+        values["latency"].append(measured.latency_cycles)
+        values["energy"].append(measured.energy_pj)
+        values["edp"].append(measured.latency_cycles * measured.energy_pj)
+    return {objective: min(found, default=None) for objective, found in values.items()}
+
+
 def brute_force(problem, budget_bytes):
     """(least latency, least energy) over every plan within the budget (None, None: none fits)."""
-    latencies, energies = [], []
-    for _, measured in all_plans(problem, budget_bytes):
-        latencies.append(measured.latency_cycles)
-        energies.append(measured.energy_pj)
-    return min(latencies, default=None), min(energies, default=None)
+    best = optima(problem, budget_bytes)
+    return best["latency"], best["energy"]
 

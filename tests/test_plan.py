@@ -5,12 +5,12 @@ import pytest
 from checkpoint_reference import two_layer_block
 from hw_fixtures import toy, toy_data
 from plan_reference import (
-    all_plans, brute_force, nine_op_chain, normalised_residual, residual_chain, seven_op_step, three_cores, twin_arrays,
-    two_cores,
+    all_plans, brute_force, nine_op_chain, normalised_residual, optima, residual_chain, seven_op_step, three_cores,
+    twin_arrays, two_cores,
 )
 
 from monet_opt.errors import InfeasibleError, InputError
-from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
+from monet_opt.families.checkpoint.space import OBJECTIVES, PLAN_OBJECTIVES, CheckpointSpace
 from monet_opt.families.plan.cpsat import PlanModel, improve_by_windows
 from monet_opt.families.plan.family import PLAN
 from monet_opt.families.plan.list_schedule import best_list_schedule, within_reach
@@ -28,7 +28,7 @@ OPTIONS = SolverOptions(workers=2)
 
 
 def _solve(graph, hw, objective, budget, method="cpsat", limit_s=30.0, stacks=None):
-    problem = PlanProblem(graph, hw, OBJECTIVES[objective], {}, stacks)
+    problem = PlanProblem(graph, hw, PLAN_OBJECTIVES[objective], {}, stacks)
     return solve(PLAN, problem, CostUnderBudget(budget), method, OPTIONS, Deadline.start(limit_s))
 
 
@@ -89,23 +89,22 @@ CASES = [
 
 
 @pytest.mark.parametrize(("graph_of", "hw_of", "partition", "budgets"), CASES)
-def test_the_exact_model_equals_brute_force_in_latency_and_energy(graph_of, hw_of, partition, budgets):
+def test_the_exact_model_equals_brute_force_in_latency_energy_and_edp(graph_of, hw_of, partition, budgets):
     graph, hw = graph_of(), hw_of()
     stacks = None if partition is None else partition(graph)
     for budget in budgets:
-        problem = PlanProblem(graph, hw, OBJECTIVES["latency"], {}, stacks)
-        best_latency, best_energy = brute_force(problem, budget)
-        # the structural bound (longest chain, busiest core or DRAM link) holds below every optimum
-        assert best_latency is None or 0 < problem.latency_bound[0] <= best_latency
-        for objective, best in (("latency", best_latency), ("energy", best_energy)):
-            if best is None:
+        best = optima(PlanProblem(graph, hw, OBJECTIVES["latency"], {}, stacks), budget)
+        for objective in ("latency", "energy", "edp"):
+            problem = PlanProblem(graph, hw, PLAN_OBJECTIVES[objective], {}, stacks)
+            # the structural bounds (longest chain, busiest core or DRAM link; least energies) hold below every optimum
+            assert best[objective] is None or 0 < problem.cost_bound[0] <= best[objective] * (1 + 1e-12)
+            if best[objective] is None:
                 with pytest.raises(InfeasibleError):
                     _solve(graph, hw, objective, budget, stacks=stacks)
                 continue
             result = _solve(graph, hw, objective, budget, stacks=stacks)
             assert result.status is SolveStatus.OPTIMAL and result.validated
-            measured = result.measurement.latency_cycles if objective == "latency" else result.measurement.energy_pj
-            assert measured == pytest.approx(best, rel=1e-12), (budget, objective)
+            assert result.measurement.objective == pytest.approx(best[objective], rel=1e-12), (budget, objective)
 
 
 def test_the_latency_bound_by_hand():
@@ -115,8 +114,9 @@ def test_the_latency_bound_by_hand():
     76 + 64 + 40 + 112 + 76 + 24 = 392; the vector unit's work (64 + 40 + 40 + 112 + 24 = 280) and the
     DRAM link's (28 + 16 + 2 + 17 + 48 + 28 + 24 = 163 cycles) are lower. On two_cores (no pe2):
     92 + 64 + 40 + 112 + 92 + 24 = 424. The answer's bound is the higher of CP-SAT's and this one, named;
-    an answer that meets it is optimal."""
-    from monet_opt.families.plan.family import _with_latency_bound
+    an answer that meets it is optimal. Energy: every task at its least energy; EDP: the product of
+    the two."""
+    from monet_opt.families.plan.family import _with_structural_bound
     from monet_opt.solving.common import SolveStats
 
     graph = seven_op_step()
@@ -128,14 +128,19 @@ def test_the_latency_bound_by_hand():
         return SolveStats(status, objective, bound, 1.0, None, None, ())
 
     target = CostUnderBudget(10**6)
-    raised, source = _with_latency_bound(problem, target, stats(SolveStatus.HEURISTIC, 400.0, None))
+    raised, source = _with_structural_bound(problem, target, stats(SolveStatus.HEURISTIC, 400.0, None), 400.0)
     assert (raised.status, raised.bound, source) == (SolveStatus.FEASIBLE, 392.0, "the longest chain of tasks")
-    raised, source = _with_latency_bound(problem, target, stats(SolveStatus.FEASIBLE, 392.0, 300.0))
+    raised, source = _with_structural_bound(problem, target, stats(SolveStatus.FEASIBLE, 392.0, 300.0), 392.0)
     assert (raised.status, raised.gap) == (SolveStatus.OPTIMAL, 0.0)
-    kept, source = _with_latency_bound(problem, target, stats(SolveStatus.FEASIBLE, 420.0, 395.0))
+    kept, source = _with_structural_bound(problem, target, stats(SolveStatus.FEASIBLE, 420.0, 395.0), 420.0)
     assert (kept.bound, source) == (395.0, "CP-SAT's search")
-    energy = PlanProblem(graph, three_cores(), OBJECTIVES["energy"], {})
-    assert _with_latency_bound(energy, target, stats(SolveStatus.FEASIBLE, 420.0, None))[0].bound is None
+    least = sum(min(o.energy_pj for o in problem.options[task]) for task in problem.stack_ops)
+    energy = PlanProblem(graph, three_cores(), PLAN_OBJECTIVES["energy"], {})
+    assert energy.cost_bound == (least, "every task at its least energy")
+    edp = PlanProblem(graph, three_cores(), PLAN_OBJECTIVES["edp"], {})
+    assert edp.cost_bound == (392 * least, "the longest chain of tasks; every task at its least energy")
+    raised, source = _with_structural_bound(edp, target, stats(SolveStatus.FEASIBLE, 1.0, None), 400 * least)
+    assert (raised.status, raised.bound) == (SolveStatus.FEASIBLE, 392 * least)
 
 
 def test_values_kept_on_chip_or_recomputed_meet_the_tighter_budgets():
@@ -273,7 +278,7 @@ def test_a_fused_recomputation_group_is_in_the_space_and_proven_against_brute_fo
     against 64 + 32 for the two apart, and GELU's output never goes to DRAM. The fastest plan (and
     the least energy) recomputes the group: 1,432 cycles, where the fastest plan without the group
     takes 1,456 (the 24 cycles of the two recomputations apart, on the critical path). The exact
-    model equals brute force, which enumerates the groups, in latency and energy."""
+    model equals brute force, which enumerates the groups, in latency, energy and EDP."""
     graph, hw = residual_chain(), two_cores()
     problem = PlanProblem(graph, hw, OBJECTIVES["latency"], {"vsram": 400})
     assert dict(problem.groups) == {("gelu", "relu"): ()}
@@ -283,14 +288,15 @@ def test_a_fused_recomputation_group_is_in_the_space_and_proven_against_brute_fo
     assert durations[("relu.recompute", ("gelu", "relu"))] == 72
     plans = list(all_plans(problem, 4096))
     assert min(m.latency_cycles for plan, m in plans if not plan.groups) == 1456
-    assert brute_force(problem, 4096) == (1432, pytest.approx(3637344.0)) and brute_force(problem, 4095) == (None, None)
-    for objective, best in (("latency", 1432), ("energy", 3637344.0)):
-        problem = PlanProblem(graph, hw, OBJECTIVES[objective], {"vsram": 400})
+    best = optima(problem, 4096)
+    assert (best["latency"], best["energy"]) == (1432, pytest.approx(3637344.0))
+    assert brute_force(problem, 4095) == (None, None)
+    for objective in ("latency", "energy", "edp"):
+        problem = PlanProblem(graph, hw, PLAN_OBJECTIVES[objective], {"vsram": 400})
         result = solve(PLAN, problem, CostUnderBudget(4096), "cpsat", OPTIONS, Deadline.start(30))
         assert result.status is SolveStatus.OPTIMAL and result.validated
         assert result.payload.groups == {("gelu", "relu")}
-        measured = result.measurement.latency_cycles if objective == "latency" else result.measurement.energy_pj
-        assert measured == pytest.approx(best, rel=1e-12)
+        assert result.measurement.objective == pytest.approx(best[objective], rel=1e-12)
 
 
 @pytest.mark.slow  # about 2 minutes: 46,640 plans

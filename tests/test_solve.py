@@ -62,6 +62,8 @@ def write(directory, data, name="instance.yaml"):
     ({"optimise": {"fusion": {}, "checkpointing": {"order": "free"}}},
      "optimise.checkpointing.order: free is built for unfused plans only"),
     ({"optimise": {"checkpointing": {"order": "any"}}}, "optimise.checkpointing.order: 'any' is not one of"),
+    ({"optimise": {"checkpointing": {"objective": "edp"}}},
+     "optimise.checkpointing.objective: edp is the parallel plan's (optimise.allocation with combine: joint)"),
 ])
 def test_bad_instances_name_the_key(files, changes, message):
     path = write(files, instance(**changes))
@@ -121,6 +123,14 @@ def test_checkpointing_and_allocation_together_on_a_small_cnn(files):
     assert [s.decision for s in fused.stages] == ["fusion", "checkpointing+allocation"]
     assert fused.to_dict()["validated"] and "the fixed fusion partition" in fused.answer.space
     assert fused.answer.measurement.peak <= fused.answer.target.budget
+    # the energy-delay product: the plan of least latency x energy, no worse than the fastest plan's
+    by_edp = {"checkpointing": {"method": "cpsat", "objective": "edp"}, "allocation": {"method": "cpsat"}}
+    edp = solve_instance(load_instance(write(files, instance(optimise=by_edp, combine="joint", budgets=budgets))),
+                         progress=False)
+    measured, fastest = edp.answer.measurement, joint.answer.measurement
+    assert edp.answer.validated and edp.to_dict()["stages"][0]["objective_unit"] == "cycles x pJ"
+    assert measured.objective == pytest.approx(measured.latency_cycles * measured.energy_pj, rel=1e-12)
+    assert measured.objective <= fastest.latency_cycles * fastest.energy_pj * (1 + 1e-12)
 
 
 def test_checkpointing_with_the_order_free(files):

@@ -26,6 +26,25 @@ for 230k constraints, 3.8 s for 1.4M, whatever the limit). `run_cpsat` sets asid
 constraint, so that the deadline holds on large models."""
 
 
+PRODUCT_LIMIT = 2 ** 62
+"""The largest latency x energy product of an EDP model (CP-SAT integers are 64-bit)."""
+EDP_ENERGY_STEPS = 10 ** 6
+"""EDP model resolution: the product's domain decides how well CP-SAT bounds it (ResNet-18 training
+on edge-tpu-quad, fusion: proven optimal in 0.2 s in 10^6 steps, a 21 % gap after 30 s at 1 pJ)."""
+
+
+def edp_energy_unit_pj(top_latency_cycles: int, top_energy_pj: float, terms: int) -> int:
+    """pJ per energy unit of an EDP model whose latency is at most `top_latency_cycles` and whose
+    energy, a sum of `terms` energies rounded to the unit, at most `top_energy_pj`: the smallest
+    power of ten that counts the energy in at most EDP_ENERGY_STEPS units and keeps the product
+    below PRODUCT_LIMIT."""
+    unit = 1
+    while (top_energy_pj / unit > EDP_ENERGY_STEPS
+           or max(top_latency_cycles, 1) * (top_energy_pj / unit + terms) >= PRODUCT_LIMIT):
+        unit *= 10
+    return unit
+
+
 class IncumbentRecorder(cp_model.CpSolverSolutionCallback):
     """Records (time since the deadline's start, objective, bound) at every improving solution,
     and with `progress` prints it on stderr (mapped by x * scale + offset, as the stats are)."""

@@ -21,8 +21,10 @@ which decisions to optimise and how (`monet solve`).
     optimise:                          at least one decision
       fusion: {method: cpsat|ga|rule|none, objective: latency|energy|dram|edp, max_stack: int,
                time_limit: s}
-      checkpointing: {method: cpsat|ga|greedy|store-all|recompute-all|sqrt, objective: latency|energy,
+      checkpointing: {method: cpsat|ga|greedy|store-all|recompute-all|sqrt, objective: latency|energy|edp,
                       order: fixed|free, time_limit: s}
+                                       objective edp: the plan family's only (with allocation,
+                                       combine joint)
                                        order: as `monet checkpoint training --order` (default fixed;
                                        free only without optimise.fusion)
       allocation: {method: cpsat|ga|greedy, time_limit: s}
@@ -67,7 +69,7 @@ DECISION_KEYS: dict[str, dict[str, Any]] = {"fusion": {"max_stack": _POSITIVE_IN
                                             "allocation": {}}
 """The decisions a training instance combines (`pipeline.py`), with the keys of each beyond method,
 objective and time_limit; each decision's methods are its family's in the registry."""
-OBJECTIVES = {"fusion": ("latency", "energy", "dram", "edp"), "checkpointing": ("latency", "energy"),
+OBJECTIVES = {"fusion": ("latency", "energy", "dram", "edp"), "checkpointing": ("latency", "energy", "edp"),
               "allocation": ("latency",)}
 
 
@@ -256,6 +258,10 @@ def _training_instance(path: Path, data: Mapping[str, Any], registry: Registry) 
     if "checkpointing" in decisions and decisions["checkpointing"].order == "free" and "fusion" in decisions:
         raise InputError(f"{source}: optimise.checkpointing.order: free is built for unfused plans only "
                          "(drop optimise.fusion or use order: fixed)")
+    if "checkpointing" in decisions and decisions["checkpointing"].objective == "edp" and (
+            "allocation" not in decisions or data.get("combine", "sequential") != "joint"):
+        raise InputError(f"{source}: optimise.checkpointing.objective: edp is the parallel plan's (optimise.allocation "
+                         "with combine: joint); the serial checkpoint plan minimises latency or energy")
     if "checkpointing" in decisions and "fusion" in decisions \
             and decisions["checkpointing"].objective != decisions["fusion"].objective:
         raise InputError(f"{source}: optimise.checkpointing.objective: {decisions['checkpointing'].objective!r} "

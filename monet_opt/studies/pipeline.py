@@ -35,7 +35,7 @@ from monet_opt.families import default_registry
 from monet_opt.families.allocation.family import AllocationGoal, AllocationInstance
 from monet_opt.families.allocation.problem import from_training
 from monet_opt.families.checkpoint.family import CheckpointProblem
-from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace
+from monet_opt.families.checkpoint.space import OBJECTIVES, PLAN_OBJECTIVES, CheckpointSpace
 from monet_opt.families.fusion.family import schedule_on_cores, space_for
 from monet_opt.families.fusion.space import Candidate, FusionObjective, FusionSpace
 from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem, fuse_within_reach
@@ -303,7 +303,7 @@ def _parallel_plan(setting: Setting, carried: Carried, options: SolverOptions, d
                          "for both checkpointing and allocation")
     assert setting.activation_budget_bytes is not None
     stacks = None if carried.partition is None else tuple((c.ops, c.cores) for c in carried.partition)
-    problem = PlanProblem(setting.graph, setting.hw, OBJECTIVES[checkpointing.objective], setting.limits, stacks)
+    problem = PlanProblem(setting.graph, setting.hw, PLAN_OBJECTIVES[checkpointing.objective], setting.limits, stacks)
     if stacks is not None:  # the fused stacks that keep the budget out of the list scheduler's reach, split
         reach = deadline.share(REACH_SHARE)
         problem, found = within_reach(problem, setting.activation_budget_bytes, reach, split=True)

@@ -46,19 +46,25 @@ MAX_GROUP_OPS = 4
 
 @dataclass(frozen=True)
 class CostWeights:
-    """What a checkpoint plan minimises: latency_weight * latency_cycles + energy_weight * energy_pj.
-    `latency` and `energy` (OBJECTIVES) are the two named cases; the exact model rounds each step's
-    weighted cost to an integer (1 cycle, 1 pJ)."""
+    """What a plan minimises: latency_weight * latency_cycles + energy_weight * energy_pj, or, when
+    `product`, latency_cycles * energy_pj (the energy-delay product, cycles x pJ: the plan family's
+    `edp`, PLAN_OBJECTIVES). `latency` and `energy` (OBJECTIVES) are the checkpoint family's cases;
+    its exact model rounds each step's weighted cost to an integer (1 cycle, 1 pJ)."""
 
     name: str
     latency_weight: float
     energy_weight: float
+    product: bool = False
 
     def of(self, latency_cycles: float, energy_pj: float) -> float:
+        if self.product:
+            return latency_cycles * energy_pj
         return self.latency_weight * latency_cycles + self.energy_weight * energy_pj
 
 
 OBJECTIVES = {"latency": CostWeights("latency", 1.0, 0.0), "energy": CostWeights("energy", 0.0, 1.0)}
+PLAN_OBJECTIVES = {**OBJECTIVES, "edp": CostWeights("edp", 0.0, 0.0, product=True)}
+"""The plan family's objectives: the checkpoint family's, and the energy-delay product."""
 
 
 @dataclass(frozen=True)

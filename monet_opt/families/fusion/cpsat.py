@@ -11,16 +11,7 @@ from ortools.sat.python import cp_model
 
 from monet_opt.families.fusion.space import Candidate, FusionObjective, FusionSpace
 from monet_opt.solving.common import Deadline, OutOfTime, SolverOptions, SolveStats, SolveStatus
-from monet_opt.solving.cpsat_runner import run_cpsat
-
-PRODUCT_LIMIT = 2 ** 62
-"""The EDP model's largest latency x energy product (CP-SAT integers are 64-bit)."""
-
-
-EDP_ENERGY_STEPS = 10 ** 6
-"""EDP model resolution: the product's domain decides how well CP-SAT bounds it (ResNet-18 training
-on edge-tpu-quad: proven optimal in 0.2 s in 10^6 steps, a 21 % gap after 30 s at 1 pJ)."""
-
+from monet_opt.solving.cpsat_runner import edp_energy_unit_pj, run_cpsat
 
 def _upper_bounds(space: FusionSpace) -> tuple[int, float]:
     """Upper bounds of any partition's latency (cycles) and energy (pJ): per op, the largest value
@@ -35,16 +26,12 @@ def _upper_bounds(space: FusionSpace) -> tuple[int, float]:
 
 
 def energy_unit_pj(space: FusionSpace) -> int:
-    """pJ per model energy unit: 1, except for EDP, where it is the smallest power of ten that counts
-    the largest energy in at most EDP_ENERGY_STEPS units and keeps the largest latency x energy
-    product below PRODUCT_LIMIT (each candidate's energy is rounded to it in the model)."""
+    """pJ per model energy unit: 1, except for EDP (`edp_energy_unit_pj` of the largest latency and
+    energy; each candidate's energy is rounded to it in the model)."""
     if space.objective is not FusionObjective.EDP:
         return 1
     latency, energy = _upper_bounds(space)
-    unit = 1
-    while energy / unit > EDP_ENERGY_STEPS or max(latency, 1) * (energy / unit + len(space.candidates)) >= PRODUCT_LIMIT:
-        unit *= 10
-    return unit
+    return edp_energy_unit_pj(latency, energy, len(space.candidates))
 
 
 def solve_fusion_cpsat(space: FusionSpace, options: SolverOptions, deadline: Deadline,

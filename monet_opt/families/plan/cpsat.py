@@ -26,8 +26,9 @@ ends of the readers that read it (each reader's end counted under its condition,
 otherwise); Cumulative on DRAM with capacity min(activation budget, DRAM capacity - static bytes);
 on each local memory, a Cumulative of the working sets and of the values on chip there (over the
 same lifetimes), with its capacity (or budget). Identical cores are used in order
-(`_break_symmetry`). Objective: the makespan M = max E (latency) or the sum of the chosen options'
-energies, each rounded down to a whole pJ (energy); for latency, ties are broken by energy
+(`_break_symmetry`). Objective: the makespan M = max E (latency), the sum of the chosen options'
+energies, each rounded down to a whole pJ (energy), or M x that sum in units of `edp_energy_unit_pj`
+(EDP, each energy rounded down to whole units); for latency, ties are broken by energy
 (`TIE_BREAK`). Redundant: each core's and each DRAM link's load <= M.
 """
 
@@ -47,7 +48,7 @@ from monet_opt.families.plan.problem import ParallelPlan, PlanProblem
 from monet_opt.model.workload.ir import Phase, TensorRole
 from monet_opt.schedule.plan import RECOMPUTE_SUFFIX
 from monet_opt.solving.common import Deadline, Incumbent, SolverOptions, SolveStats, SolveStatus
-from monet_opt.solving.cpsat_runner import run_cpsat
+from monet_opt.solving.cpsat_runner import edp_energy_unit_pj, run_cpsat
 
 Literal = cp_model.IntVar | cp_model.NotBooleanVariable
 WINDOW_TASKS = 150
@@ -77,6 +78,21 @@ def clone(op: str) -> str:
     return op + RECOMPUTE_SUFFIX
 
 
+def horizon_cycles(problem: PlanProblem) -> int:
+    """H: the sum over every task (recomputations included) of its longest option, in cycles (its
+    latency or its DRAM cycles): no plan of the model ends later."""
+    tasks = [*problem.stack_ops, *(clone(q) for q in problem.cloneable)]
+    return sum(max(max(o.duration_cycles, o.bus_cycles) for o in problem.options[t]) for t in tasks)
+
+
+def edp_energy_unit(problem: PlanProblem) -> int:
+    """pJ per energy unit of the EDP model (`edp_energy_unit_pj` of H and every task's largest
+    energy, summed)."""
+    tasks = [*problem.stack_ops, *(clone(q) for q in problem.cloneable)]
+    return edp_energy_unit_pj(horizon_cycles(problem), sum(max(o.energy_pj for o in problem.options[t])
+                                                           for t in tasks), 0)
+
+
 class PlanModel:
     """The model of the module docstring for one budget (bytes of dynamic DRAM); without a budget,
     the model of the smallest dynamic DRAM peak (the Cumulative's capacity is then a variable,
@@ -87,7 +103,7 @@ class PlanModel:
         m = self.model = cp_model.CpModel()
         self.clones = {clone(q): q for q in p.cloneable}
         tasks = [*p.stack_ops, *self.clones]
-        self.horizon = sum(max(max(o.duration_cycles, o.bus_cycles) for o in p.options[t]) for t in tasks)
+        self.horizon = horizon_cycles(p)
         self.rc = {t: m.new_bool_var(f"rc[{t}]") for t in p.candidates}
         self.on = {t: m.new_bool_var(f"on[{t}]") for t in p.on_chip_eligible}
         for t in set(self.rc) & set(self.on):
@@ -122,9 +138,11 @@ class PlanModel:
         m.add_max_equality(self.makespan, list(self.E.values()))
         for terms in self._loads().values():
             m.add(sum(terms) <= self.makespan)
-        self.energy = sum(math.floor(p.options[t][k].energy_pj) * lit for (t, k), lit in self.x.items())
+        self.objective_scale = 1  # reported objective units (cycles, pJ, cycles x pJ) per model unit
         if budget_bytes is None:
             m.minimize(self.dram_peak)
+        elif p.weights.product:
+            self._edp(tasks)
         elif p.weights.latency_weight:
             # lexicographic: the makespan, then the energy in units that sum to less than TIE_BREAK
             most = sum(max(o.energy_pj for o in p.options[t]) for t in tasks)
@@ -132,7 +150,21 @@ class PlanModel:
             self.tie_break = sum(math.floor(p.options[t][k].energy_pj / unit) * lit for (t, k), lit in self.x.items())
             m.minimize(self.makespan * TIE_BREAK + self.tie_break)
         else:
-            m.minimize(self.energy)
+            m.minimize(sum(math.floor(p.options[t][k].energy_pj) * lit for (t, k), lit in self.x.items()))
+
+    def _edp(self, tasks: list[str]) -> None:
+        """Minimise makespan x energy, the energy counted in units of `edp_energy_unit_pj` pJ, each
+        option's energy rounded down to whole units (so the model's product, and its bound, never
+        exceed the true EDP of the same plan)."""
+        m, p = self.model, self.problem
+        most = sum(max(o.energy_pj for o in p.options[t]) for t in tasks)
+        unit = edp_energy_unit(p)
+        energy = m.new_int_var(0, math.floor(most / unit), "energy_units")
+        m.add(energy == sum(math.floor(p.options[t][k].energy_pj / unit) * lit for (t, k), lit in self.x.items()))
+        product = m.new_int_var(0, self.horizon * math.floor(most / unit), "edp")
+        m.add_multiplication_equality(product, [self.makespan, energy])
+        m.minimize(product)
+        self.objective_scale = unit
 
     def _group_writers(self, tensor: str) -> list[tuple[Literal, str]]:
         """The groups that write the copy of `tensor` (an output of one of their ops but the last,
@@ -521,10 +553,10 @@ def improve_by_windows(model: PlanModel, solver: cp_model.CpSolver, stats: Solve
             _set_domain(model.model, index, domain)
         if trial_stats.objective is not None and trial.objective_value < best.objective_value:
             best = trial
-            incumbents.append(Incumbent(deadline.elapsed_s(), trial.objective_value, stats.incumbents[-1].bound
-                                        if stats.incumbents else float("nan")))
+            incumbents.append(Incumbent(deadline.elapsed_s(), trial.objective_value * model.objective_scale,
+                                        stats.incumbents[-1].bound if stats.incumbents else float("nan")))
         position += max(window_tasks // 2, 1)
-    return best, replace(stats, status=SolveStatus.FEASIBLE, objective=best.objective_value,
+    return best, replace(stats, status=SolveStatus.FEASIBLE, objective=best.objective_value * model.objective_scale,
                          time_to_best_s=incumbents[-1].time_s if incumbents else stats.time_to_best_s,
                          incumbents=tuple(incumbents))
 
@@ -549,7 +581,7 @@ def solve_plan_cpsat(problem: PlanProblem, budget_bytes: int | None, options: So
     lexicographic = budget_bytes is not None and bool(problem.weights.latency_weight)
     windows = len(model.S) > window_tasks
     whole_until = deadline.elapsed_s() + WHOLE_SHARE * deadline.remaining_s() if windows else None
-    solver, stats = run_cpsat(model.model, options, deadline, stop_after_s=whole_until)
+    solver, stats = run_cpsat(model.model, options, deadline, stop_after_s=whole_until, scale=model.objective_scale)
     if windows and stats.objective is not None and stats.status is not SolveStatus.OPTIMAL:
         solver, stats = improve_by_windows(model, solver, stats, options, deadline, window_tasks)
     if lexicographic:  # objective and bound in cycles: the bound of makespan x T + tie-break is below (M + 1) x T

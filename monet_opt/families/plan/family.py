@@ -10,9 +10,9 @@ overflow its capacity or budget, and the dynamic DRAM peak must stay within the 
 
 Methods:
 - cpsat (exact over the space of `PlanProblem.space`, `cpsat.py`), warm-started from the best of
-  the list scheduler, the checkpoint family's heuristic serial plan and, over a fused partition,
-  its exact serial plan within a share of the time (`serial.py`); when CP-SAT finds nothing better
-  in time, the warm start with CP-SAT's bound;
+  the list scheduler, the checkpoint family's heuristic serial plan and its exact serial plan within
+  a share of the time (`serial.py`); when CP-SAT finds nothing better in time (or, unproven,
+  something worse), the warm start with CP-SAT's bound;
 - greedy (search): the memory-aware list scheduler, recomputing (or keeping on chip) the values DRAM
   holds where a task finds no room (`list_schedule.py`);
 - ga (search): NSGA-II over cores and residencies, each genome decoded by the list scheduler
@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import Any
 
 from monet_opt.errors import InfeasibleError
-from monet_opt.families.plan.cpsat import solve_plan_cpsat
+from monet_opt.families.plan.cpsat import edp_energy_unit, solve_plan_cpsat
 from monet_opt.families.plan.ga import plan_ga
 from monet_opt.families.plan.list_schedule import best_list_schedule
 from monet_opt.families.plan.problem import ParallelPlan, PlanProblem
@@ -101,31 +101,36 @@ def _cpsat(problem: PlanProblem, target: PlanTarget, options: SolverOptions, dea
     warm = min((plan for plan in starts if plan is not None), key=lambda plan: _score(problem, target, plan),
                default=None)
     answer = solve_plan_cpsat(problem, budget, options, deadline, warm)
-    if answer.plan is None:
+    if answer.plan is None or (warm is not None and answer.stats.status is not SolveStatus.OPTIMAL
+                               and _score(problem, target, warm) < _score(problem, target, answer.plan)):
+        # nothing found, or, unproven, worse than the warm start (its hint not completed in time)
         if warm is None or answer.stats.status is SolveStatus.INFEASIBLE:
             return Proposal(None, None, answer.stats)
         warm_stats = warm_start_stats(answer.stats, _score(problem, target, warm))
-        stats, bound = _with_latency_bound(problem, target, warm_stats)
+        stats, bound = _with_structural_bound(problem, target, warm_stats, _score(problem, target, warm))
         return Proposal(warm, Claim(plan=PlanClaim(*warm.cost(problem))), stats,
                         {"from_warm_start": True, "bound_source": bound})
     _, energy = answer.plan.cost(problem)  # in pJ: the model's energies are rounded down
     claim = PlanClaim(answer.makespan_cycles, energy, answer.peaks_bytes)
-    stats, bound = _with_latency_bound(problem, target, answer.stats)
+    stats, bound = _with_structural_bound(problem, target, answer.stats, _score(problem, target, answer.plan))
     return Proposal(answer.plan, Claim(plan=claim), stats, {"from_warm_start": False, "bound_source": bound})
 
 
-def _with_latency_bound(problem: PlanProblem, target: PlanTarget, stats: SolveStats) -> tuple[SolveStats, str | None]:
-    """Minimising latency: CP-SAT's bound, or `PlanProblem.latency_bound` where that is higher (CP-SAT
+def _with_structural_bound(problem: PlanProblem, target: PlanTarget, stats: SolveStats, cost: float
+                           ) -> tuple[SolveStats, str | None]:
+    """Under a budget: CP-SAT's bound, or `PlanProblem.cost_bound` where that is higher (CP-SAT
     stopped early, or its relaxation is weaker), and which of the two it is; the answer is optimal
-    when it meets the bound. Other objectives: CP-SAT's bound alone."""
-    if not isinstance(target, CostUnderBudget) or problem.weights.energy_weight or stats.objective is None:
+    when its `cost` (by the cost model's prices, not the model's rounded energies) meets the bound.
+    The smallest peak: CP-SAT's bound alone."""
+    if not isinstance(target, CostUnderBudget) or stats.objective is None:
         return stats, None if stats.bound is None else "CP-SAT's search"
-    cycles, what = problem.latency_bound
-    if stats.bound is not None and stats.bound >= cycles:
+    bound, what = problem.cost_bound
+    if stats.bound is not None and stats.bound >= bound:
         return stats, "CP-SAT's search"
-    status = SolveStatus.OPTIMAL if stats.objective <= cycles else (
-        SolveStatus.FEASIBLE if stats.status is SolveStatus.HEURISTIC else stats.status)
-    return replace(stats, bound=float(cycles), status=status), what
+    if cost <= bound * (1 + 1e-12):  # met (the bound's float sums in another order)
+        return replace(stats, bound=float(min(bound, cost)), status=SolveStatus.OPTIMAL), what
+    status = SolveStatus.FEASIBLE if stats.status is SolveStatus.HEURISTIC else stats.status
+    return replace(stats, bound=float(bound), status=status), what
 
 
 def _referee(problem: PlanProblem, target: PlanTarget, plan: ParallelPlan, claim: Claim | None) -> Verdict:
@@ -181,6 +186,8 @@ def _describe(problem: PlanProblem, target: PlanTarget, plan: ParallelPlan | Non
 
 
 def _space(problem: PlanProblem, proposal: Proposal[ParallelPlan]) -> str:
+    if problem.weights.product:
+        return problem.space() + f"; energies rounded down to {edp_energy_unit(problem):,} pJ per task in the model"
     energy = "; energies rounded down to whole pJ per task" if not problem.weights.latency_weight else ""
     return problem.space() + energy
 
@@ -188,7 +195,8 @@ def _space(problem: PlanProblem, proposal: Proposal[ParallelPlan]) -> str:
 def _unit(problem: PlanProblem, target: PlanTarget) -> str:
     if isinstance(target, MinimumPeak):
         return "bytes"
-    return {"latency": "cycles", "energy": "pJ"}.get(problem.weights.name, "weighted cycles + pJ")
+    return {"latency": "cycles", "energy": "pJ", "edp": "cycles x pJ"}.get(problem.weights.name,
+                                                                          "weighted cycles + pJ")
 
 
 PLAN: Family = Family(

@@ -368,6 +368,21 @@ class PlanProblem:
             bounds.append((work, f"the DRAM cycles link {link} must carry"))
         return max(bounds, key=lambda bound: bound[0])
 
+    @cached_property
+    def energy_bound_pj(self) -> float:
+        """A lower bound on the energy of every plan of the space (pJ): each task of `stack_ops` at
+        its least-energy option (recomputations only add energy)."""
+        return sum(min(o.energy_pj for o in self.options[task]) for task in self.stack_ops)
+
+    @cached_property
+    def cost_bound(self) -> tuple[float, str]:
+        """A lower bound on the weighted cost (`weights.of`, increasing in latency and energy) of every
+        plan of the space, and what it is: of `latency_bound` and `energy_bound_pj`."""
+        cycles, what = self.latency_bound
+        least_energy = "every task at its least energy"
+        named = {"latency": what, "energy": least_energy}.get(self.weights.name, f"{what}; {least_energy}")
+        return self.weights.of(cycles, self.energy_bound_pj), named
+
     def dynamic_dram_capacity_bytes(self) -> int:
         """What DRAM holds besides the static bytes."""
         return self.hw.dram.capacity_bytes - self.static_dram_bytes

@@ -17,7 +17,7 @@ from dataclasses import replace
 from monet_opt.errors import InfeasibleError
 from monet_opt.families.checkpoint.family import CHECKPOINT, CheckpointProblem, best_heuristic
 from monet_opt.families.checkpoint.heuristics import fits
-from monet_opt.families.checkpoint.space import CheckpointSpace, Decisions
+from monet_opt.families.checkpoint.space import OBJECTIVES, CheckpointSpace, CostWeights, Decisions
 from monet_opt.families.plan.problem import ParallelPlan, PlanProblem
 from monet_opt.schedule.plan import RECOMPUTE_SUFFIX, Residency, default_plan, recompute_group_name
 from monet_opt.schedule.simulate import SimulationResult
@@ -39,11 +39,17 @@ def _checkpoint_space(problem: PlanProblem) -> CheckpointSpace | None:
         return None
 
 
+def _checkpoint_weights(problem: PlanProblem) -> CostWeights:
+    """The checkpoint family's objective for the problem's: the same, or latency for the EDP (which
+    it does not have; a fast plan is the EDP search's start)."""
+    return OBJECTIVES["latency"] if problem.weights.product else problem.weights
+
+
 def serial_warm_start(problem: PlanProblem, budget_bytes: int, deadline: Deadline) -> ParallelPlan | None:
     """The cheapest heuristic serial checkpoint plan within the budget, as a parallel plan (None: no
     heuristic plan fits, or the one that does is outside the plan space)."""
     space = _checkpoint_space(problem)
-    found = None if space is None else best_heuristic(space, problem.weights, budget_bytes, deadline)
+    found = None if space is None else best_heuristic(space, _checkpoint_weights(problem), budget_bytes, deadline)
     return None if found is None else as_parallel(problem, space, found[0], found[1].simulation, budget_bytes)
 
 
@@ -55,7 +61,7 @@ def exact_serial_warm_start(problem: PlanProblem, budget_bytes: int, options: So
     if space is None:
         return None
     try:
-        result = solve(CHECKPOINT, CheckpointProblem(space, problem.weights, diagnose=False),
+        result = solve(CHECKPOINT, CheckpointProblem(space, _checkpoint_weights(problem), diagnose=False),
                        CostUnderBudget(budget_bytes), "cpsat", replace(options, progress=False), deadline,
                        diagnose=False)
     except InfeasibleError:
