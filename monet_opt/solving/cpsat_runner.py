@@ -131,7 +131,8 @@ def interruptible_solve(solver: cp_model.CpSolver, model: cp_model.CpModel,
 def run_cpsat(model: cp_model.CpModel, options: SolverOptions, deadline: Deadline,
               subsolvers: tuple[str, ...] = SUBSOLVERS, scale: float = 1.0,
               offset: float = 0.0, stop_below: float | None = None, stop_at_bound: float | None = None,
-              stop_after_s: float | None = None) -> tuple[cp_model.CpSolver, SolveStats]:
+              stop_after_s: float | None = None, stop_after_without_solution: bool = False
+              ) -> tuple[cp_model.CpSolver, SolveStats]:
     """Solve `model` within the deadline (see `configure`), recording incumbents; the solver (for
     values, valid when stats.objective is not None) and the stats (objective and bound mapped by
     x * scale + offset; times since the deadline's start). CP-SAT searches for the time left minus
@@ -139,7 +140,8 @@ def run_cpsat(model: cp_model.CpModel, options: SolverOptions, deadline: Deadlin
     leaves nothing (status unknown, no bound).
     `stop_below`: the search stops at the first solution whose (model) objective is below it;
     `stop_at_bound`: it stops as soon as the (model) objective's bound reaches it; `stop_after_s`: it
-    stops once it has a solution and that many seconds of the deadline have passed."""
+    stops once it has a solution (or, `stop_after_without_solution`, whether it has one or not) and
+    that many seconds of the deadline have passed."""
     if options.export_model is not None:
         path = Path(options.export_model)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -154,7 +156,7 @@ def run_cpsat(model: cp_model.CpModel, options: SolverOptions, deadline: Deadlin
     if stop_at_bound is not None:
         solver.best_bound_callback = lambda bound: solver.stop_search() if bound >= stop_at_bound else None
     stop_when = None if stop_after_s is None else (
-        lambda: bool(recorder.incumbents) and deadline.elapsed_s() >= stop_after_s)
+        lambda: (stop_after_without_solution or bool(recorder.incumbents)) and deadline.elapsed_s() >= stop_after_s)
     status = interruptible_solve(solver, model, recorder, stop_when)
     mapped = tuple(Incumbent(i.time_s, i.objective * scale + offset, i.bound * scale + offset)
                    for i in recorder.incumbents)

@@ -447,11 +447,11 @@ class PlanModel:
         values += [(var, plan.start_cycles.get(t, 0)) for t, var in self.S.items()]
         return values
 
-    def hint(self, plan: ParallelPlan, options: SolverOptions, deadline: Deadline) -> None:
+    def hint(self, plan: ParallelPlan, options: SolverOptions, deadline: Deadline) -> cp_model.CpSolver | None:
         """Every variable hinted: the plan's decisions fixed, the model solved for the rest within
         `deadline` (its auxiliary variables follow from them by propagation), the solution as hint; the
         decisions alone when that finds nothing in time (CP-SAT then repairs a partial hint, slowly on
-        large models)."""
+        large models). Returns the solver holding the completed solution (None: not completed)."""
         proto = self.model.proto
         fixed = self.decisions(plan)
         saved = {var.index: list(proto.variables[var.index].domain) for var, _ in fixed}
@@ -464,9 +464,10 @@ class PlanModel:
             solution = list(solver.response_proto.solution)
             proto.solution_hint.vars.extend(range(len(solution)))
             proto.solution_hint.values.extend(solution)
-        else:
-            for var, value in fixed:
-                self.model.add_hint(var, value)
+            return solver
+        for var, value in fixed:
+            self.model.add_hint(var, value)
+        return None
 
     def answer(self, solver: cp_model.CpSolver) -> ParallelPlan:
         present = [t for t in self.S if self.present[t] is None or solver.boolean_value(self.present[t])]
@@ -572,16 +573,20 @@ class ModelAnswer:
 def solve_plan_cpsat(problem: PlanProblem, budget_bytes: int | None, options: SolverOptions, deadline: Deadline,
                      hint: ParallelPlan | None = None, window_tasks: int = WINDOW_TASKS) -> ModelAnswer:
     """The model for `budget_bytes` (None: the smallest dynamic DRAM peak), solved by the deadline: on
-    models of more than `window_tasks` tasks, the whole model until it has an incumbent and
-    WHOLE_SHARE of the time has passed (its bound is the answer's), then windows of it
-    (`improve_by_windows`) for the rest."""
+    models of more than `window_tasks` tasks, the whole model until WHOLE_SHARE of the time has
+    passed and it has an incumbent, or the hint was completed (its bound is the answer's), then
+    windows of it (`improve_by_windows`) for the rest, from the whole model's incumbent or, when it
+    has none, from the completed hint."""
     model = PlanModel(problem, budget_bytes)
-    if hint is not None:
-        model.hint(hint, options, deadline.share(HINT_SHARE))
+    completed = None if hint is None else model.hint(hint, options, deadline.share(HINT_SHARE))
     lexicographic = budget_bytes is not None and bool(problem.weights.latency_weight)
     windows = len(model.S) > window_tasks
     whole_until = deadline.elapsed_s() + WHOLE_SHARE * deadline.remaining_s() if windows else None
-    solver, stats = run_cpsat(model.model, options, deadline, stop_after_s=whole_until, scale=model.objective_scale)
+    solver, stats = run_cpsat(model.model, options, deadline, stop_after_s=whole_until, scale=model.objective_scale,
+                              stop_after_without_solution=completed is not None)
+    if windows and stats.objective is None and completed is not None and stats.status is SolveStatus.UNKNOWN:
+        # the whole model found nothing, not even the hint: the windows start from the completed hint
+        solver, stats = completed, replace(stats, objective=completed.objective_value * model.objective_scale)
     if windows and stats.objective is not None and stats.status is not SolveStatus.OPTIMAL:
         solver, stats = improve_by_windows(model, solver, stats, options, deadline, window_tasks)
     if lexicographic:  # objective and bound in cycles: the bound of makespan x T + tie-break is below (M + 1) x T

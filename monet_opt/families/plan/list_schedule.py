@@ -3,7 +3,8 @@
 `list_schedule(problem, recomputed, budget)`: the ops and recomputations of `recompute_graph` (the
 simulator's rule: each recomputation just before the first backward op that needs it) taken in that
 graph's order; each starts on the core, among those that can run it, where it finishes earliest, at
-the earliest cycle at which its core is free (after the tasks already on it), its inputs are written
+the earliest cycle at which its core is free for as long as it runs (in a gap between the tasks
+already on it, or after them), its inputs are written
 (and, for a recomputation, the op it repeats has ended and every task placed before it has started:
 its copy is held from its start), its DRAM link has a gap as long as its DRAM cycles, its working set
 fits its local memory while it runs, and its outputs fit DRAM from then on: every value already
@@ -97,10 +98,12 @@ class _Occupancy:
         return None
 
 
-def _bus_gap(reserved: list[tuple[int, int]], t: int, length: int) -> int:
-    """The earliest cycle >= t at which a DRAM link with `reserved` intervals (sorted) is free for
-    `length` cycles."""
-    for start, end in reserved:
+def _gap(reserved: list[tuple[int, int]], t: int, length: int) -> int:
+    """The earliest cycle >= t at which a core or DRAM link with `reserved` intervals (sorted,
+    disjoint) is free for `length` cycles."""
+    first = max(bisect.bisect_right(reserved, (t, t)) - 1, 0)  # the last interval that starts by t
+    for i in range(first, len(reserved)):
+        start, end = reserved[i]
         if end <= t:
             continue
         if start >= t + length:
@@ -113,7 +116,7 @@ def _bus_gap(reserved: list[tuple[int, int]], t: int, length: int) -> int:
 class _State:
     """What the tasks placed so far hold."""
 
-    core_free: dict[str, int]
+    cores: dict[str, list[tuple[int, int]]] = field(default_factory=lambda: defaultdict(list))
     dram: _Occupancy = field(default_factory=_Occupancy)
     local: dict[str, _Occupancy] = field(default_factory=lambda: defaultdict(_Occupancy))
     buses: dict[str, list[tuple[int, int]]] = field(default_factory=lambda: defaultdict(list))
@@ -153,7 +156,7 @@ def list_schedule(problem: PlanProblem, recomputed: frozenset[str], budget_bytes
     task_of = {op: task for task, ops in stacks.items() for op in ops}
     on_chip = fixed.on_chip if fixed is not None else frozenset()
     dram_capacity = min(budget_bytes, problem.dynamic_dram_capacity_bytes())
-    state = _State({c.name: 0 for c in problem.hw.cores})
+    state = _State()
     unplaced_readers = {t: {task_of[r] for r in graph.consumers[t]} - {task_of.get(graph.producer.get(t))}
                         for t in graph.tensors}  # the tasks that read t from outside the task that writes it
     for name, tensor in graph.tensors.items():
@@ -210,7 +213,7 @@ def _occupy(state: _State, task: str, option: CoreOption, start: int) -> None:
     end = start + option.duration_cycles
     state.start_of[task], state.end_of[task], state.core_of[task] = start, end, option.core
     for core in option.cores:
-        state.core_free[core] = end
+        bisect.insort(state.cores[core], (start, end))
     for bus in option.buses:
         bisect.insort(state.buses[bus], (start, start + option.bus_cycles))
     for memory, size in option.working_sets:
@@ -241,8 +244,7 @@ def _place(problem: PlanProblem, task: str, variant: Variant, ready: int, writte
     first core), or None when it fits nowhere. `written`: bytes its outputs put in DRAM and on chip."""
     best: tuple[int, float, int, CoreOption, int] | None = None
     for rank, option in enumerate(o for o in problem.options[task] if variant.admits(o)):
-        start = _earliest(problem, option, max(ready, *(state.core_free[c] for c in option.cores)), written, state,
-                          dram_capacity)
+        start = _earliest(problem, option, ready, written, state, dram_capacity)
         if start is not None:
             key = (start + option.duration_cycles, option.energy_pj, rank, option, start)
             if best is None or key[:3] < best[:3]:
@@ -258,7 +260,9 @@ def _earliest(problem: PlanProblem, option: CoreOption, t: int, written: tuple[i
     while True:
         moved = t
         for bus in option.buses:
-            moved = _bus_gap(state.buses[bus], moved, option.bus_cycles)
+            moved = _gap(state.buses[bus], moved, option.bus_cycles)
+        for core in option.cores:
+            moved = _gap(state.cores[core], moved, option.duration_cycles)
         moved = state.dram.fits_from(moved, to_dram, dram_capacity)
         if moved is not None and kept:
             memory = option.memories[0]
