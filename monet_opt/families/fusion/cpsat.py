@@ -13,6 +13,7 @@ from monet_opt.families.fusion.space import Candidate, FusionObjective, FusionSp
 from monet_opt.solving.common import Deadline, OutOfTime, SolverOptions, SolveStats, SolveStatus
 from monet_opt.solving.cpsat_runner import edp_energy_unit_pj, run_cpsat
 
+
 def _upper_bounds(space: FusionSpace) -> tuple[int, float]:
     """Upper bounds of any partition's latency (cycles) and energy (pJ): per op, the largest value
     of a candidate that contains it, summed (a candidate is counted once per op, an overestimate)."""

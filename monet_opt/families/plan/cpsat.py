@@ -172,7 +172,7 @@ class PlanModel:
         ends at 0, so the copy's own writer needs no other condition)."""
         producer = self.problem.graph.producer.get(tensor)
         return [(lit, clone(group[-1])) for group, lit in self.grouped.items()
-                if producer in group[:-1] and self.problem.graph.consumers[tensor] != [group[group.index(producer) + 1]]]
+                if producer in group[:-1] and group[group.index(producer) + 1] not in self.problem.graph.consumers[tensor]]
 
     def _writer(self, tensor: str, copy: bool) -> str | None:
         """The task that writes `tensor` (its recomputation, for the copy); None for a network input."""
