@@ -16,7 +16,9 @@ from monet_opt.families.plan.family import PLAN
 from monet_opt.families.plan.list_schedule import best_list_schedule, within_reach
 from monet_opt.families.plan.problem import PlanProblem
 from monet_opt.model.hardware import accelerator_from_dict
+from monet_opt.model.training.derive import Optimizer, derive_training_graph
 from monet_opt.model.workload.builder import GraphBuilder
+from monet_opt.model.workload.ir import DType
 from monet_opt.schedule.plan import Plan, Residency
 from monet_opt.schedule.simulate import Claim as PlanClaim
 from monet_opt.schedule.simulate import simulate
@@ -220,6 +222,31 @@ def test_the_list_scheduler_keeps_the_budget_and_cpsat_never_does_worse():
     exact = _solve(graph, hw, "latency", 3020)
     assert listed.validated and listed.measurement.peak <= 3020
     assert exact.validated and exact.measurement.latency_cycles <= listed.measurement.latency_cycles
+
+
+def test_a_task_late_in_the_list_fills_an_idle_gap_of_its_core():
+    """x -> fc1 -> GELU -> fc2 -> cross-entropy with SGD on two_cores (DRAM link 256 bits per cycle),
+    no recomputation: fc1 [0, 92) on pe, gelu [92, 156) on vec, fc2 [156, 248), loss [248, 258),
+    loss.backward [258, 268), fc2.dx [268, 360), fc2.dw [360, 452) holding the DRAM link [360, 388),
+    gelu.backward on vec from 388 (the link) to 500, fc1.dw on pe [500, 592) holding the link until
+    528, w1.update [592, 616). w2.update, last in the list, needs fc2.dw only: it takes vec's idle
+    time at 528 (the link free), [528, 552), instead of [616, 640) after w1.update: 616 cycles,
+    as the simulator runs it."""
+    from monet_opt.families.plan.list_schedule import list_schedule
+
+    g = GraphBuilder("two")
+    h = g.gelu("gelu", g.matmul("fc1", g.input("x", (8, 4)), g.weight("w1", (4, 16))))
+    y = g.matmul("fc2", h, g.weight("w2", (16, 4)))
+    graph = derive_training_graph(g.build([g.softmax_xent("loss", y, g.input("labels", (8,), DType.INT32))]),
+                                  Optimizer.SGD)
+    problem = PlanProblem(graph, two_cores(), OBJECTIVES["latency"], {})
+    plan = list_schedule(problem, frozenset(), 10**6).plan
+    spans = {t: (plan.start_cycles[t], plan.start_cycles[t] + plan.option(problem, t).duration_cycles)
+             for t in problem.stack_ops}
+    assert spans["gelu.backward"] == (388, 500) and spans["fc1.dw"] == (500, 592)
+    assert spans["w2.update"] == (528, 552) and spans["w1.update"] == (592, 616)
+    measured = PLAN.referee(problem, CostUnderBudget(10**6), plan, None).measurement
+    assert (measured.latency_cycles, measured.violations) == (616, ())
 
 
 def test_the_ga_answers_within_the_budget_and_never_beats_the_exact_model():
