@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -78,6 +78,22 @@ class Price:
     energy_pj: float
     working_set_bytes: int
     working_sets: tuple[tuple[str, int], ...] = ()  # (memory, bytes) of a stack that spans memories
+
+
+def unsaved_links(graph: Graph, ops: Collection[str]) -> dict[str, tuple[str, str]]:
+    """Op of `ops` -> (value, reader) when the op passes `value` (unsaved, not an output of the
+    graph) to its only reader, also one of `ops`, and writes nothing else that a forward op reads:
+    the links of the chains that may be recomputed as one fused stack (`Group`)."""
+    out = {}
+    for name in ops:
+        outputs = graph.op_by_name[name].outputs
+        links = [t for t in outputs if t not in graph.saved_for_backward and t not in graph.outputs
+                 and len(graph.consumers[t]) == 1 and graph.consumers[t][0] in ops]
+        forward_read = [t for t in outputs if t not in links
+                        and any(graph.op_by_name[c].phase is Phase.FORWARD for c in graph.consumers[t])]
+        if len(links) == 1 and not forward_read:
+            out[name] = (links[0], graph.consumers[links[0]][0])
+    return out
 
 
 @dataclass(frozen=True)
@@ -415,16 +431,8 @@ class CheckpointSpace:
     def groups(self) -> tuple[Group, ...]:
         """Candidate fused recomputations (see `Group`), 2..MAX_GROUP_OPS ops, that fit their core."""
         graph, table = self.pricing
-        unsaved_link: dict[str, tuple[str, str]] = {}  # op -> (its value, the only reader)
-        for o in self.recomputable:
-            op = self.graph.op_by_name[o]
-            links = [t for t in op.outputs if t not in self.graph.saved_for_backward and t not in self.graph.outputs
-                     and len(self.graph.consumers[t]) == 1 and self.graph.consumers[t][0] in self.anchors]
-            others_forward = [t for t in op.outputs if t not in links and self.forward_consumers(t)]
-            if len(links) == 1 and not others_forward:
-                reader = self.graph.consumers[links[0]][0]
-                if self.core_of_op[reader] == self.core_of_op[o]:
-                    unsaved_link[o] = (links[0], reader)
+        unsaved_link = {o: link for o, link in unsaved_links(self.graph, set(self.recomputable)).items()
+                        if self.core_of_op[link[1]] == self.core_of_op[o]}  # op -> (its value, the only reader)
         out = []
         for start in self.recomputable:
             chain, values = [start], []

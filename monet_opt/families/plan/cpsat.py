@@ -78,19 +78,25 @@ def clone(op: str) -> str:
     return op + RECOMPUTE_SUFFIX
 
 
+def model_tasks(problem: PlanProblem) -> list[str]:
+    """The model's tasks: every stack, then every recomputation."""
+    return [*problem.stack_ops, *(clone(q) for q in problem.cloneable)]
+
+
 def horizon_cycles(problem: PlanProblem) -> int:
     """H: the sum over every task (recomputations included) of its longest option, in cycles (its
     latency or its DRAM cycles): no plan of the model ends later."""
-    tasks = [*problem.stack_ops, *(clone(q) for q in problem.cloneable)]
-    return sum(max(max(o.duration_cycles, o.bus_cycles) for o in problem.options[t]) for t in tasks)
+    return sum(max(max(o.duration_cycles, o.bus_cycles) for o in problem.options[t]) for t in model_tasks(problem))
+
+
+def largest_energy_pj(problem: PlanProblem) -> float:
+    """Every task's largest energy, summed: no plan of the model costs more (pJ)."""
+    return sum(max(o.energy_pj for o in problem.options[t]) for t in model_tasks(problem))
 
 
 def edp_energy_unit(problem: PlanProblem) -> int:
-    """pJ per energy unit of the EDP model (`edp_energy_unit_pj` of H and every task's largest
-    energy, summed)."""
-    tasks = [*problem.stack_ops, *(clone(q) for q in problem.cloneable)]
-    return edp_energy_unit_pj(horizon_cycles(problem), sum(max(o.energy_pj for o in problem.options[t])
-                                                           for t in tasks), 0)
+    """pJ per energy unit of the EDP model (`edp_energy_unit_pj` of H and `largest_energy_pj`)."""
+    return edp_energy_unit_pj(horizon_cycles(problem), largest_energy_pj(problem), 0)
 
 
 class PlanModel:
@@ -102,7 +108,7 @@ class PlanModel:
         self.problem = p = problem
         m = self.model = cp_model.CpModel()
         self.clones = {clone(q): q for q in p.cloneable}
-        tasks = [*p.stack_ops, *self.clones]
+        tasks = model_tasks(p)
         self.horizon = horizon_cycles(p)
         self.rc = {t: m.new_bool_var(f"rc[{t}]") for t in p.candidates}
         self.on = {t: m.new_bool_var(f"on[{t}]") for t in p.on_chip_eligible}
@@ -142,26 +148,25 @@ class PlanModel:
         if budget_bytes is None:
             m.minimize(self.dram_peak)
         elif p.weights.product:
-            self._edp(tasks)
+            self._edp()
         elif p.weights.latency_weight:
             # lexicographic: the makespan, then the energy in units that sum to less than TIE_BREAK
-            most = sum(max(o.energy_pj for o in p.options[t]) for t in tasks)
-            unit = max(most / (TIE_BREAK - 1), 1e-9)
+            unit = max(largest_energy_pj(p) / (TIE_BREAK - 1), 1e-9)
             self.tie_break = sum(math.floor(p.options[t][k].energy_pj / unit) * lit for (t, k), lit in self.x.items())
             m.minimize(self.makespan * TIE_BREAK + self.tie_break)
         else:
             m.minimize(sum(math.floor(p.options[t][k].energy_pj) * lit for (t, k), lit in self.x.items()))
 
-    def _edp(self, tasks: list[str]) -> None:
+    def _edp(self) -> None:
         """Minimise makespan x energy, the energy counted in units of `edp_energy_unit_pj` pJ, each
         option's energy rounded down to whole units (so the model's product, and its bound, never
         exceed the true EDP of the same plan)."""
         m, p = self.model, self.problem
-        most = sum(max(o.energy_pj for o in p.options[t]) for t in tasks)
         unit = edp_energy_unit(p)
-        energy = m.new_int_var(0, math.floor(most / unit), "energy_units")
+        top = math.floor(largest_energy_pj(p) / unit)
+        energy = m.new_int_var(0, top, "energy_units")
         m.add(energy == sum(math.floor(p.options[t][k].energy_pj / unit) * lit for (t, k), lit in self.x.items()))
-        product = m.new_int_var(0, self.horizon * math.floor(most / unit), "edp")
+        product = m.new_int_var(0, self.horizon * top, "edp")
         m.add_multiplication_equality(product, [self.makespan, energy])
         m.minimize(product)
         self.objective_scale = unit

@@ -96,23 +96,23 @@ def _cpsat(problem: PlanProblem, target: PlanTarget, options: SolverOptions, dea
     starts = [best_list_schedule(problem, _budget(problem, target), deadline.share(LIST_SHARE))]
     if budget is not None:
         starts.append(serial_warm_start(problem, budget, deadline.share(LIST_SHARE)))
-    if budget is not None:
         starts.append(exact_serial_warm_start(problem, budget, options, deadline.share(SERIAL_SHARE)))
-    warm = min((plan for plan in starts if plan is not None), key=lambda plan: _score(problem, target, plan),
-               default=None)
+    warm_score, warm = min(((_score(problem, target, plan), plan) for plan in starts if plan is not None),
+                           key=lambda scored: scored[0], default=(None, None))
     answer = solve_plan_cpsat(problem, budget, options, deadline, warm)
-    if answer.plan is None or (warm is not None and answer.stats.status is not SolveStatus.OPTIMAL
-                               and _score(problem, target, warm) < _score(problem, target, answer.plan)):
+    score = None if answer.plan is None else _score(problem, target, answer.plan)
+    if score is None or (warm_score is not None and answer.stats.status is not SolveStatus.OPTIMAL
+                         and warm_score < score):
         # nothing found, or, unproven, worse than the warm start (its hint not completed in time)
-        if warm is None or answer.stats.status is SolveStatus.INFEASIBLE:
+        if warm is None or warm_score is None or answer.stats.status is SolveStatus.INFEASIBLE:
             return Proposal(None, None, answer.stats)
-        warm_stats = warm_start_stats(answer.stats, _score(problem, target, warm))
-        stats, bound = _with_structural_bound(problem, target, warm_stats, _score(problem, target, warm))
+        stats, bound = _with_structural_bound(problem, target, warm_start_stats(answer.stats, warm_score), warm_score)
         return Proposal(warm, Claim(plan=PlanClaim(*warm.cost(problem))), stats,
                         {"from_warm_start": True, "bound_source": bound})
+    assert answer.plan is not None
     _, energy = answer.plan.cost(problem)  # in pJ: the model's energies are rounded down
     claim = PlanClaim(answer.makespan_cycles, energy, answer.peaks_bytes)
-    stats, bound = _with_structural_bound(problem, target, answer.stats, _score(problem, target, answer.plan))
+    stats, bound = _with_structural_bound(problem, target, answer.stats, score)
     return Proposal(answer.plan, Claim(plan=claim), stats, {"from_warm_start": False, "bound_source": bound})
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 
 from monet_opt.errors import InfeasibleError
-from monet_opt.families.checkpoint.space import MAX_GROUP_OPS, CostWeights
+from monet_opt.families.checkpoint.space import MAX_GROUP_OPS, CostWeights, unsaved_links
 from monet_opt.model.cost.model import Cost, CostTable
 from monet_opt.model.hardware.model import DRAM, Accelerator
 from monet_opt.model.workload.ir import Graph, Phase, TensorRole
@@ -299,18 +299,7 @@ class PlanProblem:
         other outputs are saved for backward readers; the group writes their copies), that some core
         runs as one stack. In the graph's order of their first op, shorter first."""
         graph, eligible = self.graph, set(self.on_chip_eligible)
-        cloneable = set(self.cloneable)
-
-        def forward_read(t: str) -> bool:
-            return any(graph.op_by_name[r].phase is not Phase.BACKWARD for r in graph.consumers[t])
-
-        next_of: dict[str, str] = {}
-        for name in cloneable:
-            outputs = graph.op_by_name[name].outputs
-            links = [t for t in outputs if t not in graph.saved_for_backward and t not in graph.outputs
-                     and len(graph.consumers[t]) == 1 and graph.consumers[t][0] in cloneable]
-            if len(links) == 1 and not any(forward_read(t) for t in outputs if t != links[0]):
-                next_of[name] = graph.consumers[links[0]][0]
+        next_of = {op: reader for op, (_, reader) in unsaved_links(graph, set(self.cloneable)).items()}
         out: dict[tuple[str, ...], tuple[str, ...]] = {}
         for first in self.cloneable:
             chain = (first,)
