@@ -13,8 +13,9 @@ from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.families.checkpoint.space import OBJECTIVES, PLAN_OBJECTIVES, CheckpointSpace
 from monet_opt.families.plan.cpsat import PlanModel, improve_by_windows
 from monet_opt.families.plan.family import PLAN
-from monet_opt.families.plan.list_schedule import best_list_schedule, within_reach
+from monet_opt.families.plan.list_schedule import best_list_schedule, grow_fusion, within_reach
 from monet_opt.families.plan.problem import PlanProblem
+from monet_opt.families.plan.serial import exact_serial_warm_start
 from monet_opt.model.hardware import accelerator_from_dict
 from monet_opt.model.training.derive import Optimizer, derive_training_graph
 from monet_opt.model.workload.builder import GraphBuilder
@@ -276,6 +277,61 @@ def test_a_fused_stack_that_keeps_the_budget_out_of_reach_is_split():
     assert split.split == ("loss.backward+1",) and plan is not None
     assert "after 1 fused stacks of the fusion stage's answer were split" in split.space()
     assert PLAN.referee(split, CostUnderBudget(1680), plan, None).measurement.violations == ()
+
+
+def test_fusion_grown_from_a_plan_over_unfused_ops_beats_the_partition_the_relief_loop_keeps():
+    """residual_chain on two_cores (vsram 400 bytes), four fused pairs on vec (GELU+ReLU, the
+    residual add + loss, loss.backward + ReLU.backward, GELU.backward + the gradient accumulation),
+    4,156 bytes of dynamic DRAM. Brute force over every allocation, order and residency: the whole
+    partition's best plan takes 1,507 cycles (it recomputes fc1, 272 cycles on pe), the unfused ops'
+    1,360 (nothing recomputed). `within_reach` keeps the whole partition (its relief recomputes fc1);
+    `grow_fusion`, started from the exact serial plan of the unfused ops (nothing recomputed), finds
+    no room at loss.backward+1 with nothing recomputed, splits it, and keeps the other three: 1,258
+    cycles, the brute-force optimum of that partition, validated within the budget."""
+    graph, hw = residual_chain(), two_cores()
+    pairs = (("gelu", "relu"), ("res", "loss"), ("loss.backward", "relu.backward"),
+             ("gelu.backward", "fc1.grad_accumulate1"))
+    paired = {op for pair in pairs for op in pair}
+    stacks = tuple((pair, ("vec", "vec")) for pair in pairs)
+    stacks += tuple(((op.name,), ("vec",)) for op in graph.ops if op.name not in paired)
+    problem = PlanProblem(graph, hw, OBJECTIVES["latency"], {"vsram": 400}, stacks)
+    alone = problem.splitting("gelu+1", "res+1", "loss.backward+1", "gelu.backward+1")
+    assert brute_force(problem, 4156)[0] == 1507 and brute_force(alone, 4156)[0] == 1360
+    kept, plan = within_reach(problem, 4156, Deadline.start(30), split=True)
+    assert kept.split == () and plan.recomputed == {"fc1"}
+    start = exact_serial_warm_start(alone, 4156, OPTIONS, Deadline.start(30))
+    assert start.recomputed == frozenset() and start.cost(alone)[0] == 1360
+    grown, plan = grow_fusion(problem, start, 4156, Deadline.start(30))
+    assert grown.split == ("loss.backward+1",) and plan.recomputed == frozenset()
+    measured = PLAN.referee(grown, CostUnderBudget(4156), plan, None).measurement
+    assert (measured.latency_cycles, measured.violations) == (1258, ())
+    assert measured.peak <= 4156 and brute_force(grown, 4156)[0] == 1258
+
+
+def test_where_no_list_schedule_reaches_the_budget_the_plan_starts_from_the_serial_checkpoint_plan():
+    """nine_op_chain on two_cores with GELU1+GELU2 and loss+loss.backward fused, 1,672 bytes of dynamic
+    DRAM: brute force finds plans of 640 cycles over both the partition and the unfused ops, but the
+    list scheduler reaches the budget with neither (`best_list_schedule` over the unfused ops: None).
+    The exact serial checkpoint plan of the unfused ops does (640 cycles); no fused stack fits back
+    into its residencies, so the plan stage solves the unfused ops from it: proven optimal at 640
+    cycles, the brute-force optimum, and its space says why."""
+    from monet_opt.studies.pipeline import _partition_within_reach
+
+    graph, hw = nine_op_chain(), two_cores()
+    pairs = (("gelu1", "gelu2"), ("loss", "loss.backward"))
+    stacks = tuple((pair, ("vec", "vec")) for pair in pairs)
+    stacks += tuple(((op.name,), ("vec",)) for op in graph.ops if op.name not in {*pairs[0], *pairs[1]})
+    problem = PlanProblem(graph, hw, OBJECTIVES["latency"], {}, stacks)
+    alone = problem.splitting("gelu1+1", "loss+1")
+    assert brute_force(problem, 1672)[0] == brute_force(alone, 1672)[0] == 640
+    assert best_list_schedule(alone, 1672, Deadline.start(30)) is None
+    assert within_reach(problem, 1672, Deadline.start(30), split=True)[1] is None
+    chosen = _partition_within_reach(problem, 1672, "cpsat", OPTIONS, Deadline.start(60))
+    assert chosen.split == ("gelu1+1", "loss+1") and [start.cost(chosen)[0] for start in chosen.starts] == [640]
+    assert "started from their serial checkpoint plan" in chosen.space()
+    result = solve(PLAN, chosen, CostUnderBudget(1672), "cpsat", OPTIONS, Deadline.start(30))
+    assert result.status is SolveStatus.OPTIMAL and result.validated
+    assert result.measurement.latency_cycles == 640
 
 
 def test_with_no_held_value_to_blame_the_fused_stacks_nearest_the_blocked_task_are_split():

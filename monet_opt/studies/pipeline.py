@@ -17,7 +17,9 @@ Combinations (`Instance.combine`):
   partition when fusion is decided too (the fusion stage keeps the serial checkpoint plans within
   the budget's reach, as in sequential; then every fused stack at which the plan's list scheduler
   finds no room, whatever it recomputes, is split into single ops: `plan.list_schedule.within_reach`;
-  when that does not reach the budget either, the plan is over unfused ops, and its space says why).
+  when that does not reach the budget either, fused stacks are put back into the residencies of the
+  serial checkpoint plan of the unfused ops as long as they fit, `plan.list_schedule.grow_fusion`,
+  and only without such a plan is the plan over unfused ops; its space says which).
 Allocation after checkpointing (sequential) is not built: a checkpoint plan's activation peak holds
 for its serial order only, so such an instance is refused (the solve names why).
 """
@@ -39,8 +41,9 @@ from monet_opt.families.checkpoint.space import OBJECTIVES, PLAN_OBJECTIVES, Che
 from monet_opt.families.fusion.family import schedule_on_cores, space_for
 from monet_opt.families.fusion.space import Candidate, FusionObjective, FusionSpace
 from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem, fuse_within_reach
-from monet_opt.families.plan.list_schedule import within_reach
+from monet_opt.families.plan.list_schedule import grow_fusion, within_reach
 from monet_opt.families.plan.problem import PlanProblem
+from monet_opt.families.plan.serial import exact_serial_warm_start, serial_warm_start
 from monet_opt.model.cost import CostTable
 from monet_opt.model.hardware import Accelerator, load_accelerator
 from monet_opt.model.hardware.model import DRAM
@@ -304,22 +307,53 @@ def _parallel_plan(setting: Setting, carried: Carried, options: SolverOptions, d
     assert setting.activation_budget_bytes is not None
     stacks = None if carried.partition is None else tuple((c.ops, c.cores) for c in carried.partition)
     problem = PlanProblem(setting.graph, setting.hw, PLAN_OBJECTIVES[checkpointing.objective], setting.limits, stacks)
-    if stacks is not None:  # the fused stacks that keep the budget out of the list scheduler's reach, split
-        reach = deadline.share(REACH_SHARE)
-        problem, found = within_reach(problem, setting.activation_budget_bytes, reach, split=True)
-        if found is None:
-            fused = sum(1 for ops, _ in stacks if len(ops) > 1)
-            how = "in the time it had for splitting stacks" if reach.expired() else "even with stacks split"
-            problem = replace(problem, stacks=None, split=(), note=(
-                f"the fusion stage's partition ({fused} fused stacks) kept the budget out of the list scheduler's "
-                f"reach {how}, so the plan is over unfused ops"))
+    if stacks is not None:
+        problem = _partition_within_reach(problem, setting.activation_budget_bytes, checkpointing.method, options,
+                                          deadline)
     result = solve(family, problem, CostUnderBudget(setting.activation_budget_bytes), checkpointing.method, options,
                    deadline)
     return result, carried
 
 
+def _partition_within_reach(problem: PlanProblem, budget_bytes: int, method: str, options: SolverOptions,
+                            deadline: Deadline) -> PlanProblem:
+    """The fusion stage's partition, changed where the plan's list scheduler cannot reach the budget
+    with it: first the fused stacks at which it finds no room split (`within_reach`); when that does
+    not reach, the serial checkpoint plan of the unfused ops (the checkpoint family's exact plan for
+    cpsat, its heuristic plan otherwise) and fused stacks put back into its residencies as long as the
+    list scheduler still fits (`grow_fusion`), that plan the problem's start; else every op alone."""
+    reach = deadline.share(REACH_SHARE)
+    split, found = within_reach(problem, budget_bytes, reach, split=True)
+    if found is not None:
+        return split
+    fused = [task for task, ops in problem.stack_ops.items() if len(ops) > 1]
+    alone = problem.splitting(*fused)
+    serial = (exact_serial_warm_start(alone, budget_bytes, options, deadline.share(SERIAL_REACH_SHARE))
+              if method == "cpsat" else serial_warm_start(alone, budget_bytes, deadline.share(SERIAL_REACH_SHARE)))
+    if serial is not None:
+        grown, plan = grow_fusion(problem, serial, budget_bytes, deadline.share(GROW_SHARE))
+        kept = len(fused) - len(grown.split)
+        how = (f"the partition keeps {kept} of them, those that still fit with the residencies of the serial "
+               "checkpoint plan of the unfused ops" if kept else
+               "the plan is over unfused ops, started from their serial checkpoint plan")
+        return replace(grown, starts=(plan,), note=(
+            f"the list scheduler did not reach the budget from the fusion stage's partition ({len(fused)} fused "
+            f"stacks) even with stacks split, so {how}"))
+    how = "in the time it had for splitting stacks" if reach.expired() else "even with stacks split"
+    return replace(problem, stacks=None, split=(), note=(
+        f"the fusion stage's partition ({len(fused)} fused stacks) kept the budget out of the list scheduler's "
+        f"reach {how}, and no serial checkpoint plan of the unfused ops within the budget was found in the time "
+        "it had, so the plan is over unfused ops"))
+
+
 REACH_SHARE = 0.1
 """The share of the plan stage's time that splitting the fusion stage's stacks may take (`within_reach`)."""
+SERIAL_REACH_SHARE = 0.2
+"""The share of the plan stage's time left that the serial checkpoint plan of the unfused ops may take
+when splitting stacks does not reach the budget."""
+GROW_SHARE = 0.4
+"""The share of the plan stage's time left that `grow_fusion` may take after that serial plan (the
+plan family's CP-SAT rarely improves on the list schedule of a graph this large)."""
 
 StageFunction = Callable[[Setting, Carried, SolverOptions, Deadline], tuple[Result, Carried]]
 STAGES: dict[str, StageFunction] = {"fusion": _fusion, "checkpointing": _checkpointing, "allocation": _allocation,

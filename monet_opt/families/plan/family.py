@@ -10,11 +10,11 @@ overflow its capacity or budget, and the dynamic DRAM peak must stay within the 
 
 Methods:
 - cpsat (exact over the space of `PlanProblem.space`, `cpsat.py`), warm-started from the best of
-  the list scheduler, the checkpoint family's heuristic serial plan and its exact serial plan within
-  a share of the time (`serial.py`); when CP-SAT finds nothing better in time (or, unproven,
+  the list scheduler, the problem's starts (`PlanProblem.starts`), the checkpoint family's heuristic
+  serial plan and its exact serial plan within a share of the time (`serial.py`); when CP-SAT finds nothing better in time (or, unproven,
   something worse), the warm start with CP-SAT's bound;
 - greedy (search): the memory-aware list scheduler, recomputing (or keeping on chip) the values DRAM
-  holds where a task finds no room (`list_schedule.py`);
+  holds where a task finds no room (`list_schedule.py`), or the problem's cheapest start;
 - ga (search): NSGA-II over cores and residencies, each genome decoded by the list scheduler
   (`ga.py`; `SolverOptions.ga`, default MONET's settings with the solve's seed).
 """
@@ -79,9 +79,18 @@ def _searched(problem: PlanProblem, target: PlanTarget, plan: ParallelPlan | Non
                     heuristic_stats(_score(problem, target, plan), deadline))
 
 
+def _cheapest(problem: PlanProblem, target: PlanTarget, plans: list[ParallelPlan | None]
+              ) -> tuple[float | None, ParallelPlan | None]:
+    """The plan of least score among `plans` and the problem's own starts, with its score."""
+    return min(((_score(problem, target, plan), plan) for plan in (*plans, *problem.starts) if plan is not None),
+               key=lambda scored: scored[0], default=(None, None))
+
+
 def _greedy(problem: PlanProblem, target: PlanTarget, options: SolverOptions, deadline: Deadline
             ) -> Proposal[ParallelPlan]:
-    return _searched(problem, target, best_list_schedule(problem, _budget(problem, target), deadline), deadline)
+    return _searched(problem, target,
+                     _cheapest(problem, target, [best_list_schedule(problem, _budget(problem, target), deadline)])[1],
+                     deadline)
 
 
 def _ga(problem: PlanProblem, target: PlanTarget, options: SolverOptions, deadline: Deadline
@@ -97,8 +106,7 @@ def _cpsat(problem: PlanProblem, target: PlanTarget, options: SolverOptions, dea
     if budget is not None:
         starts.append(serial_warm_start(problem, budget, deadline.share(LIST_SHARE)))
         starts.append(exact_serial_warm_start(problem, budget, options, deadline.share(SERIAL_SHARE)))
-    warm_score, warm = min(((_score(problem, target, plan), plan) for plan in starts if plan is not None),
-                           key=lambda scored: scored[0], default=(None, None))
+    warm_score, warm = _cheapest(problem, target, starts)
     answer = solve_plan_cpsat(problem, budget, options, deadline, warm)
     score = None if answer.plan is None else _score(problem, target, answer.plan)
     if score is None or (warm_score is not None and answer.stats.status is not SolveStatus.OPTIMAL

@@ -6,8 +6,8 @@ genome decoded by the list scheduler with those choices fixed (`list_schedule.Fi
 Objectives, both minimised: the tasks the decoder could not place (a genome whose plan does not fit
 the budget ranks by how far its schedule got) and the plan's weighted cost. The answer: the
 cheapest genome that places every task. The first population holds the list scheduler's own plan
-(`best_list_schedule`), so the GA starts from a plan within the budget whenever the heuristic has
-one. Deterministic for a seed; it stops at the deadline.
+(`best_list_schedule`) and the problem's starts (`PlanProblem.starts`), so the GA starts from a plan
+within the budget whenever the heuristic or the caller has one. Deterministic for a seed; it stops at the deadline.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def plan_ga(problem: PlanProblem, budget_bytes: int, config: GAConfig, deadline:
         return 0.0, problem.weights.of(*scheduled.plan.cost(problem))
 
     heuristic = best_list_schedule(problem, budget_bytes, deadline.share(HEURISTIC_SHARE))
-    initial = [genes.encode(heuristic)] if heuristic is not None else []
+    initial = [genes.encode(plan) for plan in (heuristic, *problem.starts) if plan is not None]
     seen = nsga2_search(genes.alleles, evaluate, config, deadline, initial)
     placed = [(cost, genome) for genome, (unplaced, cost) in seen.items() if unplaced == 0 and genome in plans]
     return plans[min(placed)[1]] if placed else None

@@ -17,6 +17,9 @@ more recomputed candidate among those DRAM holds across that task for the backwa
 most bytes per recomputation cycle first, as in Chen's heuristic, standalone recomputations before
 chains), or, when none is left, one more value kept on chip (`on_chip_relief`: the largest eligible
 value DRAM holds while that task would run), until the schedule fits.
+
+`within_reach` adds the splitting of fused stacks to that loop; `grow_fusion` goes the other way,
+from a plan over unfused ops (another plan's residencies) back to as many fused stacks as still fit.
 """
 
 from __future__ import annotations
@@ -397,3 +400,77 @@ def within_reach(problem: PlanProblem, budget_bytes: int, deadline: Deadline, sp
             nearest *= 2
     except OutOfTime:
         return problem, None
+
+
+
+GROW_RELIEF_STEPS = 20
+"""How many values `grow_fusion` may recompute or keep on chip to put one fused stack back."""
+
+
+def grow_fusion(problem: PlanProblem, start: ParallelPlan, budget_bytes: int, deadline: Deadline
+                ) -> tuple[PlanProblem, ParallelPlan]:
+    """A partition between `problem`'s and every op alone, and its list schedule, from `start`: a plan
+    within the budget of the problem with every fused stack split (e.g. the exact serial checkpoint
+    plan). The relief loop (`within_reach`) cannot find such plans where fused stacks hold DRAM above
+    the budget until the right values are recomputed; a plan over unfused ops shows which.
+    1. Shrink: the list schedule of the whole partition with `start`'s recomputed and on-chip values
+       (those the partition has); while it finds no room, the fused stack `_stacks_to_split` names
+       is split.
+    2. Grow: each stack split so far, by decreasing latency gain (its ops' fastest cycles alone minus
+       its own fastest), put back when, with at most `GROW_RELIEF_STEPS` more values recomputed
+       (`relief`) or kept on chip (`on_chip_relief`), the list schedule fits; passes over the stacks
+       still split while one was put back (what one stack recomputes can make room for another).
+    Returns the cheapest of these plans and `start` with its partition (the plan found so far when
+    time runs out)."""
+    fused = [task for task, ops in problem.stack_ops.items() if len(ops) > 1]
+    alone = problem.splitting(*fused)
+
+    def fastest(within: PlanProblem, task: str) -> int:
+        return min(option.duration_cycles for option in within.options[task])
+
+    def scheduled(candidate: PlanProblem, recomputed: frozenset[str], on_chip: frozenset[str]) -> Scheduled:
+        return list_schedule(candidate, recomputed.intersection(candidate.candidates), budget_bytes, deadline,
+                             Fixed(on_chip=on_chip.intersection(candidate.on_chip_eligible)))
+
+    def cost(candidate: PlanProblem, plan: ParallelPlan) -> float:
+        return candidate.weights.of(*plan.cost(candidate))
+
+    best = (alone, start)
+    try:
+        candidate, recomputed, on_chip = problem, start.recomputed, start.on_chip
+        found = scheduled(candidate, recomputed, on_chip)
+        while found.plan is None:
+            stacks = _stacks_to_split(candidate, found, 1)
+            if not stacks:
+                return best
+            candidate = candidate.splitting(*stacks)
+            found = scheduled(candidate, recomputed, on_chip)
+        if cost(candidate, found.plan) < cost(alone, start):
+            best = (candidate, found.plan)
+        gain = {task: sum(fastest(alone, op) for op in problem.stack_ops[task]) - fastest(problem, task)
+                for task in candidate.split}
+        split, put_back = set(candidate.split), True
+        while put_back:  # passes over the stacks still split, while one finds room
+            put_back = False
+            for task in sorted(split, key=lambda t: (-gain[t], t)):
+                trial = problem.splitting(*sorted(split - {task}))
+                more_recomputed, more_on_chip = recomputed, on_chip
+                for _ in range(GROW_RELIEF_STEPS):
+                    found = scheduled(trial, more_recomputed, more_on_chip)
+                    if found.plan is not None:
+                        break
+                    chosen = relief(trial, more_recomputed.intersection(trial.candidates), found)
+                    if chosen is not None:
+                        more_recomputed |= {chosen}
+                        continue
+                    kept = on_chip_relief(trial, more_recomputed | more_on_chip, found)
+                    if kept is None:
+                        break
+                    more_on_chip |= {kept}
+                if found.plan is not None:
+                    split, recomputed, on_chip, put_back = split - {task}, more_recomputed, more_on_chip, True
+                    if cost(trial, found.plan) < cost(*best):
+                        best = (trial, found.plan)
+    except OutOfTime:
+        pass
+    return best

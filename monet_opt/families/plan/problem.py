@@ -99,6 +99,7 @@ class PlanProblem:
     stacks: Stacks | None = None
     split: tuple[str, ...] = ()  # fused stacks of the given partition whose ops are kept alone (`splitting`)
     note: str = ""  # why the space is what it is, when a caller chose it (ends the space's statement)
+    starts: tuple[ParallelPlan, ...] = ()  # plans of this problem its caller found: every method's first candidates
 
     @cached_property
     def table(self) -> CostTable:
@@ -111,7 +112,7 @@ class PlanProblem:
         cores_of = dict(self.stacks)
         kept = tuple(s for s in self.stacks if s[0] not in broken)
         alone = tuple(((op,), (core,)) for ops in sorted(broken) for op, core in zip(ops, cores_of[ops], strict=True))
-        split = replace(self, stacks=kept + alone, split=(*self.split, *stacks))
+        split = replace(self, stacks=kept + alone, split=(*self.split, *stacks), starts=())
         split.__dict__["table"] = self.table  # a cached_property: the prices do not depend on the partition
         return split
 
