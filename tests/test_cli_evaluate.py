@@ -42,6 +42,16 @@ def test_evaluate_json_and_inference_mode(capsys):
     assert runs["inference"]["static_dram_bytes"] == 4 * 11_173_962 + 4800 * 2 * 4
     assert runs["training"]["static_dram_bytes"] == 16 * 11_173_962 + 4800 * 2 * 4  # + grads + 2 Adam states
     assert runs["training"]["latency_cycles"] > runs["inference"]["latency_cycles"]
+    # bytes every plan moves (model/limits.py): the 4 images (49,152 B) and the statistics read; in
+    # inference the weights read and 4 x 10 logits written; in training the weights and both Adam
+    # moments read and written, the 4 int64 labels read and the loss written
+    limits = {mode: run["physical_limits"] for mode, run in runs.items()}
+    assert limits["inference"]["compulsory_dram_bytes"] == 4 * 11_173_962 + 38_400 + 49_152 + 160
+    assert limits["training"]["compulsory_dram_bytes"] == 24 * 11_173_962 + 38_400 + 49_152 + 32 + 4
+    for run in runs.values():  # 64 bits per cycle; the default plan is slower than both bounds
+        assert run["physical_limits"]["dram_cycles"] == -(-run["physical_limits"]["compulsory_dram_bytes"] // 8)
+        assert run["latency_cycles"] >= max(run["physical_limits"]["dram_cycles"],
+                                            run["physical_limits"]["compute_cycles"])
 
 
 def test_evaluate_bad_input_and_infeasible(tmp_path):

@@ -162,6 +162,10 @@ def test_solve_command_writes_the_report(files, capsys):
     assert "| baseline (layer by layer" in report and "| fusion | cpsat | optimal over " in report
     assert "- **allocation** (allocation cpsat):\n  - cores used: " in report and "(schedule.png)" in report
     assert json.loads((out / "result.json").read_text()) == printed
+    limits = printed["physical_limits"]  # no plan beats them: the optimised one and the baseline meet both
+    assert printed["latency_cycles"] >= max(limits["dram_cycles"], limits["compute_cycles"]) > 0
+    assert limits["latency_over_bound"]["dram"] == printed["latency_cycles"] / limits["dram_cycles"]
+    assert min(limits["baseline_over_bound"].values()) >= 1 and limits["summary"] in report
 
 
 def test_the_readme_python_example_runs(monkeypatch, capsys):

@@ -10,6 +10,7 @@ from monet_opt.io import check_output_dir, check_output_file, write_json_atomic
 from monet_opt.model.cost import CostTable
 from monet_opt.model.hardware import builtin_hardware, load_accelerator
 from monet_opt.model.hardware.describe import accelerator_to_dict, format_accelerator
+from monet_opt.model.limits import physical_limits
 from monet_opt.model.training import Optimizer, UpdatePlacement, derive_training_graph, memory_report, precision_named
 from monet_opt.model.training.summary import format_summary, workload_summary
 from monet_opt.model.workload.serialize import graph_to_dict
@@ -75,12 +76,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     graph = workload_graphs(args, args.mode)[1]
     table = CostTable(graph, hw)
     result = simulate(graph, hw, default_plan(graph, table), table)
+    limits = physical_limits(graph, hw)
     if args.out:
         write_reports(result, args.out, workload=args.workload, mode=args.mode)
     if args.json:
-        print(json.dumps(result_to_dict(result, workload=args.workload, mode=args.mode, timeline=False), indent=1))
+        print(json.dumps({**result_to_dict(result, workload=args.workload, mode=args.mode, timeline=False),
+                          "physical_limits": limits.to_dict(result.latency_cycles)}, indent=1))
     else:
         print(format_result(result, workload=args.workload, mode=args.mode))
+        print(f"physical limits: {limits.line(result.latency_cycles)}")
         if args.out:
             print(f"wrote {args.out}/result.json, gantt.png, memory.png, trace.json")
     if result.violations:

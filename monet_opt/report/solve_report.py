@@ -26,6 +26,10 @@ def solve_report(data: dict[str, Any], lines_of: LinesOf) -> str:
                   f"{energy_text(base['energy_pj'])} |",
                   f"| optimised plan | {number_text(data['latency_cycles'])} | {energy_text(data['energy_pj'])} |",
                   f"| change | {percent_text(data['latency_change'])} | {percent_text(data['energy_change'])} |", ""]
+        limits, over = data["physical_limits"], data["physical_limits"]["baseline_over_bound"]
+        lines += [f"Against the physical limits (bounds no plan beats, `monet_opt/model/limits.py`), the optimised "
+                  f"plan is {limits['summary']}. The baseline is at {over['dram']:.2f}x the DRAM bound and "
+                  f"{over['compute']:.2f}x the compute bound.", ""]
     lines += ["## Stages", "", "| decision | method | status | objective | bound | gap | time [s] |",
               "|---|---|---|---|---|---|---|"]
     for stage in data["stages"]:

@@ -47,6 +47,7 @@ from monet_opt.families.plan.serial import exact_serial_warm_start, serial_warm_
 from monet_opt.model.cost import CostTable
 from monet_opt.model.hardware import Accelerator, load_accelerator
 from monet_opt.model.hardware.model import DRAM
+from monet_opt.model.limits import PhysicalLimits, physical_limits
 from monet_opt.model.training import Optimizer, UpdatePlacement, derive_training_graph, inference_graph, precision_named
 from monet_opt.model.workload import Graph, load_forward_graph
 from monet_opt.schedule import default_plan, simulate
@@ -74,6 +75,7 @@ class InstanceResult:
     combination: str
     stages: tuple[Stage, ...]
     baseline: SimulationResult
+    limits: PhysicalLimits  # the compute and DRAM bounds every plan of the instance's graph meets
     solve_time_s: float
     activation_budget_bytes: int | None = None  # the instance's, resolved (None: it has none)
 
@@ -98,8 +100,9 @@ class InstanceResult:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: the instance, the answer's shared keys, the change against the baseline, and
-        every stage's own answer (the shared schema of `Result.to_dict`)."""
+        """JSON-ready: the instance, the answer's shared keys, the change against the baseline, the
+        answer and the baseline against the physical limits, and every stage's own answer (the shared
+        schema of `Result.to_dict`)."""
         answer = self.answer.to_dict()
         base = self.baseline
         return {
@@ -110,6 +113,8 @@ class InstanceResult:
                          "plan": "layer by layer, every value in DRAM, default allocation",
                          "dynamic_dram_peak_bytes": base.peak_memory_bytes[DRAM] - base.static_dram_bytes,
                          "breaks": self.baseline_breaks()},
+            "physical_limits": {**self.limits.to_dict(answer["latency_cycles"]),
+                                "baseline_over_bound": self.limits.ratios(base.latency_cycles)},
             "latency_change": None if answer["latency_cycles"] is None else
             answer["latency_cycles"] / base.latency_cycles - 1,
             "energy_change": None if answer["energy_pj"] is None else answer["energy_pj"] / base.energy_pj - 1,
@@ -167,7 +172,8 @@ def solve_instance(instance: Instance, workers: int = 2, progress: bool = True, 
                   f"{result.stats.solve_time_s:.2f} s", file=sys.stderr, flush=True)
         if result.payload is None:
             break
-    return InstanceResult(instance, combination, tuple(stages), baseline, deadline.elapsed_s(),
+    return InstanceResult(instance, combination, tuple(stages), baseline, physical_limits(setting.graph, setting.hw),
+                          deadline.elapsed_s(),
                           setting.activation_budget_bytes)
 
 
