@@ -43,7 +43,10 @@ class Plan:
     not start (a static schedule's start times: a plan that delays a stack to keep a memory within
     its budget says so here). A recomputation (`<forward op>.recompute`, see `simulate`) may be
     listed in a core's order and in `release_cycles`: it then runs on that core, at that place,
-    instead of where the simulator's rule would put it."""
+    instead of where the simulator's rule would put it. `split`: stack of one op -> the cores that op
+    is split across, its `core_of` first (its parts run at once, one per core, priced by
+    `model.cost.model._price_split`; it occupies all of them and is listed in the order of each; its
+    values are in DRAM; a recomputation of it runs unsplit on its `core_of`)."""
 
     stacks: Mapping[str, tuple[str, ...]]
     core_of: Mapping[str, str]
@@ -54,14 +57,15 @@ class Plan:
     dram_order: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     placement: Mapping[str, str] = field(default_factory=dict)
     release_cycles: Mapping[str, int] = field(default_factory=dict)
+    split: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def op_cores(self, stack: str) -> tuple[str, ...]:
-        """The core of each op of `stack`, in the stack's order."""
+        """The core of each op of `stack`, in the stack's order (a split op: its `core_of`)."""
         return tuple(self.placement.get(op, self.core_of[stack]) for op in self.stacks[stack])
 
     def stack_cores(self, stack: str) -> tuple[str, ...]:
         """Every core `stack` runs on, its `core_of` first."""
-        return tuple(dict.fromkeys((self.core_of[stack], *self.op_cores(stack))))
+        return self.split.get(stack) or tuple(dict.fromkeys((self.core_of[stack], *self.op_cores(stack))))
 
 
 def check_plan_input(graph: Graph, plan: Plan, core_names: set[str]) -> None:
@@ -89,6 +93,17 @@ def check_plan_input(graph: Graph, plan: Plan, core_names: set[str]) -> None:
             raise InputError(f"plan: core_of names unknown stack {stack!r}")
         if core not in core_names:
             raise InputError(f"plan: stack {stack!r} is assigned to unknown core {core!r}")
+    on_chip = {t for t, decision in plan.residency.items() if decision is Residency.ON_CHIP}
+    for stack, cores in plan.split.items():
+        if stack not in plan.stacks or len(plan.stacks[stack]) != 1:
+            raise InputError(f"plan: split names {stack!r}, which is not a stack of one op")
+        if len(cores) < 2 or len(set(cores)) != len(cores) or not set(cores) <= core_names:
+            raise InputError(f"plan: {stack!r} is split across {list(cores)}, not two or more distinct known cores")
+        if cores[0] != plan.core_of.get(stack):
+            raise InputError(f"plan: {stack!r} is split across {list(cores)}, which do not start with its core")
+        op = graph.op_by_name[plan.stacks[stack][0]]
+        if on_chip.intersection(op.inputs + op.outputs):
+            raise InputError(f"plan: {stack!r} is split across cores but reads or writes a value kept on chip")
     fused_groups = {recompute_group_name(group) for group in plan.recompute_groups}
 
     def known(stack: str) -> bool:

@@ -261,7 +261,8 @@ def _recompute_plan(graph: Graph, plan: Plan, recomputed: set[str], inserted: _R
         order = {c: sorted(o, key=rank.__getitem__) for c, o in order.items()}
     residency = {t: r for t, r in plan.residency.items() if t not in recomputed}
     return Plan(stacks, core_of, {c: tuple(o) for c, o in order.items()}, residency, serial=plan.serial,
-                dram_order=plan.dram_order, placement=plan.placement, release_cycles=plan.release_cycles)
+                dram_order=plan.dram_order, placement=plan.placement, release_cycles=plan.release_cycles,
+                split=plan.split)
 
 
 def _stack_cost(table: CostTable, ops: tuple[str, ...], core: str | tuple[str, ...], on_chip: frozenset[str]
@@ -457,8 +458,8 @@ def _event_loop(graph: Graph, hw: Accelerator, plan: Plan, table: CostTable, str
             ops = plan.stacks[s]
             on_chip = frozenset(t for op in ops for t in graph.op_by_name[op].inputs + graph.op_by_name[op].outputs
                                 if t in on_chip_home)
-            op_cores = tuple(structure.core_of_op[op] for op in ops)
-            cost, reason = _stack_cost(table, ops, op_cores, on_chip)
+            priced_on = plan.split.get(s) or tuple(structure.core_of_op[op] for op in ops)
+            cost, reason = _stack_cost(table, ops, priced_on, on_chip)
             if cost is None:
                 violations.append(Violation("ineligible", reason))
             elif reason:

@@ -326,6 +326,8 @@ def price(graph: Graph, ops: Sequence[Op], core: Core | Sequence[Core], hw: Acce
     stack have no link between them.
     """
     placed = [core] * len(ops) if isinstance(core, Core) else list(core)
+    if len(ops) == 1 and len(placed) > 1:
+        return _price_split(graph, ops[0], placed, hw, on_chip, limits_bytes)
     if len(placed) != len(ops):
         raise ValueError(f"price: {len(ops)} ops but {len(placed)} cores")
     for op, c in zip(ops, placed, strict=True):
@@ -334,6 +336,97 @@ def price(graph: Graph, ops: Sequence[Op], core: Core | Sequence[Core], hw: Acce
     if len(ops) == 1:
         return _price_op(graph, ops[0], placed[0], hw, on_chip, limits_bytes)
     return _price_stack(graph, ops, placed, hw, on_chip, limits_bytes)
+
+
+SPLIT_DIM: Mapping[OpKind, str] = {OpKind.CONV: "K", OpKind.CONV_DX: "C", OpKind.CONV_DW: "K", OpKind.MATMUL: "N"}
+"""The dim a MAC op is split along across cores: the one that indexes its second operand and its
+output but not its first (output channels; a matmul's output columns), so that each part reads all
+of the first operand, its own slice of the second and writes its own slice of the output."""
+
+
+def split_parts(size: int, parts: int) -> list[int]:
+    """`size` iterations in `parts` nearly equal parts (the first ones one larger)."""
+    return [size // parts + (1 if i < size % parts else 0) for i in range(parts)]
+
+
+def _price_split(graph: Graph, op: Op, placed: Sequence[Core], hw: Accelerator, on_chip: frozenset[str],
+                 limits_bytes: Mapping[str, int] | None) -> Cost | Unavailable:
+    """One MAC op split across the distinct cores `placed` along `SPLIT_DIM` (`split_parts`), part i
+    on core i, each part priced as an op of its own (`_price_op`: its first operand whole, its
+    second operand and output the slice of its share). The parts run at once:
+
+        latency_cycles = preload + max(compute, local, dram - preload) + fill_drain
+        compute = max_i compute_i, local = max_m sum_{i on memory m} local_i,
+        dram = max_l sum_{i on DRAM link l} dram_i, preload and fill_drain: the parts' largest
+
+    (the one-op formula over the parts' resources: parts that share a local memory or a DRAM link
+    share its bandwidth; never less than any part's own latency); every byte, bit and pJ is
+    the sum of the parts' (the first operand is read once per part: replicated, not broadcast).
+    Unavailable for other kinds, grouped convolutions, fewer iterations than cores, a repeated
+    core, or operands on chip (a split op's values are in DRAM)."""
+    names = [c.name for c in placed]
+    if op.kind not in SPLIT_DIM or op.dims.get("G", 1) != 1:
+        return Unavailable(f"op {op.name!r} ({op.kind.value}) cannot be split across cores")
+    dim = SPLIT_DIM[op.kind]
+    if len(set(names)) != len(names) or op.dims[dim] < len(placed) or on_chip:
+        return Unavailable(f"op {op.name!r} cannot be split across {', '.join(names)} "
+                           f"({dim} = {op.dims[dim]}{', operands on chip' if on_chip else ''})")
+    for c in placed:
+        if not c.can_run(op.kind):
+            return Unavailable(f"core {c.name!r} cannot run {op.kind.value} (op {op.name!r})")
+    sliced = (op.inputs[1], *op.outputs)
+    parts: list[Cost] = []
+    for k, (share, c) in enumerate(zip(split_parts(op.dims[dim], len(placed)), placed, strict=True)):
+        part = Op(f"{op.name}#{k}", op.kind, op.phase, op.inputs, op.outputs, {**op.dims, dim: share}, op.attrs)
+        tensors = {t: graph.tensors[t] for t in dict.fromkeys(op.inputs + op.outputs)}
+        tensors.update({t: Tensor(t, (tensors[t].numel // op.dims[dim] * share,), tensors[t].dtype, tensors[t].role)
+                        for t in sliced})
+        alone = Graph(part.name, tensors, (part,), tuple(op.inputs), tuple(op.outputs), accumulator=graph.accumulator)
+        parts.append(_price_op(alone, part, c, hw, frozenset(), limits_bytes))
+    memory_cycles: dict[str, int] = defaultdict(int)
+    link_cycles: dict[str, int] = defaultdict(int)
+    working_sets: dict[str, int] = defaultdict(int)
+    energy_by_part: dict[str, float] = defaultdict(float)
+    for cost, c in zip(parts, placed, strict=True):
+        link = hw.link_between(DRAM, c.name).name
+        memory_cycles[c.memory] += cost.local_cycles
+        link_cycles[link] += cost.dram_cycles
+        working_sets[c.memory] += cost.working_set_bytes
+        energy_by_part[f"memory:{c.memory}"] += cost.local_energy_pj
+        energy_by_part[f"link:{link}"] += cost.dram_link_energy_pj
+
+    def total(field: str) -> int | float:
+        return sum(getattr(cost, field) for cost in parts)
+
+    lane_cycles = [cost.compute_cycles * c.lanes for cost, c in zip(parts, placed, strict=True)]
+    compute, fill = max(cost.compute_cycles for cost in parts), max(cost.fill_drain_cycles for cost in parts)
+    local, dram = max(memory_cycles.values()), max(link_cycles.values())
+    preload = max(cost.preload_cycles for cost in parts)
+    return Cost(
+        core=names[0],
+        compute_cycles=compute,
+        fill_drain_cycles=fill,
+        local_cycles=local,
+        dram_cycles=dram,
+        latency_cycles=preload + max(compute, local, dram - preload) + fill,
+        local_read_bits=int(total("local_read_bits")),
+        local_write_bits=int(total("local_write_bits")),
+        dram_read_bytes=int(total("dram_read_bytes")),
+        dram_write_bytes=int(total("dram_write_bytes")),
+        compute_energy_pj=total("compute_energy_pj"),
+        register_energy_pj=total("register_energy_pj"),
+        local_energy_pj=total("local_energy_pj"),
+        dram_energy_pj=total("dram_energy_pj"),
+        dram_link_energy_pj=total("dram_link_energy_pj"),
+        working_set_bytes=sum(working_sets.values()),
+        tiles=max(cost.tiles for cost in parts),
+        utilisation=sum(cost.utilisation * lanes for cost, lanes in zip(parts, lane_cycles, strict=True))
+        / max(sum(lane_cycles), 1),
+        cores=tuple(names),
+        working_set_by_memory=tuple(working_sets.items()),
+        energy_by_part=tuple((part, pj) for part, pj in energy_by_part.items() if pj),
+        preload_cycles=preload,
+    )
 
 
 def _distinct_cores(placed: Sequence[Core]) -> list[Core]:
@@ -601,7 +694,8 @@ class CostTable:
     def get(self, ops: tuple[str, ...], core: str | tuple[str, ...], on_chip: frozenset[str] = frozenset()
             ) -> Cost | Unavailable:
         """The price of `ops` on `core`, or with one core per op (a tuple as long as `ops`; one
-        core repeated is the same as that core)."""
+        core repeated is the same as that core); one op on a tuple of several cores: split across
+        them (`_price_split`)."""
         if not isinstance(core, str) and len(set(core)) == 1:
             core = core[0]
         key = (ops, core, on_chip)

@@ -1,0 +1,100 @@
+"""Layers split across cores: the price of the parts (`_price_split`) and the simulator running them."""
+
+import pytest
+from hw_fixtures import toy_data
+
+from monet_opt.errors import InputError
+from monet_opt.model.cost import CostTable
+from monet_opt.model.cost.model import Cost, Unavailable, split_parts
+from monet_opt.model.hardware import accelerator_from_dict
+from monet_opt.model.workload.builder import GraphBuilder
+from monet_opt.schedule.plan import Plan
+from monet_opt.schedule.simulate import simulate
+
+
+def twin_fast_arrays():
+    """The toy accelerator (DRAM and local memories at 2^30 bits per cycle: compute binds) with a
+    second 32 x 32 array, pe2, on its own SRAM."""
+    data = toy_data()
+    data["memories"].append(dict(data["memories"][0], name="sram2"))
+    data["cores"].append(dict(data["cores"][0], name="pe2", memory="sram2"))
+    data["links"][1]["endpoints"].append("pe2")
+    return accelerator_from_dict(data, "twin-fast.yaml")
+
+
+def fc_relu():
+    """x (64 x 32) @ w (32 x 64), then ReLU; fp32."""
+    g = GraphBuilder("fc-relu")
+    h = g.matmul("fc", g.input("x", (64, 32)), g.weight("w", (32, 64)))
+    return g.build([g.relu("relu", h)])
+
+
+def test_split_parts_are_nearly_equal():
+    assert split_parts(64, 2) == [32, 32] and split_parts(10, 4) == [3, 3, 2, 2]
+
+
+def test_a_matmul_split_over_two_arrays_halves_its_compute_and_reads_its_input_twice():
+    """fc on pe (unrolled K = N = 64 over 32, C = 32 over 32; 64 rows): 2 x 1 x 64 = 128 temporal
+    cycles + 64 of fill and drain = 192. Split along N over pe and pe2: each part 1 x 1 x 64 = 64 +
+    64 = 128 cycles, the parts at once. DRAM: x (8,192 B) read by each part, w (8,192 B) and the
+    output (16,384 B) in halves: 24,576 B read instead of 16,384, 16,384 written either way; the
+    131,072 MACs cost 131,072 pJ either way."""
+    graph, hw = fc_relu(), twin_fast_arrays()
+    table = CostTable(graph, hw)
+    alone, split = table.get(("fc",), "pe"), table.get(("fc",), ("pe", "pe2"))
+    assert isinstance(alone, Cost) and isinstance(split, Cost)
+    assert (alone.compute_cycles, alone.latency_cycles, split.compute_cycles, split.latency_cycles) == (128, 192, 64, 128)
+    assert (alone.dram_read_bytes, split.dram_read_bytes) == (16_384, 24_576)
+    assert alone.dram_write_bytes == split.dram_write_bytes == 16_384
+    assert alone.compute_energy_pj == split.compute_energy_pj == 131_072
+    assert split.cores == ("pe", "pe2") and dict(split.working_set_by_memory) == {"sram": 20_480, "sram2": 20_480}
+    assert isinstance(table.get(("relu",), ("vec", "pe")), Unavailable)  # a vector op is not split
+    assert isinstance(table.get(("fc",), ("pe", "vec")), Unavailable)  # vec cannot run a matmul
+
+
+def test_the_parts_share_a_dram_link():
+    """With the DRAM link at 256 bits (32 B) per cycle the parts queue on it: 40,960 B take 1,280
+    cycles, against 1,024 for the 32,768 B of the op on one array; with the 64 cycles of fill and
+    drain, 1,344 against 1,088: the split is slower there."""
+    data = toy_data()
+    data["memories"].append(dict(data["memories"][0], name="sram2"))
+    data["cores"].append(dict(data["cores"][0], name="pe2", memory="sram2"))
+    data["links"][1]["endpoints"].append("pe2")
+    data["dram"]["bandwidth_bits_per_cycle"] = data["links"][1]["bandwidth_bits_per_cycle"] = 256
+    table = CostTable(fc_relu(), accelerator_from_dict(data, "twin-slow.yaml"))
+    assert table.get(("fc",), "pe").latency_cycles == 1_088
+    assert table.get(("fc",), ("pe", "pe2")).latency_cycles == 1_344
+
+
+def test_the_simulator_runs_a_split_op_on_both_arrays():
+    """fc split over pe and pe2 (128 cycles), then ReLU on vec (4,096 elements over 16 lanes: 256
+    cycles): 384 cycles, against 192 + 256 = 448 unsplit; the energy is the parts' prices."""
+    graph, hw = fc_relu(), twin_fast_arrays()
+    table = CostTable(graph, hw)
+    stacks, core_of = {"fc": ("fc",), "relu": ("relu",)}, {"fc": "pe", "relu": "vec"}
+    split = simulate(graph, hw, Plan(stacks, core_of, {"pe": ("fc",), "pe2": ("fc",), "vec": ("relu",)},
+                                     split={"fc": ("pe", "pe2")}), table)
+    alone = simulate(graph, hw, Plan(stacks, core_of, {"pe": ("fc",), "vec": ("relu",)}), table)
+    assert (split.latency_cycles, split.violations, alone.latency_cycles) == (384, (), 448)
+    [fc] = [task for task in split.tasks if task.name == "fc"]
+    assert (fc.cores, fc.start_cycle, fc.end_cycle) == (("pe", "pe2"), 0, 128)
+    assert split.energy_pj == pytest.approx(table.get(("fc",), ("pe", "pe2")).energy_pj
+                                            + table.get(("relu",), "vec").energy_pj, rel=1e-12)
+    # listed on one array only, the split op breaks the order rule and waits for pe2 for ever
+    unlisted = simulate(graph, hw, Plan(stacks, core_of, {"pe": ("fc",), "vec": ("relu",)},
+                                        split={"fc": ("pe", "pe2")}), table)
+    assert [v.message for v in unlisted.violations] == [
+        "stack 'fc' runs on pe, pe2 but is listed in the order of ['pe']",
+        "the per-core orders deadlock: pe waits at 'fc' for its other cores; vec waits at 'relu' for fc"]
+
+
+def test_a_malformed_split_is_refused():
+    graph, hw = fc_relu(), twin_fast_arrays()
+    base = Plan({"fc": ("fc",), "relu": ("relu",)}, {"fc": "pe", "relu": "vec"},
+                {"pe": ("fc",), "pe2": ("fc",), "vec": ("relu",)})
+    for split, message in (({"fc": ("pe",)}, "not two or more distinct known cores"),
+                           ({"fc": ("pe2", "pe")}, "do not start with its core"),
+                           ({"fc": ("pe", "gpu")}, "not two or more distinct known cores"),
+                           ({"fc+1": ("pe", "pe2")}, "not a stack of one op")):
+        with pytest.raises(InputError, match=message):
+            simulate(graph, hw, Plan(base.stacks, base.core_of, base.core_order, split=split), CostTable(graph, hw))
