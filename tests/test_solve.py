@@ -64,6 +64,10 @@ def write(directory, data, name="instance.yaml"):
     ({"optimise": {"checkpointing": {"order": "any"}}}, "optimise.checkpointing.order: 'any' is not one of"),
     ({"optimise": {"checkpointing": {"objective": "edp"}}},
      "optimise.checkpointing.objective: edp is the parallel plan's (optimise.allocation with combine: joint)"),
+    ({"budgets": None, "optimise": {"allocation": {"split_layers": True}}},
+     "optimise.allocation.split_layers: built for the parallel plan only"),
+    ({"optimise": {"checkpointing": {}, "allocation": {"split_layers": "yes"}}},
+     "optimise.allocation.split_layers: 'yes' is not of type 'boolean'"),
 ])
 def test_bad_instances_name_the_key(files, changes, message):
     path = write(files, instance(**changes))
@@ -131,6 +135,12 @@ def test_checkpointing_and_allocation_together_on_a_small_cnn(files):
     assert edp.answer.validated and edp.to_dict()["stages"][0]["objective_unit"] == "cycles x pJ"
     assert measured.objective == pytest.approx(measured.latency_cycles * measured.energy_pj, rel=1e-12)
     assert measured.objective <= fastest.latency_cycles * fastest.energy_pj * (1 + 1e-12)
+    # split_layers reaches the plan family's space; the toy has one PE array, so no op is split
+    spread = {"checkpointing": {"method": "cpsat"}, "allocation": {"method": "cpsat", "split_layers": True}}
+    spread = solve_instance(load_instance(write(files, instance(optimise=spread, combine="joint", budgets=budgets))),
+                            progress=False)
+    assert "split along its output channels" in spread.answer.space and spread.answer.details["split_ops"] == {}
+    assert spread.answer.validated
 
 
 def test_checkpointing_with_the_order_free(files):

@@ -27,7 +27,10 @@ which decisions to optimise and how (`monet solve`).
                                        combine joint)
                                        order: as `monet checkpoint training --order` (default fixed;
                                        free only without optimise.fusion)
-      allocation: {method: cpsat|ga|greedy, time_limit: s}
+      allocation: {method: cpsat|ga|greedy, time_limit: s, split_layers: bool}
+                                       split_layers (default false): a MAC op alone may also run
+                                       split across cores (the parallel plan's only: with
+                                       checkpointing, combine joint)
     combine: sequential | joint        (optional; default sequential)
     time_limit: s                      (optional; default 60) wall clock of the whole solve
     seed: int                          (optional; default 0)
@@ -66,7 +69,7 @@ _POSITIVE_NUMBER = {"type": "number", "exclusiveMinimum": 0}
 _AMOUNT = {"type": ["integer", "string"]}
 DECISION_KEYS: dict[str, dict[str, Any]] = {"fusion": {"max_stack": _POSITIVE_INT},
                                             "checkpointing": {"order": {"enum": ["fixed", "free"]}},
-                                            "allocation": {}}
+                                            "allocation": {"split_layers": {"type": "boolean"}}}
 """The decisions a training instance combines (`pipeline.py`), with the keys of each beyond method,
 objective and time_limit; each decision's methods are its family's in the registry."""
 OBJECTIVES = {"fusion": ("latency", "energy", "dram", "edp"), "checkpointing": ("latency", "energy", "edp"),
@@ -121,6 +124,7 @@ class Decision:
     time_limit_s: float | None = None
     max_stack: int = 6  # fusion only
     order: str = "fixed"  # checkpointing only: the ops in the reference order, or the order a decision too
+    split_layers: bool = False  # allocation in the parallel plan only: MAC ops may be split across cores
 
 
 @dataclass(frozen=True)
@@ -254,7 +258,7 @@ def _training_instance(path: Path, data: Mapping[str, Any], registry: Registry) 
         settings = settings or {}
         decisions[name] = Decision(settings.get("method", "cpsat"), settings.get("objective", "latency"),
                                    settings.get("time_limit"), settings.get("max_stack", 6),
-                                   settings.get("order", "fixed"))
+                                   settings.get("order", "fixed"), settings.get("split_layers", False))
     if "checkpointing" in decisions and decisions["checkpointing"].order == "free" and "fusion" in decisions:
         raise InputError(f"{source}: optimise.checkpointing.order: free is built for unfused plans only "
                          "(drop optimise.fusion or use order: fixed)")
@@ -262,6 +266,10 @@ def _training_instance(path: Path, data: Mapping[str, Any], registry: Registry) 
             "allocation" not in decisions or data.get("combine", "sequential") != "joint"):
         raise InputError(f"{source}: optimise.checkpointing.objective: edp is the parallel plan's (optimise.allocation "
                          "with combine: joint); the serial checkpoint plan minimises latency or energy")
+    if "allocation" in decisions and decisions["allocation"].split_layers and (
+            "checkpointing" not in decisions or data.get("combine", "sequential") != "joint"):
+        raise InputError(f"{source}: optimise.allocation.split_layers: built for the parallel plan only "
+                         "(optimise.checkpointing with combine: joint)")
     if "checkpointing" in decisions and "fusion" in decisions \
             and decisions["checkpointing"].objective != decisions["fusion"].objective:
         raise InputError(f"{source}: optimise.checkpointing.objective: {decisions['checkpointing'].objective!r} "

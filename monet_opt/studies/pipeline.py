@@ -312,7 +312,8 @@ def _parallel_plan(setting: Setting, carried: Carried, options: SolverOptions, d
                          "for both checkpointing and allocation")
     assert setting.activation_budget_bytes is not None
     stacks = None if carried.partition is None else tuple((c.ops, c.cores) for c in carried.partition)
-    problem = PlanProblem(setting.graph, setting.hw, PLAN_OBJECTIVES[checkpointing.objective], setting.limits, stacks)
+    problem = PlanProblem(setting.graph, setting.hw, PLAN_OBJECTIVES[checkpointing.objective], setting.limits, stacks,
+                          split_layers=allocation.split_layers)
     if stacks is not None:
         problem = _partition_within_reach(problem, setting.activation_budget_bytes, checkpointing.method, options,
                                           deadline)

@@ -476,11 +476,12 @@ class PlanModel:
 
     def answer(self, solver: cp_model.CpSolver) -> ParallelPlan:
         present = [t for t in self.S if self.present[t] is None or solver.boolean_value(self.present[t])]
-        core_of = {t: self.problem.options[t][k].core for (t, k), lit in self.x.items() if solver.boolean_value(lit)}
+        chosen = {t: self.problem.options[t][k] for (t, k), lit in self.x.items() if solver.boolean_value(lit)}
         return ParallelPlan(frozenset(t for t, lit in self.rc.items() if solver.boolean_value(lit)),
-                            {t: core_of[t] for t in present}, {t: solver.value(self.S[t]) for t in present},
+                            {t: chosen[t].core for t in present}, {t: solver.value(self.S[t]) for t in present},
                             frozenset(t for t, lit in self.on.items() if solver.boolean_value(lit)),
-                            frozenset(g for g, lit in self.grouped.items() if solver.boolean_value(lit)))
+                            frozenset(g for g, lit in self.grouped.items() if solver.boolean_value(lit)),
+                            {t: chosen[t].cores for t in present if chosen[t].split})
 
     def claimed_peaks(self, solver: cp_model.CpSolver) -> dict[str, int]:
         """Each memory's peak as the model's own intervals give it (DRAM with its static bytes)."""

@@ -179,7 +179,8 @@ def _describe(problem: PlanProblem, target: PlanTarget, plan: ParallelPlan | Non
     busy: dict[str, int] = {}
     if measured is not None and measured.simulation is not None:
         for task in measured.simulation.tasks:
-            busy[task.core] = busy.get(task.core, 0) + task.end_cycle - task.start_cycle
+            for core in task.cores or (task.core,):
+                busy[core] = busy.get(core, 0) + task.end_cycle - task.start_cycle
     latency = None if measured is None else measured.latency_cycles
     return {
         "workload": problem.graph.name, "hardware": problem.hw.name, "objective_kind": problem.weights.name,
@@ -189,6 +190,7 @@ def _describe(problem: PlanProblem, target: PlanTarget, plan: ParallelPlan | Non
         "recomputed": None if plan is None else sorted(plan.recomputed),
         "on_chip": None if plan is None else sorted(plan.on_chip),
         "recompute_groups": None if plan is None else [list(group) for group in sorted(plan.groups)],
+        "split_ops": None if plan is None else {task: list(cores) for task, cores in sorted(plan.split.items())},
         "core_busy_share": None if not latency else {c.name: busy.get(c.name, 0) / latency for c in problem.hw.cores},
     }
 

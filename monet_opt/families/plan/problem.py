@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from monet_opt.errors import InfeasibleError
@@ -47,7 +47,8 @@ class CoreOption:
     in the one local memory of its cores (`memories`), among those it may (`touching`: the eligible
     values it writes or reads from outside); `group`: for the recomputation of the last op of a
     candidate group (`PlanProblem.groups`), the group's ops when it runs them as one fused stack
-    (empty: the op alone)."""
+    (empty: the op alone); `split`: an op alone split across `cores`, one part on each
+    (`PlanProblem.split_layers`; its values in DRAM)."""
 
     core: str
     cores: tuple[str, ...]
@@ -62,6 +63,7 @@ class CoreOption:
     on_chip: frozenset[str] = frozenset()
     touching: frozenset[str] = frozenset()
     group: tuple[str, ...] = ()
+    split: bool = False
 
 
 def _subsets(values: tuple[str, ...]) -> list[frozenset[str]]:
@@ -70,14 +72,27 @@ def _subsets(values: tuple[str, ...]) -> list[frozenset[str]]:
 
 def _option(hw: Accelerator, core: str, placement: tuple[str, ...], cost: Cost, touching: tuple[str, ...],
             absorbed: frozenset[str] = frozenset(), on_chip: frozenset[str] = frozenset(),
-            group: tuple[str, ...] = ()) -> CoreOption:
-    cores = tuple(dict.fromkeys((core, *placement)))
+            group: tuple[str, ...] = (), split: tuple[str, ...] = ()) -> CoreOption:
+    cores = split or tuple(dict.fromkeys((core, *placement)))
     buses = tuple(dict.fromkeys(hw.link_between(DRAM, c).name for c in cores)) if cost.dram_cycles else ()
     working_sets = cost.working_set_by_memory or ((hw.core(core).memory, cost.working_set_bytes),)
     memories = tuple(dict.fromkeys(hw.core(c).memory for c in cores))
     return CoreOption(core, cores, placement, cost.latency_cycles, cost.energy_pj, buses, cost.dram_cycles,
                       tuple((m, b) for m, b in working_sets if b), memories, absorbed, on_chip, frozenset(touching),
-                      group)
+                      group, bool(split))
+
+
+MAX_SPLIT_CORES = 4
+"""Up to this many cores that can run an op, every subset of two or more is a split option of it;
+above, only all of them (the subsets would outnumber every other option)."""
+
+
+def split_placements(hw: Accelerator, eligible: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The sets of cores an op that `eligible` cores can run may be split across, each in the
+    accelerator's order (`MAX_SPLIT_CORES`)."""
+    if len(eligible) > MAX_SPLIT_CORES:
+        return [eligible]
+    return [subset for k in range(2, len(eligible) + 1) for subset in itertools.combinations(eligible, k)]
 
 
 Stacks = tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
@@ -100,6 +115,7 @@ class PlanProblem:
     split: tuple[str, ...] = ()  # fused stacks of the given partition whose ops are kept alone (`splitting`)
     note: str = ""  # why the space is what it is, when a caller chose it (ends the space's statement)
     starts: tuple[ParallelPlan, ...] = ()  # plans of this problem its caller found: every method's first candidates
+    split_layers: bool = False  # a MAC op alone may also run split across cores (`split_placements`)
 
     @cached_property
     def table(self) -> CostTable:
@@ -155,6 +171,11 @@ class PlanProblem:
                               for c in self.hw.cores if isinstance(self.table.get((op,), c.name), Cost)
                               for on in _subsets(self.touching[task])
                               if isinstance(cost := self.table.get((op,), c.name, on), Cost))
+            if self.split_layers and task in self.stack_ops:
+                eligible = tuple(o.core for o in out[task] if not o.on_chip)
+                out[task] += tuple(_option(self.hw, cores[0], (cores[0],), cost, self.touching[task], split=cores)
+                                   for cores in split_placements(self.hw, eligible)
+                                   if isinstance(cost := self.table.get((op,), cores), Cost))
         for group, touching in self.groups.items():
             out[group[-1] + RECOMPUTE_SUFFIX] += tuple(
                 _option(self.hw, c.name, (c.name,), cost, touching, on_chip=on, group=group)
@@ -392,6 +413,9 @@ class PlanProblem:
             tasks = (f"the fixed fusion partition of {self.graph.name} ({len(self.stacks)} stacks, {fused} "
                      f"fused{split}; each fused stack on the cores of {self.hw.name} interchangeable with its own, "
                      "each op alone on any core that can run it)")
+        if self.split_layers:
+            tasks += (", a MAC op alone also split along its output channels across any two or more of the cores "
+                      f"that can run it (all of them only, above {MAX_SPLIT_CORES})")
         return (f"{tasks} at any start time; of the saved activations, {len(self.candidates)} may be recomputed (once, "
                 f"on any core that can run their producer) and {len(self.on_chip_eligible)} kept on chip (written and "
                 "read in one local memory), the others are in DRAM, as is every other value (link copies are outside "
@@ -410,6 +434,7 @@ class ParallelPlan:
     start_cycles: Mapping[str, int]
     on_chip: frozenset[str] = frozenset()
     groups: frozenset[tuple[str, ...]] = frozenset()
+    split: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # task -> the cores it is split across
 
     def group_of(self, task: str) -> tuple[str, ...]:
         """The group that `task` (a recomputation) runs fused, or () when it runs its op alone."""
@@ -420,9 +445,11 @@ class ParallelPlan:
         (those of `PlanProblem.absorbable` that are recomputed) and keeps on chip."""
         absorbed = self.recomputed.intersection(problem.absorbable.get(task, ()))
         group = self.group_of(task)
+        split = self.split.get(task)
         return next(o for o in problem.options[task]
                     if o.core == self.core_of[task] and o.group == group and o.absorbed == absorbed
-                    and o.on_chip == self.on_chip.intersection(o.touching))
+                    and o.on_chip == self.on_chip.intersection(o.touching)
+                    and (o.cores == split if split else not o.split))
 
     def cost(self, problem: PlanProblem) -> tuple[int, float]:
         """(latency cycles, energy pJ) as its start cycles and the cost model's prices give them."""
@@ -464,4 +491,5 @@ class ParallelPlan:
             dram_order={b: tuple(o) for b, o in buses.items()},
             placement=placement,
             release_cycles=release,
+            split=dict(self.split),
         )
