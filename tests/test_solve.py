@@ -1,6 +1,7 @@
 """`monet solve`: instance files (checked key by key), the sequential and joint combinations on a
 small ONNX network, and the files a solve writes."""
 
+import copy
 import json
 
 import pytest
@@ -64,8 +65,6 @@ def write(directory, data, name="instance.yaml"):
     ({"optimise": {"checkpointing": {"order": "any"}}}, "optimise.checkpointing.order: 'any' is not one of"),
     ({"optimise": {"checkpointing": {"objective": "edp"}}},
      "optimise.checkpointing.objective: edp is the parallel plan's (optimise.allocation with combine: joint)"),
-    ({"budgets": None, "optimise": {"allocation": {"split_layers": True}}},
-     "optimise.allocation.split_layers: built for the parallel plan only"),
     ({"optimise": {"checkpointing": {}, "allocation": {"split_layers": "yes"}}},
      "optimise.allocation.split_layers: 'yes' is not of type 'boolean'"),
 ])
@@ -211,3 +210,27 @@ def test_joint_without_two_decisions_that_combine_runs_them_in_sequence(files):
     solved = solve_instance(load_instance(write(files, data)), progress=False)
     assert [s.decision for s in solved.stages] == ["fusion", "allocation"]
     assert solved.combination == "sequential: fusion -> allocation" and solved.to_dict()["validated"]
+
+
+def test_allocation_with_layers_split_is_the_plan_family_within_all_of_dram(files):
+    """optimise.allocation.split_layers without checkpointing: the plan family plans the inference
+    pass on the toy with a second PE array, all of DRAM its budget; its convolutions may run split
+    over both arrays."""
+    twin = copy.deepcopy(BASE)
+    twin["cores"].append(dict(copy.deepcopy(BASE["cores"][0]), name="pe2", memory="sram2"))
+    twin["memories"].append(dict(BASE["memories"][0], name="sram2"))
+    twin["links"][1]["endpoints"].append("pe2")
+    (files / "twin.yaml").write_text(yaml.safe_dump(twin))
+    answers = {}
+    for split in (False, True):
+        data = instance(hardware="twin.yaml", mode="inference", budgets=None, combine="joint",
+                        optimise={"allocation": {"method": "cpsat", "split_layers": split}})
+        answers[split] = solve_instance(load_instance(write(files, data)), progress=False)
+    spread = answers[True]
+    assert [s.decision for s in spread.stages] == ["allocation"] and spread.answer.family == "plan"
+    assert spread.answer.validated and "split along its output channels" in spread.answer.space
+    # DRAM binds on the toy (64 bits per cycle) and a split reads its input once per part: both plans
+    # are proven optimal over their spaces at 1,512 cycles, and none is split
+    assert answers[False].answer.family == "allocation" and spread.answer.details["split_ops"] == {}
+    assert spread.answer.status.value == answers[False].answer.status.value == "optimal"
+    assert spread.answer.measurement.latency_cycles == answers[False].answer.measurement.latency_cycles == 1512

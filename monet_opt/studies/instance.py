@@ -29,8 +29,8 @@ which decisions to optimise and how (`monet solve`).
                                        free only without optimise.fusion)
       allocation: {method: cpsat|ga|greedy, time_limit: s, split_layers: bool}
                                        split_layers (default false): a MAC op alone may also run
-                                       split across cores (the parallel plan's only: with
-                                       checkpointing, combine joint)
+                                       split across cores; allocation is then the plan family's
+                                       (without checkpointing, all of DRAM its budget)
     combine: sequential | joint        (optional; default sequential)
     time_limit: s                      (optional; default 60) wall clock of the whole solve
     seed: int                          (optional; default 0)
@@ -266,10 +266,6 @@ def _training_instance(path: Path, data: Mapping[str, Any], registry: Registry) 
             "allocation" not in decisions or data.get("combine", "sequential") != "joint"):
         raise InputError(f"{source}: optimise.checkpointing.objective: edp is the parallel plan's (optimise.allocation "
                          "with combine: joint); the serial checkpoint plan minimises latency or energy")
-    if "allocation" in decisions and decisions["allocation"].split_layers and (
-            "checkpointing" not in decisions or data.get("combine", "sequential") != "joint"):
-        raise InputError(f"{source}: optimise.allocation.split_layers: built for the parallel plan only "
-                         "(optimise.checkpointing with combine: joint)")
     if "checkpointing" in decisions and "fusion" in decisions \
             and decisions["checkpointing"].objective != decisions["fusion"].objective:
         raise InputError(f"{source}: optimise.checkpointing.objective: {decisions['checkpointing'].objective!r} "

@@ -37,7 +37,7 @@ from monet_opt.families import default_registry
 from monet_opt.families.allocation.family import AllocationGoal, AllocationInstance
 from monet_opt.families.allocation.problem import from_training
 from monet_opt.families.checkpoint.family import CheckpointProblem
-from monet_opt.families.checkpoint.space import OBJECTIVES, PLAN_OBJECTIVES, CheckpointSpace
+from monet_opt.families.checkpoint.space import OBJECTIVES, PLAN_OBJECTIVES, CheckpointSpace, CostWeights
 from monet_opt.families.fusion.family import schedule_on_cores, space_for
 from monet_opt.families.fusion.space import Candidate, FusionObjective, FusionSpace
 from monet_opt.families.fusion_checkpoint.joint import FusedCheckpointProblem, fuse_within_reach
@@ -290,8 +290,12 @@ def _joint(setting: Setting, carried: Carried, options: SolverOptions, deadline:
 
 def _allocation(setting: Setting, carried: Carried, options: SolverOptions, deadline: Deadline
                 ) -> tuple[Result, Carried]:
-    """The fused stacks (or the unfused ops) on every core."""
+    """The fused stacks (or the unfused ops) on every core; with `split_layers`, the plan family's
+    (layers split across cores, start times, every memory within its capacity: all of DRAM the
+    budget)."""
     method = setting.instance.decisions["allocation"].method
+    if setting.instance.decisions["allocation"].split_layers:
+        return _plan_stage(setting, carried, PLAN_OBJECTIVES["latency"], method, options, deadline), carried
     if carried.partition is not None:
         assert carried.fusion_space is not None
         return schedule_on_cores(carried.fusion_space, carried.partition, method, options, deadline), carried
@@ -310,16 +314,23 @@ def _parallel_plan(setting: Setting, carried: Carried, options: SolverOptions, d
     if checkpointing.method != allocation.method or checkpointing.method not in family.methods:
         raise InputError(f"{setting.instance.source}: combine: joint needs one method of {', '.join(family.methods)} "
                          "for both checkpointing and allocation")
-    assert setting.activation_budget_bytes is not None
+    weights = PLAN_OBJECTIVES[checkpointing.objective]
+    return _plan_stage(setting, carried, weights, checkpointing.method, options, deadline), carried
+
+
+def _plan_stage(setting: Setting, carried: Carried, weights: CostWeights, method: str, options: SolverOptions,
+                deadline: Deadline) -> Result:
+    """The plan family over the fusion stage's partition (or the unfused ops) within the activation
+    budget (without one, all of DRAM: the plan of `split_layers` alone)."""
     stacks = None if carried.partition is None else tuple((c.ops, c.cores) for c in carried.partition)
-    problem = PlanProblem(setting.graph, setting.hw, PLAN_OBJECTIVES[checkpointing.objective], setting.limits, stacks,
-                          split_layers=allocation.split_layers)
-    if stacks is not None:
-        problem = _partition_within_reach(problem, setting.activation_budget_bytes, checkpointing.method, options,
-                                          deadline)
-    result = solve(family, problem, CostUnderBudget(setting.activation_budget_bytes), checkpointing.method, options,
-                   deadline)
-    return result, carried
+    problem = PlanProblem(setting.graph, setting.hw, weights, setting.limits, stacks,
+                          split_layers=setting.instance.decisions["allocation"].split_layers)
+    budget = setting.activation_budget_bytes
+    if budget is None:
+        budget = problem.dynamic_dram_capacity_bytes()
+    elif stacks is not None:
+        problem = _partition_within_reach(problem, budget, method, options, deadline)
+    return solve(setting.registry.family("plan"), problem, CostUnderBudget(budget), method, options, deadline)
 
 
 def _partition_within_reach(problem: PlanProblem, budget_bytes: int, method: str, options: SolverOptions,
