@@ -10,7 +10,7 @@ from monet_opt.families.checkpoint.space import OBJECTIVES
 from monet_opt.families.plan.family import PLAN
 from monet_opt.families.plan.problem import PlanProblem
 from monet_opt.model.cost import CostTable
-from monet_opt.model.cost.model import Cost, Unavailable, split_parts
+from monet_opt.model.cost.model import Cost, Unavailable, _split_along, split_parts
 from monet_opt.model.hardware import accelerator_from_dict
 from monet_opt.model.training.derive import Optimizer, derive_training_graph
 from monet_opt.model.workload.builder import GraphBuilder
@@ -59,6 +59,23 @@ def test_a_matmul_split_over_two_arrays_halves_its_compute_and_reads_its_input_t
     assert split.cores == ("pe", "pe2") and dict(split.working_set_by_memory) == {"sram": 20_480, "sram2": 20_480}
     assert isinstance(table.get(("relu",), ("vec", "pe")), Unavailable)  # a vector op is not split
     assert isinstance(table.get(("fc",), ("pe", "vec")), Unavailable)  # vec cannot run a matmul
+
+
+def test_a_tall_matmul_is_split_along_its_rows():
+    """x (256 x 32) @ w (32 x 8) on twin_fast_arrays: on one array 1 x 1 x 256 temporal cycles + 64
+    of fill and drain = 320. Split along its 8 output columns, each part still runs 256 rows (320
+    cycles) and reads all of x (2 x 32,768 B); split along its 256 rows, each part runs 128 (192
+    cycles), reads half of x and all of w (1,024 B): 34,816 B read, against 33,792 on one array.
+    The rows win."""
+    g = GraphBuilder("tall")
+    graph = g.build([g.matmul("fc", g.input("x", (256, 32)), g.weight("w", (32, 8)))])
+    hw = twin_fast_arrays()
+    table = CostTable(graph, hw)
+    alone, split = table.get(("fc",), "pe"), table.get(("fc",), ("pe", "pe2"))
+    columns = _split_along(graph, graph.op_by_name["fc"], [hw.core("pe"), hw.core("pe2")], hw, None, "N")
+    assert (alone.latency_cycles, alone.dram_read_bytes) == (320, 33_792)
+    assert (columns.latency_cycles, columns.dram_read_bytes) == (320, 66_560)
+    assert (split.latency_cycles, split.dram_read_bytes, split.dram_write_bytes) == (192, 34_816, 8_192)
 
 
 def test_the_parts_share_a_dram_link():

@@ -339,9 +339,14 @@ def price(graph: Graph, ops: Sequence[Op], core: Core | Sequence[Core], hw: Acce
 
 
 SPLIT_DIM: Mapping[OpKind, str] = {OpKind.CONV: "K", OpKind.CONV_DX: "C", OpKind.CONV_DW: "K", OpKind.MATMUL: "N"}
-"""The dim a MAC op is split along across cores: the one that indexes its second operand and its
-output but not its first (output channels; a matmul's output columns), so that each part reads all
-of the first operand, its own slice of the second and writes its own slice of the output."""
+"""The channel dim a MAC op may be split along across cores: the one that indexes its second
+operand and its output but not its first (output channels; a matmul's output columns), so that each
+part reads all of the first operand, its own slice of the second and writes its own slice of the
+output."""
+ROW_DIM: Mapping[OpKind, str] = {OpKind.CONV: "OY", OpKind.MATMUL: "M"}
+"""The row dim a convolution or matmul may be split along instead: each part reads its rows of the
+first operand (a convolution's with the rows its window adds), all of the second, and writes its
+rows of the output."""
 
 
 def split_parts(size: int, parts: int) -> list[int]:
@@ -349,39 +354,71 @@ def split_parts(size: int, parts: int) -> list[int]:
     return [size // parts + (1 if i < size % parts else 0) for i in range(parts)]
 
 
+def _split_part(graph: Graph, op: Op, dim: str, share: int, k: int) -> tuple[Graph, Op]:
+    """Part k of `op` cut along `dim` with `share` iterations, as a graph of its own: the operands
+    `dim` indexes sliced (a convolution's input to the rows its window reads, without padding)."""
+    tensors = {t: graph.tensors[t] for t in dict.fromkeys(op.inputs + op.outputs)}
+    attrs = dict(op.attrs)
+
+    def sliced(name: str, numerator: int, denominator: int) -> None:
+        t = tensors[name]
+        tensors[name] = Tensor(name, (t.numel // denominator * numerator,), t.dtype, t.role)
+
+    for t in op.outputs:
+        sliced(t, share, op.dims[dim])
+    if dim in ROW_DIM.values():
+        if op.kind is OpKind.CONV:
+            rows = min(attrs["IY"], (share - 1) * attrs["SY"] + (op.dims["FY"] - 1) * attrs["DY"] + 1)
+            sliced(op.inputs[0], rows, attrs["IY"])
+            attrs.update(IY=rows, PY=0)
+        else:
+            sliced(op.inputs[0], share, op.dims[dim])
+    else:
+        sliced(op.inputs[1], share, op.dims[dim])
+    part = Op(f"{op.name}#{k}", op.kind, op.phase, op.inputs, op.outputs, {**op.dims, dim: share}, attrs)
+    return Graph(part.name, tensors, (part,), tuple(op.inputs), tuple(op.outputs), accumulator=graph.accumulator), part
+
+
 def _price_split(graph: Graph, op: Op, placed: Sequence[Core], hw: Accelerator, on_chip: frozenset[str],
                  limits_bytes: Mapping[str, int] | None) -> Cost | Unavailable:
-    """One MAC op split across the distinct cores `placed` along `SPLIT_DIM` (`split_parts`), part i
-    on core i, each part priced as an op of its own (`_price_op`: its first operand whole, its
-    second operand and output the slice of its share). The parts run at once:
+    """One MAC op split across the distinct cores `placed` along its channels (`SPLIT_DIM`) or its
+    rows (`ROW_DIM`, where it has them), whichever is faster (then cheaper in energy): nearly equal
+    parts (`split_parts`), part i on core i, each priced as an op of its own (`_split_part`,
+    `_split_along`). Unavailable for other kinds, grouped convolutions, fewer iterations than
+    cores, a repeated core, or operands on chip (a split op's values are in DRAM)."""
+    names = [c.name for c in placed]
+    if op.kind not in SPLIT_DIM or op.dims.get("G", 1) != 1:
+        return Unavailable(f"op {op.name!r} ({op.kind.value}) cannot be split across cores")
+    for c in placed:
+        if not c.can_run(op.kind):
+            return Unavailable(f"core {c.name!r} cannot run {op.kind.value} (op {op.name!r})")
+    dims = [SPLIT_DIM[op.kind]]
+    if op.kind in ROW_DIM and (op.kind is OpKind.MATMUL or "IY" in op.attrs):
+        dims.append(ROW_DIM[op.kind])
+    dims = [d for d in dims if op.dims[d] >= len(placed)]
+    if len(set(names)) != len(names) or not dims or on_chip:
+        return Unavailable(f"op {op.name!r} cannot be split across {', '.join(names)}"
+                           + (" (operands on chip)" if on_chip else ""))
+    return min((_split_along(graph, op, placed, hw, limits_bytes, d) for d in dims),
+               key=lambda cost: (cost.latency_cycles, cost.energy_pj))
+
+
+def _split_along(graph: Graph, op: Op, placed: Sequence[Core], hw: Accelerator,
+                 limits_bytes: Mapping[str, int] | None, dim: str) -> Cost:
+    """`op` split along `dim` across `placed`, the parts at once:
 
         latency_cycles = preload + max(compute, local, dram - preload) + fill_drain
         compute = max_i compute_i, local = max_m sum_{i on memory m} local_i,
         dram = max_l sum_{i on DRAM link l} dram_i, preload and fill_drain: the parts' largest
 
     (the one-op formula over the parts' resources: parts that share a local memory or a DRAM link
-    share its bandwidth; never less than any part's own latency); every byte, bit and pJ is
-    the sum of the parts' (the first operand is read once per part: replicated, not broadcast).
-    Unavailable for other kinds, grouped convolutions, fewer iterations than cores, a repeated
-    core, or operands on chip (a split op's values are in DRAM)."""
+    share its bandwidth; never less than any part's own latency); every byte, bit and pJ is the sum
+    of the parts' (an operand every part reads whole is read once per part: replicated, not
+    broadcast)."""
     names = [c.name for c in placed]
-    if op.kind not in SPLIT_DIM or op.dims.get("G", 1) != 1:
-        return Unavailable(f"op {op.name!r} ({op.kind.value}) cannot be split across cores")
-    dim = SPLIT_DIM[op.kind]
-    if len(set(names)) != len(names) or op.dims[dim] < len(placed) or on_chip:
-        return Unavailable(f"op {op.name!r} cannot be split across {', '.join(names)} "
-                           f"({dim} = {op.dims[dim]}{', operands on chip' if on_chip else ''})")
-    for c in placed:
-        if not c.can_run(op.kind):
-            return Unavailable(f"core {c.name!r} cannot run {op.kind.value} (op {op.name!r})")
-    sliced = (op.inputs[1], *op.outputs)
     parts: list[Cost] = []
     for k, (share, c) in enumerate(zip(split_parts(op.dims[dim], len(placed)), placed, strict=True)):
-        part = Op(f"{op.name}#{k}", op.kind, op.phase, op.inputs, op.outputs, {**op.dims, dim: share}, op.attrs)
-        tensors = {t: graph.tensors[t] for t in dict.fromkeys(op.inputs + op.outputs)}
-        tensors.update({t: Tensor(t, (tensors[t].numel // op.dims[dim] * share,), tensors[t].dtype, tensors[t].role)
-                        for t in sliced})
-        alone = Graph(part.name, tensors, (part,), tuple(op.inputs), tuple(op.outputs), accumulator=graph.accumulator)
+        alone, part = _split_part(graph, op, dim, share, k)
         parts.append(_price_op(alone, part, c, hw, frozenset(), limits_bytes))
     memory_cycles: dict[str, int] = defaultdict(int)
     link_cycles: dict[str, int] = defaultdict(int)
