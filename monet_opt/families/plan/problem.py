@@ -414,7 +414,7 @@ class PlanProblem:
                      f"fused{split}; each fused stack on the cores of {self.hw.name} interchangeable with its own, "
                      "each op alone on any core that can run it)")
         if self.split_layers:
-            tasks += (", a MAC op alone also split along its output channels across any two or more of the cores "
+            tasks += (", a MAC op alone also split along its channels or rows across any two or more of the cores "
                       f"that can run it (all of them only, above {MAX_SPLIT_CORES})")
         return (f"{tasks} at any start time; of the saved activations, {len(self.candidates)} may be recomputed (once, "
                 f"on any core that can run their producer) and {len(self.on_chip_eligible)} kept on chip (written and "
