@@ -410,7 +410,12 @@ def test_a_serial_plan_with_a_fused_recomputation_group_warm_starts_grouped_or_u
     bound at 8 bytes per cycle, 512-byte values; apart, act reads ln and writes act (1,024 bytes, 128
     cycles), res reads act and fc1 and writes res (1,536 bytes, 192), relu reads res and writes relu
     (128): 448 cycles; the group reads ln and fc1 and writes relu: 192 cycles; all on the critical
-    path. (The peaks are the simulator's.) The group is a candidate group of the
+    path. The peaks by hand (512-byte values unless named): grouped, when fc3.dx starts (cycle
+    1,593), DRAM holds x, fc1 and ln (read again in the backward pass), ln's 64-byte statistics,
+    fc2, act2, the 128-byte gradient of fc3 and the gradient fc3.dx writes: 6 x 512 + 64 + 128 =
+    3,264; apart, when res.recompute starts (cycle 2,585), it holds x, fc1, ln, the statistics, the
+    gradients of fc2 and relu, and the copies of act and res: 7 x 512 + 64 = 3,648 (grouped, act
+    and res never reach DRAM). The group is a candidate group of the
     plan space, so `as_parallel` keeps it: the referee measures 4,969 cycles within 3,264 bytes. In a
     space without that group it takes the ungrouped plan when that fits the budget, else none."""
     from monet_opt.families.checkpoint.space import Decisions
