@@ -405,7 +405,6 @@ def within_reach(problem: PlanProblem, budget_bytes: int, deadline: Deadline, sp
         return problem, None
 
 
-
 GROW_RELIEF_STEPS = 20
 """How many values `grow_fusion` may recompute or keep on chip to put one fused stack back."""
 
