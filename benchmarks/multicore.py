@@ -9,9 +9,10 @@ simulator):
 - default: layer by layer, every value in DRAM, the default allocation (every solve's baseline);
 - fusion: fusion alone (cpsat; stacks run one at a time on their cores);
 - alloc: allocation alone (cpsat; each op on one core);
-- split: allocation with layers split across cores (`optimise.allocation.split_layers`, the plan
+- spread: allocation with layers split across cores (`optimise.allocation.spread`, the plan
   family; all of DRAM its budget);
-- fusion+split: fusion, then that allocation over its partition (ops alone may be split).
+- fusion+spread: fusion, then that allocation over its partition (ops alone may be split, a fused
+  stack's MAC ops each on its own array, tiles pipelined between them).
 
 For the fastest plan of each case: its latency over the compute and DRAM bounds, and each core's
 busy share (the cycles a task occupies it, over the latency). The checks at the end state the
@@ -48,8 +49,8 @@ FUSION = {"method": "cpsat", "max_stack": 4}
 COLUMNS = {
     "fusion": {"fusion": FUSION},
     "alloc": {"allocation": {"method": "cpsat"}},
-    "split": {"allocation": {"method": "cpsat", "split_layers": True}},
-    "fusion+split": {"fusion": FUSION, "allocation": {"method": "cpsat", "split_layers": True}},
+    "spread": {"allocation": {"method": "cpsat", "spread": True}},
+    "fusion+spread": {"fusion": FUSION, "allocation": {"method": "cpsat", "spread": True}},
 }
 STREAM_INFERENCE_CYCLES = 3_931_020
 """Stream 0.0.8's GA on its quad-core TPU-like machine, ResNet-18 int8 inference (issue #30)."""

@@ -1,8 +1,8 @@
 """Exhaustive reference for the parallel plan of small training graphs: every residency of every
 saved activation (DRAM; recomputed, for a candidate; ON_CHIP, where eligible) x every set of disjoint
 candidate groups among the recomputations (each fused into one task) x every core of every task (op,
-fused stack of the problem's partition, recomputation alone or in a group; with `split_layers`, also every set
-of cores a MAC op is split across) such that each value on chip is
+fused stack of the problem's partition, recomputation alone or in a group; with `spread`, also every set
+of cores a MAC op is split across and every spread placement of a fused stack) such that each value on chip is
 written and read in one local memory x every order in which the tasks start, each turned into the
 earliest schedule with that start order and judged by the simulator alone.
 
@@ -248,14 +248,14 @@ def _plans_of(problem, target, graph, recomputed, on_chip, groups, seen):
                        if c not in problem.stack_ops for op in ops)
     names = list(tasks)
     group_of = {g[-1] + RECOMPUTE_SUFFIX: g for g in groups}
-    choices = [list(dict.fromkeys((o.core, o.cores if o.split else None) for o in problem.options[task]
+    choices = [list(dict.fromkeys((o.core, o.cores if o.spread else None) for o in problem.options[task]
                                   if o.group == group_of.get(task, ()))) for task in names]
     for placements in itertools.product(*choices):
         core_of = {task: core for task, (core, _) in zip(names, placements)}
-        split = {task: cores for task, (_, cores) in zip(names, placements) if cores}
+        spread = {task: cores for task, (_, cores) in zip(names, placements) if cores}
 
-        def plan_of(starts, core_of=core_of, split=split):
-            return ParallelPlan(frozenset(recomputed), core_of, starts, on_chip, groups, split)
+        def plan_of(starts, core_of=core_of, spread=spread):
+            return ParallelPlan(frozenset(recomputed), core_of, starts, on_chip, groups, spread)
 
         if not _one_memory_each(problem, graph, tasks, plan_of({}), on_chip):
             continue
@@ -265,7 +265,7 @@ def _plans_of(problem, target, graph, recomputed, on_chip, groups, seen):
                 continue
             plan = plan_of(starts)
             key = (plan.recomputed, plan.on_chip, plan.groups, tuple(sorted(core_of.items())),
-                   tuple(sorted(split.items())), tuple(sorted(starts.items())))
+                   tuple(sorted(spread.items())), tuple(sorted(starts.items())))
             if key in seen:
                 continue
             seen.add(key)

@@ -65,8 +65,8 @@ def write(directory, data, name="instance.yaml"):
     ({"optimise": {"checkpointing": {"order": "any"}}}, "optimise.checkpointing.order: 'any' is not one of"),
     ({"optimise": {"checkpointing": {"objective": "edp"}}},
      "optimise.checkpointing.objective: edp is the parallel plan's (optimise.allocation with combine: joint)"),
-    ({"optimise": {"checkpointing": {}, "allocation": {"split_layers": "yes"}}},
-     "optimise.allocation.split_layers: 'yes' is not of type 'boolean'"),
+    ({"optimise": {"checkpointing": {}, "allocation": {"spread": "yes"}}},
+     "optimise.allocation.spread: 'yes' is not of type 'boolean'"),
 ])
 def test_bad_instances_name_the_key(files, changes, message):
     path = write(files, instance(**changes))
@@ -134,8 +134,8 @@ def test_checkpointing_and_allocation_together_on_a_small_cnn(files):
     assert edp.answer.validated and edp.to_dict()["stages"][0]["objective_unit"] == "cycles x pJ"
     assert measured.objective == pytest.approx(measured.latency_cycles * measured.energy_pj, rel=1e-12)
     assert measured.objective <= fastest.latency_cycles * fastest.energy_pj * (1 + 1e-12)
-    # split_layers reaches the plan family's space; the toy has one PE array, so no op is split
-    spread = {"checkpointing": {"method": "cpsat"}, "allocation": {"method": "cpsat", "split_layers": True}}
+    # spread reaches the plan family's space; the toy has one PE array, so no op is split
+    spread = {"checkpointing": {"method": "cpsat"}, "allocation": {"method": "cpsat", "spread": True}}
     spread = solve_instance(load_instance(write(files, instance(optimise=spread, combine="joint", budgets=budgets))),
                             progress=False)
     assert "split along its channels or rows" in spread.answer.space and spread.answer.details["split_ops"] == {}
@@ -212,8 +212,8 @@ def test_joint_without_two_decisions_that_combine_runs_them_in_sequence(files):
     assert solved.combination == "sequential: fusion -> allocation" and solved.to_dict()["validated"]
 
 
-def test_allocation_with_layers_split_is_the_plan_family_within_all_of_dram(files):
-    """optimise.allocation.split_layers without checkpointing: the plan family plans the inference
+def test_allocation_spread_over_cores_is_the_plan_family_within_all_of_dram(files):
+    """optimise.allocation.spread without checkpointing: the plan family plans the inference
     pass on the toy with a second PE array, all of DRAM its budget; its convolutions may run split
     over both arrays."""
     twin = copy.deepcopy(BASE)
@@ -224,7 +224,7 @@ def test_allocation_with_layers_split_is_the_plan_family_within_all_of_dram(file
     answers = {}
     for split in (False, True):
         data = instance(hardware="twin.yaml", mode="inference", budgets=None, combine="joint",
-                        optimise={"allocation": {"method": "cpsat", "split_layers": split}})
+                        optimise={"allocation": {"method": "cpsat", "spread": split}})
         answers[split] = solve_instance(load_instance(write(files, data)), progress=False)
     spread = answers[True]
     assert [s.decision for s in spread.stages] == ["allocation"] and spread.answer.family == "plan"

@@ -144,15 +144,58 @@ def test_the_plan_family_splits_a_layer_where_it_shortens_the_plan_as_brute_forc
     model equals brute force over every core, split and order: 2,944 cycles with the split, 3,008
     without it; the least energy (14,330,246.4 pJ) splits nothing (a split reads x twice)."""
     graph, hw = wide_step(), twin_fast_arrays()
-    for split_layers, fastest in ((False, 3008), (True, 2944)):
-        problem = PlanProblem(graph, hw, OBJECTIVES["latency"], {}, split_layers=split_layers)
+    for spread, fastest in ((False, 3008), (True, 2944)):
+        problem = PlanProblem(graph, hw, OBJECTIVES["latency"], {}, spread=spread)
         assert brute_force(problem, 10**6) == (fastest, pytest.approx(14_330_246.4))
         result = solve(PLAN, problem, CostUnderBudget(10**6), "cpsat", SolverOptions(workers=2), Deadline.start(30))
         assert result.status is SolveStatus.OPTIMAL and result.validated
         assert result.measurement.latency_cycles == fastest
-        assert result.payload.split == ({"fc": ("pe", "pe2")} if split_layers else {})
-    problem = PlanProblem(graph, hw, OBJECTIVES["energy"], {}, split_layers=True)
+        assert result.payload.spread == ({"fc": ("pe", "pe2")} if spread else {})
+    problem = PlanProblem(graph, hw, OBJECTIVES["energy"], {}, spread=True)
     result = solve(PLAN, problem, CostUnderBudget(10**6), "cpsat", SolverOptions(workers=2), Deadline.start(30))
-    assert result.status is SolveStatus.OPTIMAL and result.payload.split == {}
+    assert result.status is SolveStatus.OPTIMAL and result.payload.spread == {}
     assert result.measurement.energy_pj == pytest.approx(14_330_246.4)
     assert "split along its channels or rows" in problem.space()
+
+
+def mlp():
+    """x (64 x 32) -> fc1 (32 x 64) -> ReLU -> fc2 (64 x 64); fp32, inference."""
+    g = GraphBuilder("mlp")
+    h = g.matmul("fc1", g.input("x", (64, 32)), g.weight("w1", (32, 64)))
+    return g.build([g.matmul("fc2", g.relu("relu", h), g.weight("w2", (64, 64)))])
+
+
+def test_a_fused_stack_spread_over_two_arrays_pipelines_its_tiles_as_brute_force_finds():
+    """fc1 -> ReLU -> fc2 fused, on twin_fast_arrays with the pe-vec link made fast too. On pe alone
+    the stack keeps pe busy 128 + 256 cycles (fc1, fc2), vec 256: one tile, ramp (640 - 384) / 1 =
+    256 and fill 2 x 64: 768 cycles. Spread (fc2 on pe2), the busiest core does 256: two tiles, ramp
+    ceil((640 - 256) / 2) = 192, fill 2 x 64 x 2 = 256: 704 cycles. The exact model equals brute
+    force: 768 without spreading, 704 with."""
+    data = toy_data()
+    data["memories"].append(dict(data["memories"][0], name="sram2"))
+    data["cores"].append(dict(data["cores"][0], name="pe2", memory="sram2"))
+    data["links"][1]["endpoints"].append("pe2")
+    data["links"][0]["bandwidth_bits_per_cycle"] = 1 << 30
+    hw, graph = accelerator_from_dict(data, "twin-linked.yaml"), mlp()
+    stacks = ((("fc1", "relu", "fc2"), ("pe", "vec", "pe")),)
+    for spread, fastest in ((False, 768), (True, 704)):
+        problem = PlanProblem(graph, hw, OBJECTIVES["latency"], {}, stacks, spread=spread)
+        everything = problem.dynamic_dram_capacity_bytes()
+        assert brute_force(problem, everything)[0] == fastest
+        result = solve(PLAN, problem, CostUnderBudget(everything), "cpsat", SolverOptions(workers=2), Deadline.start(30))
+        assert result.status is SolveStatus.OPTIMAL and result.measurement.latency_cycles == fastest
+        assert result.payload.spread == ({"fc1+2": ("pe", "vec", "pe2")} if spread else {})
+        assert result.details["spread_stacks"] == ({"fc1+2": ["pe", "vec", "pe2"]} if spread else {})
+
+
+def test_a_stack_whose_tiles_and_dram_traffic_share_one_bus_is_priced_whole():
+    """fc1 -> ReLU -> fc2 on pe2 and vec of twin_fast_arrays: the tiles pass over the bus that also
+    carries the DRAM traffic; the energy of both on that bus is the stack's, in the simulation too."""
+    graph, hw = mlp(), twin_fast_arrays()
+    table = CostTable(graph, hw)
+    cost = table.get(("fc1", "relu", "fc2"), ("pe2", "vec", "pe2"))
+    plan = Plan({"s": ("fc1", "relu", "fc2")}, {"s": "pe2"}, {"pe2": ("s",), "vec": ("s",)}, placement={"relu": "vec"})
+    simulated = simulate(graph, hw, plan, table)
+    assert simulated.violations == () and cost.link_energy_pj > 0 and cost.dram_link_energy_pj > 0
+    assert simulated.energy_pj == pytest.approx(cost.energy_pj, rel=1e-12)
+    assert simulated.energy_breakdown_pj["link:bus"] == pytest.approx(cost.link_energy_pj + cost.dram_link_energy_pj)

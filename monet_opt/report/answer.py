@@ -141,8 +141,9 @@ def plan_lines(data: Mapping[str, Any]) -> list[str]:
     lines = [f"recomputed {len(data['recomputed'])} of {data['candidates']} candidates{fused}, kept "
              f"{len(data['on_chip'])} of {data['on_chip_eligible']} eligible values on chip",
              "cores busy: " + ", ".join(f"{core} {percent_text(share)}" for core, share in busy.items())]
-    if data.get("split_ops"):
-        lines.insert(1, f"{len(data['split_ops'])} ops split across cores")
+    if data.get("split_ops") or data.get("spread_stacks"):
+        lines.insert(1, f"{len(data['split_ops'])} ops split across cores, {len(data['spread_stacks'])} fused stacks "
+                        "with their MAC ops on several cores")
     if data.get("bound_source") and data["bound"] is not None:
         lines.append(f"bound {data['bound']:,.0f} {data['objective_unit']} ({data['bound_source']})")
     return lines

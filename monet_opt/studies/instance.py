@@ -27,10 +27,11 @@ which decisions to optimise and how (`monet solve`).
                                        combine joint)
                                        order: as `monet checkpoint training --order` (default fixed;
                                        free only without optimise.fusion)
-      allocation: {method: cpsat|ga|greedy, time_limit: s, split_layers: bool}
-                                       split_layers (default false): a MAC op alone may also run
-                                       split across cores; allocation is then the plan family's
-                                       (without checkpointing, all of DRAM its budget)
+      allocation: {method: cpsat|ga|greedy, time_limit: s, spread: bool}
+                                       spread (default false): a MAC op alone may also run split
+                                       across cores, a fused stack's MAC ops each on its own core;
+                                       allocation is then the plan family's (without
+                                       checkpointing, all of DRAM its budget)
     combine: sequential | joint        (optional; default sequential)
     time_limit: s                      (optional; default 60) wall clock of the whole solve
     seed: int                          (optional; default 0)
@@ -69,7 +70,7 @@ _POSITIVE_NUMBER = {"type": "number", "exclusiveMinimum": 0}
 _AMOUNT = {"type": ["integer", "string"]}
 DECISION_KEYS: dict[str, dict[str, Any]] = {"fusion": {"max_stack": _POSITIVE_INT},
                                             "checkpointing": {"order": {"enum": ["fixed", "free"]}},
-                                            "allocation": {"split_layers": {"type": "boolean"}}}
+                                            "allocation": {"spread": {"type": "boolean"}}}
 """The decisions a training instance combines (`pipeline.py`), with the keys of each beyond method,
 objective and time_limit; each decision's methods are its family's in the registry."""
 OBJECTIVES = {"fusion": ("latency", "energy", "dram", "edp"), "checkpointing": ("latency", "energy", "edp"),
@@ -124,7 +125,7 @@ class Decision:
     time_limit_s: float | None = None
     max_stack: int = 6  # fusion only
     order: str = "fixed"  # checkpointing only: the ops in the reference order, or the order a decision too
-    split_layers: bool = False  # allocation in the parallel plan only: MAC ops may be split across cores
+    spread: bool = False  # allocation only: MAC ops split across cores, fused stacks' MAC ops over their class
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,7 @@ def _training_instance(path: Path, data: Mapping[str, Any], registry: Registry) 
         settings = settings or {}
         decisions[name] = Decision(settings.get("method", "cpsat"), settings.get("objective", "latency"),
                                    settings.get("time_limit"), settings.get("max_stack", 6),
-                                   settings.get("order", "fixed"), settings.get("split_layers", False))
+                                   settings.get("order", "fixed"), settings.get("spread", False))
     if "checkpointing" in decisions and decisions["checkpointing"].order == "free" and "fusion" in decisions:
         raise InputError(f"{source}: optimise.checkpointing.order: free is built for unfused plans only "
                          "(drop optimise.fusion or use order: fixed)")

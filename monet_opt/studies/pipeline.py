@@ -290,11 +290,11 @@ def _joint(setting: Setting, carried: Carried, options: SolverOptions, deadline:
 
 def _allocation(setting: Setting, carried: Carried, options: SolverOptions, deadline: Deadline
                 ) -> tuple[Result, Carried]:
-    """The fused stacks (or the unfused ops) on every core; with `split_layers`, the plan family's
-    (layers split across cores, start times, every memory within its capacity: all of DRAM the
-    budget)."""
+    """The fused stacks (or the unfused ops) on every core; with `spread`, the plan family's (layers
+    split across cores, fused stacks spread over them, start times, every memory within its
+    capacity: all of DRAM the budget)."""
     method = setting.instance.decisions["allocation"].method
-    if setting.instance.decisions["allocation"].split_layers:
+    if setting.instance.decisions["allocation"].spread:
         return _plan_stage(setting, carried, PLAN_OBJECTIVES["latency"], method, options, deadline), carried
     if carried.partition is not None:
         assert carried.fusion_space is not None
@@ -321,10 +321,10 @@ def _parallel_plan(setting: Setting, carried: Carried, options: SolverOptions, d
 def _plan_stage(setting: Setting, carried: Carried, weights: CostWeights, method: str, options: SolverOptions,
                 deadline: Deadline) -> Result:
     """The plan family over the fusion stage's partition (or the unfused ops) within the activation
-    budget (without one, all of DRAM: the plan of `split_layers` alone)."""
+    budget (without one, all of DRAM: the plan of `spread` alone)."""
     stacks = None if carried.partition is None else tuple((c.ops, c.cores) for c in carried.partition)
     problem = PlanProblem(setting.graph, setting.hw, weights, setting.limits, stacks,
-                          split_layers=setting.instance.decisions["allocation"].split_layers)
+                          spread=setting.instance.decisions["allocation"].spread)
     budget = setting.activation_budget_bytes
     if budget is None:
         budget = problem.dynamic_dram_capacity_bytes()

@@ -481,7 +481,7 @@ class PlanModel:
                             {t: chosen[t].core for t in present}, {t: solver.value(self.S[t]) for t in present},
                             frozenset(t for t, lit in self.on.items() if solver.boolean_value(lit)),
                             frozenset(g for g, lit in self.grouped.items() if solver.boolean_value(lit)),
-                            {t: chosen[t].cores for t in present if chosen[t].split})
+                            {t: chosen[t].cores for t in present if chosen[t].spread})
 
     def claimed_peaks(self, solver: cp_model.CpSolver) -> dict[str, int]:
         """Each memory's peak as the model's own intervals give it (DRAM with its static bytes)."""

@@ -190,7 +190,10 @@ def _describe(problem: PlanProblem, target: PlanTarget, plan: ParallelPlan | Non
         "recomputed": None if plan is None else sorted(plan.recomputed),
         "on_chip": None if plan is None else sorted(plan.on_chip),
         "recompute_groups": None if plan is None else [list(group) for group in sorted(plan.groups)],
-        "split_ops": None if plan is None else {task: list(cores) for task, cores in sorted(plan.split.items())},
+        "split_ops": None if plan is None else {task: list(cores) for task, cores in sorted(plan.spread.items())
+                                                if len(problem.stack_ops[task]) == 1},
+        "spread_stacks": None if plan is None else {task: list(cores) for task, cores in sorted(plan.spread.items())
+                                                    if len(problem.stack_ops[task]) > 1},
         "core_busy_share": None if not latency else {c.name: busy.get(c.name, 0) / latency for c in problem.hw.cores},
     }
 

@@ -126,7 +126,7 @@ class _State:
     start_of: dict[str, int] = field(default_factory=dict)
     end_of: dict[str, int] = field(default_factory=dict)
     core_of: dict[str, str] = field(default_factory=dict)
-    split: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    spread: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ def list_schedule(problem: PlanProblem, recomputed: frozenset[str], budget_bytes
                 written = state.end_of[task_of[producer]] if producer is not None else 0
                 memory = state.local[home[t]] if t in on_chip else state.dram
                 memory.release(max(last, written), graph.tensors[t].size_bytes)
-    return Scheduled(ParallelPlan(recomputed, state.core_of, state.start_of, on_chip, split=state.split))
+    return Scheduled(ParallelPlan(recomputed, state.core_of, state.start_of, on_chip, spread=state.spread))
 
 
 def _bytes(graph: Graph, outputs: list[str], on_chip: frozenset[str]) -> tuple[int, int]:
@@ -216,8 +216,8 @@ def _occupy(state: _State, task: str, option: CoreOption, start: int) -> None:
     """The task placed: its cores, DRAM links and working sets taken."""
     end = start + option.duration_cycles
     state.start_of[task], state.end_of[task], state.core_of[task] = start, end, option.core
-    if option.split:
-        state.split[task] = option.cores
+    if option.spread:
+        state.spread[task] = option.cores
     for core in option.cores:
         bisect.insort(state.cores[core], (start, end))
     for bus in option.buses:

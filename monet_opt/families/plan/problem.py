@@ -29,7 +29,7 @@ from monet_opt.families.checkpoint.space import MAX_GROUP_OPS, CostWeights, unsa
 from monet_opt.model.cost.model import Cost, CostTable
 from monet_opt.model.hardware.model import DRAM, Accelerator
 from monet_opt.model.workload.ir import Graph, Phase, TensorRole
-from monet_opt.families.allocation.problem import fused_stacks, interchangeable
+from monet_opt.families.allocation.problem import FusedStack, fused_stacks, interchangeable
 from monet_opt.schedule.plan import (
     RECOMPUTE_SUFFIX, Plan, Residency, recompute_group_name, serial_sequence, stack_name,
 )
@@ -47,8 +47,9 @@ class CoreOption:
     in the one local memory of its cores (`memories`), among those it may (`touching`: the eligible
     values it writes or reads from outside); `group`: for the recomputation of the last op of a
     candidate group (`PlanProblem.groups`), the group's ops when it runs them as one fused stack
-    (empty: the op alone); `split`: an op alone split across `cores`, one part on each
-    (`PlanProblem.split_layers`; its values in DRAM)."""
+    (empty: the op alone); `spread`: over more cores than its default placement (`PlanProblem.spread`):
+    an op alone split across `cores`, one part on each (its values in DRAM), or a fused stack whose
+    MAC ops run each on its own core of their class, tiles passed between them."""
 
     core: str
     cores: tuple[str, ...]
@@ -63,7 +64,7 @@ class CoreOption:
     on_chip: frozenset[str] = frozenset()
     touching: frozenset[str] = frozenset()
     group: tuple[str, ...] = ()
-    split: bool = False
+    spread: bool = False
 
 
 def _subsets(values: tuple[str, ...]) -> list[frozenset[str]]:
@@ -72,14 +73,14 @@ def _subsets(values: tuple[str, ...]) -> list[frozenset[str]]:
 
 def _option(hw: Accelerator, core: str, placement: tuple[str, ...], cost: Cost, touching: tuple[str, ...],
             absorbed: frozenset[str] = frozenset(), on_chip: frozenset[str] = frozenset(),
-            group: tuple[str, ...] = (), split: tuple[str, ...] = ()) -> CoreOption:
+            group: tuple[str, ...] = (), split: tuple[str, ...] = (), spread: bool = False) -> CoreOption:
     cores = split or tuple(dict.fromkeys((core, *placement)))
     buses = tuple(dict.fromkeys(hw.link_between(DRAM, c).name for c in cores)) if cost.dram_cycles else ()
     working_sets = cost.working_set_by_memory or ((hw.core(core).memory, cost.working_set_bytes),)
     memories = tuple(dict.fromkeys(hw.core(c).memory for c in cores))
     return CoreOption(core, cores, placement, cost.latency_cycles, cost.energy_pj, buses, cost.dram_cycles,
                       tuple((m, b) for m, b in working_sets if b), memories, absorbed, on_chip, frozenset(touching),
-                      group, bool(split))
+                      group, spread or bool(split))
 
 
 MAX_SPLIT_CORES = 4
@@ -93,6 +94,23 @@ def split_placements(hw: Accelerator, eligible: tuple[str, ...]) -> list[tuple[s
     if len(eligible) > MAX_SPLIT_CORES:
         return [eligible]
     return [subset for k in range(2, len(eligible) + 1) for subset in itertools.combinations(eligible, k)]
+
+
+def spread_placements(hw: Accelerator, stack: FusedStack) -> list[tuple[str, ...]]:
+    """The per-op cores of `stack` with the ops on its movable core each on a distinct core of the
+    movable core's class (`interchangeable`, without the stack's other cores), in every order: a
+    fused stack whose ops pass tiles from core to core (none with fewer than two such ops)."""
+    moved = [k for k, core in enumerate(stack.cores) if core == stack.movable]
+    free = [core for core in interchangeable(hw, stack.movable) if core == stack.movable or core not in stack.cores]
+    if len(moved) < 2:
+        return []
+    out = []
+    for chosen in itertools.permutations(free, len(moved)):
+        placed = list(stack.cores)
+        for k, core in zip(moved, chosen, strict=True):
+            placed[k] = core
+        out.append(tuple(placed))
+    return out
 
 
 Stacks = tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
@@ -115,7 +133,7 @@ class PlanProblem:
     split: tuple[str, ...] = ()  # fused stacks of the given partition whose ops are kept alone (`splitting`)
     note: str = ""  # why the space is what it is, when a caller chose it (ends the space's statement)
     starts: tuple[ParallelPlan, ...] = ()  # plans of this problem its caller found: every method's first candidates
-    split_layers: bool = False  # a MAC op alone may also run split across cores (`split_placements`)
+    spread: bool = False  # MAC ops alone also split across cores, fused stacks' MAC ops over their class
 
     @cached_property
     def table(self) -> CostTable:
@@ -171,7 +189,7 @@ class PlanProblem:
                               for c in self.hw.cores if isinstance(self.table.get((op,), c.name), Cost)
                               for on in _subsets(self.touching[task])
                               if isinstance(cost := self.table.get((op,), c.name, on), Cost))
-            if self.split_layers and task in self.stack_ops:
+            if self.spread and task in self.stack_ops:
                 eligible = tuple(o.core for o in out[task] if not o.on_chip)
                 out[task] += tuple(_option(self.hw, cores[0], (cores[0],), cost, self.touching[task], split=cores)
                                    for cores in split_placements(self.hw, eligible)
@@ -189,6 +207,12 @@ class PlanProblem:
                               for on in (_subsets(self.touching[task]) if self._one_memory(stack.on(core))
                                          else [frozenset()])
                               if isinstance(cost := self.table.get(stack.ops, stack.on(core), absorbed | on), Cost))
+            if self.spread:
+                out[task] += tuple(_option(self.hw, placed[stack.cores.index(stack.movable)], placed, cost,
+                                           self.touching[task], absorbed, spread=True)
+                                   for placed in spread_placements(self.hw, stack)
+                                   for absorbed in _subsets(self.absorbable[task])
+                                   if isinstance(cost := self.table.get(stack.ops, placed, absorbed), Cost))
         for task, options in out.items():
             if not options:
                 raise InfeasibleError(f"{task!r} can run on no core of {self.hw.name!r}")
@@ -413,9 +437,10 @@ class PlanProblem:
             tasks = (f"the fixed fusion partition of {self.graph.name} ({len(self.stacks)} stacks, {fused} "
                      f"fused{split}; each fused stack on the cores of {self.hw.name} interchangeable with its own, "
                      "each op alone on any core that can run it)")
-        if self.split_layers:
+        if self.spread:
             tasks += (", a MAC op alone also split along its channels or rows across any two or more of the cores "
-                      f"that can run it (all of them only, above {MAX_SPLIT_CORES})")
+                      f"that can run it (all of them only, above {MAX_SPLIT_CORES}), and the MAC ops of a fused stack "
+                      "also each on its own core of their class, tiles passed between them")
         return (f"{tasks} at any start time; of the saved activations, {len(self.candidates)} may be recomputed (once, "
                 f"on any core that can run their producer) and {len(self.on_chip_eligible)} kept on chip (written and "
                 "read in one local memory), the others are in DRAM, as is every other value (link copies are outside "
@@ -434,7 +459,7 @@ class ParallelPlan:
     start_cycles: Mapping[str, int]
     on_chip: frozenset[str] = frozenset()
     groups: frozenset[tuple[str, ...]] = frozenset()
-    split: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # task -> the cores it is split across
+    spread: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # task -> its cores, when spread
 
     def group_of(self, task: str) -> tuple[str, ...]:
         """The group that `task` (a recomputation) runs fused, or () when it runs its op alone."""
@@ -445,11 +470,11 @@ class ParallelPlan:
         (those of `PlanProblem.absorbable` that are recomputed) and keeps on chip."""
         absorbed = self.recomputed.intersection(problem.absorbable.get(task, ()))
         group = self.group_of(task)
-        split = self.split.get(task)
+        spread = self.spread.get(task)
         return next(o for o in problem.options[task]
                     if o.core == self.core_of[task] and o.group == group and o.absorbed == absorbed
                     and o.on_chip == self.on_chip.intersection(o.touching)
-                    and (o.cores == split if split else not o.split))
+                    and (o.cores == spread if spread else not o.spread))
 
     def cost(self, problem: PlanProblem) -> tuple[int, float]:
         """(latency cycles, energy pJ) as its start cycles and the cost model's prices give them."""
@@ -491,5 +516,5 @@ class ParallelPlan:
             dram_order={b: tuple(o) for b, o in buses.items()},
             placement=placement,
             release_cycles=release,
-            split=dict(self.split),
+            split={task: cores for task, cores in self.spread.items() if len(problem.stack_ops[task]) == 1},
         )

@@ -95,7 +95,7 @@ def as_parallel(problem: PlanProblem, space: CheckpointSpace, decisions: Decisio
     for task in simulation.tasks:
         cores = placement.get(task.name, (task.core,))
         name = task_of_group.get(task.name, task.name)
-        options = [o for o in problem.options.get(name, ()) if o.placement == cores and not o.split]
+        options = [o for o in problem.options.get(name, ()) if o.placement == cores and not o.spread]
         if not options:
             return None
         core_of[name], start_cycles[name] = options[0].core, task.start_cycle

@@ -709,7 +709,9 @@ def _compose(hw: Accelerator, placed: Sequence[Core], works: Sequence[_CoreWork]
         cores=tuple(c.name for c in cores) if len(cores) > 1 else (),
         working_set_by_memory=tuple(working_sets.items()) if spans else (),
         energy_by_part=tuple([(f"memory:{m}", e) for m, e in local_energy.items()]
-                             + [(f"link:{n}", e) for n, e in {**dram_link_energy, **link_energy}.items() if e])
+                             + [(f"link:{n}", dram_link_energy.get(n, 0.0) + link_energy.get(n, 0.0))
+                                for n in {**dram_link_energy, **link_energy}
+                                if dram_link_energy.get(n, 0.0) + link_energy.get(n, 0.0)])
         if spans else (),
     )
 
