@@ -13,7 +13,7 @@ from monet_opt.errors import InfeasibleError, InputError
 from monet_opt.families.checkpoint.space import OBJECTIVES, PLAN_OBJECTIVES, CheckpointSpace
 from monet_opt.families.plan.cpsat import PlanModel, improve_by_windows
 from monet_opt.families.plan.family import PLAN
-from monet_opt.families.plan.list_schedule import best_list_schedule, grow_fusion, within_reach
+from monet_opt.families.plan.list_schedule import Fixed, best_list_schedule, grow_fusion, list_schedule, within_reach
 from monet_opt.families.plan.problem import PlanProblem
 from monet_opt.families.plan.serial import exact_serial_warm_start
 from monet_opt.model.hardware import accelerator_from_dict
@@ -233,7 +233,6 @@ def test_a_task_late_in_the_list_fills_an_idle_gap_of_its_core():
     528, w1.update [592, 616). w2.update, last in the list, needs fc2.dw only: it takes vec's idle
     time at 528 (the link free), [528, 552), instead of [616, 640) after w1.update: 616 cycles,
     as the simulator runs it."""
-    from monet_opt.families.plan.list_schedule import list_schedule
 
     g = GraphBuilder("two")
     h = g.gelu("gelu", g.matmul("fc1", g.input("x", (8, 4)), g.weight("w1", (4, 16))))
@@ -260,6 +259,18 @@ def test_the_ga_answers_within_the_budget_and_never_beats_the_exact_model():
     assert found.validated and found.measurement.peak <= 1696
     assert found.measurement.latency_cycles >= best_latency
     assert found.payload == again.payload
+
+
+def test_a_value_both_recomputed_and_given_on_chip_is_recomputed_only():
+    """The list scheduler given GELU's output as recomputed and on chip (as a relief that recomputes a
+    value a warm start keeps on chip would give it) recomputes it and does not keep it: the plan's
+    residencies are what the simulator runs (kept on chip, the value would be held until its
+    backward reader, while the schedule released it after its forward readers)."""
+    problem = PlanProblem(seven_op_step(), two_cores(), OBJECTIVES["latency"], {})
+    assert "gelu" in problem.candidates and "gelu" in problem.on_chip_eligible
+    plan = list_schedule(problem, frozenset({"gelu"}), 10**6, None, Fixed(on_chip=frozenset({"gelu"}))).plan
+    assert (plan.recomputed, plan.on_chip) == ({"gelu"}, frozenset())
+    assert PLAN.referee(problem, CostUnderBudget(10**6), plan, None).measurement.violations == ()
 
 
 def test_a_fused_stack_that_keeps_the_budget_out_of_reach_is_split():

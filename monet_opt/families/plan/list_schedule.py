@@ -153,12 +153,12 @@ class Fixed:
 def list_schedule(problem: PlanProblem, recomputed: frozenset[str], budget_bytes: int,
                   deadline: Deadline | None = None, fixed: Fixed | None = None) -> Scheduled:
     """See the module docstring; with `fixed`, each task on its given core, the given values on chip
-    (None when a value on chip would be written and read in different memories). OutOfTime when
+    but those recomputed (None when a value on chip would be written and read in different memories). OutOfTime when
     `deadline` passes."""
     graph = recompute_graph(problem.graph, recomputed)
     stacks = {**problem.stack_ops, **{op.name: (op.name,) for op in graph.ops if op.phase is Phase.RECOMPUTE}}
     task_of = {op: task for task, ops in stacks.items() for op in ops}
-    on_chip = fixed.on_chip if fixed is not None else frozenset()
+    on_chip = fixed.on_chip - recomputed if fixed is not None else frozenset()  # a recomputed value is not kept
     dram_capacity = min(budget_bytes, problem.dynamic_dram_capacity_bytes())
     state = _State()
     unplaced_readers = {t: {task_of[r] for r in graph.consumers[t]} - {task_of.get(graph.producer.get(t))}
@@ -285,12 +285,14 @@ def _earliest(problem: PlanProblem, option: CoreOption, t: int, written: tuple[i
         t = moved
 
 
-def relief(problem: PlanProblem, recomputed: frozenset[str], blocked: Scheduled) -> str | None:
+def relief(problem: PlanProblem, recomputed: frozenset[str], blocked: Scheduled,
+           on_chip: frozenset[str] = frozenset()) -> str | None:
     """The candidate to recompute next when `blocked` found no room at a task: among the candidates
     held across that task only for backward readers after it (written, every forward reader placed
-    before it), the one that frees most bytes per cycle of its producer's fastest run; first those
-    whose recomputation reads only kept values (a chain of recomputations runs together, before the
-    earliest backward reader among them, and holds every copy at once). None: no candidate is."""
+    before it) and not kept `on_chip`, the one that frees most bytes per cycle of its producer's
+    fastest run; first those whose recomputation reads only kept values (a chain of recomputations
+    runs together, before the earliest backward reader among them, and holds every copy at once).
+    None: no candidate is."""
     original, saved = problem.graph, problem.graph.saved_for_backward
 
     def alone(t: str) -> bool:
@@ -303,7 +305,8 @@ def relief(problem: PlanProblem, recomputed: frozenset[str], blocked: Scheduled)
                       if not o.group)
         return original.tensors[t].size_bytes / max(fastest, 1)
 
-    held = [t for t in held_for_backward(problem, blocked) if t in problem.candidates and t not in recomputed]
+    held = [t for t in held_for_backward(problem, blocked)
+            if t in problem.candidates and t not in recomputed and t not in on_chip]
     return min(held, key=lambda t: (not alone(t), -ratio(t), t), default=None)
 
 
@@ -388,7 +391,7 @@ def within_reach(problem: PlanProblem, budget_bytes: int, deadline: Deadline, sp
             scheduled = list_schedule(problem, recomputed, budget_bytes, deadline, Fixed(on_chip=on_chip))
             if scheduled.plan is not None:
                 return problem, scheduled.plan
-            chosen = relief(problem, recomputed, scheduled)
+            chosen = relief(problem, recomputed, scheduled, on_chip)
             if chosen is not None:
                 recomputed |= {chosen}
                 continue
@@ -461,7 +464,8 @@ def grow_fusion(problem: PlanProblem, start: ParallelPlan, budget_bytes: int, de
                     found = scheduled(trial, more_recomputed, more_on_chip)
                     if found.plan is not None:
                         break
-                    chosen = relief(trial, more_recomputed.intersection(trial.candidates), found)
+                    chosen = relief(trial, more_recomputed.intersection(trial.candidates), found,
+                                    more_on_chip.intersection(trial.on_chip_eligible))
                     if chosen is not None:
                         more_recomputed |= {chosen}
                         continue
