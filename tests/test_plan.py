@@ -273,6 +273,20 @@ def test_a_value_both_recomputed_and_given_on_chip_is_recomputed_only():
     assert PLAN.referee(problem, CostUnderBudget(10**6), plan, None).measurement.violations == ()
 
 
+def test_a_value_kept_on_chip_counts_with_its_writers_working_set():
+    """residual_chain on two_cores with the residual sum kept on chip: the add reads ReLU's and fc1's
+    outputs (1,024 bytes of working set on vsram) while its own 512-byte output stays there, 1,536
+    bytes at once, as the simulator counts them. Within 1,535 bytes of vsram it finds no room (each
+    part alone would fit); within 1,536 it runs and the referee accepts the plan."""
+    graph, hw = residual_chain(), two_cores()
+    for vsram, fits in ((1535, False), (1536, True)):
+        problem = PlanProblem(graph, hw, OBJECTIVES["latency"], {"vsram": vsram})
+        found = list_schedule(problem, frozenset(), 10**6, None, Fixed(on_chip=frozenset({"res"})))
+        assert (found.plan is not None, found.blocked_at) == (fits, None if fits else "res")
+        if fits:
+            assert PLAN.referee(problem, CostUnderBudget(10**6), found.plan, None).measurement.violations == ()
+
+
 def test_a_fused_stack_that_keeps_the_budget_out_of_reach_is_split():
     """loss.backward and gelu.backward fused on vec, whose memory is held to 600 bytes (so no value
     of the backward pass stays on chip beside the working sets): a fused stack writes its outputs at

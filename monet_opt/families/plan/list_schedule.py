@@ -7,7 +7,8 @@ the earliest cycle at which its core is free for as long as it runs (in a gap be
 already on it, or after them), its inputs are written
 (and, for a recomputation, the op it repeats has ended and every task placed before it has started:
 its copy is held from its start), its DRAM link has a gap as long as its DRAM cycles, its working set
-fits its local memory while it runs, and its outputs fit DRAM from then on: every value already
+and its outputs kept on chip fit its local memory while it runs, and its outputs fit DRAM (and
+those kept on chip, their memory) from then on: every value already
 written counts until its last reader has ended, and as long as a reader is not yet placed, for ever
 (so no later placement can push DRAM above the budget). When some task never fits, the answer names
 it.
@@ -276,7 +277,8 @@ def _earliest(problem: PlanProblem, option: CoreOption, t: int, written: tuple[i
         if moved is None:
             return None
         for memory, size in option.working_sets if option.duration_cycles else ():
-            moved = state.local[memory].fits_during(moved, option.duration_cycles, size,
+            held = kept if memory == option.memories[0] else 0  # its outputs kept on chip count while it runs
+            moved = state.local[memory].fits_during(moved, option.duration_cycles, size + held,
                                                     problem.local_capacity_bytes(memory))
             if moved is None:
                 return None
