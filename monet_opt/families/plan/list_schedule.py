@@ -420,9 +420,11 @@ def grow_fusion(problem: PlanProblem, start: ParallelPlan, budget_bytes: int, de
     within the budget of the problem with every fused stack split (e.g. the exact serial checkpoint
     plan). The relief loop (`within_reach`) cannot find such plans where fused stacks hold DRAM above
     the budget until the right values are recomputed; a plan over unfused ops shows which.
-    1. Shrink: the list schedule of the whole partition with `start`'s recomputed and on-chip values
-       (those the partition has); while it finds no room, the fused stack `_stacks_to_split` names
-       is split.
+    1. Shrink: the list schedule of the whole partition with `start`'s recomputed values (those the
+       partition has) and none on chip; while it finds no room, the fused stack `_stacks_to_split`
+       names is split; when no partition fits so, the same with `start`'s on-chip values too (a
+       fused stack's working set fills the local memory that small values kept on chip would
+       share, while in DRAM they weigh little).
     2. Grow: each stack split so far, by decreasing latency gain (its ops' fastest cycles alone minus
        its own fastest), put back when, with at most `GROW_RELIEF_STEPS` more values recomputed
        (`relief`) or kept on chip (`on_chip_relief`), the list schedule fits; passes over the stacks
@@ -444,14 +446,17 @@ def grow_fusion(problem: PlanProblem, start: ParallelPlan, budget_bytes: int, de
 
     best = (alone, start)
     try:
-        candidate, recomputed, on_chip = problem, start.recomputed, start.on_chip
-        found = scheduled(candidate, recomputed, on_chip)
-        while found.plan is None:
-            stacks = _stacks_to_split(candidate, found, 1)
-            if not stacks:
-                return best
-            candidate = candidate.splitting(*stacks)
+        recomputed = start.recomputed
+        for on_chip in dict.fromkeys((frozenset(), start.on_chip)):
+            candidate = problem
             found = scheduled(candidate, recomputed, on_chip)
+            while found.plan is None and (stacks := _stacks_to_split(candidate, found, 1)):
+                candidate = candidate.splitting(*stacks)
+                found = scheduled(candidate, recomputed, on_chip)
+            if found.plan is not None:
+                break
+        else:
+            return best
         if cost(candidate, found.plan) < cost(alone, start):
             best = (candidate, found.plan)
         gain = {task: sum(fastest(alone, op) for op in problem.stack_ops[task]) - fastest(problem, task)
