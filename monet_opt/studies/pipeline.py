@@ -346,6 +346,7 @@ def _partition_within_reach(problem: PlanProblem, budget_bytes: int, method: str
         return split
     fused = [task for task, ops in problem.stack_ops.items() if len(ops) > 1]
     alone = problem.splitting(*fused)
+    reached = "in the time it had for splitting stacks" if reach.expired() else "even with stacks split"
     serial = (exact_serial_warm_start(alone, budget_bytes, options, deadline.share(SERIAL_REACH_SHARE))
               if method == "cpsat" else serial_warm_start(alone, budget_bytes, deadline.share(SERIAL_REACH_SHARE)))
     if serial is not None:
@@ -356,11 +357,10 @@ def _partition_within_reach(problem: PlanProblem, budget_bytes: int, method: str
                "the plan is over unfused ops, started from their serial checkpoint plan")
         return replace(grown, starts=(plan,), note=(
             f"the list scheduler did not reach the budget from the fusion stage's partition ({len(fused)} fused "
-            f"stacks) even with stacks split, so {how}"))
-    how = "in the time it had for splitting stacks" if reach.expired() else "even with stacks split"
+            f"stacks) {reached}, so {how}"))
     return replace(problem, stacks=None, split=(), note=(
         f"the fusion stage's partition ({len(fused)} fused stacks) kept the budget out of the list scheduler's "
-        f"reach {how}, and no serial checkpoint plan of the unfused ops within the budget was found in the time "
+        f"reach {reached}, and no serial checkpoint plan of the unfused ops within the budget was found in the time "
         "it had, so the plan is over unfused ops"))
 
 
