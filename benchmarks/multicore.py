@@ -34,7 +34,6 @@ import yaml
 from common import emit, header
 
 from monet_opt.errors import InfeasibleError, InputError
-from monet_opt.schedule.simulate import SimulationResult
 from monet_opt.solving.contract import SolverBug
 from monet_opt.studies.instance import load_instance
 from monet_opt.studies.pipeline import InstanceResult, solve_instance
@@ -70,15 +69,6 @@ def solve(case: dict, optimise: dict, time_limit_s: float, directory: Path) -> t
     return (solved if solved.to_dict()["validated"] else None), f"{solved.answer.status.value}, exit {code}", wall
 
 
-def busy_shares(simulation: SimulationResult) -> dict[str, float]:
-    """core -> the cycles tasks occupy it over the latency."""
-    busy: dict[str, int] = {}
-    for task in simulation.tasks:
-        for core in task.cores or (task.core,):
-            busy[core] = busy.get(core, 0) + task.end_cycle - task.start_cycle
-    return {core: cycles / simulation.latency_cycles for core, cycles in busy.items()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time-limit", type=float, default=60.0)
@@ -109,7 +99,7 @@ def main() -> None:
                 + f"{limits.dram_cycles:>13,}{limits.compute_cycles:>11,}{ratios['dram']:>8.2f}{ratios['compute']:>8.2f}"
                 + f"{max(wall for _, _, wall in runs.values()):>10.1f}")
             print(lines[-1], file=sys.stderr, flush=True)
-            shares = busy_shares(best)
+            shares = best.core_busy_shares()
             details += [f"{name}: fastest {best_column} ({runs[best_column][1]}), {best.latency_cycles:,} cycles, "
                         f"{limits.line(best.latency_cycles)}",
                         "    busy: " + ", ".join(f"{core} {share:.0%}" for core, share in shares.items()),

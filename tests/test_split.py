@@ -21,14 +21,19 @@ from monet_opt.solving.common import Deadline, SolverOptions, SolveStatus
 from monet_opt.solving.contract import CostUnderBudget, solve
 
 
-def twin_fast_arrays():
-    """The toy accelerator (DRAM and local memories at 2^30 bits per cycle: compute binds) with a
-    second 32 x 32 array, pe2, on its own SRAM."""
+def twin_data():
+    """The toy accelerator's description (DRAM and local memories at 2^30 bits per cycle: compute
+    binds) with a second 32 x 32 array, pe2, on its own SRAM, on the DRAM bus."""
     data = toy_data()
     data["memories"].append(dict(data["memories"][0], name="sram2"))
     data["cores"].append(dict(data["cores"][0], name="pe2", memory="sram2"))
     data["links"][1]["endpoints"].append("pe2")
-    return accelerator_from_dict(data, "twin-fast.yaml")
+    return data
+
+
+def twin_fast_arrays():
+    """`twin_data` as an accelerator."""
+    return accelerator_from_dict(twin_data(), "twin-fast.yaml")
 
 
 def fc_relu():
@@ -82,10 +87,7 @@ def test_the_parts_share_a_dram_link():
     """With the DRAM link at 256 bits (32 B) per cycle the parts queue on it: 40,960 B take 1,280
     cycles, against 1,024 for the 32,768 B of the op on one array; with the 64 cycles of fill and
     drain, 1,344 against 1,088: the split is slower there."""
-    data = toy_data()
-    data["memories"].append(dict(data["memories"][0], name="sram2"))
-    data["cores"].append(dict(data["cores"][0], name="pe2", memory="sram2"))
-    data["links"][1]["endpoints"].append("pe2")
+    data = twin_data()
     data["dram"]["bandwidth_bits_per_cycle"] = data["links"][1]["bandwidth_bits_per_cycle"] = 256
     table = CostTable(fc_relu(), accelerator_from_dict(data, "twin-slow.yaml"))
     assert table.get(("fc",), "pe").latency_cycles == 1_088
@@ -171,10 +173,7 @@ def test_a_fused_stack_spread_over_two_arrays_pipelines_its_tiles_as_brute_force
     256 and fill 2 x 64: 768 cycles. Spread (fc2 on pe2), the busiest core does 256: two tiles, ramp
     ceil((640 - 256) / 2) = 192, fill 2 x 64 x 2 = 256: 704 cycles. The exact model equals brute
     force: 768 without spreading, 704 with."""
-    data = toy_data()
-    data["memories"].append(dict(data["memories"][0], name="sram2"))
-    data["cores"].append(dict(data["cores"][0], name="pe2", memory="sram2"))
-    data["links"][1]["endpoints"].append("pe2")
+    data = twin_data()
     data["links"][0]["bandwidth_bits_per_cycle"] = 1 << 30
     hw, graph = accelerator_from_dict(data, "twin-linked.yaml"), mlp()
     stacks = ((("fc1", "relu", "fc2"), ("pe", "vec", "pe")),)

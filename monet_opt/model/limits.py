@@ -3,7 +3,7 @@ recomputes, keeps on chip, allocates or splits, so that a plan's latency reads a
 ("at 1.3x the DRAM bound, 6.2x the compute bound") and the larger bound names the resource that binds.
 
 Compute bound. An op's work is its multiply-accumulates (MAC kinds) or its vector operations (the
-others), `Op.macs` / `Op.vector_ops`; on a core it takes at least work / lanes cycles (`Core.lanes`:
+others), `Op.work`; on a core it takes at least work / lanes cycles (`Core.lanes`:
 the PE array's MACs per cycle, the vector unit's operations per cycle; the cost model's compute
 cycles are never fewer). For any set C of cores, the ops that only cores of C can run
 (`Core.can_run`) need at least the sum of their fastest such times in core-cycles, which |C| cores
@@ -34,16 +34,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from monet_opt.model.hardware.model import DRAM, Accelerator
-from monet_opt.model.workload.ir import MAC_KINDS, Graph, Op, TensorRole
+from monet_opt.model.workload.ir import Graph, TensorRole
 
 PERSISTENT_ROLES = frozenset({TensorRole.WEIGHT, TensorRole.BUFFER, TensorRole.OPTIMIZER_STATE,
                               TensorRole.MASTER_WEIGHT})
 """Roles whose in-place updates every plan writes back to DRAM (they outlive the step)."""
-
-
-def op_work(op: Op) -> int:
-    """The op's work: multiply-accumulates for MAC kinds, elementary vector operations otherwise."""
-    return op.macs if op.kind in MAC_KINDS else op.vector_ops
 
 
 @dataclass(frozen=True)
@@ -62,10 +57,6 @@ class PhysicalLimits:
     def binding(self) -> str:
         """The resource of the higher bound: "DRAM" or "compute"."""
         return "DRAM" if self.dram_cycles >= self.compute_cycles else "compute"
-
-    @property
-    def bound_cycles(self) -> int:
-        return max(self.compute_cycles, self.dram_cycles)
 
     def ratios(self, latency_cycles: int) -> dict[str, float]:
         """latency / each bound (1.0: at the limit)."""
@@ -106,9 +97,9 @@ def physical_limits(graph: Graph, hw: Accelerator) -> PhysicalLimits:
     fastest: dict[frozenset[str], float] = {}  # eligible cores -> the fastest core-cycles of their ops
     for op in graph.ops:
         eligible = [core for core in hw.cores if core.can_run(op.kind)]
-        if eligible and op_work(op):
+        if eligible and op.work:
             key = frozenset(core.name for core in eligible)
-            fastest[key] = fastest.get(key, 0.0) + min(op_work(op) / core.lanes for core in eligible)
+            fastest[key] = fastest.get(key, 0.0) + min(op.work / core.lanes for core in eligible)
     unions: set[frozenset[str]] = set()
     for eligible in fastest:
         unions |= {eligible, *(union | eligible for union in unions)}

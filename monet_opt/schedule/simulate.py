@@ -112,6 +112,15 @@ class SimulationResult:
     def valid(self) -> bool:
         return not self.violations
 
+    def core_busy_shares(self) -> dict[str, float]:
+        """core -> the cycles tasks occupy it over the latency (a task occupies every core of its
+        `cores`); cores no task runs on are absent."""
+        busy: dict[str, int] = {}
+        for task in self.tasks:
+            for core in task.cores or (task.core,):
+                busy[core] = busy.get(core, 0) + task.end_cycle - task.start_cycle
+        return {core: cycles / self.latency_cycles for core, cycles in busy.items()} if self.latency_cycles else {}
+
 
 def insert_recomputation(graph: Graph, plan: Plan) -> tuple[Graph, Plan]:
     """The graph and plan with recompute ops for every RECOMPUTE value (see the module docstring):

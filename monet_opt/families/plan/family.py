@@ -176,11 +176,7 @@ def _diagnose(problem: PlanProblem, target: PlanTarget, options: SolverOptions, 
 
 def _describe(problem: PlanProblem, target: PlanTarget, plan: ParallelPlan | None,
               measured: Measurement | None) -> dict[str, Any]:
-    busy: dict[str, int] = {}
-    if measured is not None and measured.simulation is not None:
-        for task in measured.simulation.tasks:
-            for core in task.cores or (task.core,):
-                busy[core] = busy.get(core, 0) + task.end_cycle - task.start_cycle
+    shares = {} if measured is None or measured.simulation is None else measured.simulation.core_busy_shares()
     latency = None if measured is None else measured.latency_cycles
     return {
         "workload": problem.graph.name, "hardware": problem.hw.name, "objective_kind": problem.weights.name,
@@ -194,7 +190,7 @@ def _describe(problem: PlanProblem, target: PlanTarget, plan: ParallelPlan | Non
                                                 if len(problem.stack_ops[task]) == 1},
         "spread_stacks": None if plan is None else {task: list(cores) for task, cores in sorted(plan.spread.items())
                                                     if len(problem.stack_ops[task]) > 1},
-        "core_busy_share": None if not latency else {c.name: busy.get(c.name, 0) / latency for c in problem.hw.cores},
+        "core_busy_share": None if not latency else {c.name: shares.get(c.name, 0.0) for c in problem.hw.cores},
     }
 
 

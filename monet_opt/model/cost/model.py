@@ -209,7 +209,7 @@ def _core_work(graph: Graph, op: Op, core: Core, memory: Memory) -> _CoreWork:
     tensors = graph.tensors
     inputs = [tensors[t] for t in dict.fromkeys(op.inputs + op.updates)]
     outputs = [tensors[t] for t in op.outputs + op.updates]
-    work = op.macs if op.kind in MAC_KINDS else op.vector_ops
+    work = op.work
     cycles = max(1, math.ceil(work / core.vector_lanes))
     types = [t.dtype for t in inputs if t.dtype not in (DType.INT64, DType.INT32)] or [inputs[0].dtype]
     return _CoreWork(
@@ -366,7 +366,7 @@ def _split_part(graph: Graph, op: Op, dim: str, share: int, k: int) -> tuple[Gra
 
     for t in op.outputs:
         sliced(t, share, op.dims[dim])
-    if dim in ROW_DIM.values():
+    if dim == ROW_DIM.get(op.kind):
         if op.kind is OpKind.CONV:
             rows = min(attrs["IY"], (share - 1) * attrs["SY"] + (op.dims["FY"] - 1) * attrs["DY"] + 1)
             sliced(op.inputs[0], rows, attrs["IY"])

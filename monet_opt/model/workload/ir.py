@@ -261,6 +261,12 @@ class Op:
     def vector_ops(self) -> int:
         return count_vector_ops(self.kind, self.dims)
 
+    @property
+    def work(self) -> int:
+        """Multiply-accumulates for MAC kinds, elementary vector operations otherwise: what a core's
+        lanes do, one per lane per cycle."""
+        return self.macs if self.kind in MAC_KINDS else self.vector_ops
+
 
 @dataclass(frozen=True)
 class Graph:
